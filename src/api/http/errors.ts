@@ -1,0 +1,94 @@
+/**
+ * Maps errors to each HTTP protocol's error body, once. The table is exhaustive over the
+ * catalogue (the compiler catches a missing row); anything outside the catalogue becomes a
+ * 500 `internal_error` naming the request id, with its cause logged and never sent.
+ */
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { ApiError, pointerToPath, type ErrorCode } from '../../core/errors.js';
+
+type OpenAIErrorType = 'invalid_request_error' | 'authentication_error' | 'permission_error' | 'rate_limit_error' | 'server_error';
+
+/** The OpenAI `error.type` of each code. */
+export const OPENAI_ERROR_TYPES = {
+  invalid_request: 'invalid_request_error',
+  invalid_json: 'invalid_request_error',
+  body_too_large: 'invalid_request_error',
+  not_found: 'invalid_request_error',
+  model_not_found: 'invalid_request_error',
+  version_not_found: 'invalid_request_error',
+  unsupported_operation: 'invalid_request_error',
+  context_length_exceeded: 'invalid_request_error',
+  model_not_ready: 'server_error',
+  upstream_error: 'server_error',
+  upstream_unavailable: 'server_error',
+  upstream_timeout: 'server_error',
+  internal_error: 'server_error',
+} as const satisfies Record<ErrorCode, OpenAIErrorType>;
+
+/** Turns anything thrown on the request path into an ApiError; unknown errors are logged here. */
+export function toApiError(error: unknown, request: FastifyRequest): ApiError {
+  if (error instanceof ApiError) return error;
+  const e = error as FastifyError & { validation?: AjvError[] };
+  if (Array.isArray(e.validation) && e.validation.length > 0) return validationError(e.validation);
+  switch (e.code) {
+    case 'FST_ERR_CTP_INVALID_JSON':
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return new ApiError('invalid_json', `the body is not valid JSON: ${e.message}`);
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new ApiError('body_too_large', `the body is larger than the limit of ${request.routeOptions.bodyLimit ?? 0} bytes`);
+  }
+  if (e instanceof SyntaxError || (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500)) {
+    return new ApiError('invalid_request', e.message);
+  }
+  request.log.error({ err: error, reqId: request.id }, 'internal error');
+  return new ApiError('internal_error', `internal error; request id ${request.id}`);
+}
+
+interface AjvError {
+  readonly instancePath: string;
+  readonly keyword: string;
+  readonly message?: string;
+  readonly params?: Record<string, unknown>;
+  readonly parentSchema?: { description?: string };
+  readonly data?: unknown;
+}
+
+/** The first failure, worded for people: a union names its accepted forms (from the schema's description). */
+function validationError(errors: readonly AjvError[]): ApiError {
+  const v = errors.find((e) => e.keyword === 'anyOf') ?? (errors[0] as AjvError);
+  let path = pointerToPath(v.instancePath);
+  let message = `${v.message ?? 'is invalid'}`;
+  if (v.keyword === 'anyOf') message = `must be ${v.parentSchema?.description ?? 'one of the accepted forms'}`;
+  else if (
+    v.keyword === 'type' ||
+    v.keyword === 'minimum' ||
+    v.keyword === 'maximum' ||
+    v.keyword === 'minLength' ||
+    v.keyword === 'minItems'
+  ) {
+    message = `${message}, got ${JSON.stringify(v.data)?.slice(0, 60)}`;
+  }
+  const params = v.params ?? {};
+  if (typeof params.missingProperty === 'string') {
+    path = path === '' ? params.missingProperty : `${path}.${params.missingProperty}`;
+    message = 'is required';
+  } else if (Array.isArray(params.allowedValues)) {
+    message = `must be one of ${params.allowedValues.join(', ')}`;
+  }
+  return new ApiError('invalid_request', `${path === '' ? 'body' : `\`${path}\``} ${message}`, path === '' ? null : path);
+}
+
+/** `{"error": {"message", "type", "param", "code"}}`, as the OpenAI API answers. */
+export function sendOpenAIError(error: ApiError, request: FastifyRequest, reply: FastifyReply): void {
+  const body = { error: { message: error.message, type: OPENAI_ERROR_TYPES[error.code], param: error.param, code: error.code } };
+  reply.code(error.status).header('x-request-id', request.id).type('application/json').send(JSON.stringify(body));
+}
+
+/** `{"error": "..."}`, as the Open Inference Protocol answers. */
+export function sendKServeError(error: ApiError, request: FastifyRequest, reply: FastifyReply): void {
+  reply
+    .code(error.status)
+    .header('x-request-id', request.id)
+    .type('application/json')
+    .send(JSON.stringify({ error: error.message, code: error.code }));
+}

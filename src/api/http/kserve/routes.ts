@@ -1,0 +1,103 @@
+/**
+ * The Open Inference Protocol (KServe v2) over HTTP, as Triton and KServe serve it:
+ * server and model health, metadata, and infer with JSON tensors.
+ */
+import { Type, type Static } from '@sinclair/typebox';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { fastError } from '../../../core/errors.js';
+import type { Gateway } from '../../../core/gateway.js';
+import { DATATYPES, toJsonValues, type DataType } from '../../../core/tensor.js';
+import type { ModelVersion } from '../../../routing/registry.js';
+import { httpContext } from '../context.js';
+import { sendKServeError, toApiError } from '../errors.js';
+import { decodeTensor } from './decode.js';
+
+const Parameters = Type.Record(Type.String(), Type.Unknown());
+
+const InferRequestBody = Type.Object({
+  id: Type.Optional(Type.String()),
+  parameters: Type.Optional(Parameters),
+  inputs: Type.Array(
+    Type.Object({
+      name: Type.String({ minLength: 1 }),
+      shape: Type.Array(Type.Integer({ minimum: 0 })),
+      datatype: Type.Union(
+        Object.keys(DATATYPES).map((d) => Type.Literal(d)),
+        { description: `one of ${Object.keys(DATATYPES).join(', ')}` },
+      ),
+      parameters: Type.Optional(Parameters),
+      data: Type.Array(Type.Unknown()),
+    }),
+    { minItems: 1 },
+  ),
+  outputs: Type.Optional(Type.Array(Type.Object({ name: Type.String({ minLength: 1 }), parameters: Type.Optional(Parameters) }))),
+});
+type InferRequestBody = Static<typeof InferRequestBody>;
+
+interface ModelParams {
+  name: string;
+  version?: string;
+}
+
+export function kserveRoutes(gateway: Gateway, serverVersion: string) {
+  return async function kserve(app: FastifyInstance): Promise<void> {
+    app.setErrorHandler((error, request, reply) => sendKServeError(toApiError(error, request), request, reply));
+    app.setNotFoundHandler((request, reply) =>
+      sendKServeError(fastError('not_found', `no endpoint ${request.method} ${request.url.split('?')[0]}`), request, reply),
+    );
+
+    app.get('', async () => ({ name: 'infergate', version: serverVersion, extensions: [] }));
+    app.get('/health/live', async () => ({ live: true }));
+    app.get('/health/ready', async (_req, reply) => {
+      const ready = gateway.registry.ready();
+      return reply.code(ready ? 200 : 503).send({ ready });
+    });
+
+    for (const base of ['/models/:name', '/models/:name/versions/:version']) {
+      app.get<{ Params: ModelParams }>(base, async (request) => metadata(gateway, request.params));
+      app.get<{ Params: ModelParams }>(`${base}/ready`, async (request, reply) => {
+        const { model, version } = gateway.resolve(request.params.name, request.params.version);
+        const ready = request.params.version === undefined ? model.ready() : version.backend.health().ready;
+        return reply.code(ready ? 200 : 503).send({ name: model.name, ready });
+      });
+      app.post<{ Params: ModelParams; Body: InferRequestBody }>(`${base}/infer`, { schema: { body: InferRequestBody } }, infer);
+    }
+
+    async function infer(request: FastifyRequest<{ Params: ModelParams; Body: InferRequestBody }>, reply: FastifyReply): Promise<string> {
+      const body = request.body;
+      const inputs = body.inputs.map((t, i) => decodeTensor({ ...t, datatype: t.datatype as DataType }, `inputs[${i}]`));
+      const outputs = body.outputs === undefined ? null : body.outputs.map((o) => o.name);
+      const ctx = httpContext(request, reply, request.params.version);
+      const { version, result } = await gateway.infer(request.params.name, { inputs, outputs }, ctx);
+      reply.header('x-model-version', version.version).type('application/json');
+      const response = {
+        model_name: version.model.name,
+        model_version: version.version,
+        ...(body.id === undefined ? {} : { id: body.id }),
+        outputs: result.outputs.map((t) => ({
+          name: t.name,
+          datatype: t.datatype,
+          shape: t.shape,
+          data: toJsonValues(t.datatype, t.data),
+        })),
+      };
+      return JSON.stringify(response);
+    }
+  };
+}
+
+function metadata(gateway: Gateway, params: ModelParams): object {
+  const { model, version } = gateway.resolve(params.name, params.version);
+  const signature = gateway.signature(version);
+  return {
+    name: model.name,
+    versions: [...model.versions.keys()],
+    platform: platformOf(version),
+    inputs: signature.inputs,
+    outputs: signature.outputs,
+  };
+}
+
+function platformOf(version: ModelVersion): string {
+  return version.backend.kind === 'onnx' ? 'onnxruntime_onnx' : version.backend.kind;
+}

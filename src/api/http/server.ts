@@ -1,0 +1,76 @@
+/**
+ * The HTTP transport: one Fastify instance with the OpenAI API under /v1, the Open Inference
+ * Protocol under /v2, and process health under /health. Routes decode, call the gateway, encode.
+ */
+import { randomUUID } from 'node:crypto';
+import Fastify, { LogController, type FastifyInstance } from 'fastify';
+import sjson from 'secure-json-parse';
+import type { Config } from '../../config/schema.js';
+import type { Gateway } from '../../core/gateway.js';
+import { ApiError, fastError } from '../../core/errors.js';
+import { sendOpenAIError, toApiError } from './errors.js';
+import { kserveRoutes } from './kserve/routes.js';
+import { openaiRoutes } from './openai/routes.js';
+
+export interface HttpServerOptions {
+  readonly config: Config;
+  readonly gateway: Gateway;
+  readonly version: string;
+}
+
+const REQUEST_ID = /^[\w.:-]{1,128}$/;
+
+/** JSON.parse that rejects prototype poisoning and keeps the parser's message ("Unexpected token } at position 9"). */
+function parseJson(_req: unknown, body: string | Buffer, done: (err: Error | null, value?: unknown) => void): void {
+  if (body.length === 0) return done(new ApiError('invalid_json', 'the body is empty; send a JSON object'));
+  try {
+    done(null, sjson.parse(body as string, null, { protoAction: 'error', constructorAction: 'ignore' }));
+  } catch (err) {
+    done(new ApiError('invalid_json', `the body is not valid JSON: ${(err as Error).message}`));
+  }
+}
+
+export function createHttpServer({ config, gateway, version }: HttpServerOptions): FastifyInstance {
+  const app = Fastify({
+    logger: { level: config.server.log_level, redact: ['req.headers.authorization', 'req.headers["x-api-key"]'] },
+    // One access line per request is the observability layer's job; Fastify's two lines per request cost throughput.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: config.server.body_limit_bytes,
+    keepAliveTimeout: config.server.keep_alive_timeout_ms,
+    return503OnClosing: true,
+    requestIdHeader: false,
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    },
+    // Bodies are checked as sent: no type coercion, no silent removal of fields.
+    // `verbose` keeps each failing schema on the error, so messages can quote its description.
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false, verbose: true } },
+  });
+
+  // Every POST body is JSON, whatever its content-type says (curl -d sends form encoding).
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'string' }, parseJson);
+
+  app.addHook('onRequest', (request, reply, done) => {
+    reply.header('x-request-id', request.id);
+    done();
+  });
+
+  app.register(openaiRoutes(gateway), { prefix: '/v1' });
+  app.register(kserveRoutes(gateway, version), { prefix: '/v2' });
+
+  app.get('/health/live', async () => ({ status: 'live' }));
+  app.get('/health/ready', async (_request, reply) => {
+    const models: Record<string, boolean> = {};
+    for (const m of gateway.registry.models) models[m.name] = m.ready();
+    const ready = gateway.registry.ready();
+    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'loading', models });
+  });
+
+  app.setErrorHandler((error, request, reply) => sendOpenAIError(toApiError(error, request), request, reply));
+  app.setNotFoundHandler((request, reply) =>
+    sendOpenAIError(fastError('not_found', `no endpoint ${request.method} ${request.url.split('?')[0]}`), request, reply),
+  );
+  return app;
+}

@@ -1,0 +1,85 @@
+/**
+ * The backend interface: what a model runtime or a remote model server must offer. A backend
+ * knows nothing about tenants, HTTP or routing; a new kind is one new folder next to this file.
+ */
+import type { Readable } from 'node:stream';
+import { fastError } from '../core/errors.js';
+import type { Tensor, TensorSpec } from '../core/tensor.js';
+
+/** What a backend can serve; endpoints check this before calling it. */
+export type Task = 'tensor' | 'embedding' | 'chat' | 'completion';
+
+/** A tensor request after decoding and validation against the model's signature. */
+export interface InferRequest {
+  readonly inputs: readonly Tensor[];
+  /** Output names the client asked for; null: all of them. */
+  readonly outputs: readonly string[] | null;
+}
+
+export interface InferResult {
+  readonly outputs: readonly Tensor[];
+}
+
+export interface EmbedRequest {
+  /** One text per row. */
+  readonly input: readonly string[];
+}
+
+export interface EmbedResult {
+  /** One vector per input, in order. */
+  readonly vectors: readonly Float32Array[];
+  readonly promptTokens: number;
+}
+
+/** A chat or completion request: the validated OpenAI body, passed on to the backend whole. */
+export interface TextRequest {
+  readonly kind: 'chat' | 'completion';
+  /** The model name the client sent (a name or alias). */
+  readonly model: string;
+  readonly stream: boolean;
+  readonly body: Readonly<Record<string, unknown>>;
+}
+
+/**
+ * A backend's answer to a text request, in the cheapest form it has:
+ * - `json`: an OpenAI response object, encoded by the transport;
+ * - `events`: OpenAI stream chunks, encoded by the transport as Server-Sent Events;
+ * - `raw`: bytes already in the wire format (a remote server's body, passed through untouched).
+ */
+export type TextResponse =
+  | { readonly type: 'json'; readonly body: object }
+  | { readonly type: 'events'; readonly events: AsyncIterable<object> }
+  | { readonly type: 'raw'; readonly contentType: string; readonly body: Buffer | Readable };
+
+/** Inputs and outputs of a tensor model, as KServe metadata reports them. */
+export interface Signature {
+  readonly inputs: readonly TensorSpec[];
+  readonly outputs: readonly TensorSpec[];
+}
+
+export interface BackendHealth {
+  readonly ready: boolean;
+  /** Why it is not ready, if it failed. */
+  readonly error: string | null;
+}
+
+export interface Backend {
+  readonly kind: string;
+  readonly tasks: ReadonlySet<Task>;
+  /** Loads weights or opens connections; rejects if the backend cannot serve. */
+  load(): Promise<void>;
+  unload(): Promise<void>;
+  health(): BackendHealth;
+  /** Tensor signature, for backends that serve `tensor`; null otherwise. */
+  signature(): Signature | null;
+  /** The longest input in tokens, where the backend knows it. */
+  contextLength(): number | null;
+  infer(request: InferRequest, signal: AbortSignal): Promise<InferResult>;
+  embed(request: EmbedRequest, signal: AbortSignal): Promise<EmbedResult>;
+  generate(request: TextRequest, signal: AbortSignal): Promise<TextResponse>;
+}
+
+/** The answer of a backend asked for a task it does not list in `tasks`. */
+export function unsupported(kind: string, task: Task): Promise<never> {
+  return Promise.reject(fastError('unsupported_operation', `a ${kind} backend does not serve ${task} requests`));
+}

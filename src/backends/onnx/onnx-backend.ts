@@ -1,0 +1,212 @@
+/**
+ * In-process ONNX Runtime (CPU by default). Tensor requests to one version are merged by a
+ * {@link Batcher} when every input and output has a dynamic first dimension; `embedding` models
+ * also serve text through the tokenizer, padded to the longest input of the batch.
+ */
+import ort from 'onnxruntime-node';
+import type { OnnxBackendConfig } from '../../config/schema.js';
+import { fastError } from '../../core/errors.js';
+import { datatypeFromOrt, type Tensor, type TensorSpec } from '../../core/tensor.js';
+import { Batcher } from '../../scheduling/batcher.js';
+import {
+  unsupported,
+  type Backend,
+  type BackendHealth,
+  type EmbedRequest,
+  type EmbedResult,
+  type InferRequest,
+  type InferResult,
+  type Signature,
+  type Task,
+  type TextResponse,
+} from '../backend.js';
+import { concatRows, fromOrt, splitRows, toOrt } from './tensors.js';
+import { createTokenizer } from './tokenizer.js';
+
+/** Observes batch sizes (rows, requests) as they execute. */
+export type BatchObserver = (rows: number, requests: number) => void;
+
+export class OnnxBackend implements Backend {
+  readonly kind = 'onnx';
+  readonly tasks: ReadonlySet<Task>;
+  readonly #config: OnnxBackendConfig;
+  readonly #onBatch: BatchObserver | undefined;
+  readonly #tokenize: (text: string) => number[];
+  #session: ort.InferenceSession | null = null;
+  #signature: Signature | null = null;
+  #error: string | null = null;
+  /** One batcher per shape of the non-batch dimensions; null when batching is off or impossible. */
+  #batchers: Map<string, Batcher<InferRequest, InferResult>> | null = null;
+  #embedBatcher: Batcher<number[][], Float32Array[]> | null = null;
+
+  constructor(config: OnnxBackendConfig, onBatch?: BatchObserver) {
+    this.#config = config;
+    this.#onBatch = onBatch;
+    this.#tokenize = createTokenizer(config.tokenizer);
+    this.tasks = new Set<Task>(config.task === 'embedding' ? ['tensor', 'embedding'] : ['tensor']);
+  }
+
+  async load(): Promise<void> {
+    try {
+      this.#session = await ort.InferenceSession.create(this.#config.path, {
+        intraOpNumThreads: this.#config.threads,
+        interOpNumThreads: 1,
+        executionMode: 'sequential',
+        graphOptimizationLevel: 'all',
+      });
+      this.#signature = readSignature(this.#session);
+      if (this.#config.task === 'embedding') checkEmbeddingSignature(this.#signature);
+    } catch (err) {
+      this.#error = (err as Error).message;
+      throw err;
+    }
+    const { batching } = this.#config;
+    const sig = this.#signature;
+    const batchable = batching.enabled && [...sig.inputs, ...sig.outputs].every((t) => t.shape[0] === -1);
+    if (!batchable) return;
+    this.#batchers = new Map();
+    if (this.#config.task === 'embedding') {
+      this.#embedBatcher = new Batcher<number[][], Float32Array[]>({
+        maxBatchSize: batching.max_batch_size,
+        maxQueueDelayMs: batching.max_queue_delay_ms,
+        rows: (rows) => rows.length,
+        execute: (items) => this.#embedBatch(items),
+        onBatch: this.#onBatch,
+      });
+    }
+  }
+
+  async unload(): Promise<void> {
+    const session = this.#session;
+    this.#session = null;
+    await session?.release();
+  }
+
+  health(): BackendHealth {
+    return { ready: this.#session !== null, error: this.#error };
+  }
+
+  signature(): Signature | null {
+    return this.#signature;
+  }
+
+  contextLength(): number | null {
+    return this.#config.task === 'embedding' ? this.#config.tokenizer.max_tokens : null;
+  }
+
+  infer(request: InferRequest): Promise<InferResult> {
+    if (this.#batchers === null) return this.#run(request);
+    let key = '';
+    for (const t of request.inputs) key += `${t.name}:${t.shape.slice(1).join('x')};`;
+    if (request.outputs !== null) key += `>${request.outputs.join(',')}`;
+    let batcher = this.#batchers.get(key);
+    if (batcher === undefined) {
+      batcher = new Batcher<InferRequest, InferResult>({
+        maxBatchSize: this.#config.batching.max_batch_size,
+        maxQueueDelayMs: this.#config.batching.max_queue_delay_ms,
+        rows: (r) => (r.inputs[0]?.shape[0] as number | undefined) ?? 1,
+        execute: (items) => this.#inferBatch(items),
+        onBatch: this.#onBatch,
+      });
+      this.#batchers.set(key, batcher);
+    }
+    return batcher.submit(request);
+  }
+
+  async embed(request: EmbedRequest): Promise<EmbedResult> {
+    const max = this.#config.tokenizer.max_tokens;
+    let promptTokens = 0;
+    const rows = request.input.map((text, i) => {
+      const ids = this.#tokenize(text);
+      if (ids.length === 0) throw fastError('invalid_request', 'input must contain at least one word or symbol', `input[${i}]`);
+      if (ids.length > max) {
+        throw fastError(
+          'context_length_exceeded',
+          `input[${i}] has ${ids.length} tokens; this model accepts at most ${max}`,
+          `input[${i}]`,
+        );
+      }
+      promptTokens += ids.length;
+      return ids;
+    });
+    const vectors =
+      this.#embedBatcher === null
+        ? await this.#embedBatch([rows]).then((r) => r[0] as Float32Array[])
+        : await this.#embedBatcher.submit(rows);
+    return { vectors, promptTokens };
+  }
+
+  generate(): Promise<TextResponse> {
+    return unsupported(this.kind, 'chat');
+  }
+
+  async #run(request: InferRequest): Promise<InferResult> {
+    const session = this.#ready();
+    const feeds: Record<string, ort.Tensor> = {};
+    for (const t of request.inputs) feeds[t.name] = toOrt(t);
+    const names = request.outputs ?? session.outputNames;
+    const results = await session.run(feeds, names as string[]);
+    return { outputs: names.map((name) => fromOrt(name, results[name] as ort.Tensor)) };
+  }
+
+  async #inferBatch(items: InferRequest[]): Promise<InferResult[]> {
+    if (items.length === 1) return [await this.#run(items[0] as InferRequest)];
+    const first = items[0] as InferRequest;
+    const inputs = first.inputs.map((_, k) => concatRows(items.map((item) => item.inputs[k] as Tensor)));
+    const merged = await this.#run({ inputs, outputs: first.outputs });
+    const rows = items.map((item) => item.inputs[0]?.shape[0] as number);
+    const split = merged.outputs.map((t) => splitRows(t, rows));
+    return items.map((_, i) => ({ outputs: split.map((pieces) => pieces[i] as Tensor) }));
+  }
+
+  /** Embeds every text of every item in one call, padding token ids to the longest text. */
+  async #embedBatch(items: number[][][]): Promise<Float32Array[][]> {
+    const texts = items.flat();
+    const width = texts.reduce((w, ids) => Math.max(w, ids.length), 0);
+    const ids = new BigInt64Array(texts.length * width);
+    const mask = new BigInt64Array(texts.length * width);
+    texts.forEach((row, r) => {
+      for (let k = 0; k < row.length; k++) {
+        ids[r * width + k] = BigInt(row[k] as number);
+        mask[r * width + k] = 1n;
+      }
+    });
+    const shape = [texts.length, width];
+    const { outputs } = await this.#run({
+      inputs: [
+        { name: 'input_ids', datatype: 'INT64', shape, data: ids },
+        { name: 'attention_mask', datatype: 'INT64', shape, data: mask },
+      ],
+      outputs: null,
+    });
+    const out = outputs[0] as Tensor;
+    const dim = out.shape[1] as number;
+    const data = out.data as Float32Array;
+    let row = 0;
+    return items.map((item) => item.map(() => data.slice(dim * row, dim * ++row)));
+  }
+
+  #ready(): ort.InferenceSession {
+    if (this.#session === null) throw fastError('model_not_ready', 'the model is not loaded');
+    return this.#session;
+  }
+}
+
+function readSignature(session: ort.InferenceSession): Signature {
+  const spec = (meta: ort.InferenceSession.ValueMetadata): TensorSpec => {
+    if (!meta.isTensor) throw new Error(`"${meta.name}" is not a tensor; only tensor inputs and outputs are served`);
+    const datatype = datatypeFromOrt(meta.type);
+    if (datatype === null) throw new Error(`"${meta.name}" has unsupported type ${meta.type}`);
+    return { name: meta.name, datatype, shape: meta.shape.map((d) => (typeof d === 'number' && d >= 0 ? d : -1)) };
+  };
+  return { inputs: session.inputMetadata.map(spec), outputs: session.outputMetadata.map(spec) };
+}
+
+function checkEmbeddingSignature(sig: Signature): void {
+  const names = sig.inputs.map((i) => `${i.name}:${i.datatype}`).sort();
+  if (names.join() !== 'attention_mask:INT64,input_ids:INT64' || sig.outputs.length !== 1 || sig.outputs[0]?.shape.length !== 2) {
+    throw new Error(
+      'an embedding model must take input_ids and attention_mask (INT64, [batch, sequence]) and return one [batch, dim] output',
+    );
+  }
+}

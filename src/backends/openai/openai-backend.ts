@@ -1,0 +1,144 @@
+/**
+ * Any OpenAI-compatible server (vLLM, TGI, llama.cpp server, Ollama, OpenAI itself) over a
+ * keep-alive undici pool. Bodies go upstream with `model` rewritten; answers come back as bytes,
+ * untouched, so a stream passes through chunk by chunk with the socket's own backpressure.
+ */
+import { Pool, errors as undiciErrors } from 'undici';
+import type { OpenAIBackendConfig } from '../../config/schema.js';
+import { ApiError, fastError } from '../../core/errors.js';
+import type {
+  Backend,
+  BackendHealth,
+  EmbedRequest,
+  EmbedResult,
+  InferResult,
+  Signature,
+  Task,
+  TextRequest,
+  TextResponse,
+} from '../backend.js';
+import { unsupported } from '../backend.js';
+
+type Dispatch = Awaited<ReturnType<Pool['request']>>;
+
+export class OpenAIBackend implements Backend {
+  readonly kind = 'openai';
+  readonly tasks: ReadonlySet<Task> = new Set<Task>(['chat', 'completion', 'embedding']);
+  readonly #config: OpenAIBackendConfig;
+  readonly #modelName: string;
+  readonly #basePath: string;
+  readonly #headers: Record<string, string>;
+  #pool: Pool | null = null;
+
+  /** `modelName` is used upstream unless the config names another. */
+  constructor(config: OpenAIBackendConfig, modelName: string) {
+    this.#config = config;
+    this.#modelName = config.model ?? modelName;
+    const url = new URL(config.base_url);
+    this.#basePath = url.pathname.replace(/\/+$/, '');
+    this.#headers = { 'content-type': 'application/json', ...config.headers };
+    if (config.api_key !== undefined && config.api_key !== '') this.#headers.authorization = `Bearer ${config.api_key}`;
+  }
+
+  async load(): Promise<void> {
+    const url = new URL(this.#config.base_url);
+    this.#pool = new Pool(url.origin, {
+      connections: this.#config.connections,
+      headersTimeout: this.#config.timeout_ms,
+      bodyTimeout: this.#config.timeout_ms,
+      keepAliveTimeout: 30_000,
+    });
+  }
+
+  async unload(): Promise<void> {
+    const pool = this.#pool;
+    this.#pool = null;
+    await pool?.close();
+  }
+
+  health(): BackendHealth {
+    return { ready: this.#pool !== null, error: null };
+  }
+
+  signature(): Signature | null {
+    return null;
+  }
+
+  contextLength(): number | null {
+    return null;
+  }
+
+  infer(): Promise<InferResult> {
+    return unsupported(this.kind, 'tensor');
+  }
+
+  async generate(request: TextRequest, signal: AbortSignal): Promise<TextResponse> {
+    const path = request.kind === 'chat' ? '/chat/completions' : '/completions';
+    const res = await this.#post(path, { ...request.body, model: this.#modelName }, signal);
+    const contentType = headerValue(res.headers['content-type']) ?? 'application/json';
+    if (request.stream) return { type: 'raw', contentType, body: res.body };
+    return { type: 'raw', contentType, body: Buffer.from(await res.body.arrayBuffer()) };
+  }
+
+  async embed(request: EmbedRequest, signal: AbortSignal): Promise<EmbedResult> {
+    const res = await this.#post('/embeddings', { model: this.#modelName, input: request.input, encoding_format: 'float' }, signal);
+    const body = (await res.body.json()) as { data?: Array<{ index: number; embedding: number[] }>; usage?: { prompt_tokens?: number } };
+    if (!Array.isArray(body.data) || body.data.length !== request.input.length) {
+      throw new ApiError('upstream_error', 'the upstream returned an embeddings response of the wrong shape');
+    }
+    const vectors = new Array<Float32Array>(request.input.length);
+    for (const item of body.data) vectors[item.index] = Float32Array.from(item.embedding);
+    return { vectors, promptTokens: body.usage?.prompt_tokens ?? 0 };
+  }
+
+  /** POSTs JSON upstream; answers >= 400 become ApiErrors (client errors keep the upstream's message). */
+  async #post(path: string, body: object, signal: AbortSignal): Promise<Dispatch> {
+    const pool = this.#pool;
+    if (pool === null) throw fastError('model_not_ready', 'the upstream connection pool is closed');
+    let res: Dispatch;
+    try {
+      res = await pool.request({ method: 'POST', path: this.#basePath + path, headers: this.#headers, body: JSON.stringify(body), signal });
+    } catch (err) {
+      throw upstreamFailure(err);
+    }
+    if (res.statusCode < 400) return res;
+    const text = await res.body.text().catch(() => '');
+    throw upstreamStatus(res.statusCode, text);
+  }
+}
+
+function headerValue(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+function upstreamFailure(err: unknown): ApiError {
+  if (
+    err instanceof undiciErrors.HeadersTimeoutError ||
+    err instanceof undiciErrors.BodyTimeoutError ||
+    err instanceof undiciErrors.ConnectTimeoutError
+  ) {
+    return new ApiError('upstream_timeout', 'the upstream model server did not answer in time', null, { cause: err });
+  }
+  if (err instanceof undiciErrors.RequestAbortedError || (err as Error).name === 'AbortError') {
+    return new ApiError('upstream_unavailable', 'the request was cancelled', null, { cause: err });
+  }
+  const code = (err as { code?: string }).code ?? (err as Error).message;
+  return new ApiError('upstream_unavailable', `the upstream model server could not be reached (${code})`, null, { cause: err });
+}
+
+/** 4xx from the upstream are the client's mistake (bad parameter): keep its message. 5xx and auth failures are ours. */
+function upstreamStatus(status: number, text: string): ApiError {
+  let message = text.slice(0, 500);
+  let param: string | null = null;
+  try {
+    const parsed = JSON.parse(text) as { error?: { message?: string; param?: string } | string; message?: string };
+    const e = parsed.error;
+    message = (typeof e === 'string' ? e : e?.message) ?? parsed.message ?? message;
+    if (typeof e === 'object' && typeof e.param === 'string') param = e.param;
+  } catch {
+    // not JSON: keep the text
+  }
+  if (status === 400 || status === 404 || status === 422)
+    return new ApiError('invalid_request', `upstream rejected the request: ${message}`, param);
+  return new ApiError('upstream_error', `upstream answered ${status}: ${message}`);
+}

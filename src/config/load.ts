@@ -1,0 +1,246 @@
+/**
+ * Loads a config file: YAML, `${ENV_VAR}` substitution, schema defaults, validation with the
+ * path and line of each problem, cross-field rules, then a deep freeze. Reload swaps the whole
+ * object; nothing mutates it after start-up.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { Value } from '@sinclair/typebox/value';
+import { LineCounter, parseDocument } from 'yaml';
+import { pointerToPath } from '../core/errors.js';
+import { BACKEND_SCHEMAS, ConfigSchema, REMOVED_OPTIONS, type BackendKind, type Config } from './schema.js';
+
+/** One problem in a config file. */
+export interface ConfigProblem {
+  /** Dotted path in the document, e.g. `models[0].versions[1].weight`. */
+  readonly path: string;
+  readonly message: string;
+  /** 1-based line and column in the file, where known. */
+  readonly line: number | null;
+  readonly column: number | null;
+}
+
+/** Thrown when a config cannot be used; `problems` lists every one found, not only the first. */
+export class ConfigError extends Error {
+  readonly file: string;
+  readonly problems: readonly ConfigProblem[];
+  constructor(file: string, problems: readonly ConfigProblem[]) {
+    super(`${file}: ${problems.length} problem(s)\n${problems.map((p) => '  ' + formatProblem(file, p)).join('\n')}`);
+    this.name = 'ConfigError';
+    this.file = file;
+    this.problems = problems;
+  }
+}
+
+export function formatProblem(file: string, p: ConfigProblem): string {
+  const where = p.line === null ? file : `${file}:${p.line}:${p.column}`;
+  return `${where} ${p.path || '(root)'}: ${p.message}`;
+}
+
+/** A loaded config plus where it came from. */
+export interface LoadedConfig {
+  readonly file: string;
+  readonly config: Config;
+}
+
+export interface LoadOptions {
+  /** Environment for `${VAR}` substitution (default: process.env). */
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+/** Reads, validates and freezes a config file. Throws {@link ConfigError} listing every problem. */
+export function loadConfig(file: string, options: LoadOptions = {}): LoadedConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(file, [{ path: '', message: `cannot read the file: ${(err as Error).message}`, line: null, column: null }]);
+  }
+  return { file, config: parseConfig(text, file, options) };
+}
+
+/** Validates config text; `file` names it in messages and anchors relative model paths. */
+export function parseConfig(text: string, file: string, options: LoadOptions = {}): Config {
+  const env = options.env ?? process.env;
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
+  const locate = (path: ReadonlyArray<string | number>): { line: number | null; column: number | null } => {
+    for (let n = path.length; n >= 0; n--) {
+      const node = n === 0 ? doc.contents : doc.getIn(path.slice(0, n), true);
+      const range = (node as { range?: [number, number, number] } | null | undefined)?.range;
+      if (range) {
+        const pos = lines.linePos(range[0]);
+        return { line: pos.line, column: pos.col };
+      }
+    }
+    return { line: null, column: null };
+  };
+  if (doc.errors.length > 0) {
+    throw new ConfigError(
+      file,
+      doc.errors.map((e) => {
+        const pos = lines.linePos(e.pos[0]);
+        return { path: '', message: `YAML syntax: ${e.message.split('\n')[0]}`, line: pos.line, column: pos.col };
+      }),
+    );
+  }
+  const problems: ConfigProblem[] = [];
+  const problem = (segments: ReadonlyArray<string | number>, message: string): void => {
+    problems.push({ path: segmentsToPath(segments), message, ...locate(segments) });
+  };
+
+  const raw: unknown = substituteEnv(doc.toJS() ?? {}, [], env, problem);
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new ConfigError(file, [{ path: '', message: 'the document must be a mapping', line: 1, column: 1 }]);
+  }
+  for (const removed of REMOVED_OPTIONS) {
+    const segments = removed.path.split('.');
+    if (getIn(raw, segments) !== undefined) problem(segments, `option removed: ${removed.hint}`);
+  }
+  const value = Value.Default(ConfigSchema, Value.Convert(ConfigSchema, raw)) as Record<string, unknown>;
+  checkBackends(value, problem);
+  for (const error of Value.Errors(ConfigSchema, value)) {
+    const segments = pointerToSegments(error.path);
+    if (isBackendPath(segments)) continue; // checked per kind above, with clearer messages than a union's
+    problem(segments, describe(error.message, error.schema, error.value));
+  }
+  if (problems.length === 0) crossFieldRules(value as Config, problem);
+  if (problems.length > 0) throw new ConfigError(file, dedupe(problems));
+  const config = value as Config;
+  resolvePaths(config, dirname(resolve(file)));
+  return deepFreeze(config);
+}
+
+type Report = (segments: ReadonlyArray<string | number>, message: string) => void;
+
+/** Each version's `backend` is a union on `kind`: validate it against the one schema its kind names. */
+function checkBackends(value: Record<string, unknown>, problem: Report): void {
+  const models = Array.isArray(value.models) ? value.models : [];
+  models.forEach((model: unknown, m) => {
+    const versions = (model as { versions?: unknown })?.versions;
+    if (!Array.isArray(versions)) return;
+    versions.forEach((version: unknown, v) => {
+      const at = ['models', m, 'versions', v, 'backend'];
+      const backend = (version as { backend?: unknown })?.backend;
+      if (backend === undefined) return problem(at, 'required: a backend with a `kind`');
+      if (backend === null || typeof backend !== 'object') return problem(at, 'must be a mapping with a `kind`');
+      const kind = (backend as { kind?: unknown }).kind;
+      if (typeof kind !== 'string' || !(kind in BACKEND_SCHEMAS)) {
+        return problem([...at, 'kind'], `must be one of ${Object.keys(BACKEND_SCHEMAS).join(', ')}, got ${JSON.stringify(kind)}`);
+      }
+      const schema = BACKEND_SCHEMAS[kind as BackendKind];
+      const filled = Value.Default(schema, Value.Convert(schema, backend));
+      (version as { backend: unknown }).backend = filled;
+      for (const error of Value.Errors(schema, filled)) {
+        problem([...at, ...pointerToSegments(error.path)], describe(error.message, error.schema, error.value));
+      }
+    });
+  });
+}
+
+function isBackendPath(segments: ReadonlyArray<string | number>): boolean {
+  return segments.length >= 5 && segments[0] === 'models' && segments[2] === 'versions' && segments[4] === 'backend';
+}
+
+function crossFieldRules(config: Config, problem: Report): void {
+  const names = new Map<string, number>();
+  config.models.forEach((model, m) => {
+    for (const [i, name] of [model.name, ...model.aliases].entries()) {
+      const at = i === 0 ? ['models', m, 'name'] : ['models', m, 'aliases', i - 1];
+      const other = names.get(name);
+      if (other !== undefined) problem(at, `"${name}" is already used by models[${other}]`);
+      else names.set(name, m);
+    }
+    const versions = new Set<string>();
+    model.versions.forEach((version, v) => {
+      if (versions.has(version.version)) problem(['models', m, 'versions', v, 'version'], `duplicate version "${version.version}"`);
+      versions.add(version.version);
+    });
+    if (model.default_version !== undefined && !versions.has(model.default_version)) {
+      problem(['models', m, 'default_version'], `"${model.default_version}" is not one of the versions (${[...versions].join(', ')})`);
+    }
+  });
+}
+
+const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
+
+/** Replaces `${VAR}` and `${VAR:-default}` inside string values (never in keys, so values cannot inject structure). */
+function substituteEnv(node: unknown, path: Array<string | number>, env: NodeJS.ProcessEnv, problem: Report): unknown {
+  if (typeof node === 'string') {
+    return node.replace(ENV_REF, (_m, name: string, fallback: string | undefined) => {
+      const value = env[name];
+      if (value !== undefined) return value;
+      if (fallback !== undefined) return fallback;
+      problem(path, `environment variable ${name} is not set (write \${${name}:-default} for a default)`);
+      return '';
+    });
+  }
+  if (Array.isArray(node)) return node.map((item, i) => substituteEnv(item, [...path, i], env, problem));
+  if (node !== null && typeof node === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [key, value] of Object.entries(node)) out[key] = substituteEnv(value, [...path, key], env, problem);
+    return out;
+  }
+  return node;
+}
+
+function describe(message: string, schemaNode: unknown, value: unknown): string {
+  const schema = schemaNode as { anyOf?: unknown[] };
+  const got = value === undefined ? '' : `, got ${JSON.stringify(value)}`;
+  if (message === 'Expected required property') return 'required';
+  if (message === 'Unexpected property') return 'unknown option (check the spelling; see config/infergate.schema.json)';
+  if (Array.isArray(schema.anyOf)) {
+    const allowed = schema.anyOf.map((s) => (s as { const?: unknown }).const ?? (s as { type?: string }).type).join(', ');
+    return `must be one of ${allowed}${got}`;
+  }
+  return `${message.replace(/^Expected/, 'must be')}${got}`;
+}
+
+function resolvePaths(config: Config, base: string): void {
+  for (const model of config.models) {
+    for (const version of model.versions) {
+      if (version.backend.kind === 'onnx' && !isAbsolute(version.backend.path)) {
+        version.backend.path = resolve(base, version.backend.path);
+      }
+    }
+  }
+}
+
+function pointerToSegments(pointer: string): Array<string | number> {
+  if (pointer === '') return [];
+  return pointer
+    .split('/')
+    .slice(1)
+    .map((p) => (/^\d+$/.test(p) ? Number(p) : p.replace(/~1/g, '/').replace(/~0/g, '~')));
+}
+
+function segmentsToPath(segments: ReadonlyArray<string | number>): string {
+  return pointerToPath(segments.length === 0 ? '' : '/' + segments.join('/'));
+}
+
+function getIn(value: unknown, segments: readonly string[]): unknown {
+  let node = value;
+  for (const s of segments) {
+    if (node === null || typeof node !== 'object') return undefined;
+    node = (node as Record<string, unknown>)[s];
+  }
+  return node;
+}
+
+function dedupe(problems: ConfigProblem[]): ConfigProblem[] {
+  const seen = new Set<string>();
+  return problems.filter((p) => {
+    const key = `${p.path}\0${p.message}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const child of Object.values(value)) deepFreeze(child);
+  }
+  return value;
+}
