@@ -4,7 +4,9 @@ import { fileURLToPath } from 'node:url';
 import { ConfigSchema } from './schema.js';
 
 export function renderJsonSchema(): string {
-  return JSON.stringify({ $schema: 'http://json-schema.org/draft-07/schema#', ...optionalDefaults(ConfigSchema) }, null, 2) + '\n';
+  return (
+    JSON.stringify({ $schema: 'http://json-schema.org/draft-07/schema#', ...(optionalDefaults(ConfigSchema) as object) }, null, 2) + '\n'
+  );
 }
 
 /** A property with a default may be left out of the file: drop it from `required` so editors do not flag it. */
