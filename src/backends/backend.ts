@@ -63,6 +63,14 @@ export interface BackendHealth {
   readonly error: string | null;
 }
 
+/**
+ * How a call is cancelled. `signal` may be created on first read, so a backend that does no
+ * cancellable work should not read it.
+ */
+export interface Cancellation {
+  readonly signal: AbortSignal;
+}
+
 export interface Backend {
   readonly kind: string;
   readonly tasks: ReadonlySet<Task>;
@@ -74,9 +82,9 @@ export interface Backend {
   signature(): Signature | null;
   /** The longest input in tokens, where the backend knows it. */
   contextLength(): number | null;
-  infer(request: InferRequest, signal: AbortSignal): Promise<InferResult>;
-  embed(request: EmbedRequest, signal: AbortSignal): Promise<EmbedResult>;
-  generate(request: TextRequest, signal: AbortSignal): Promise<TextResponse>;
+  infer(request: InferRequest, call: Cancellation): Promise<InferResult>;
+  embed(request: EmbedRequest, call: Cancellation): Promise<EmbedResult>;
+  generate(request: TextRequest, call: Cancellation): Promise<TextResponse>;
 }
 
 /** The answer of a backend asked for a task it does not list in `tasks`. */

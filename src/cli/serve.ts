@@ -41,7 +41,7 @@ export async function serve(options: ServeOptions): Promise<void> {
 async function worker(config: Config, log: Logger, file: string): Promise<void> {
   const registry = new Registry(config);
   const gateway = new Gateway(registry);
-  const app = createHttpServer({ config, gateway, version: VERSION });
+  const app = createHttpServer({ config, log, gateway, version: VERSION });
   const started = performance.now();
   await registry.load((version, error) =>
     log.error({ model: version.model.name, version: version.version, err: error }, 'model failed to load'),

@@ -24,18 +24,18 @@ export class Gateway {
 
   async generate(request: TextRequest, ctx: RequestContext): Promise<Served<TextResponse>> {
     const version = this.#route(request.model, ctx.pinnedVersion, request.kind);
-    return { version, result: await version.backend.generate(request, ctx.signal) };
+    return { version, result: await version.backend.generate(request, ctx) };
   }
 
   async embed(model: string, input: readonly string[], ctx: RequestContext): Promise<Served<EmbedResult>> {
     const version = this.#route(model, ctx.pinnedVersion, 'embedding');
-    return { version, result: await version.backend.embed({ input }, ctx.signal) };
+    return { version, result: await version.backend.embed({ input }, ctx) };
   }
 
   async infer(model: string, request: InferRequest, ctx: RequestContext): Promise<Served<InferResult>> {
     const version = this.#route(model, ctx.pinnedVersion, 'tensor');
     const checked = checkInferRequest(this.signature(version), request);
-    return { version, result: await version.backend.infer(checked, ctx.signal) };
+    return { version, result: await version.backend.infer(checked, ctx) };
   }
 
   /** A version's tensor signature; 503 while it loads. */

@@ -1,17 +1,33 @@
-/** Builds the request context from an HTTP request: id, pinned version, and a signal aborted when the client leaves. */
+/** The request context of an HTTP request: id, pinned version, and a signal aborted when the client leaves. */
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { ServerResponse } from 'node:http';
 import type { RequestContext } from '../../core/context.js';
 
+/** Creates the AbortController (about 1 µs and a listener) only when a backend reads `signal`. */
+class HttpContext implements RequestContext {
+  readonly id: string;
+  readonly pinnedVersion: string | undefined;
+  readonly #res: ServerResponse;
+  #signal: AbortSignal | null = null;
+
+  constructor(id: string, pinnedVersion: string | undefined, res: ServerResponse) {
+    this.id = id;
+    this.pinnedVersion = pinnedVersion;
+    this.#res = res;
+  }
+
+  get signal(): AbortSignal {
+    if (this.#signal !== null) return this.#signal;
+    const controller = new AbortController();
+    const res = this.#res;
+    if (res.closed && !res.writableFinished) controller.abort();
+    else res.once('close', () => res.writableFinished || controller.abort());
+    return (this.#signal = controller.signal);
+  }
+}
+
 export function httpContext(request: FastifyRequest, reply: FastifyReply, pinnedVersion?: string): RequestContext {
-  const controller = new AbortController();
-  const res = reply.raw;
-  res.once('close', () => {
-    if (!res.writableFinished) controller.abort();
-  });
   const header = request.headers['x-model-version'];
-  return {
-    id: request.id,
-    pinnedVersion: pinnedVersion ?? (typeof header === 'string' && header !== '' ? header : undefined),
-    signal: controller.signal,
-  };
+  const pinned = pinnedVersion ?? (typeof header === 'string' && header !== '' ? header : undefined);
+  return new HttpContext(request.id, pinned, reply.raw);
 }

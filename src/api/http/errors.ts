@@ -4,6 +4,7 @@
  * 500 `internal_error` naming the request id, with its cause logged and never sent.
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
 import { ApiError, pointerToPath, type ErrorCode } from '../../core/errors.js';
 
 type OpenAIErrorType = 'invalid_request_error' | 'authentication_error' | 'permission_error' | 'rate_limit_error' | 'server_error';
@@ -26,7 +27,7 @@ export const OPENAI_ERROR_TYPES = {
 } as const satisfies Record<ErrorCode, OpenAIErrorType>;
 
 /** Turns anything thrown on the request path into an ApiError; unknown errors are logged here. */
-export function toApiError(error: unknown, request: FastifyRequest): ApiError {
+export function toApiError(error: unknown, request: FastifyRequest, log: Logger): ApiError {
   if (error instanceof ApiError) return error;
   const e = error as FastifyError & { validation?: AjvError[] };
   if (Array.isArray(e.validation) && e.validation.length > 0) return validationError(e.validation);
@@ -40,7 +41,7 @@ export function toApiError(error: unknown, request: FastifyRequest): ApiError {
   if (e instanceof SyntaxError || (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500)) {
     return new ApiError('invalid_request', e.message);
   }
-  request.log.error({ err: error, reqId: request.id }, 'internal error');
+  log.error({ err: error, reqId: request.id, method: request.method, url: request.url }, 'internal error');
   return new ApiError('internal_error', `internal error; request id ${request.id}`);
 }
 
@@ -76,6 +77,11 @@ function validationError(errors: readonly AjvError[]): ApiError {
     message = `must be one of ${params.allowedValues.join(', ')}`;
   }
   return new ApiError('invalid_request', `${path === '' ? 'body' : `\`${path}\``} ${message}`, path === '' ? null : path);
+}
+
+/** Sets the headers every model response carries: the request id and the version that served it. */
+export function servedBy(request: FastifyRequest, reply: FastifyReply, version: string): FastifyReply {
+  return reply.header('x-request-id', request.id).header('x-model-version', version);
 }
 
 /** `{"error": {"message", "type", "param", "code"}}`, as the OpenAI API answers. */

@@ -3,7 +3,8 @@
  * Protocol under /v2, and process health under /health. Routes decode, call the gateway, encode.
  */
 import { randomUUID } from 'node:crypto';
-import Fastify, { LogController, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
 import sjson from 'secure-json-parse';
 import type { Config } from '../../config/schema.js';
 import type { Gateway } from '../../core/gateway.js';
@@ -14,6 +15,8 @@ import { openaiRoutes } from './openai/routes.js';
 
 export interface HttpServerOptions {
   readonly config: Config;
+  /** Where unexpected errors are logged (with the request id). */
+  readonly log: Logger;
   readonly gateway: Gateway;
   readonly version: string;
 }
@@ -30,11 +33,11 @@ function parseJson(_req: unknown, body: string | Buffer, done: (err: Error | nul
   }
 }
 
-export function createHttpServer({ config, gateway, version }: HttpServerOptions): FastifyInstance {
+export function createHttpServer({ config, log, gateway, version }: HttpServerOptions): FastifyInstance {
   const app = Fastify({
-    logger: { level: config.server.log_level, redact: ['req.headers.authorization', 'req.headers["x-api-key"]'] },
-    // One access line per request is the observability layer's job; Fastify's two lines per request cost throughput.
-    logController: new LogController({ disableRequestLogging: true }),
+    // No Fastify logger: its per-request child loggers and timers cost about a third of the throughput
+    // of a small request (measured with wrk on loopback). Unexpected errors go to `log`, with the request id.
+    logger: false,
     bodyLimit: config.server.body_limit_bytes,
     keepAliveTimeout: config.server.keep_alive_timeout_ms,
     return503OnClosing: true,
@@ -52,13 +55,8 @@ export function createHttpServer({ config, gateway, version }: HttpServerOptions
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'string' }, parseJson);
 
-  app.addHook('onRequest', (request, reply, done) => {
-    reply.header('x-request-id', request.id);
-    done();
-  });
-
-  app.register(openaiRoutes(gateway), { prefix: '/v1' });
-  app.register(kserveRoutes(gateway, version), { prefix: '/v2' });
+  app.register(openaiRoutes(gateway, log), { prefix: '/v1' });
+  app.register(kserveRoutes(gateway, log, version), { prefix: '/v2' });
 
   app.get('/health/live', async () => ({ status: 'live' }));
   app.get('/health/ready', async (_request, reply) => {
@@ -68,7 +66,7 @@ export function createHttpServer({ config, gateway, version }: HttpServerOptions
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'loading', models });
   });
 
-  app.setErrorHandler((error, request, reply) => sendOpenAIError(toApiError(error, request), request, reply));
+  app.setErrorHandler((error, request, reply) => sendOpenAIError(toApiError(error, request, log), request, reply));
   app.setNotFoundHandler((request, reply) =>
     sendOpenAIError(fastError('not_found', `no endpoint ${request.method} ${request.url.split('?')[0]}`), request, reply),
   );

@@ -7,6 +7,7 @@ import type { MockBackendConfig } from '../../config/schema.js';
 import type {
   Backend,
   BackendHealth,
+  Cancellation,
   EmbedRequest,
   EmbedResult,
   InferResult,
@@ -49,8 +50,8 @@ export class MockBackend implements Backend {
     return unsupported(this.kind, 'tensor');
   }
 
-  async generate(request: TextRequest, signal: AbortSignal): Promise<TextResponse> {
-    if (this.#config.latency_ms > 0) await sleep(this.#config.latency_ms, undefined, { signal });
+  async generate(request: TextRequest, call: Cancellation): Promise<TextResponse> {
+    if (this.#config.latency_ms > 0) await sleep(this.#config.latency_ms, undefined, { signal: call.signal });
     const promptTokens = countPromptTokens(request.body);
     const created = Math.floor(Date.now() / 1000);
     const chat = request.kind === 'chat';

@@ -9,6 +9,7 @@ import { ApiError, fastError } from '../../core/errors.js';
 import type {
   Backend,
   BackendHealth,
+  Cancellation,
   EmbedRequest,
   EmbedResult,
   InferResult,
@@ -72,16 +73,16 @@ export class OpenAIBackend implements Backend {
     return unsupported(this.kind, 'tensor');
   }
 
-  async generate(request: TextRequest, signal: AbortSignal): Promise<TextResponse> {
+  async generate(request: TextRequest, call: Cancellation): Promise<TextResponse> {
     const path = request.kind === 'chat' ? '/chat/completions' : '/completions';
-    const res = await this.#post(path, { ...request.body, model: this.#modelName }, signal);
+    const res = await this.#post(path, { ...request.body, model: this.#modelName }, call.signal);
     const contentType = headerValue(res.headers['content-type']) ?? 'application/json';
     if (request.stream) return { type: 'raw', contentType, body: res.body };
     return { type: 'raw', contentType, body: Buffer.from(await res.body.arrayBuffer()) };
   }
 
-  async embed(request: EmbedRequest, signal: AbortSignal): Promise<EmbedResult> {
-    const res = await this.#post('/embeddings', { model: this.#modelName, input: request.input, encoding_format: 'float' }, signal);
+  async embed(request: EmbedRequest, call: Cancellation): Promise<EmbedResult> {
+    const res = await this.#post('/embeddings', { model: this.#modelName, input: request.input, encoding_format: 'float' }, call.signal);
     const body = (await res.body.json()) as { data?: Array<{ index: number; embedding: number[] }>; usage?: { prompt_tokens?: number } };
     if (!Array.isArray(body.data) || body.data.length !== request.input.length) {
       throw new ApiError('upstream_error', 'the upstream returned an embeddings response of the wrong shape');

@@ -4,12 +4,13 @@
  */
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
 import { fastError } from '../../../core/errors.js';
 import type { Gateway } from '../../../core/gateway.js';
 import { DATATYPES, toJsonValues, type DataType } from '../../../core/tensor.js';
 import type { ModelVersion } from '../../../routing/registry.js';
 import { httpContext } from '../context.js';
-import { sendKServeError, toApiError } from '../errors.js';
+import { sendKServeError, servedBy, toApiError } from '../errors.js';
 import { decodeTensor } from './decode.js';
 
 const Parameters = Type.Record(Type.String(), Type.Unknown());
@@ -39,9 +40,9 @@ interface ModelParams {
   version?: string;
 }
 
-export function kserveRoutes(gateway: Gateway, serverVersion: string) {
+export function kserveRoutes(gateway: Gateway, log: Logger, serverVersion: string) {
   return async function kserve(app: FastifyInstance): Promise<void> {
-    app.setErrorHandler((error, request, reply) => sendKServeError(toApiError(error, request), request, reply));
+    app.setErrorHandler((error, request, reply) => sendKServeError(toApiError(error, request, log), request, reply));
     app.setNotFoundHandler((request, reply) =>
       sendKServeError(fastError('not_found', `no endpoint ${request.method} ${request.url.split('?')[0]}`), request, reply),
     );
@@ -69,7 +70,7 @@ export function kserveRoutes(gateway: Gateway, serverVersion: string) {
       const outputs = body.outputs === undefined ? null : body.outputs.map((o) => o.name);
       const ctx = httpContext(request, reply, request.params.version);
       const { version, result } = await gateway.infer(request.params.name, { inputs, outputs }, ctx);
-      reply.header('x-model-version', version.version).type('application/json');
+      servedBy(request, reply, version.version).type('application/json');
       const response = {
         model_name: version.model.name,
         model_version: version.version,

@@ -4,17 +4,18 @@
  */
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
 import type { TextRequest, TextResponse } from '../../../backends/backend.js';
 import { fastError } from '../../../core/errors.js';
 import type { Gateway, Served } from '../../../core/gateway.js';
 import type { Model } from '../../../routing/registry.js';
 import { httpContext } from '../context.js';
-import { sendOpenAIError, toApiError } from '../errors.js';
+import { sendOpenAIError, servedBy, toApiError } from '../errors.js';
 import { ChatRequest, CompletionRequest, EmbeddingRequest } from './schemas.js';
 
-export function openaiRoutes(gateway: Gateway) {
+export function openaiRoutes(gateway: Gateway, log: Logger) {
   return async function openai(app: FastifyInstance): Promise<void> {
-    app.setErrorHandler((error, request, reply) => sendOpenAIError(toApiError(error, request), request, reply));
+    app.setErrorHandler((error, request, reply) => sendOpenAIError(toApiError(error, request, log), request, reply));
     app.setNotFoundHandler((request, reply) =>
       sendOpenAIError(fastError('not_found', `no endpoint ${request.method} ${request.url.split('?')[0]}`), request, reply),
     );
@@ -47,13 +48,13 @@ export function openaiRoutes(gateway: Gateway) {
         index,
         embedding: base64 ? Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64') : Array.from(v),
       }));
-      reply.header('x-model-version', version.version);
+      servedBy(request, reply, version.version);
       return { object: 'list', data, model: body.model, usage: { prompt_tokens: result.promptTokens, total_tokens: result.promptTokens } };
     });
 
     async function text(req: TextRequest, request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
       const served = await gateway.generate(req, httpContext(request, reply));
-      return encodeText(served, request, reply);
+      return encodeText(served, request, reply, log);
     }
   };
 }
@@ -62,8 +63,8 @@ function describeModel(model: Model): object {
   return { id: model.name, object: 'model', created: model.created, owned_by: model.ownedBy };
 }
 
-function encodeText({ version, result }: Served<TextResponse>, request: FastifyRequest, reply: FastifyReply): unknown {
-  reply.header('x-model-version', version.version);
+function encodeText({ version, result }: Served<TextResponse>, request: FastifyRequest, reply: FastifyReply, log: Logger): unknown {
+  servedBy(request, reply, version.version);
   switch (result.type) {
     case 'json':
       return reply.type('application/json').send(JSON.stringify(result.body));
@@ -71,16 +72,16 @@ function encodeText({ version, result }: Served<TextResponse>, request: FastifyR
       return reply.type(result.contentType).send(result.body);
     case 'events':
       reply.type('text/event-stream').header('cache-control', 'no-cache').header('x-accel-buffering', 'no');
-      return reply.send(Readable.from(sse(result.events, request)));
+      return reply.send(Readable.from(sse(result.events, request, log)));
   }
 }
 
 /** Encodes chunks as Server-Sent Events; a failure after the first byte becomes an error event, then the stream ends. */
-async function* sse(events: AsyncIterable<object>, request: FastifyRequest): AsyncGenerator<string> {
+async function* sse(events: AsyncIterable<object>, request: FastifyRequest, log: Logger): AsyncGenerator<string> {
   try {
     for await (const event of events) yield `data: ${JSON.stringify(event)}\n\n`;
   } catch (error) {
-    const e = toApiError(error, request);
+    const e = toApiError(error, request, log);
     yield `data: ${JSON.stringify({ error: { message: e.message, type: 'server_error', param: null, code: e.code } })}\n\n`;
   }
   yield 'data: [DONE]\n\n';

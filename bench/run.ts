@@ -1,0 +1,253 @@
+/**
+ * `npm run bench`: load scenarios against infergate and, side by side, the peers of
+ * ../shared/peers (`peers.sh start`). Prints a table per scenario and writes JSON results.
+ *
+ *   npm run bench                               every scenario, default levels
+ *   npm run bench -- --scenario chat --connections 64 --duration 5 --rounds 3
+ *   npm run bench -- --url http://127.0.0.1:9102/v1/chat/completions --connections 64
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { loadGenerator, runLoad, type LoadResult } from './load.js';
+import { measure } from './proc.js';
+import { ROOT, external, peer, startInfergate, type Target } from './targets.js';
+
+interface Scenario {
+  readonly name: string;
+  readonly description: string;
+  readonly body: string;
+  readonly levels: readonly number[];
+  /** Targets in table order; the last one named in `reference` is what ratios compare against. */
+  readonly targets: () => Promise<Target[]>;
+  readonly reference: string;
+}
+
+interface Row {
+  scenario: string;
+  target: string;
+  connections: number;
+  qps: number;
+  mean_ms: number;
+  p50_ms: number;
+  p99_ms: number;
+  errors: number;
+  requests: number;
+  cpu_percent: number | null;
+  rss_mib: number | null;
+}
+
+const { values } = parseArgs({
+  options: {
+    scenario: { type: 'string', multiple: true },
+    connections: { type: 'string' },
+    duration: { type: 'string', default: '10' },
+    warmup: { type: 'string', default: '2' },
+    rounds: { type: 'string', default: '1' },
+    workers: { type: 'string' },
+    url: { type: 'string', multiple: true },
+    body: { type: 'string' },
+    header: { type: 'string', multiple: true },
+    pid: { type: 'string' },
+    json: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  },
+});
+
+const HELP = `npm run bench -- [options]
+  --scenario NAME     chat | proxy | batching (repeatable; default: all)
+  --connections LIST  concurrency levels, e.g. 64,1000,5000 (default per scenario)
+  --duration S        seconds per measurement (default 10)
+  --warmup S          seconds of unrecorded load per target first (default 2)
+  --rounds N          measure each cell N times, report the median by QPS (default 1)
+  --workers N         infergate worker processes (default: the config's, auto = one per core)
+  --url URL           load any server instead (repeatable); --body FILE, --header 'k: v', --pid N
+  --json FILE         where to write results (default bench/results/<time>.json)`;
+
+const bodies = join(ROOT, 'bench/bodies');
+const configs = join(ROOT, 'bench/configs');
+const workers = values.workers === undefined ? undefined : Number(values.workers);
+
+const SCENARIOS: readonly Scenario[] = [
+  {
+    name: 'chat',
+    description: 'POST /v1/chat/completions on a mock model that answers at once (the gateway alone)',
+    body: join(bodies, 'chat.json'),
+    levels: [64, 1000, 5000],
+    reference: 'go-handler :9102',
+    targets: async () => [
+      await startInfergate('infergate mock', join(configs, 'mock.yaml'), '/v1/chat/completions', workers),
+      await peer('go-handler :9102', 9102, '/v1/chat/completions', 'goref.pid'),
+    ].filter((t): t is Target => t !== null),
+  },
+  {
+    name: 'proxy',
+    description: 'POST /v1/chat/completions proxied to the nginx upstream on :9100',
+    body: join(bodies, 'chat.json'),
+    levels: [64, 1000, 5000],
+    reference: 'go-proxy :9103',
+    targets: async () => {
+      const upstream = await peer('upstream', 9100, '/', 'nginx.pid');
+      if (upstream === null) {
+        console.log('  skipped: nothing answers on :9100; run ../shared/peers/peers.sh start');
+        return [];
+      }
+      const portkeyHeaders = { 'x-portkey-provider': 'openai', 'x-portkey-custom-host': 'http://127.0.0.1:9100/v1', authorization: 'Bearer sk-lab' };
+      return [
+        await startInfergate('infergate proxy', join(configs, 'proxy.yaml'), '/v1/chat/completions', workers),
+        await peer('nginx-proxy :9101', 9101, '/v1/chat/completions', 'nginx.pid'),
+        await peer('go-proxy :9103', 9103, '/v1/chat/completions', 'goref.pid'),
+        await peer('portkey :8787', 8787, '/v1/chat/completions', 'portkey.pid', portkeyHeaders),
+      ].filter((t): t is Target => t !== null);
+    },
+  },
+  {
+    name: 'batching',
+    description: 'POST /v2/models/tiny-mlp/infer (KServe v2, ONNX Runtime), dynamic batching on vs off',
+    body: join(bodies, 'mlp.json'),
+    levels: [64],
+    reference: 'batching off',
+    targets: async () => [
+      await startInfergate('batching on', mlpConfig(true), '/v2/models/tiny-mlp/infer', workers),
+      await startInfergate('batching off', mlpConfig(false), '/v2/models/tiny-mlp/infer', workers),
+    ],
+  },
+];
+
+function mlpConfig(batching: boolean): string {
+  const dir = join(tmpdir(), 'infergate-bench');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `mlp-batching-${batching ? 'on' : 'off'}.yaml`);
+  const model = join(ROOT, 'models/tiny-mlp/1/model.onnx');
+  writeFileSync(
+    file,
+    `server: { workers: auto, log_level: warn }
+models:
+  - name: tiny-mlp
+    versions:
+      - version: '1'
+        backend: { kind: onnx, path: '${model}', batching: { enabled: ${batching}, max_batch_size: 64, max_queue_delay_ms: 1 } }
+`,
+  );
+  return file;
+}
+
+function customScenario(): Scenario {
+  const headers: Record<string, string> = {};
+  for (const h of values.header ?? []) {
+    const i = h.indexOf(':');
+    if (i > 0) headers[h.slice(0, i).trim()] = h.slice(i + 1).trim();
+  }
+  const pid = values.pid === undefined ? null : Number(values.pid);
+  const urls = values.url ?? [];
+  return {
+    name: 'url',
+    description: `POST ${values.body ?? 'bench/bodies/chat.json'} to ${urls.join(', ')}`,
+    body: values.body ?? join(bodies, 'chat.json'),
+    levels: [64, 1000, 5000],
+    reference: urls[urls.length - 1] ?? '',
+    targets: async () => urls.map((u) => external(u, headers, pid)),
+  };
+}
+
+function fmt(n: number | null, digits = 0): string {
+  if (n === null || !Number.isFinite(n)) return '-';
+  return n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+function table(rows: readonly Row[], reference: string): string {
+  const head = ['target', 'conns', 'QPS', 'vs ref', 'mean ms', 'p50 ms', 'p99 ms', 'errors', 'CPU %', 'RSS MiB'];
+  const ref = new Map(rows.filter((r) => r.target === reference).map((r) => [r.connections, r.qps]));
+  const body = rows.map((r) => {
+    const base = ref.get(r.connections);
+    return [
+      r.target,
+      String(r.connections),
+      fmt(r.qps),
+      base === undefined ? '-' : `${(r.qps / base).toFixed(2)}x`,
+      fmt(r.mean_ms, 2),
+      fmt(r.p50_ms, 2),
+      fmt(r.p99_ms, 2),
+      fmt(r.errors),
+      fmt(r.cpu_percent),
+      fmt(r.rss_mib),
+    ];
+  });
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => (b[i] as string).length)));
+  const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number))).join('  ');
+  return [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n');
+}
+
+function median(results: Array<{ load: LoadResult; cpu: number | null; rss: number | null }>) {
+  return [...results].sort((a, b) => a.load.qps - b.load.qps)[Math.floor(results.length / 2)] as (typeof results)[number];
+}
+
+async function runScenario(scenario: Scenario, tool: 'wrk' | 'autocannon'): Promise<Row[]> {
+  const seconds = Number(values.duration);
+  const warmup = Number(values.warmup);
+  const rounds = Math.max(1, Number(values.rounds));
+  const levels = values.connections === undefined ? scenario.levels : values.connections.split(',').map(Number);
+  console.log(`\n## ${scenario.name}: ${scenario.description}`);
+  const targets = await scenario.targets();
+  const rows: Row[] = [];
+  try {
+    for (const t of targets) {
+      if (warmup > 0) await runLoad({ url: t.url, bodyFile: scenario.body, headers: t.headers, connections: 64, seconds: warmup }, tool).catch(() => undefined);
+    }
+    for (const connections of levels) {
+      const cells = new Map<string, Array<{ load: LoadResult; cpu: number | null; rss: number | null }>>();
+      for (let round = 0; round < rounds; round++) {
+        for (const t of targets) {
+          process.stdout.write(`  ${t.name} @ ${connections} connections${rounds > 1 ? ` (round ${round + 1}/${rounds})` : ''} ... `);
+          const spec = { url: t.url, bodyFile: scenario.body, headers: t.headers, connections, seconds };
+          const m = await measure(t.pid(), () => runLoad(spec, tool));
+          console.log(`${fmt(m.result.qps)} req/s, p99 ${fmt(m.result.latencyMs.p99, 2)} ms, ${m.result.errors} errors`);
+          const list = cells.get(t.name) ?? [];
+          list.push({ load: m.result, cpu: m.cpuPercent, rss: m.rssMiB });
+          cells.set(t.name, list);
+        }
+      }
+      for (const t of targets) {
+        const { load, cpu, rss } = median(cells.get(t.name) ?? []);
+        rows.push({
+          scenario: scenario.name,
+          target: t.name,
+          connections,
+          qps: load.qps,
+          mean_ms: load.latencyMs.mean,
+          p50_ms: load.latencyMs.p50,
+          p99_ms: load.latencyMs.p99,
+          errors: load.errors,
+          requests: load.requests,
+          cpu_percent: cpu,
+          rss_mib: rss,
+        });
+      }
+    }
+  } finally {
+    for (const t of targets) await t.stop();
+  }
+  if (rows.length > 0) console.log(`\n${table(rows, scenario.reference)}`);
+  return rows;
+}
+
+async function main(): Promise<void> {
+  if (values.help) return console.log(HELP);
+  const tool = loadGenerator();
+  const names = values.scenario ?? SCENARIOS.map((s) => s.name);
+  const scenarios = values.url !== undefined ? [customScenario()] : SCENARIOS.filter((s) => names.includes(s.name));
+  if (scenarios.length === 0) throw new Error(`unknown scenario; choose from ${SCENARIOS.map((s) => s.name).join(', ')}`);
+  console.log(`load generator: ${tool}${tool === 'autocannon' ? ' (install wrk for numbers less disturbed by the load generator)' : ''}; ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}); node ${process.version}`);
+  const rows: Row[] = [];
+  for (const s of scenarios) rows.push(...(await runScenario(s, tool)));
+  const file = values.json ?? join(ROOT, 'bench/results', `${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  mkdirSync(join(file, '..'), { recursive: true });
+  writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), tool, cpus: cpus().length, node: process.version, rows }, null, 2) + '\n');
+  console.log(`\nresults: ${file}`);
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exitCode = 1;
+});
