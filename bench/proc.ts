@@ -49,7 +49,10 @@ export function rssMiB(pid: number): number {
 }
 
 /** Samples a process tree while `work` runs: CPU% over the run (100 = one core) and peak RSS. */
-export async function measure<T>(pid: number | null, work: () => Promise<T>): Promise<{ result: T; cpuPercent: number | null; rssMiB: number | null }> {
+export async function measure<T>(
+  pid: number | null,
+  work: () => Promise<T>,
+): Promise<{ result: T; cpuPercent: number | null; rssMiB: number | null }> {
   if (pid === null) return { result: await work(), cpuPercent: null, rssMiB: null };
   const start = cpuSeconds(pid);
   const t0 = performance.now();

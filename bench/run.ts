@@ -76,10 +76,11 @@ const SCENARIOS: readonly Scenario[] = [
     body: join(bodies, 'chat.json'),
     levels: [64, 1000, 5000],
     reference: 'go-handler :9102',
-    targets: async () => [
-      await startInfergate('infergate mock', join(configs, 'mock.yaml'), '/v1/chat/completions', workers),
-      await peer('go-handler :9102', 9102, '/v1/chat/completions', 'goref.pid'),
-    ].filter((t): t is Target => t !== null),
+    targets: async () =>
+      [
+        await startInfergate('infergate mock', join(configs, 'mock.yaml'), '/v1/chat/completions', workers),
+        await peer('go-handler :9102', 9102, '/v1/chat/completions', 'goref.pid'),
+      ].filter((t): t is Target => t !== null),
   },
   {
     name: 'proxy',
@@ -93,7 +94,11 @@ const SCENARIOS: readonly Scenario[] = [
         console.log('  skipped: nothing answers on :9100; run ../shared/peers/peers.sh start');
         return [];
       }
-      const portkeyHeaders = { 'x-portkey-provider': 'openai', 'x-portkey-custom-host': 'http://127.0.0.1:9100/v1', authorization: 'Bearer sk-lab' };
+      const portkeyHeaders = {
+        'x-portkey-provider': 'openai',
+        'x-portkey-custom-host': 'http://127.0.0.1:9100/v1',
+        authorization: 'Bearer sk-lab',
+      };
       return [
         await startInfergate('infergate proxy', join(configs, 'proxy.yaml'), '/v1/chat/completions', workers),
         await peer('nginx-proxy :9101', 9101, '/v1/chat/completions', 'nginx.pid'),
@@ -175,7 +180,8 @@ function table(rows: readonly Row[], reference: string): string {
     ];
   });
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => (b[i] as string).length)));
-  const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number))).join('  ');
+  const line = (cells: string[]): string =>
+    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number))).join('  ');
   return [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n');
 }
 
@@ -193,7 +199,10 @@ async function runScenario(scenario: Scenario, tool: 'wrk' | 'autocannon'): Prom
   const rows: Row[] = [];
   try {
     for (const t of targets) {
-      if (warmup > 0) await runLoad({ url: t.url, bodyFile: scenario.body, headers: t.headers, connections: 64, seconds: warmup }, tool).catch(() => undefined);
+      if (warmup > 0)
+        await runLoad({ url: t.url, bodyFile: scenario.body, headers: t.headers, connections: 64, seconds: warmup }, tool).catch(
+          () => undefined,
+        );
     }
     for (const connections of levels) {
       const cells = new Map<string, Array<{ load: LoadResult; cpu: number | null; rss: number | null }>>();
@@ -238,12 +247,17 @@ async function main(): Promise<void> {
   const names = values.scenario ?? SCENARIOS.map((s) => s.name);
   const scenarios = values.url !== undefined ? [customScenario()] : SCENARIOS.filter((s) => names.includes(s.name));
   if (scenarios.length === 0) throw new Error(`unknown scenario; choose from ${SCENARIOS.map((s) => s.name).join(', ')}`);
-  console.log(`load generator: ${tool}${tool === 'autocannon' ? ' (install wrk for numbers less disturbed by the load generator)' : ''}; ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}); node ${process.version}`);
+  console.log(
+    `load generator: ${tool}${tool === 'autocannon' ? ' (install wrk for numbers less disturbed by the load generator)' : ''}; ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}); node ${process.version}`,
+  );
   const rows: Row[] = [];
   for (const s of scenarios) rows.push(...(await runScenario(s, tool)));
   const file = values.json ?? join(ROOT, 'bench/results', `${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
   mkdirSync(join(file, '..'), { recursive: true });
-  writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), tool, cpus: cpus().length, node: process.version, rows }, null, 2) + '\n');
+  writeFileSync(
+    file,
+    JSON.stringify({ date: new Date().toISOString(), tool, cpus: cpus().length, node: process.version, rows }, null, 2) + '\n',
+  );
   console.log(`\nresults: ${file}`);
 }
 

@@ -61,7 +61,13 @@ export async function startInfergate(name: string, configFile: string, path: str
 }
 
 /** A peer from ../shared/peers/peers.sh, or null when nothing answers on its port. */
-export async function peer(name: string, port: number, path: string, pidFile: string, headers: Record<string, string> = {}): Promise<Target | null> {
+export async function peer(
+  name: string,
+  port: number,
+  path: string,
+  pidFile: string,
+  headers: Record<string, string> = {},
+): Promise<Target | null> {
   const url = `http://127.0.0.1:${port}${path}`;
   const up = await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(2000) }).then(
     () => true,

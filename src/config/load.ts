@@ -3,7 +3,7 @@
  * path and line of each problem, cross-field rules, then a deep freeze. Reload swaps the whole
  * object; nothing mutates it after start-up.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { Value } from '@sinclair/typebox/value';
 import { LineCounter, parseDocument } from 'yaml';
@@ -78,7 +78,8 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
   if (doc.errors.length > 0) {
     throw new ConfigError(
       file,
-      doc.errors.map((e) => {
+      // The first syntax error explains the rest, which are usually its echoes.
+      doc.errors.slice(0, 1).map((e) => {
         const pos = lines.linePos(e.pos[0]);
         return { path: '', message: `YAML syntax: ${e.message.split('\n')[0]}`, line: pos.line, column: pos.col };
       }),
@@ -99,16 +100,23 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
   }
   const value = Value.Default(ConfigSchema, Value.Convert(ConfigSchema, raw)) as Record<string, unknown>;
   checkBackends(value, problem);
+  const removed = new Set(REMOVED_OPTIONS.map((r) => r.path));
   for (const error of Value.Errors(ConfigSchema, value)) {
     const segments = pointerToSegments(error.path);
     if (isBackendPath(segments)) continue; // checked per kind above, with clearer messages than a union's
+    if (removed.has(segments.join('.'))) continue; // reported above, with what replaced it
     problem(segments, describe(error.message, error.schema, error.value));
   }
-  if (problems.length === 0) crossFieldRules(value as Config, problem);
-  if (problems.length > 0) throw new ConfigError(file, dedupe(problems));
-  const config = value as Config;
-  resolvePaths(config, dirname(resolve(file)));
-  return deepFreeze(config);
+  if (problems.length === 0) {
+    resolvePaths(value as Config, dirname(resolve(file)));
+    crossFieldRules(value as Config, problem);
+  }
+  if (problems.length > 0)
+    throw new ConfigError(
+      file,
+      dedupe(problems).sort((a, b) => (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0)),
+    );
+  return deepFreeze(value as Config);
 }
 
 type Report = (segments: ReadonlyArray<string | number>, message: string) => void;
@@ -153,6 +161,10 @@ function crossFieldRules(config: Config, problem: Report): void {
     }
     const versions = new Set<string>();
     model.versions.forEach((version, v) => {
+      const backend = version.backend;
+      if (backend.kind === 'onnx' && !existsSync(backend.path)) {
+        problem(['models', m, 'versions', v, 'backend', 'path'], `no such file: ${backend.path}`);
+      }
       if (versions.has(version.version)) problem(['models', m, 'versions', v, 'version'], `duplicate version "${version.version}"`);
       versions.add(version.version);
     });
@@ -193,6 +205,10 @@ function describe(message: string, schemaNode: unknown, value: unknown): string 
     const allowed = schema.anyOf.map((s) => (s as { const?: unknown }).const ?? (s as { type?: string }).type).join(', ');
     return `must be one of ${allowed}${got}`;
   }
+  const pattern = /^Expected string to match '(.+)'$/.exec(message);
+  if (pattern) return `must match the pattern ${pattern[1]}${got}`;
+  const bound = /^Expected (?:\w+ )?(?:to be |length )?(less|greater) (or equal to|than) (.+)$/.exec(message);
+  if (bound) return `must be ${bound[1] === 'less' ? '<' : '>'}${bound[2] === 'than' ? '' : '='} ${bound[3]}${got}`;
   return `${message.replace(/^Expected/, 'must be')}${got}`;
 }
 
@@ -227,12 +243,12 @@ function getIn(value: unknown, segments: readonly string[]): unknown {
   return node;
 }
 
+/** One problem per path: the first is the cause ("required"), later ones its echoes ("must be string"). */
 function dedupe(problems: ConfigProblem[]): ConfigProblem[] {
   const seen = new Set<string>();
   return problems.filter((p) => {
-    const key = `${p.path}\0${p.message}`;
-    if (seen.has(key)) return false;
-    seen.add(key);
+    if (seen.has(p.path)) return false;
+    seen.add(p.path);
     return true;
   });
 }
