@@ -64,11 +64,13 @@ export interface BackendHealth {
 }
 
 /**
- * How a call is cancelled. `signal` may be created on first read, so a backend that does no
- * cancellable work should not read it.
+ * How a call learns that its client went away. `signal` is created on first read; `onAbort` is
+ * the cheaper hook (no AbortController, no EventTarget) for backends that can stop work directly.
  */
 export interface Cancellation {
   readonly signal: AbortSignal;
+  /** Calls `listener` once if the client disconnects before the response is complete. */
+  onAbort(listener: () => void): void;
 }
 
 export interface Backend {

@@ -19,10 +19,17 @@ class HttpContext implements RequestContext {
   get signal(): AbortSignal {
     if (this.#signal !== null) return this.#signal;
     const controller = new AbortController();
-    const res = this.#res;
-    if (res.closed && !res.writableFinished) controller.abort();
-    else res.once('close', () => res.writableFinished || controller.abort());
+    this.onAbort(() => controller.abort());
     return (this.#signal = controller.signal);
+  }
+
+  onAbort(listener: () => void): void {
+    const res = this.#res;
+    if (res.closed) {
+      if (!res.writableFinished) listener();
+      return;
+    }
+    res.once('close', () => res.writableFinished || listener());
   }
 }
 

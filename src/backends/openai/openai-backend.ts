@@ -19,8 +19,8 @@ import type {
   TextResponse,
 } from '../backend.js';
 import { unsupported } from '../backend.js';
+import { upstreamCall, type UpstreamResponse } from './upstream-call.js';
 
-type Dispatch = Awaited<ReturnType<Pool['request']>>;
 
 export class OpenAIBackend implements Backend {
   readonly kind = 'openai';
@@ -75,15 +75,13 @@ export class OpenAIBackend implements Backend {
 
   async generate(request: TextRequest, call: Cancellation): Promise<TextResponse> {
     const path = request.kind === 'chat' ? '/chat/completions' : '/completions';
-    const res = await this.#post(path, { ...request.body, model: this.#modelName }, call.signal);
-    const contentType = headerValue(res.headers['content-type']) ?? 'application/json';
-    if (request.stream) return { type: 'raw', contentType, body: res.body };
-    return { type: 'raw', contentType, body: Buffer.from(await res.body.arrayBuffer()) };
+    const res = await this.#post(path, { ...request.body, model: this.#modelName }, call, request.stream);
+    return { type: 'raw', contentType: headerValue(res.headers['content-type']) ?? 'application/json', body: res.body };
   }
 
   async embed(request: EmbedRequest, call: Cancellation): Promise<EmbedResult> {
-    const res = await this.#post('/embeddings', { model: this.#modelName, input: request.input, encoding_format: 'float' }, call.signal);
-    const body = (await res.body.json()) as { data?: Array<{ index: number; embedding: number[] }>; usage?: { prompt_tokens?: number } };
+    const res = await this.#post('/embeddings', { model: this.#modelName, input: request.input, encoding_format: 'float' }, call, false);
+    const body = JSON.parse((res.body as Buffer).toString('utf8')) as { data?: Array<{ index: number; embedding: number[] }>; usage?: { prompt_tokens?: number } };
     if (!Array.isArray(body.data) || body.data.length !== request.input.length) {
       throw new ApiError('upstream_error', 'the upstream returned an embeddings response of the wrong shape');
     }
@@ -93,18 +91,17 @@ export class OpenAIBackend implements Backend {
   }
 
   /** POSTs JSON upstream; answers >= 400 become ApiErrors (client errors keep the upstream's message). */
-  async #post(path: string, body: object, signal: AbortSignal): Promise<Dispatch> {
+  async #post(path: string, body: object, call: Cancellation, stream: boolean): Promise<UpstreamResponse> {
     const pool = this.#pool;
     if (pool === null) throw fastError('model_not_ready', 'the upstream connection pool is closed');
-    let res: Dispatch;
+    let res: UpstreamResponse;
     try {
-      res = await pool.request({ method: 'POST', path: this.#basePath + path, headers: this.#headers, body: JSON.stringify(body), signal });
+      res = await upstreamCall(pool, { method: 'POST', path: this.#basePath + path, headers: this.#headers, body: JSON.stringify(body) }, call, stream);
     } catch (err) {
       throw upstreamFailure(err);
     }
-    if (res.statusCode < 400) return res;
-    const text = await res.body.text().catch(() => '');
-    throw upstreamStatus(res.statusCode, text);
+    if (res.status < 400) return res;
+    throw upstreamStatus(res.status, (res.body as Buffer).toString('utf8'));
   }
 }
 
@@ -120,7 +117,7 @@ function upstreamFailure(err: unknown): ApiError {
   ) {
     return new ApiError('upstream_timeout', 'the upstream model server did not answer in time', null, { cause: err });
   }
-  if (err instanceof undiciErrors.RequestAbortedError || (err as Error).name === 'AbortError') {
+  if (err instanceof undiciErrors.RequestAbortedError || (err as Error).message === 'the client went away') {
     return new ApiError('upstream_unavailable', 'the request was cancelled', null, { cause: err });
   }
   const code = (err as { code?: string }).code ?? (err as Error).message;

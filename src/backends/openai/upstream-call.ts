@@ -1,0 +1,73 @@
+/**
+ * One HTTP call to an upstream over undici's dispatch API. Measured cheaper than `pool.request`
+ * on the proxy path (no Readable per response unless the caller streams, no AbortController):
+ * a whole body is gathered into one Buffer; a stream is a Readable whose backpressure pauses
+ * the upstream socket, and whose destruction (client gone) aborts the upstream request.
+ */
+import { Readable } from 'node:stream';
+import type { Dispatcher } from 'undici';
+import type { Cancellation } from '../backend.js';
+
+export interface UpstreamResponse {
+  readonly status: number;
+  readonly headers: Record<string, string | string[] | undefined>;
+  /** The whole body, or a stream of it when `stream` was asked and the status is < 400. */
+  readonly body: Buffer | Readable;
+}
+
+type Controller = Parameters<NonNullable<Dispatcher.DispatchHandler['onRequestStart']>>[0];
+
+export function upstreamCall(
+  dispatcher: Dispatcher,
+  options: Dispatcher.DispatchOptions,
+  call: Cancellation,
+  stream: boolean,
+): Promise<UpstreamResponse> {
+  return new Promise<UpstreamResponse>((resolve, reject) => {
+    let chunks: Buffer[] = [];
+    let readable: Readable | null = null;
+    let status = 0;
+    let headers: Record<string, string | string[] | undefined> = {};
+    let settled = false;
+    let ended = false;
+    const handler: Dispatcher.DispatchHandler = {
+      onRequestStart(controller: Controller) {
+        call.onAbort(() => ended || controller.abort(new Error('the client went away')));
+      },
+      onResponseStart(controller: Controller, statusCode: number, responseHeaders: Record<string, string | string[]>) {
+        status = statusCode;
+        headers = responseHeaders;
+        if (!stream || statusCode >= 400) return;
+        readable = new Readable({
+          read: () => controller.resume(),
+          destroy: (err, done) => {
+            if (!ended) controller.abort(err ?? new Error('the client went away'));
+            done(err);
+          },
+        });
+        settled = true;
+        resolve({ status, headers, body: readable });
+      },
+      onResponseData(controller: Controller, chunk: Buffer) {
+        if (readable === null) chunks.push(chunk);
+        else if (!readable.push(chunk)) controller.pause();
+      },
+      onResponseEnd() {
+        ended = true;
+        if (readable !== null) return void readable.push(null);
+        settled = true;
+        const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
+        chunks = [];
+        resolve({ status, headers, body });
+      },
+      onResponseError(_controller: Controller, error: Error) {
+        ended = true;
+        if (!settled) {
+          settled = true;
+          reject(error);
+        } else readable?.destroy(error);
+      },
+    };
+    dispatcher.dispatch(options, handler);
+  });
+}
