@@ -11,11 +11,14 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadGenerator, runLoad, type LoadResult } from './load.js';
+import { inprocLoad } from './inproc.js';
 import { measure } from './proc.js';
 import { ROOT, external, peer, startInfergate, type Target } from './targets.js';
 
 interface Scenario {
   readonly name: string;
+  /** Runs in this process instead of loading servers (the `batching-model` scenario). */
+  readonly inproc?: (connections: number, seconds: number) => Promise<Array<{ target: string; load: LoadResult }>>;
   readonly description: string;
   readonly body: string;
   readonly levels: readonly number[];
@@ -43,7 +46,7 @@ const { values } = parseArgs({
     scenario: { type: 'string', multiple: true },
     connections: { type: 'string' },
     duration: { type: 'string', default: '10' },
-    warmup: { type: 'string', default: '2' },
+    warmup: { type: 'string', default: '5' },
     rounds: { type: 'string', default: '1' },
     workers: { type: 'string' },
     url: { type: 'string', multiple: true },
@@ -56,10 +59,10 @@ const { values } = parseArgs({
 });
 
 const HELP = `npm run bench -- [options]
-  --scenario NAME     chat | proxy | batching (repeatable; default: all)
+  --scenario NAME     chat | proxy | batching | batching-model (repeatable; default: all)
   --connections LIST  concurrency levels, e.g. 64,1000,5000 (default per scenario)
   --duration S        seconds per measurement (default 10)
-  --warmup S          seconds of unrecorded load per target first (default 2)
+  --warmup S          seconds of unrecorded load per target first, for the JIT (default 5)
   --rounds N          measure each cell N times, report the median by QPS (default 1)
   --workers N         infergate worker processes (default: the config's, auto = one per core)
   --url URL           load any server instead (repeatable); --body FILE, --header 'k: v', --pid N
@@ -116,6 +119,18 @@ const SCENARIOS: readonly Scenario[] = [
     targets: async () => [
       await startInfergate('batching on', mlpConfig(true), '/v2/models/tiny-mlp/infer', workers),
       await startInfergate('batching off', mlpConfig(false), '/v2/models/tiny-mlp/infer', workers),
+    ],
+  },
+  {
+    name: 'batching-model',
+    description: 'tiny-mlp through the ONNX backend in this process (no HTTP), dynamic batching on vs off',
+    body: '',
+    levels: [64],
+    reference: 'batching off',
+    targets: async () => [],
+    inproc: async (connections, seconds) => [
+      { target: 'batching on', load: await inprocLoad(join(ROOT, 'models/tiny-mlp/1/model.onnx'), true, connections, seconds) },
+      { target: 'batching off', load: await inprocLoad(join(ROOT, 'models/tiny-mlp/1/model.onnx'), false, connections, seconds) },
     ],
   },
 ];
@@ -185,6 +200,22 @@ function table(rows: readonly Row[], reference: string): string {
   return [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n');
 }
 
+function toRow(scenario: string, target: string, connections: number, load: LoadResult, cpu: number | null, rss: number | null): Row {
+  return {
+    scenario,
+    target,
+    connections,
+    qps: load.qps,
+    mean_ms: load.latencyMs.mean,
+    p50_ms: load.latencyMs.p50,
+    p99_ms: load.latencyMs.p99,
+    errors: load.errors,
+    requests: load.requests,
+    cpu_percent: cpu,
+    rss_mib: rss,
+  };
+}
+
 function median(results: Array<{ load: LoadResult; cpu: number | null; rss: number | null }>) {
   return [...results].sort((a, b) => a.load.qps - b.load.qps)[Math.floor(results.length / 2)] as (typeof results)[number];
 }
@@ -195,8 +226,18 @@ async function runScenario(scenario: Scenario, tool: 'wrk' | 'autocannon'): Prom
   const rounds = Math.max(1, Number(values.rounds));
   const levels = values.connections === undefined ? scenario.levels : values.connections.split(',').map(Number);
   console.log(`\n## ${scenario.name}: ${scenario.description}`);
-  const targets = await scenario.targets();
   const rows: Row[] = [];
+  if (scenario.inproc !== undefined) {
+    for (const connections of levels) {
+      for (const { target, load } of await scenario.inproc(connections, seconds)) {
+        console.log(`  ${target} @ ${connections} concurrent: ${fmt(load.qps)} req/s`);
+        rows.push(toRow(scenario.name, target, connections, load, null, process.memoryUsage.rss() / 2 ** 20));
+      }
+    }
+    console.log(`\n${table(rows, scenario.reference)}`);
+    return rows;
+  }
+  const targets = await scenario.targets();
   try {
     for (const t of targets) {
       if (warmup > 0)
@@ -219,19 +260,7 @@ async function runScenario(scenario: Scenario, tool: 'wrk' | 'autocannon'): Prom
       }
       for (const t of targets) {
         const { load, cpu, rss } = median(cells.get(t.name) ?? []);
-        rows.push({
-          scenario: scenario.name,
-          target: t.name,
-          connections,
-          qps: load.qps,
-          mean_ms: load.latencyMs.mean,
-          p50_ms: load.latencyMs.p50,
-          p99_ms: load.latencyMs.p99,
-          errors: load.errors,
-          requests: load.requests,
-          cpu_percent: cpu,
-          rss_mib: rss,
-        });
+        rows.push(toRow(scenario.name, t.name, connections, load, cpu, rss));
       }
     }
   } finally {
