@@ -45,6 +45,11 @@ export async function inprocLoad(model: string, batching: boolean, concurrency: 
     requests: latencies.length,
     qps: latencies.length / elapsed,
     errors,
-    latencyMs: { mean: latencies.reduce((a, b) => a + b, 0) / Math.max(1, latencies.length), p50: pct(50), p99: pct(99), max: latencies.at(-1) ?? 0 },
+    latencyMs: {
+      mean: latencies.reduce((a, b) => a + b, 0) / Math.max(1, latencies.length),
+      p50: pct(50),
+      p99: pct(99),
+      max: latencies.at(-1) ?? 0,
+    },
   };
 }

@@ -21,7 +21,6 @@ import type {
 import { unsupported } from '../backend.js';
 import { upstreamCall, type UpstreamResponse } from './upstream-call.js';
 
-
 export class OpenAIBackend implements Backend {
   readonly kind = 'openai';
   readonly tasks: ReadonlySet<Task> = new Set<Task>(['chat', 'completion', 'embedding']);
@@ -81,7 +80,10 @@ export class OpenAIBackend implements Backend {
 
   async embed(request: EmbedRequest, call: Cancellation): Promise<EmbedResult> {
     const res = await this.#post('/embeddings', { model: this.#modelName, input: request.input, encoding_format: 'float' }, call, false);
-    const body = JSON.parse((res.body as Buffer).toString('utf8')) as { data?: Array<{ index: number; embedding: number[] }>; usage?: { prompt_tokens?: number } };
+    const body = JSON.parse((res.body as Buffer).toString('utf8')) as {
+      data?: Array<{ index: number; embedding: number[] }>;
+      usage?: { prompt_tokens?: number };
+    };
     if (!Array.isArray(body.data) || body.data.length !== request.input.length) {
       throw new ApiError('upstream_error', 'the upstream returned an embeddings response of the wrong shape');
     }
@@ -96,7 +98,12 @@ export class OpenAIBackend implements Backend {
     if (pool === null) throw fastError('model_not_ready', 'the upstream connection pool is closed');
     let res: UpstreamResponse;
     try {
-      res = await upstreamCall(pool, { method: 'POST', path: this.#basePath + path, headers: this.#headers, body: JSON.stringify(body) }, call, stream);
+      res = await upstreamCall(
+        pool,
+        { method: 'POST', path: this.#basePath + path, headers: this.#headers, body: JSON.stringify(body) },
+        call,
+        stream,
+      );
     } catch (err) {
       throw upstreamFailure(err);
     }
