@@ -57,6 +57,11 @@ async function worker(config: Config, log: Logger, file: string): Promise<void> 
     if (closing) return;
     closing = true;
     log.info({ signal }, 'shutting down: finishing in-flight requests');
+    const force = setTimeout(() => {
+      log.warn({ timeout_ms: config.server.shutdown_timeout_ms }, 'in-flight requests did not finish in time; closing their connections');
+      app.server.closeAllConnections();
+    }, config.server.shutdown_timeout_ms);
+    force.unref();
     app
       .close()
       .then(() => registry.unload())

@@ -136,6 +136,11 @@ export const ServerSchema = Type.Object(
       { default: 'info' },
     ),
     keep_alive_timeout_ms: Type.Integer({ minimum: 0, default: 72_000, description: 'Idle keep-alive time-out for client connections.' }),
+    shutdown_timeout_ms: Type.Integer({
+      minimum: 0,
+      default: 30_000,
+      description: 'On SIGTERM, how long in-flight requests may take to finish before their connections are closed.',
+    }),
   },
   { ...strict, default: {} },
 );

@@ -28,6 +28,7 @@ describe('config loading', () => {
       body_limit_bytes: 4 * 1024 * 1024,
       log_level: 'info',
       keep_alive_timeout_ms: 72_000,
+      shutdown_timeout_ms: 30_000,
     });
     const version = config.models[0]?.versions[0];
     assert.equal(version?.weight, 0);

@@ -174,6 +174,27 @@ models:
     assert.equal(upstream.abortedStreams, aborted + 1, 'the upstream saw its stream end early');
   });
 
+  it('holds the upstream back while a client reads slowly (backpressure), not buffering the stream', async () => {
+    upstream.firehoseBytes = 64 * 1024 * 1024;
+    try {
+      const res = await fetch(`${server.url}/v1/chat/completions`, {
+        method: 'POST',
+        body: JSON.stringify({ model: 'remote', messages: [{ role: 'user', content: 'x' }], stream: true }),
+      });
+      const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+      try {
+        await reader.read(); // the stream has started; now stop reading
+        await new Promise((r) => setTimeout(r, 500));
+        // Socket buffers on both hops hold a few MB at most; without backpressure all 64 MB would be sent by now.
+        assert.ok(upstream.firehoseSent < 32 * 1024 * 1024, `upstream sent ${upstream.firehoseSent} bytes to a client that stopped reading`);
+      } finally {
+        await reader.cancel();
+      }
+    } finally {
+      upstream.firehoseBytes = 0;
+    }
+  });
+
   it('proxies completions and embeddings', async () => {
     const c = await client.completions.create({ model: 'remote', prompt: 'x' });
     assert.equal(c.choices[0]?.text, 'upstream says hi');

@@ -54,7 +54,10 @@ export async function startServer(options: { config: string; args?: string[]; en
     output: () => out,
     async stop() {
       if (child.exitCode === null) child.kill('SIGTERM');
-      return exited;
+      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+      const code = await exited;
+      clearTimeout(timer);
+      return code;
     },
   };
 }

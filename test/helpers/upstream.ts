@@ -21,11 +21,23 @@ export interface Upstream {
   streamDelayMs: number;
   /** When set, every request answers this status and error body. */
   failWith: { status: number; message: string } | null;
+  /** When > 0, a stream sends this many bytes of chunks as fast as the socket takes them (respecting drain). */
+  firehoseBytes: number;
+  /** Bytes of the firehose written so far. */
+  firehoseSent: number;
   close(): Promise<void>;
 }
 
 export async function startUpstream(): Promise<Upstream> {
-  const state: Omit<Upstream, 'url' | 'close'> = { received: [], abortedStreams: 0, streamChunks: 3, streamDelayMs: 0, failWith: null };
+  const state: Omit<Upstream, 'url' | 'close'> = {
+    received: [],
+    abortedStreams: 0,
+    streamChunks: 3,
+    streamDelayMs: 0,
+    failWith: null,
+    firehoseBytes: 0,
+    firehoseSent: 0,
+  };
   const server: Server = createServer((req, res) => {
     let raw = '';
     req.setEncoding('utf8');
@@ -62,6 +74,7 @@ export async function startUpstream(): Promise<Upstream> {
       });
     }
     res.writeHead(200, { 'content-type': 'text/event-stream' });
+    if (state.firehoseBytes > 0) return firehose(res);
     let i = 0;
     let finished = false;
     res.on('close', () => {
@@ -89,6 +102,20 @@ export async function startUpstream(): Promise<Upstream> {
     };
     tick();
   }
+  function firehose(res: ServerResponse): void {
+    const chunk = `data: ${JSON.stringify({ choices: [{ index: 0, delta: { content: 'x'.repeat(16 * 1024) } }] })}\n\n`;
+    state.firehoseSent = 0;
+    const pump = (): void => {
+      while (state.firehoseSent < state.firehoseBytes && !res.destroyed) {
+        state.firehoseSent += chunk.length;
+        if (!res.write(chunk)) return void res.once('drain', pump);
+      }
+      if (!res.destroyed) res.end('data: [DONE]\n\n');
+    };
+    res.on('close', () => state.abortedStreams++);
+    pump();
+  }
+
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as { port: number }).port;
   const upstream = Object.assign(state, {
