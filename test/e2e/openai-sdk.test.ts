@@ -186,7 +186,10 @@ models:
         await reader.read(); // the stream has started; now stop reading
         await new Promise((r) => setTimeout(r, 500));
         // Socket buffers on both hops hold a few MB at most; without backpressure all 64 MB would be sent by now.
-        assert.ok(upstream.firehoseSent < 32 * 1024 * 1024, `upstream sent ${upstream.firehoseSent} bytes to a client that stopped reading`);
+        assert.ok(
+          upstream.firehoseSent < 32 * 1024 * 1024,
+          `upstream sent ${upstream.firehoseSent} bytes to a client that stopped reading`,
+        );
       } finally {
         await reader.cancel();
       }
