@@ -6,6 +6,7 @@
  *   npm run bench -- --scenario chat --connections 64 --duration 5 --rounds 3
  *   npm run bench -- --url http://127.0.0.1:9102/v1/chat/completions --connections 64
  */
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -68,6 +69,7 @@ const HELP = `npm run bench -- [options]
   --url URL           load any server instead (repeatable); --body FILE, --header 'k: v', --pid N
   --json FILE         where to write results (default bench/results/<time>.json)`;
 
+const OPEN_FILES = Number(spawnSync('sh', ['-c', 'ulimit -n'], { encoding: 'utf8' }).stdout.trim()) || 1024;
 const bodies = join(ROOT, 'bench/bodies');
 const configs = join(ROOT, 'bench/configs');
 const workers = values.workers === undefined ? undefined : Number(values.workers);
@@ -224,7 +226,11 @@ async function runScenario(scenario: Scenario, tool: 'wrk' | 'autocannon'): Prom
   const seconds = Number(values.duration);
   const warmup = Number(values.warmup);
   const rounds = Math.max(1, Number(values.rounds));
-  const levels = values.connections === undefined ? scenario.levels : values.connections.split(',').map(Number);
+  const wanted = values.connections === undefined ? scenario.levels : values.connections.split(',').map(Number);
+  // Each connection is a file descriptor on both ends; leave room for everything else the processes hold.
+  const levels = wanted.filter((c) => c + 256 <= OPEN_FILES);
+  for (const c of wanted)
+    if (!levels.includes(c)) console.log(`  ${c} connections skipped: the open-file limit is ${OPEN_FILES} (ulimit -n)`);
   console.log(`\n## ${scenario.name}: ${scenario.description}`);
   const rows: Row[] = [];
   if (scenario.inproc !== undefined) {

@@ -6,11 +6,8 @@ import cluster from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import { isIP } from 'node:net';
 import { pino, type Logger } from 'pino';
-import { createHttpServer } from '../api/http/server.js';
 import { loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
-import { Gateway } from '../core/gateway.js';
-import { Registry } from '../routing/registry.js';
 import { VERSION } from './version.js';
 
 export interface ServeOptions {
@@ -39,6 +36,12 @@ export async function serve(options: ServeOptions): Promise<void> {
 }
 
 async function worker(config: Config, log: Logger, file: string): Promise<void> {
+  // Imported here, not at the top: the cluster primary only forks and supervises, and stays small.
+  const [{ createHttpServer }, { Gateway }, { Registry }] = await Promise.all([
+    import('../api/http/server.js'),
+    import('../core/gateway.js'),
+    import('../routing/registry.js'),
+  ]);
   const registry = new Registry(config);
   const gateway = new Gateway(registry);
   const app = createHttpServer({ config, log, gateway, version: VERSION });

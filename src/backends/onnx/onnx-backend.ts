@@ -3,7 +3,6 @@
  * {@link Batcher} when every input and output has a dynamic first dimension; `embedding` models
  * also serve text through the tokenizer, padded to the longest input of the batch.
  */
-import ort from 'onnxruntime-node';
 import type { OnnxBackendConfig } from '../../config/schema.js';
 import { fastError } from '../../core/errors.js';
 import { datatypeFromOrt, type Tensor, type TensorSpec } from '../../core/tensor.js';
@@ -21,6 +20,7 @@ import {
   type TextResponse,
 } from '../backend.js';
 import { concatRows, fromOrt, splitRows, toOrt } from './tensors.js';
+import { loadOrt, type OrtModule, type OrtSession, type OrtTensor, type OrtValueMetadata } from './runtime.js';
 import { createTokenizer } from './tokenizer.js';
 
 /** Observes batch sizes (rows, requests) as they execute. */
@@ -32,7 +32,8 @@ export class OnnxBackend implements Backend {
   readonly #config: OnnxBackendConfig;
   readonly #onBatch: BatchObserver | undefined;
   readonly #tokenize: (text: string) => number[];
-  #session: ort.InferenceSession | null = null;
+  #ort: OrtModule | null = null;
+  #session: OrtSession | null = null;
   #signature: Signature | null = null;
   #error: string | null = null;
   /** One batcher per shape of the non-batch dimensions; null when batching is off or impossible. */
@@ -48,6 +49,7 @@ export class OnnxBackend implements Backend {
 
   async load(): Promise<void> {
     try {
+      const ort = (this.#ort = await loadOrt());
       this.#session = await ort.InferenceSession.create(this.#config.path, {
         intraOpNumThreads: this.#config.threads,
         interOpNumThreads: 1,
@@ -142,11 +144,12 @@ export class OnnxBackend implements Backend {
 
   async #run(request: InferRequest): Promise<InferResult> {
     const session = this.#ready();
-    const feeds: Record<string, ort.Tensor> = {};
-    for (const t of request.inputs) feeds[t.name] = toOrt(t);
+    const ort = this.#ort as OrtModule;
+    const feeds: Record<string, OrtTensor> = {};
+    for (const t of request.inputs) feeds[t.name] = toOrt(ort, t);
     const names = request.outputs ?? session.outputNames;
     const results = await session.run(feeds, names as string[]);
-    return { outputs: names.map((name) => fromOrt(name, results[name] as ort.Tensor)) };
+    return { outputs: names.map((name) => fromOrt(name, results[name] as OrtTensor)) };
   }
 
   async #inferBatch(items: InferRequest[]): Promise<InferResult[]> {
@@ -186,14 +189,14 @@ export class OnnxBackend implements Backend {
     return items.map((item) => item.map(() => data.slice(dim * row, dim * ++row)));
   }
 
-  #ready(): ort.InferenceSession {
+  #ready(): OrtSession {
     if (this.#session === null) throw fastError('model_not_ready', 'the model is not loaded');
     return this.#session;
   }
 }
 
-function readSignature(session: ort.InferenceSession): Signature {
-  const spec = (meta: ort.InferenceSession.ValueMetadata): TensorSpec => {
+function readSignature(session: OrtSession): Signature {
+  const spec = (meta: OrtValueMetadata): TensorSpec => {
     if (!meta.isTensor) throw new Error(`"${meta.name}" is not a tensor; only tensor inputs and outputs are served`);
     const datatype = datatypeFromOrt(meta.type);
     if (datatype === null) throw new Error(`"${meta.name}" has unsupported type ${meta.type}`);

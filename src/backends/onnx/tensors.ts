@@ -1,13 +1,13 @@
 /** Conversions between core tensors and ONNX Runtime tensors, and batch concat/split along dimension 0. */
-import ort from 'onnxruntime-node';
 import { allocate, datatypeFromOrt, DATATYPES, type Tensor, type TensorData } from '../../core/tensor.js';
+import type { OrtModule, OrtTensor } from './runtime.js';
 
-export function toOrt(tensor: Tensor): ort.Tensor {
+export function toOrt(ort: OrtModule, tensor: Tensor): OrtTensor {
   const type = DATATYPES[tensor.datatype].ort;
   return new ort.Tensor(type as 'float32', tensor.data as Float32Array, tensor.shape as number[]);
 }
 
-export function fromOrt(name: string, value: ort.Tensor): Tensor {
+export function fromOrt(name: string, value: OrtTensor): Tensor {
   const datatype = datatypeFromOrt(value.type);
   if (datatype === null) throw new Error(`output "${name}" has unsupported ONNX type ${value.type}`);
   return { name, datatype, shape: [...value.dims], data: value.data as TensorData };
