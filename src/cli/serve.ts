@@ -81,6 +81,11 @@ async function worker(config: Config, log: Logger, file: string): Promise<void> 
 }
 
 function primary(config: Config, workers: number, log: Logger, file: string): void {
+  // Workers accept from the shared socket themselves. Node's default on Linux (the primary accepts
+  // and hands each connection to a worker, waiting for its ack over IPC) starves new connections
+  // while workers are busy: at 1000 connections p99 was over 1 s with hundreds of 2 s time-outs;
+  // with SCHED_NONE it was about 80 ms and none (wrk on loopback, this 2-core machine).
+  cluster.schedulingPolicy = cluster.SCHED_NONE;
   const started = performance.now();
   let listening = 0;
   let stopping = false;
