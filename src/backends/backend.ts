@@ -93,3 +93,26 @@ export interface Backend {
 export function unsupported(kind: string, task: Task): Promise<never> {
   return Promise.reject(fastError('unsupported_operation', `a ${kind} backend does not serve ${task} requests`));
 }
+
+/** Defaults for backends that serve text and embeddings but no tensors (remote servers, mock). */
+export abstract class TextBackend implements Backend {
+  abstract readonly kind: string;
+  readonly tasks: ReadonlySet<Task> = new Set<Task>(['chat', 'completion', 'embedding']);
+  abstract load(): Promise<void>;
+  abstract unload(): Promise<void>;
+  abstract health(): BackendHealth;
+  abstract embed(request: EmbedRequest, call: Cancellation): Promise<EmbedResult>;
+  abstract generate(request: TextRequest, call: Cancellation): Promise<TextResponse>;
+
+  signature(): Signature | null {
+    return null;
+  }
+
+  contextLength(): number | null {
+    return null;
+  }
+
+  infer(): Promise<InferResult> {
+    return unsupported(this.kind, 'tensor');
+  }
+}

@@ -5,7 +5,7 @@
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import { ApiError, pointerToPath, type ErrorCode } from '../../core/errors.js';
+import { ApiError, fastError, pointerToPath, type ErrorCode } from '../../core/errors.js';
 
 type OpenAIErrorType = 'invalid_request_error' | 'authentication_error' | 'permission_error' | 'rate_limit_error' | 'server_error';
 
@@ -77,6 +77,11 @@ function validationError(errors: readonly AjvError[]): ApiError {
     message = `must be one of ${params.allowedValues.join(', ')}`;
   }
   return new ApiError('invalid_request', `${path === '' ? 'body' : `\`${path}\``} ${message}`, path === '' ? null : path);
+}
+
+/** The 404 for a path (and method) no route serves. */
+export function routeNotFound(request: FastifyRequest): ApiError {
+  return fastError('not_found', `no endpoint ${request.method} ${request.url.split('?')[0]}`);
 }
 
 /** Sets the headers every model response carries: the request id and the version that served it. */

@@ -8,8 +8,8 @@ import type { Logger } from 'pino';
 import sjson from 'secure-json-parse';
 import type { Config } from '../../config/schema.js';
 import type { Gateway } from '../../core/gateway.js';
-import { ApiError, fastError } from '../../core/errors.js';
-import { sendOpenAIError, toApiError } from './errors.js';
+import { ApiError } from '../../core/errors.js';
+import { routeNotFound, sendOpenAIError, toApiError } from './errors.js';
 import { kserveRoutes } from './kserve/routes.js';
 import { openaiRoutes } from './openai/routes.js';
 
@@ -67,8 +67,6 @@ export function createHttpServer({ config, log, gateway, version }: HttpServerOp
   });
 
   app.setErrorHandler((error, request, reply) => sendOpenAIError(toApiError(error, request, log), request, reply));
-  app.setNotFoundHandler((request, reply) =>
-    sendOpenAIError(fastError('not_found', `no endpoint ${request.method} ${request.url.split('?')[0]}`), request, reply),
-  );
+  app.setNotFoundHandler((request, reply) => sendOpenAIError(routeNotFound(request), request, reply));
   return app;
 }

@@ -4,28 +4,24 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { MockBackendConfig } from '../../config/schema.js';
-import type {
-  Backend,
-  BackendHealth,
-  Cancellation,
-  EmbedRequest,
-  EmbedResult,
-  InferResult,
-  Signature,
-  Task,
-  TextRequest,
-  TextResponse,
+import {
+  TextBackend,
+  type BackendHealth,
+  type Cancellation,
+  type EmbedRequest,
+  type EmbedResult,
+  type TextRequest,
+  type TextResponse,
 } from '../backend.js';
-import { unsupported } from '../backend.js';
 
-export class MockBackend implements Backend {
+export class MockBackend extends TextBackend {
   readonly kind = 'mock';
-  readonly tasks: ReadonlySet<Task> = new Set<Task>(['chat', 'completion', 'embedding']);
   readonly #config: MockBackendConfig;
   readonly #completionTokens: number;
   readonly #chunks: string[];
 
   constructor(config: MockBackendConfig) {
+    super();
     this.#config = config;
     this.#completionTokens = countWords(config.text);
     this.#chunks = splitInto(config.text, config.stream_chunks);
@@ -36,18 +32,6 @@ export class MockBackend implements Backend {
 
   health(): BackendHealth {
     return { ready: true, error: null };
-  }
-
-  signature(): Signature | null {
-    return null;
-  }
-
-  contextLength(): number | null {
-    return null;
-  }
-
-  infer(): Promise<InferResult> {
-    return unsupported(this.kind, 'tensor');
   }
 
   async generate(request: TextRequest, call: Cancellation): Promise<TextResponse> {

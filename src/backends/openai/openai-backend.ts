@@ -6,24 +6,19 @@
 import { Pool, errors as undiciErrors } from 'undici';
 import type { OpenAIBackendConfig } from '../../config/schema.js';
 import { ApiError, fastError } from '../../core/errors.js';
-import type {
-  Backend,
-  BackendHealth,
-  Cancellation,
-  EmbedRequest,
-  EmbedResult,
-  InferResult,
-  Signature,
-  Task,
-  TextRequest,
-  TextResponse,
+import {
+  TextBackend,
+  type BackendHealth,
+  type Cancellation,
+  type EmbedRequest,
+  type EmbedResult,
+  type TextRequest,
+  type TextResponse,
 } from '../backend.js';
-import { unsupported } from '../backend.js';
 import { upstreamCall, type UpstreamResponse } from './upstream-call.js';
 
-export class OpenAIBackend implements Backend {
+export class OpenAIBackend extends TextBackend {
   readonly kind = 'openai';
-  readonly tasks: ReadonlySet<Task> = new Set<Task>(['chat', 'completion', 'embedding']);
   readonly #config: OpenAIBackendConfig;
   readonly #modelName: string;
   readonly #basePath: string;
@@ -32,6 +27,7 @@ export class OpenAIBackend implements Backend {
 
   /** `modelName` is used upstream unless the config names another. */
   constructor(config: OpenAIBackendConfig, modelName: string) {
+    super();
     this.#config = config;
     this.#modelName = config.model ?? modelName;
     const url = new URL(config.base_url);
@@ -58,18 +54,6 @@ export class OpenAIBackend implements Backend {
 
   health(): BackendHealth {
     return { ready: this.#pool !== null, error: null };
-  }
-
-  signature(): Signature | null {
-    return null;
-  }
-
-  contextLength(): number | null {
-    return null;
-  }
-
-  infer(): Promise<InferResult> {
-    return unsupported(this.kind, 'tensor');
   }
 
   async generate(request: TextRequest, call: Cancellation): Promise<TextResponse> {

@@ -5,12 +5,11 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import { fastError } from '../../../core/errors.js';
 import type { Gateway } from '../../../core/gateway.js';
 import { DATATYPES, toJsonValues, type DataType } from '../../../core/tensor.js';
 import type { ModelVersion } from '../../../routing/registry.js';
 import { httpContext } from '../context.js';
-import { sendKServeError, servedBy, toApiError } from '../errors.js';
+import { routeNotFound, sendKServeError, servedBy, toApiError } from '../errors.js';
 import { decodeTensor } from './decode.js';
 
 const Parameters = Type.Record(Type.String(), Type.Unknown());
@@ -43,9 +42,7 @@ interface ModelParams {
 export function kserveRoutes(gateway: Gateway, log: Logger, serverVersion: string) {
   return async function kserve(app: FastifyInstance): Promise<void> {
     app.setErrorHandler((error, request, reply) => sendKServeError(toApiError(error, request, log), request, reply));
-    app.setNotFoundHandler((request, reply) =>
-      sendKServeError(fastError('not_found', `no endpoint ${request.method} ${request.url.split('?')[0]}`), request, reply),
-    );
+    app.setNotFoundHandler((request, reply) => sendKServeError(routeNotFound(request), request, reply));
 
     app.get('', async () => ({ name: 'infergate', version: serverVersion, extensions: [] }));
     app.get('/health/live', async () => ({ live: true }));

@@ -10,15 +10,13 @@ import { fastError } from '../../../core/errors.js';
 import type { Gateway, Served } from '../../../core/gateway.js';
 import type { Model } from '../../../routing/registry.js';
 import { httpContext } from '../context.js';
-import { sendOpenAIError, servedBy, toApiError } from '../errors.js';
+import { routeNotFound, sendOpenAIError, servedBy, toApiError } from '../errors.js';
 import { ChatRequest, CompletionRequest, EmbeddingRequest } from './schemas.js';
 
 export function openaiRoutes(gateway: Gateway, log: Logger) {
   return async function openai(app: FastifyInstance): Promise<void> {
     app.setErrorHandler((error, request, reply) => sendOpenAIError(toApiError(error, request, log), request, reply));
-    app.setNotFoundHandler((request, reply) =>
-      sendOpenAIError(fastError('not_found', `no endpoint ${request.method} ${request.url.split('?')[0]}`), request, reply),
-    );
+    app.setNotFoundHandler((request, reply) => sendOpenAIError(routeNotFound(request), request, reply));
 
     app.get('/models', async () => ({ object: 'list', data: gateway.registry.models.map(describeModel) }));
 
