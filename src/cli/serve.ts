@@ -81,11 +81,11 @@ async function worker(config: Config, log: Logger, file: string): Promise<void> 
 }
 
 function primary(config: Config, workers: number, log: Logger, file: string): void {
-  // Workers accept from the shared socket themselves. Node's default on Linux (the primary accepts
-  // and hands each connection to a worker, waiting for its ack over IPC) starves new connections
-  // while workers are busy: at 1000 connections p99 was over 1 s with hundreds of 2 s time-outs;
-  // with SCHED_NONE it was about 80 ms and none (wrk on loopback, this 2-core machine).
-  cluster.schedulingPolicy = cluster.SCHED_NONE;
+  // `direct` by default: Node's round-robin on Linux (the primary accepts and hands each connection
+  // to a worker, one at a time, waiting for its ack over IPC) starves new connections while workers
+  // are busy: at 1000 connections p99 was over 1 s with hundreds of 2 s time-outs; with SCHED_NONE
+  // about 80 ms and none (wrk on loopback, 2 cores). The price: 64 connections may split 20/44.
+  cluster.schedulingPolicy = config.server.accept_policy === 'direct' ? cluster.SCHED_NONE : cluster.SCHED_RR;
   const started = performance.now();
   let listening = 0;
   let stopping = false;

@@ -130,6 +130,12 @@ export const ServerSchema = Type.Object(
       default: 1,
       description: 'Worker processes sharing the port (node:cluster). `auto`: one per CPU core.',
     }),
+    accept_policy: Type.Union([Type.Literal('direct'), Type.Literal('round-robin')], {
+      default: 'direct',
+      description:
+        'With workers > 1: `direct`, each worker accepts from the shared socket (no wait, but a few connections may split unevenly); ' +
+        '`round-robin`, the primary deals connections out evenly, but a burst of new connections waits seconds while workers are busy.',
+    }),
     body_limit_bytes: Type.Integer({ minimum: 1024, default: 4 * 1024 * 1024, description: 'Largest request body; larger ones get 413.' }),
     log_level: Type.Union(
       ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),

@@ -25,6 +25,7 @@ describe('config loading', () => {
       host: '127.0.0.1',
       port: 8080,
       workers: 1,
+      accept_policy: 'direct',
       body_limit_bytes: 4 * 1024 * 1024,
       log_level: 'info',
       keep_alive_timeout_ms: 72_000,
