@@ -23,6 +23,19 @@ export interface InferResult {
 export interface EmbedRequest {
   /** One text per row. */
   readonly input: readonly string[];
+  /** Length the client wants the vectors to have; null: the model's own. */
+  readonly dimensions: number | null;
+}
+
+/** The 400 for a `dimensions` a model with fixed-size vectors cannot give. */
+export function checkDimensions(request: EmbedRequest, dim: number): void {
+  if (request.dimensions !== null && request.dimensions !== dim) {
+    throw fastError(
+      'invalid_request',
+      `\`dimensions\` must be ${dim} for this model (its vectors cannot be shortened), got ${request.dimensions}`,
+      'dimensions',
+    );
+  }
 }
 
 export interface EmbedResult {

@@ -3,7 +3,16 @@
  * format into the core request types and encode what comes back; the stages between (auth,
  * limits, admission, policies) plug in here, once, for every protocol.
  */
-import type { EmbedResult, InferRequest, InferResult, Signature, Task, TextRequest, TextResponse } from '../backends/backend.js';
+import type {
+  EmbedRequest,
+  EmbedResult,
+  InferRequest,
+  InferResult,
+  Signature,
+  Task,
+  TextRequest,
+  TextResponse,
+} from '../backends/backend.js';
 import type { Model, ModelVersion, Registry } from '../routing/registry.js';
 import type { RequestContext } from './context.js';
 import { fastError } from './errors.js';
@@ -27,9 +36,9 @@ export class Gateway {
     return { version, result: await version.backend.generate(request, ctx) };
   }
 
-  async embed(model: string, input: readonly string[], ctx: RequestContext): Promise<Served<EmbedResult>> {
+  async embed(model: string, request: EmbedRequest, ctx: RequestContext): Promise<Served<EmbedResult>> {
     const version = this.#route(model, ctx.pinnedVersion, 'embedding');
-    return { version, result: await version.backend.embed({ input }, ctx) };
+    return { version, result: await version.backend.embed(request, ctx) };
   }
 
   async infer(model: string, request: InferRequest, ctx: RequestContext): Promise<Served<InferResult>> {
@@ -48,7 +57,7 @@ export class Gateway {
     return signature;
   }
 
-  /** Looks up a model and version, checking that the version can serve the task and is ready. */
+  /** Looks up a model and a version: the pinned one, else the default (for metadata, not traffic). */
   resolve(model: string, pinned: string | undefined): { model: Model; version: ModelVersion } {
     const m = this.registry.get(model);
     return { model: m, version: pinned === undefined ? m.defaultVersion : m.select(pinned) };

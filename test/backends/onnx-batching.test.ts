@@ -57,8 +57,8 @@ describe('ONNX dynamic batching', () => {
     await Promise.all([batched.load(), single.load()]);
     try {
       const texts = ['a', 'a much longer sentence with many words in it', 'mid length text', 'x y'];
-      const merged = await Promise.all(texts.map((t) => batched.embed({ input: [t] })));
-      const alone = await Promise.all(texts.map((t) => single.embed({ input: [t] })));
+      const merged = await Promise.all(texts.map((t) => batched.embed({ input: [t], dimensions: null })));
+      const alone = await Promise.all(texts.map((t) => single.embed({ input: [t], dimensions: 64 })));
       assert.ok(Math.max(...sizes) > 1);
       merged.forEach((r, i) => {
         const a = r.vectors[0] as Float32Array;

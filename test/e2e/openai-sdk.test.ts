@@ -74,6 +74,19 @@ models:
     assert.equal(batch.usage.prompt_tokens, 5);
   });
 
+  it("accepts `dimensions` equal to the model's and refuses others", async () => {
+    const same = await client.embeddings.create({ model: 'tiny-embed', input: 'x', dimensions: 64, encoding_format: 'float' });
+    assert.equal(same.data[0]?.embedding.length, 64);
+    await assert.rejects(
+      client.embeddings.create({ model: 'tiny-embed', input: 'x', dimensions: 8 }),
+      (err: InstanceType<typeof OpenAI.BadRequestError>) => {
+        assert.equal(err.param, 'dimensions');
+        assert.match(err.message, /must be 64 for this model/);
+        return true;
+      },
+    );
+  });
+
   it('rejects inputs longer than the model accepts, naming the limit', async () => {
     const long = Array.from({ length: 20 }, (_, i) => `w${i}`).join(' ');
     await assert.rejects(

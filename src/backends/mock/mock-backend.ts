@@ -5,6 +5,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { MockBackendConfig } from '../../config/schema.js';
 import {
+  checkDimensions,
   TextBackend,
   type BackendHealth,
   type Cancellation,
@@ -72,6 +73,7 @@ export class MockBackend extends TextBackend {
 
   async embed(request: EmbedRequest): Promise<EmbedResult> {
     const dim = this.#config.embedding_dim;
+    checkDimensions(request, dim);
     let tokens = 0;
     const vectors = request.input.map((text) => {
       tokens += countWords(text);

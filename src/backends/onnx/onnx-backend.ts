@@ -8,6 +8,7 @@ import { fastError } from '../../core/errors.js';
 import { datatypeFromOrt, type Tensor, type TensorSpec } from '../../core/tensor.js';
 import { Batcher } from '../../scheduling/batcher.js';
 import {
+  checkDimensions,
   unsupported,
   type Backend,
   type BackendHealth,
@@ -116,6 +117,7 @@ export class OnnxBackend implements Backend {
   }
 
   async embed(request: EmbedRequest): Promise<EmbedResult> {
+    checkDimensions(request, this.#signature?.outputs[0]?.shape[1] as number);
     const max = this.#config.tokenizer.max_tokens;
     let promptTokens = 0;
     const rows = request.input.map((text, i) => {

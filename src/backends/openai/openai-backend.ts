@@ -63,7 +63,17 @@ export class OpenAIBackend extends TextBackend {
   }
 
   async embed(request: EmbedRequest, call: Cancellation): Promise<EmbedResult> {
-    const res = await this.#post('/embeddings', { model: this.#modelName, input: request.input, encoding_format: 'float' }, call, false);
+    const res = await this.#post(
+      '/embeddings',
+      {
+        model: this.#modelName,
+        input: request.input,
+        encoding_format: 'float',
+        ...(request.dimensions === null ? {} : { dimensions: request.dimensions }),
+      },
+      call,
+      false,
+    );
     const body = JSON.parse((res.body as Buffer).toString('utf8')) as {
       data?: Array<{ index: number; embedding: number[] }>;
       usage?: { prompt_tokens?: number };

@@ -10,7 +10,7 @@ import { fastError } from '../../../core/errors.js';
 import type { Gateway, Served } from '../../../core/gateway.js';
 import type { Model } from '../../../routing/registry.js';
 import { httpContext } from '../context.js';
-import { routeNotFound, sendOpenAIError, servedBy, toApiError } from '../errors.js';
+import { OPENAI_ERROR_TYPES, routeNotFound, sendOpenAIError, servedBy, toApiError } from '../errors.js';
 import { ChatRequest, CompletionRequest, EmbeddingRequest } from './schemas.js';
 
 export function openaiRoutes(gateway: Gateway, log: Logger) {
@@ -39,7 +39,11 @@ export function openaiRoutes(gateway: Gateway, log: Logger) {
     app.post<{ Body: EmbeddingRequest }>('/embeddings', { schema: { body: EmbeddingRequest } }, async (request, reply) => {
       const body = request.body;
       const input = typeof body.input === 'string' ? [body.input] : body.input;
-      const { version, result } = await gateway.embed(body.model, input, httpContext(request, reply));
+      const { version, result } = await gateway.embed(
+        body.model,
+        { input, dimensions: body.dimensions ?? null },
+        httpContext(request, reply),
+      );
       const base64 = body.encoding_format === 'base64';
       const data = result.vectors.map((v, index) => ({
         object: 'embedding',
@@ -80,7 +84,7 @@ async function* sse(events: AsyncIterable<object>, request: FastifyRequest, log:
     for await (const event of events) yield `data: ${JSON.stringify(event)}\n\n`;
   } catch (error) {
     const e = toApiError(error, request, log);
-    yield `data: ${JSON.stringify({ error: { message: e.message, type: 'server_error', param: null, code: e.code } })}\n\n`;
+    yield `data: ${JSON.stringify({ error: { message: e.message, type: OPENAI_ERROR_TYPES[e.code], param: e.param, code: e.code } })}\n\n`;
   }
   yield 'data: [DONE]\n\n';
 }
