@@ -179,6 +179,12 @@ models:
     ],
     ['an unknown output', { ...mlpBody([row(1)]), outputs: [{ name: 'nope' }] }, /unknown output "nope"; the model has output/, null],
     ['no inputs', { inputs: [] }, /`inputs` must NOT have fewer than 1 items/, null],
+    [
+      'data nested deeper than the shape (a stack-exhaustion attempt)',
+      `{"inputs":[{"name":"input","shape":[1,32],"datatype":"FP32","data":${'['.repeat(100_000)}${']'.repeat(100_000)}}]}`,
+      /inputs\[0\]\.data is nested deeper than its shape's 2 dimensions/,
+      null,
+    ],
   ] as const) {
     it(`answers 400 in KServe's error shape for ${name}`, async () => {
       const res = await post(`${server.url}/v2/models/tiny-mlp/versions/1/infer`, body);

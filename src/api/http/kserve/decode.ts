@@ -23,7 +23,7 @@ const INT_RANGES: Partial<Record<DataType, readonly [number, number]>> = {
 
 export function decodeTensor(wire: WireTensor, at: string): Tensor {
   const count = elementCount(wire.shape);
-  const flat = flatten(wire.data, count, `${at}.data`);
+  const flat = flatten(wire.data, count, wire.shape.length, `${at}.data`);
   if (flat.length !== count) {
     throw fastError(
       'invalid_request',
@@ -34,17 +34,19 @@ export function decodeTensor(wire: WireTensor, at: string): Tensor {
   return { name: wire.name, datatype: wire.datatype, shape: wire.shape, data: convert(wire.datatype, flat, `${at}.data`) };
 }
 
-function flatten(data: readonly unknown[], expected: number, at: string): readonly unknown[] {
+function flatten(data: readonly unknown[], expected: number, rank: number, at: string): readonly unknown[] {
   if (!data.some(Array.isArray)) return data;
   const out: unknown[] = [];
-  const walk = (node: readonly unknown[]): void => {
+  // Nesting can be no deeper than the shape has dimensions; checking keeps a hostile body from exhausting the stack.
+  const walk = (node: readonly unknown[], depth: number): void => {
+    if (depth > Math.max(rank, 1)) throw fastError('invalid_request', `${at} is nested deeper than its shape's ${rank} dimensions`, at);
     for (const item of node) {
-      if (Array.isArray(item)) walk(item);
+      if (Array.isArray(item)) walk(item, depth + 1);
       else out.push(item);
       if (out.length > expected) throw fastError('invalid_request', `${at} has more than the ${expected} elements its shape needs`, at);
     }
   };
-  walk(data);
+  walk(data, 1);
   return out;
 }
 
