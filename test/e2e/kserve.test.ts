@@ -211,6 +211,12 @@ models:
     assert.match(chat.body.error, /not a tensor model/);
   });
 
+  it('answers a deeply nested body with 400 on the OpenAI API too, not a stack overflow', async () => {
+    const res = await post(`${server.url}/v1/chat/completions`, `[${'['.repeat(300_000)}${']'.repeat(300_000)}]`);
+    assert.equal(res.status, 400);
+    assert.match(res.body.error.message, /body must be object, got an array of 1 item/);
+  });
+
   it('answers 404 in KServe shape for an unknown path', async () => {
     const res = await get(`${server.url}/v2/nothing/here`);
     assert.equal(res.status, 404);

@@ -67,7 +67,7 @@ function validationError(errors: readonly AjvError[]): ApiError {
     v.keyword === 'minLength' ||
     v.keyword === 'minItems'
   ) {
-    message = `${message}, got ${JSON.stringify(v.data)?.slice(0, 60)}`;
+    message = `${message}, got ${preview(v.data)}`;
   }
   const params = v.params ?? {};
   if (typeof params.missingProperty === 'string') {
@@ -87,6 +87,14 @@ export function routeNotFound(request: FastifyRequest): ApiError {
 /** Sets the headers every model response carries: the request id and the version that served it. */
 export function servedBy(request: FastifyRequest, reply: FastifyReply, version: string): FastifyReply {
   return reply.header('x-request-id', request.id).header('x-model-version', version);
+}
+
+/** A short, safe rendering of a value for an error message (never serialises a whole structure). */
+function preview(value: unknown): string {
+  if (Array.isArray(value)) return `an array of ${value.length} item(s)`;
+  if (value !== null && typeof value === 'object') return 'an object';
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
 }
 
 /** `{"error": {"message", "type", "param", "code"}}`, as the OpenAI API answers. */
