@@ -56,7 +56,7 @@ export class Model {
       if (v === undefined) {
         throw fastError(
           'version_not_found',
-          `model "${this.name}" has no version "${pinned}"; it has ${[...this.versions.keys()].join(', ')}`,
+          `model "${this.name}" has no version "${clip(pinned)}"; it has ${[...this.versions.keys()].join(', ')}`,
           'x-model-version',
         );
       }
@@ -92,7 +92,7 @@ export class Registry {
   /** Finds a model by name or alias; throws 404 model_not_found. */
   get(name: string): Model {
     const model = this.#byName.get(name);
-    if (model === undefined) throw fastError('model_not_found', `model "${name}" does not exist`, 'model');
+    if (model === undefined) throw fastError('model_not_found', `model "${clip(name)}" does not exist`, 'model');
     return model;
   }
 
@@ -109,4 +109,9 @@ export class Registry {
   ready(): boolean {
     return this.models.every((m) => m.ready());
   }
+}
+
+/** Client-supplied names are echoed in errors; a long one is cut so an error never echoes a whole body. */
+function clip(text: string): string {
+  return text.length > 100 ? `${text.slice(0, 100)}...` : text;
 }
