@@ -1,0 +1,261 @@
+/**
+ * `npm run bench`: load scenarios against infergate and, side by side, the peers of
+ * ../shared/peers (`peers.sh start`). Prints a table per scenario and writes JSON results.
+ *
+ *   npm run bench                               every scenario, default levels
+ *   npm run bench -- --scenario chat --connections 64 --duration 5 --rounds 3
+ *   npm run bench -- --url http://127.0.0.1:9102/v1/chat/completions --connections 64
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { loadGenerator, runLoad } from './load.js';
+import { inprocLoad } from './inproc.js';
+import { measure } from './proc.js';
+import { ROOT, external, peer, startInfergate } from './targets.js';
+const { values } = parseArgs({
+    options: {
+        scenario: { type: 'string', multiple: true },
+        connections: { type: 'string' },
+        duration: { type: 'string', default: '10' },
+        warmup: { type: 'string', default: '5' },
+        rounds: { type: 'string', default: '1' },
+        workers: { type: 'string' },
+        url: { type: 'string', multiple: true },
+        body: { type: 'string' },
+        header: { type: 'string', multiple: true },
+        pid: { type: 'string' },
+        json: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+    },
+});
+const HELP = `npm run bench -- [options]
+  --scenario NAME     chat | proxy | batching | batching-model (repeatable; default: all)
+  --connections LIST  concurrency levels, e.g. 64,1000,5000 (default per scenario)
+  --duration S        seconds per measurement (default 10)
+  --warmup S          seconds of unrecorded load per target first, for the JIT (default 5)
+  --rounds N          measure each cell N times, report the median by QPS (default 1)
+  --workers N         infergate worker processes (default: the config's, auto = one per core)
+  --url URL           load any server instead (repeatable); --body FILE, --header 'k: v', --pid N
+  --json FILE         where to write results (default bench/results/<time>.json)`;
+const OPEN_FILES = Number(spawnSync('sh', ['-c', 'ulimit -n'], { encoding: 'utf8' }).stdout.trim()) || 1024;
+const bodies = join(ROOT, 'bench/bodies');
+const configs = join(ROOT, 'bench/configs');
+const workers = values.workers === undefined ? undefined : Number(values.workers);
+const SCENARIOS = [
+    {
+        name: 'chat',
+        description: 'POST /v1/chat/completions on a mock model that answers at once (the gateway alone)',
+        body: join(bodies, 'chat.json'),
+        levels: [64, 1000, 5000],
+        reference: 'go-handler :9102',
+        targets: async () => [
+            await startInfergate('infergate mock', join(configs, 'mock.yaml'), '/v1/chat/completions', workers),
+            await peer('go-handler :9102', 9102, '/v1/chat/completions', 'goref.pid'),
+        ].filter((t) => t !== null),
+    },
+    {
+        name: 'proxy',
+        description: 'POST /v1/chat/completions proxied to the nginx upstream on :9100',
+        body: join(bodies, 'chat.json'),
+        levels: [64, 1000, 5000],
+        reference: 'go-proxy :9103',
+        targets: async () => {
+            const upstream = await peer('upstream', 9100, '/', 'nginx.pid');
+            if (upstream === null) {
+                console.log('  skipped: nothing answers on :9100; run ../shared/peers/peers.sh start');
+                return [];
+            }
+            const portkeyHeaders = {
+                'x-portkey-provider': 'openai',
+                'x-portkey-custom-host': 'http://127.0.0.1:9100/v1',
+                authorization: 'Bearer sk-lab',
+            };
+            return [
+                await startInfergate('infergate proxy', join(configs, 'proxy.yaml'), '/v1/chat/completions', workers),
+                await peer('nginx-proxy :9101', 9101, '/v1/chat/completions', 'nginx.pid'),
+                await peer('go-proxy :9103', 9103, '/v1/chat/completions', 'goref.pid'),
+                await peer('portkey :8787', 8787, '/v1/chat/completions', 'portkey.pid', portkeyHeaders),
+            ].filter((t) => t !== null);
+        },
+    },
+    {
+        name: 'batching',
+        description: 'POST /v2/models/tiny-mlp/infer (KServe v2, ONNX Runtime), dynamic batching on vs off',
+        body: join(bodies, 'mlp.json'),
+        levels: [64],
+        reference: 'batching off',
+        targets: async () => [
+            await startInfergate('batching on', mlpConfig(true), '/v2/models/tiny-mlp/infer', workers),
+            await startInfergate('batching off', mlpConfig(false), '/v2/models/tiny-mlp/infer', workers),
+        ],
+    },
+    {
+        name: 'batching-model',
+        description: 'tiny-mlp through the ONNX backend in this process (no HTTP), dynamic batching on vs off',
+        body: '',
+        levels: [64],
+        reference: 'batching off',
+        targets: async () => [],
+        inproc: async (connections, seconds) => [
+            { target: 'batching on', load: await inprocLoad(join(ROOT, 'models/tiny-mlp/1/model.onnx'), true, connections, seconds) },
+            { target: 'batching off', load: await inprocLoad(join(ROOT, 'models/tiny-mlp/1/model.onnx'), false, connections, seconds) },
+        ],
+    },
+];
+function mlpConfig(batching) {
+    const dir = join(tmpdir(), 'infergate-bench');
+    mkdirSync(dir, { recursive: true });
+    const file = join(dir, `mlp-batching-${batching ? 'on' : 'off'}.yaml`);
+    const model = join(ROOT, 'models/tiny-mlp/1/model.onnx');
+    writeFileSync(file, `server: { workers: auto, log_level: warn }
+models:
+  - name: tiny-mlp
+    versions:
+      - version: '1'
+        backend: { kind: onnx, path: '${model}', batching: { enabled: ${batching}, max_batch_size: 64, max_queue_delay_ms: 1 } }
+`);
+    return file;
+}
+function customScenario() {
+    const headers = {};
+    for (const h of values.header ?? []) {
+        const i = h.indexOf(':');
+        if (i > 0)
+            headers[h.slice(0, i).trim()] = h.slice(i + 1).trim();
+    }
+    const pid = values.pid === undefined ? null : Number(values.pid);
+    const urls = values.url ?? [];
+    return {
+        name: 'url',
+        description: `POST ${values.body ?? 'bench/bodies/chat.json'} to ${urls.join(', ')}`,
+        body: values.body ?? join(bodies, 'chat.json'),
+        levels: [64, 1000, 5000],
+        reference: urls[urls.length - 1] ?? '',
+        targets: async () => urls.map((u) => external(u, headers, pid)),
+    };
+}
+function fmt(n, digits = 0) {
+    if (n === null || !Number.isFinite(n))
+        return '-';
+    return n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+function table(rows, reference) {
+    const head = ['target', 'conns', 'QPS', 'vs ref', 'mean ms', 'p50 ms', 'p99 ms', 'errors', 'CPU %', 'RSS MiB'];
+    const ref = new Map(rows.filter((r) => r.target === reference).map((r) => [r.connections, r.qps]));
+    const body = rows.map((r) => {
+        const base = ref.get(r.connections);
+        return [
+            r.target,
+            String(r.connections),
+            fmt(r.qps),
+            base === undefined ? '-' : `${(r.qps / base).toFixed(2)}x`,
+            fmt(r.mean_ms, 2),
+            fmt(r.p50_ms, 2),
+            fmt(r.p99_ms, 2),
+            fmt(r.errors),
+            fmt(r.cpu_percent),
+            fmt(r.rss_mib),
+        ];
+    });
+    const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
+    const line = (cells) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+    return [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n');
+}
+function toRow(scenario, target, connections, load, cpu, rss) {
+    return {
+        scenario,
+        target,
+        connections,
+        qps: load.qps,
+        mean_ms: load.latencyMs.mean,
+        p50_ms: load.latencyMs.p50,
+        p99_ms: load.latencyMs.p99,
+        errors: load.errors,
+        requests: load.requests,
+        cpu_percent: cpu,
+        rss_mib: rss,
+    };
+}
+function median(results) {
+    return [...results].sort((a, b) => a.load.qps - b.load.qps)[Math.floor(results.length / 2)];
+}
+async function runScenario(scenario, tool) {
+    const seconds = Number(values.duration);
+    const warmup = Number(values.warmup);
+    const rounds = Math.max(1, Number(values.rounds));
+    const wanted = values.connections === undefined ? scenario.levels : values.connections.split(',').map(Number);
+    // Each connection is a file descriptor on both ends; leave room for everything else the processes hold.
+    const levels = wanted.filter((c) => c + 256 <= OPEN_FILES);
+    for (const c of wanted)
+        if (!levels.includes(c))
+            console.log(`  ${c} connections skipped: the open-file limit is ${OPEN_FILES} (ulimit -n)`);
+    console.log(`\n## ${scenario.name}: ${scenario.description}`);
+    const rows = [];
+    if (scenario.inproc !== undefined) {
+        for (const connections of levels) {
+            for (const { target, load } of await scenario.inproc(connections, seconds)) {
+                console.log(`  ${target} @ ${connections} concurrent: ${fmt(load.qps)} req/s`);
+                rows.push(toRow(scenario.name, target, connections, load, null, process.memoryUsage.rss() / 2 ** 20));
+            }
+        }
+        console.log(`\n${table(rows, scenario.reference)}`);
+        return rows;
+    }
+    const targets = await scenario.targets();
+    try {
+        for (const t of targets) {
+            if (warmup > 0)
+                await runLoad({ url: t.url, bodyFile: scenario.body, headers: t.headers, connections: 64, seconds: warmup }, tool).catch(() => undefined);
+        }
+        for (const connections of levels) {
+            const cells = new Map();
+            for (let round = 0; round < rounds; round++) {
+                for (const t of targets) {
+                    process.stdout.write(`  ${t.name} @ ${connections} connections${rounds > 1 ? ` (round ${round + 1}/${rounds})` : ''} ... `);
+                    const spec = { url: t.url, bodyFile: scenario.body, headers: t.headers, connections, seconds };
+                    const m = await measure(t.pid(), () => runLoad(spec, tool));
+                    console.log(`${fmt(m.result.qps)} req/s, p99 ${fmt(m.result.latencyMs.p99, 2)} ms, ${m.result.errors} errors`);
+                    const list = cells.get(t.name) ?? [];
+                    list.push({ load: m.result, cpu: m.cpuPercent, rss: m.rssMiB });
+                    cells.set(t.name, list);
+                }
+            }
+            for (const t of targets) {
+                const { load, cpu, rss } = median(cells.get(t.name) ?? []);
+                rows.push(toRow(scenario.name, t.name, connections, load, cpu, rss));
+            }
+        }
+    }
+    finally {
+        for (const t of targets)
+            await t.stop();
+    }
+    if (rows.length > 0)
+        console.log(`\n${table(rows, scenario.reference)}`);
+    return rows;
+}
+async function main() {
+    if (values.help)
+        return console.log(HELP);
+    const tool = loadGenerator();
+    const names = values.scenario ?? SCENARIOS.map((s) => s.name);
+    const scenarios = values.url !== undefined ? [customScenario()] : SCENARIOS.filter((s) => names.includes(s.name));
+    if (scenarios.length === 0)
+        throw new Error(`unknown scenario; choose from ${SCENARIOS.map((s) => s.name).join(', ')}`);
+    console.log(`load generator: ${tool}${tool === 'autocannon' ? ' (install wrk for numbers less disturbed by the load generator)' : ''}; ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}); node ${process.version}`);
+    const rows = [];
+    for (const s of scenarios)
+        rows.push(...(await runScenario(s, tool)));
+    const file = values.json ?? join(ROOT, 'bench/results', `${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+    mkdirSync(join(file, '..'), { recursive: true });
+    writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), tool, cpus: cpus().length, node: process.version, rows }, null, 2) + '\n');
+    console.log(`\nresults: ${file}`);
+}
+main().catch((err) => {
+    console.error(err);
+    process.exitCode = 1;
+});
+//# sourceMappingURL=run.js.map

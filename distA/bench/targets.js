@@ -1,0 +1,71 @@
+/** The servers a benchmark loads: infergate processes it starts itself, and the peers of ../shared/peers. */
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const PEERS_RUN = join(process.env.TMPDIR ?? tmpdir(), 'infergate-peers');
+async function freePort() {
+    return new Promise((resolve, reject) => {
+        const s = createServer();
+        s.once('error', reject);
+        s.listen(0, '127.0.0.1', () => {
+            const port = s.address().port;
+            s.close(() => resolve(port));
+        });
+    });
+}
+/** Starts `infergate serve` on a free port and waits until /health/ready answers 200. */
+export async function startInfergate(name, configFile, path, workers) {
+    const port = await freePort();
+    const args = [join(ROOT, 'bin/infergate.js'), 'serve', '--config', configFile, '--port', String(port)];
+    if (workers !== undefined)
+        args.push('--workers', String(workers));
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'] });
+    const exited = new Promise((resolve) => child.once('exit', () => resolve()));
+    const base = `http://127.0.0.1:${port}`;
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+        if (child.exitCode !== null)
+            throw new Error(`${name}: infergate exited with code ${child.exitCode}`);
+        const ok = await fetch(`${base}/health/ready`).then((r) => r.ok, () => false);
+        if (ok)
+            break;
+        if (Date.now() > deadline)
+            throw new Error(`${name}: not ready after 60 s`);
+        await new Promise((r) => setTimeout(r, 200));
+    }
+    return {
+        name,
+        url: base + path,
+        headers: {},
+        pid: () => child.pid ?? null,
+        async stop() {
+            child.kill('SIGTERM');
+            await exited;
+        },
+    };
+}
+/** A peer from ../shared/peers/peers.sh, or null when nothing answers on its port. */
+export async function peer(name, port, path, pidFile, headers = {}) {
+    const url = `http://127.0.0.1:${port}${path}`;
+    const up = await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(2000) }).then(() => true, () => false);
+    if (!up)
+        return null;
+    const file = join(PEERS_RUN, pidFile);
+    return {
+        name,
+        url,
+        headers,
+        pid: () => (existsSync(file) ? Number(readFileSync(file, 'utf8').trim()) : null),
+        async stop() { },
+    };
+}
+/** Any URL given on the command line. */
+export function external(url, headers, pid) {
+    return { name: url, url, headers, pid: () => pid, async stop() { } };
+}
+export { ROOT };
+//# sourceMappingURL=targets.js.map

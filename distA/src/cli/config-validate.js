@@ -1,0 +1,19 @@
+/** `infergate config validate FILE`: prints every problem with its path and line; exit 1 if any. */
+import { ConfigError, formatProblem, loadConfig } from '../config/load.js';
+export function validateConfig(file) {
+    try {
+        const { config } = loadConfig(file);
+        const versions = config.models.reduce((n, m) => n + m.versions.length, 0);
+        console.log(`${file}: OK (${config.models.length} models, ${versions} versions)`);
+        return 0;
+    }
+    catch (err) {
+        if (!(err instanceof ConfigError))
+            throw err;
+        for (const p of err.problems)
+            console.error(formatProblem(file, p));
+        console.error(`${file}: ${err.problems.length} problem(s)`);
+        return 1;
+    }
+}
+//# sourceMappingURL=config-validate.js.map

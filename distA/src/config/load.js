@@ -1,0 +1,240 @@
+/**
+ * Loads a config file: YAML, `${ENV_VAR}` substitution, schema defaults, validation with the
+ * path and line of each problem, cross-field rules, then a deep freeze. Reload swaps the whole
+ * object; nothing mutates it after start-up.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { Value } from '@sinclair/typebox/value';
+import { LineCounter, parseDocument } from 'yaml';
+import { pointerToPath } from '../core/errors.js';
+import { BACKEND_SCHEMAS, ConfigSchema, REMOVED_OPTIONS } from './schema.js';
+/** Thrown when a config cannot be used; `problems` lists every one found, not only the first. */
+export class ConfigError extends Error {
+    file;
+    problems;
+    constructor(file, problems) {
+        super(`${file}: ${problems.length} problem(s)\n${problems.map((p) => '  ' + formatProblem(file, p)).join('\n')}`);
+        this.name = 'ConfigError';
+        this.file = file;
+        this.problems = problems;
+    }
+}
+export function formatProblem(file, p) {
+    const where = p.line === null ? file : `${file}:${p.line}:${p.column}`;
+    return `${where} ${p.path || '(root)'}: ${p.message}`;
+}
+/** Reads, validates and freezes a config file. Throws {@link ConfigError} listing every problem. */
+export function loadConfig(file, options = {}) {
+    let text;
+    try {
+        text = readFileSync(file, 'utf8');
+    }
+    catch (err) {
+        throw new ConfigError(file, [{ path: '', message: `cannot read the file: ${err.message}`, line: null, column: null }]);
+    }
+    return { file, config: parseConfig(text, file, options) };
+}
+/** Validates config text; `file` names it in messages and anchors relative model paths. */
+export function parseConfig(text, file, options = {}) {
+    const env = options.env ?? process.env;
+    const lines = new LineCounter();
+    const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
+    const locate = (path) => {
+        for (let n = path.length; n >= 0; n--) {
+            const node = n === 0 ? doc.contents : doc.getIn(path.slice(0, n), true);
+            const range = node?.range;
+            if (range) {
+                const pos = lines.linePos(range[0]);
+                return { line: pos.line, column: pos.col };
+            }
+        }
+        return { line: null, column: null };
+    };
+    if (doc.errors.length > 0) {
+        throw new ConfigError(file, 
+        // The first syntax error explains the rest, which are usually its echoes.
+        doc.errors.slice(0, 1).map((e) => {
+            const pos = lines.linePos(e.pos[0]);
+            return { path: '', message: `YAML syntax: ${e.message.split('\n')[0]}`, line: pos.line, column: pos.col };
+        }));
+    }
+    const problems = [];
+    const problem = (segments, message) => {
+        problems.push({ path: segmentsToPath(segments), message, ...locate(segments) });
+    };
+    const raw = substituteEnv(doc.toJS() ?? {}, [], env, problem);
+    if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+        throw new ConfigError(file, [{ path: '', message: 'the document must be a mapping', line: 1, column: 1 }]);
+    }
+    for (const removed of REMOVED_OPTIONS) {
+        const segments = removed.path.split('.');
+        if (getIn(raw, segments) !== undefined)
+            problem(segments, `option removed: ${removed.hint}`);
+    }
+    const value = Value.Default(ConfigSchema, Value.Convert(ConfigSchema, raw));
+    checkBackends(value, problem);
+    const removed = new Set(REMOVED_OPTIONS.map((r) => r.path));
+    for (const error of Value.Errors(ConfigSchema, value)) {
+        const segments = pointerToSegments(error.path);
+        if (isBackendPath(segments))
+            continue; // checked per kind above, with clearer messages than a union's
+        if (removed.has(segments.join('.')))
+            continue; // reported above, with what replaced it
+        problem(segments, describe(error.message, error.schema, error.value));
+    }
+    if (problems.length === 0) {
+        resolvePaths(value, dirname(resolve(file)));
+        crossFieldRules(value, problem);
+    }
+    if (problems.length > 0)
+        throw new ConfigError(file, dedupe(problems).sort((a, b) => (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0)));
+    return deepFreeze(value);
+}
+/** Each version's `backend` is a union on `kind`: validate it against the one schema its kind names. */
+function checkBackends(value, problem) {
+    const models = Array.isArray(value.models) ? value.models : [];
+    models.forEach((model, m) => {
+        const versions = model?.versions;
+        if (!Array.isArray(versions))
+            return;
+        versions.forEach((version, v) => {
+            const at = ['models', m, 'versions', v, 'backend'];
+            const backend = version?.backend;
+            if (backend === undefined)
+                return problem(at, 'required: a backend with a `kind`');
+            if (backend === null || typeof backend !== 'object')
+                return problem(at, 'must be a mapping with a `kind`');
+            const kind = backend.kind;
+            if (typeof kind !== 'string' || !(kind in BACKEND_SCHEMAS)) {
+                return problem([...at, 'kind'], `must be one of ${Object.keys(BACKEND_SCHEMAS).join(', ')}, got ${JSON.stringify(kind)}`);
+            }
+            const schema = BACKEND_SCHEMAS[kind];
+            const filled = Value.Default(schema, Value.Convert(schema, backend));
+            version.backend = filled;
+            for (const error of Value.Errors(schema, filled)) {
+                problem([...at, ...pointerToSegments(error.path)], describe(error.message, error.schema, error.value));
+            }
+        });
+    });
+}
+function isBackendPath(segments) {
+    return segments.length >= 5 && segments[0] === 'models' && segments[2] === 'versions' && segments[4] === 'backend';
+}
+function crossFieldRules(config, problem) {
+    const names = new Map();
+    config.models.forEach((model, m) => {
+        for (const [i, name] of [model.name, ...model.aliases].entries()) {
+            const at = i === 0 ? ['models', m, 'name'] : ['models', m, 'aliases', i - 1];
+            const other = names.get(name);
+            if (other !== undefined)
+                problem(at, `"${name}" is already used by models[${other}]`);
+            else
+                names.set(name, m);
+        }
+        const versions = new Set();
+        model.versions.forEach((version, v) => {
+            const backend = version.backend;
+            if (backend.kind === 'onnx' && !existsSync(backend.path)) {
+                problem(['models', m, 'versions', v, 'backend', 'path'], `no such file: ${backend.path}`);
+            }
+            if (versions.has(version.version))
+                problem(['models', m, 'versions', v, 'version'], `duplicate version "${version.version}"`);
+            versions.add(version.version);
+        });
+        if (model.default_version !== undefined && !versions.has(model.default_version)) {
+            problem(['models', m, 'default_version'], `"${model.default_version}" is not one of the versions (${[...versions].join(', ')})`);
+        }
+    });
+}
+const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
+/** Replaces `${VAR}` and `${VAR:-default}` inside string values (never in keys, so values cannot inject structure). */
+function substituteEnv(node, path, env, problem) {
+    if (typeof node === 'string') {
+        return node.replace(ENV_REF, (_m, name, fallback) => {
+            const value = env[name];
+            if (value !== undefined)
+                return value;
+            if (fallback !== undefined)
+                return fallback;
+            problem(path, `environment variable ${name} is not set (write \${${name}:-default} for a default)`);
+            return '';
+        });
+    }
+    if (Array.isArray(node))
+        return node.map((item, i) => substituteEnv(item, [...path, i], env, problem));
+    if (node !== null && typeof node === 'object') {
+        const out = {};
+        for (const [key, value] of Object.entries(node))
+            out[key] = substituteEnv(value, [...path, key], env, problem);
+        return out;
+    }
+    return node;
+}
+function describe(message, schemaNode, value) {
+    const schema = schemaNode;
+    const got = value === undefined ? '' : `, got ${JSON.stringify(value)}`;
+    if (message === 'Expected required property')
+        return 'required';
+    if (message === 'Unexpected property')
+        return 'unknown option (check the spelling; see config/infergate.schema.json)';
+    if (Array.isArray(schema.anyOf)) {
+        const allowed = schema.anyOf.map((s) => s.const ?? s.type).join(', ');
+        return `must be one of ${allowed}${got}`;
+    }
+    const pattern = /^Expected string to match '(.+)'$/.exec(message);
+    if (pattern)
+        return `must match the pattern ${pattern[1]}${got}`;
+    const bound = /^Expected (?:\w+ )?(?:to be |length )?(less|greater) (or equal to|than) (.+)$/.exec(message);
+    if (bound)
+        return `must be ${bound[1] === 'less' ? '<' : '>'}${bound[2] === 'than' ? '' : '='} ${bound[3]}${got}`;
+    return `${message.replace(/^Expected/, 'must be')}${got}`;
+}
+function resolvePaths(config, base) {
+    for (const model of config.models) {
+        for (const version of model.versions) {
+            if (version.backend.kind === 'onnx' && !isAbsolute(version.backend.path)) {
+                version.backend.path = resolve(base, version.backend.path);
+            }
+        }
+    }
+}
+function pointerToSegments(pointer) {
+    if (pointer === '')
+        return [];
+    return pointer
+        .split('/')
+        .slice(1)
+        .map((p) => (/^\d+$/.test(p) ? Number(p) : p.replace(/~1/g, '/').replace(/~0/g, '~')));
+}
+function segmentsToPath(segments) {
+    return pointerToPath(segments.length === 0 ? '' : '/' + segments.join('/'));
+}
+function getIn(value, segments) {
+    let node = value;
+    for (const s of segments) {
+        if (node === null || typeof node !== 'object')
+            return undefined;
+        node = node[s];
+    }
+    return node;
+}
+/** One problem per path: the first is the cause ("required"), later ones its echoes ("must be string"). */
+function dedupe(problems) {
+    const seen = new Set();
+    return problems.filter((p) => {
+        if (seen.has(p.path))
+            return false;
+        seen.add(p.path);
+        return true;
+    });
+}
+function deepFreeze(value) {
+    if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+        Object.freeze(value);
+        for (const child of Object.values(value))
+            deepFreeze(child);
+    }
+    return value;
+}
+//# sourceMappingURL=load.js.map

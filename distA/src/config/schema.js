@@ -1,0 +1,119 @@
+/**
+ * The one config schema. Every option, its default and its unit live here; `config/infergate.schema.json`
+ * is generated from it (`npm run schema`) so editors can autocomplete the YAML.
+ */
+import { Type } from '@sinclair/typebox';
+const strict = { additionalProperties: false };
+/** Dynamic batching of concurrent requests into one ONNX Runtime call. */
+export const BatchingSchema = Type.Object({
+    enabled: Type.Boolean({ default: true, description: 'Merge concurrent requests to this version into one model call.' }),
+    max_batch_size: Type.Integer({
+        minimum: 1,
+        maximum: 65536,
+        default: 64,
+        description: 'Most rows (first dimension) in one model call. Example: 32.',
+    }),
+    max_queue_delay_ms: Type.Number({
+        minimum: 0,
+        maximum: 10_000,
+        default: 1,
+        description: 'Longest a request waits for others to join its batch, in milliseconds (0: next turn of the event loop).',
+    }),
+}, { ...strict, default: {} });
+/** Turns text into token ids for an `embedding` ONNX model. */
+export const TokenizerSchema = Type.Object({
+    kind: Type.Literal('hashed-words', {
+        default: 'hashed-words',
+        description: 'Lower-cased words and punctuation, each hashed (FNV-1a) into the vocabulary; id 0 is padding.',
+    }),
+    vocab_size: Type.Integer({ minimum: 2, default: 4096, description: 'Rows of the embedding table.' }),
+    max_tokens: Type.Integer({
+        minimum: 1,
+        default: 512,
+        description: 'Longest input in tokens; longer inputs get 400 context_length_exceeded.',
+    }),
+}, { ...strict, default: {} });
+export const OnnxBackendSchema = Type.Object({
+    kind: Type.Literal('onnx'),
+    path: Type.String({ minLength: 1, description: 'The .onnx file, relative to the config file. Example: models/tiny-mlp/1/model.onnx' }),
+    task: Type.Union([Type.Literal('tensor'), Type.Literal('embedding')], {
+        default: 'tensor',
+        description: '`tensor`: served by the KServe v2 API. `embedding`: also serves /v1/embeddings (inputs input_ids, attention_mask).',
+    }),
+    threads: Type.Integer({
+        minimum: 1,
+        maximum: 256,
+        default: 1,
+        description: 'ONNX Runtime intra-op threads per worker process. 1 is fastest for small models when every core runs a worker.',
+    }),
+    batching: BatchingSchema,
+    tokenizer: TokenizerSchema,
+}, strict);
+export const OpenAIBackendSchema = Type.Object({
+    kind: Type.Literal('openai'),
+    base_url: Type.String({
+        pattern: '^https?://',
+        description: 'The upstream OpenAI-compatible API root, up to and including /v1. Example: http://127.0.0.1:8000/v1',
+    }),
+    api_key: Type.Optional(Type.String({ description: 'Sent as `Authorization: Bearer`. Use ${ENV_VAR} to keep it out of the file.' })),
+    model: Type.Optional(Type.String({ minLength: 1, description: 'The model name the upstream knows; default: the model name here.' })),
+    timeout_ms: Type.Integer({ minimum: 1, default: 600_000, description: 'Longest wait for the upstream response headers, in ms.' }),
+    connections: Type.Integer({ minimum: 1, default: 256, description: 'Keep-alive connections per worker to this upstream.' }),
+    headers: Type.Record(Type.String(), Type.String(), { default: {}, description: 'Extra headers sent upstream.' }),
+}, strict);
+export const MockBackendSchema = Type.Object({
+    kind: Type.Literal('mock'),
+    latency_ms: Type.Number({ minimum: 0, default: 0, description: 'Delay before each answer, in ms (for benchmarks and tests).' }),
+    text: Type.String({ default: 'Hello from the mock model. This is a fixed completion of moderate length.' }),
+    embedding_dim: Type.Integer({ minimum: 1, maximum: 65536, default: 16 }),
+    stream_chunks: Type.Integer({ minimum: 1, default: 8, description: 'Chunks a streamed answer is split into.' }),
+}, strict);
+/** The backend kinds and their schemas, by `kind`. */
+export const BACKEND_SCHEMAS = { onnx: OnnxBackendSchema, openai: OpenAIBackendSchema, mock: MockBackendSchema };
+export const BackendSchema = Type.Union([OnnxBackendSchema, OpenAIBackendSchema, MockBackendSchema]);
+const NAME = '^[A-Za-z0-9][A-Za-z0-9._:/@-]*$';
+export const VersionSchema = Type.Object({
+    version: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$', description: 'Version label. Example: "2".' }),
+    weight: Type.Number({ minimum: 0, default: 0, description: 'Share of unpinned traffic, relative to the other versions.' }),
+    backend: BackendSchema,
+}, strict);
+export const ModelSchema = Type.Object({
+    name: Type.String({ pattern: NAME, description: 'The name clients send in `model`. Example: tiny-mlp' }),
+    aliases: Type.Array(Type.String({ pattern: NAME }), { default: [], description: 'Other names for this model.' }),
+    default_version: Type.Optional(Type.String({
+        description: 'Serves unpinned requests when every weight is 0, and KServe metadata without a version. Default: the first version.',
+    })),
+    owned_by: Type.String({ default: 'infergate', description: 'Shown in /v1/models.' }),
+    versions: Type.Array(VersionSchema, { minItems: 1 }),
+}, strict);
+export const ServerSchema = Type.Object({
+    host: Type.String({ default: '127.0.0.1', description: 'Address to bind. Non-loopback addresses expose the API to the network.' }),
+    port: Type.Integer({ minimum: 0, maximum: 65535, default: 8080, description: 'HTTP port; 0 picks a free one. Env PORT overrides.' }),
+    workers: Type.Union([Type.Integer({ minimum: 1, maximum: 1024 }), Type.Literal('auto')], {
+        default: 1,
+        description: 'Worker processes sharing the port (node:cluster). `auto`: one per CPU core.',
+    }),
+    accept_policy: Type.Union([Type.Literal('direct'), Type.Literal('round-robin')], {
+        default: 'direct',
+        description: 'With workers > 1: `direct`, each worker accepts from the shared socket (no wait, but a few connections may split unevenly); ' +
+            '`round-robin`, the primary deals connections out evenly, but a burst of new connections waits seconds while workers are busy.',
+    }),
+    body_limit_bytes: Type.Integer({ minimum: 1024, default: 4 * 1024 * 1024, description: 'Largest request body; larger ones get 413.' }),
+    log_level: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info' }),
+    keep_alive_timeout_ms: Type.Integer({ minimum: 0, default: 72_000, description: 'Idle keep-alive time-out for client connections.' }),
+    shutdown_timeout_ms: Type.Integer({
+        minimum: 0,
+        default: 30_000,
+        description: 'On SIGTERM, how long in-flight requests may take to finish before their connections are closed.',
+    }),
+}, { ...strict, default: {} });
+export const ConfigSchema = Type.Object({
+    $schema: Type.Optional(Type.String()),
+    server: ServerSchema,
+    models: Type.Array(ModelSchema, { default: [] }),
+}, { ...strict, $id: 'https://infergate.dev/schema/config.json', title: 'infergate configuration' });
+/** Options that were renamed or removed, with what replaced them: reported as errors with a hint. */
+export const REMOVED_OPTIONS = [
+    { path: 'server.listen', hint: 'use server.host and server.port' },
+];
+//# sourceMappingURL=schema.js.map

@@ -1,0 +1,58 @@
+/**
+ * The one error catalogue. Every failure a user can see is an {@link ApiError} with a stable
+ * snake_case `code`; each protocol maps the code once (see `api/http/errors.ts`). The README's
+ * error table lists the same codes, and a test checks that the two agree.
+ */
+/** Every code a client can receive, with its HTTP status and a one-line meaning (used in docs). */
+export const ERROR_CATALOGUE = {
+    invalid_request: { status: 400, doc: 'The body or a parameter is malformed; `param` names the field.' },
+    invalid_json: { status: 400, doc: 'The body is not valid JSON.' },
+    body_too_large: { status: 413, doc: 'The body exceeds `server.body_limit_bytes`.' },
+    not_found: { status: 404, doc: 'No such endpoint (path and method).' },
+    model_not_found: { status: 404, doc: 'No model has this name or alias.' },
+    version_not_found: { status: 404, doc: 'The model has no such version (`x-model-version` or URL).' },
+    unsupported_operation: { status: 400, doc: 'The model cannot serve this endpoint (e.g. chat on a tensor model).' },
+    context_length_exceeded: { status: 400, doc: 'The input is longer than the model accepts.' },
+    model_not_ready: { status: 503, doc: 'The model version is still loading or failed to load.' },
+    upstream_error: { status: 502, doc: 'The remote model server answered with an error.' },
+    upstream_unavailable: { status: 502, doc: 'The remote model server could not be reached.' },
+    upstream_timeout: { status: 504, doc: 'The remote model server did not answer in time.' },
+    internal_error: { status: 500, doc: 'A bug: the response carries the request id; the cause is logged.' },
+};
+/** A failure a user may see. `param` is the dotted path of the offending field, when there is one. */
+export class ApiError extends Error {
+    code;
+    status;
+    param;
+    constructor(code, message, param = null, options) {
+        super(message, options);
+        this.name = 'ApiError';
+        this.code = code;
+        this.status = ERROR_CATALOGUE[code].status;
+        this.param = param;
+    }
+}
+/**
+ * Builds an ApiError without capturing a stack trace: for failures expected at a high rate
+ * (unknown model, bad input under load), where the trace costs more than the request.
+ */
+export function fastError(code, message, param = null) {
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
+    try {
+        return new ApiError(code, message, param);
+    }
+    finally {
+        Error.stackTraceLimit = limit;
+    }
+}
+/** Turns a JSON pointer (`/messages/0/role`) into the dotted path users read (`messages[0].role`). */
+export function pointerToPath(pointer) {
+    let out = '';
+    for (const raw of pointer.split('/').slice(1)) {
+        const part = raw.replace(/~1/g, '/').replace(/~0/g, '~');
+        out += /^\d+$/.test(part) ? `[${part}]` : out === '' ? part : `.${part}`;
+    }
+    return out;
+}
+//# sourceMappingURL=errors.js.map

@@ -1,0 +1,42 @@
+import { fastError } from './errors.js';
+/** Returns the request with inputs in signature order; throws 400 naming the field on any mismatch. */
+export function checkInferRequest(signature, request) {
+    const byName = new Map();
+    request.inputs.forEach((input, i) => {
+        if (byName.has(input.name))
+            throw fastError('invalid_request', `input "${input.name}" appears twice`, `inputs[${i}].name`);
+        byName.set(input.name, input);
+    });
+    const ordered = [];
+    for (const spec of signature.inputs) {
+        const input = byName.get(spec.name);
+        if (input === undefined)
+            throw fastError('invalid_request', `missing input "${spec.name}" (${spec.datatype} ${fmt(spec.shape)})`, 'inputs');
+        const at = `inputs[${request.inputs.indexOf(input)}]`;
+        if (input.datatype !== spec.datatype) {
+            throw fastError('invalid_request', `input "${spec.name}" must have datatype ${spec.datatype}, got ${input.datatype}`, `${at}.datatype`);
+        }
+        if (input.shape.length !== spec.shape.length || spec.shape.some((d, k) => d >= 0 && d !== input.shape[k])) {
+            throw fastError('invalid_request', `input "${spec.name}" must have shape ${fmt(spec.shape)}, got ${fmt(input.shape)}`, `${at}.shape`);
+        }
+        byName.delete(spec.name);
+        ordered.push(input);
+    }
+    for (const extra of byName.keys()) {
+        const known = signature.inputs.map((s) => s.name).join(', ');
+        throw fastError('invalid_request', `unknown input "${extra}"; the model takes ${known}`, `inputs[${request.inputs.findIndex((t) => t.name === extra)}].name`);
+    }
+    if (request.outputs !== null) {
+        request.outputs.forEach((name, i) => {
+            if (!signature.outputs.some((o) => o.name === name)) {
+                const known = signature.outputs.map((s) => s.name).join(', ');
+                throw fastError('invalid_request', `unknown output "${name}"; the model has ${known}`, `outputs[${i}].name`);
+            }
+        });
+    }
+    return { inputs: ordered, outputs: request.outputs };
+}
+function fmt(shape) {
+    return `[${shape.join(', ')}]`;
+}
+//# sourceMappingURL=signature.js.map

@@ -1,0 +1,88 @@
+/** Entry point: parses the command line and starts what it names. */
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { validateConfig } from './cli/config-validate.js';
+import { serve } from './cli/serve.js';
+import { VERSION } from './cli/version.js';
+import { ConfigError } from './config/load.js';
+const HELP = `infergate ${VERSION}: a model-serving backend and gateway
+
+Usage:
+  infergate serve [--config FILE] [--host H] [--port N] [--workers N]
+      Serve the models in FILE (default: $INFERGATE_CONFIG, else config/default.yaml).
+      PORT in the environment sets the port; --port wins over it.
+  infergate config validate FILE
+      Check a config file; prints each problem as FILE:LINE:COL path: message, exits 1 if any.
+  infergate --help | --version
+
+Docs: README.md. Config schema: config/infergate.schema.json.`;
+/** The bundled default config, used when neither --config nor INFERGATE_CONFIG names one. */
+function defaultConfig() {
+    if (existsSync('config/default.yaml'))
+        return 'config/default.yaml';
+    return fileURLToPath(new URL('../../config/default.yaml', import.meta.url));
+}
+async function main(argv) {
+    const { values, positionals } = parseArgs({
+        args: argv,
+        allowPositionals: true,
+        options: {
+            config: { type: 'string', short: 'c' },
+            host: { type: 'string' },
+            port: { type: 'string', short: 'p' },
+            workers: { type: 'string', short: 'w' },
+            help: { type: 'boolean', short: 'h' },
+            version: { type: 'boolean', short: 'v' },
+        },
+    });
+    const [command, sub, arg] = positionals;
+    if (values.version)
+        return print(VERSION);
+    if (values.help || command === undefined || command === 'help')
+        return print(HELP);
+    switch (command) {
+        case 'serve': {
+            await serve({
+                configFile: values.config ?? process.env.INFERGATE_CONFIG ?? defaultConfig(),
+                host: values.host,
+                port: values.port === undefined ? undefined : integer('--port', values.port),
+                workers: values.workers === undefined ? undefined : integer('--workers', values.workers),
+            });
+            return -1; // keeps running
+        }
+        case 'config':
+            if (sub === 'validate' && arg !== undefined)
+                return validateConfig(arg);
+            if (sub === 'validate' && values.config !== undefined)
+                return validateConfig(values.config);
+            throw new UsageError('usage: infergate config validate FILE');
+        default:
+            throw new UsageError(`unknown command "${command}"; see infergate --help`);
+    }
+}
+class UsageError extends Error {
+}
+function integer(flag, text) {
+    const n = Number(text);
+    if (!Number.isInteger(n) || n < 0)
+        throw new UsageError(`${flag} must be a non-negative integer, got "${text}"`);
+    return n;
+}
+function print(text) {
+    console.log(text);
+    return 0;
+}
+main(process.argv.slice(2)).then((code) => {
+    if (code >= 0)
+        process.exitCode = code;
+}, (err) => {
+    if (err instanceof ConfigError)
+        console.error(err.message);
+    else if (err instanceof UsageError || err.code?.startsWith('ERR_PARSE_ARGS'))
+        console.error(`infergate: ${err.message}`);
+    else
+        console.error(err);
+    process.exitCode = 2;
+});
+//# sourceMappingURL=main.js.map

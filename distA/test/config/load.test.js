@@ -1,0 +1,114 @@
+/** Config loading: defaults, environment substitution, every problem with its path and line, and a frozen result. */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import { ConfigError, parseConfig } from '../../src/config/load.js';
+import { renderJsonSchema } from '../../src/config/write-schema.js';
+import { MODELS, ROOT } from '../helpers/server.js';
+const mlp = `${MODELS}/tiny-mlp/1/model.onnx`;
+function problems(yaml, env = {}) {
+    try {
+        parseConfig(yaml, 'test.yaml', { env });
+    }
+    catch (err) {
+        assert.ok(err instanceof ConfigError, String(err));
+        return err.problems.map((p) => `${p.line}:${p.column} ${p.path}: ${p.message}`);
+    }
+    assert.fail('expected the config to be rejected');
+}
+describe('config loading', () => {
+    it('fills every default', () => {
+        const config = parseConfig(`models: [{ name: m, versions: [{ version: '1', backend: { kind: onnx, path: ${mlp} } }] }]`, 'x.yaml');
+        assert.deepEqual(config.server, {
+            host: '127.0.0.1',
+            port: 8080,
+            workers: 1,
+            accept_policy: 'direct',
+            body_limit_bytes: 4 * 1024 * 1024,
+            log_level: 'info',
+            keep_alive_timeout_ms: 72_000,
+            shutdown_timeout_ms: 30_000,
+        });
+        const version = config.models[0]?.versions[0];
+        assert.equal(version?.weight, 0);
+        assert.deepEqual(version?.backend, {
+            kind: 'onnx',
+            path: mlp,
+            task: 'tensor',
+            threads: 1,
+            batching: { enabled: true, max_batch_size: 64, max_queue_delay_ms: 1 },
+            tokenizer: { kind: 'hashed-words', vocab_size: 4096, max_tokens: 512 },
+        });
+        assert.deepEqual(config.models[0]?.aliases, []);
+    });
+    it('resolves model paths relative to the config file', () => {
+        const config = parseConfig(`models: [{ name: m, versions: [{ version: '1', backend: { kind: onnx, path: tiny-mlp/1/model.onnx } }] }]`, `${MODELS}/config.yaml`);
+        assert.equal((config.models[0]?.versions[0]?.backend).path, mlp);
+    });
+    it('substitutes ${VAR} and ${VAR:-default} in values, converting types to the schema', () => {
+        const config = parseConfig(`server: { port: '\${P}', host: '\${H:-0.0.0.0}' }
+models: [{ name: m, versions: [{ version: '1', backend: { kind: openai, base_url: 'http://x/v1', api_key: 'Bearer-\${KEY}' } }] }]`, 'x.yaml', { env: { P: '9000', KEY: 's3cret' } });
+        assert.equal(config.server.port, 9000);
+        assert.equal(config.server.host, '0.0.0.0');
+        assert.equal((config.models[0]?.versions[0]?.backend).api_key, 'Bearer-s3cret');
+    });
+    it('names a missing environment variable where it is used', () => {
+        assert.deepEqual(problems(`server:\n  host: \${NOPE}\n`), [
+            '2:9 server.host: environment variable NOPE is not set (write ${NOPE:-default} for a default)',
+        ]);
+    });
+    it('reports every problem at once, with path, line and column', () => {
+        const found = problems(`server:
+  port: -1
+  wokers: 2
+models:
+  - name: 'bad name!'
+    versions:
+      - version: '1'
+        backend: { kind: onnx }
+      - version: '2'
+        backend: { kind: tensorflow }
+`);
+        assert.deepEqual(found, [
+            '2:9 server.port: must be >= 0, got -1',
+            '3:11 server.wokers: unknown option (check the spelling; see config/infergate.schema.json)',
+            '5:11 models[0].name: must match the pattern ^[A-Za-z0-9][A-Za-z0-9._:/@-]*$, got "bad name!"',
+            '8:18 models[0].versions[0].backend.path: required',
+            '10:26 models[0].versions[1].backend.kind: must be one of onnx, openai, mock, got "tensorflow"',
+        ]);
+    });
+    it('checks rules that span fields', () => {
+        const found = problems(`models:
+  - name: a
+    aliases: [b]
+    default_version: '3'
+    versions:
+      - { version: '1', backend: { kind: mock } }
+      - { version: '1', backend: { kind: onnx, path: /no/such/model.onnx } }
+  - name: b
+    versions:
+      - { version: '1', backend: { kind: mock } }
+`);
+        assert.deepEqual(found, [
+            '4:22 models[0].default_version: "3" is not one of the versions (1)',
+            '7:20 models[0].versions[1].version: duplicate version "1"',
+            '7:54 models[0].versions[1].backend.path: no such file: /no/such/model.onnx',
+            '8:11 models[1].name: "b" is already used by models[0]',
+        ]);
+    });
+    it('reports a YAML syntax error with its line', () => {
+        const [first] = problems('server:\n  port: [1,\n');
+        assert.match(first, /^3:1 : YAML syntax/);
+    });
+    it('returns a frozen config', () => {
+        const config = parseConfig(`models: [{ name: m, versions: [{ version: '1', backend: { kind: mock } }] }]`, 'x.yaml');
+        assert.ok(Object.isFrozen(config.server));
+        assert.throws(() => {
+            config.server.port = 1;
+        }, TypeError);
+    });
+    it('publishes the current JSON Schema (run npm run schema after changing the schema)', () => {
+        assert.equal(readFileSync(`${ROOT}/config/infergate.schema.json`, 'utf8'), renderJsonSchema());
+    });
+});
+//# sourceMappingURL=load.test.js.map

@@ -1,0 +1,69 @@
+/** Starts the real `infergate serve` process on a free port, as users run it, and stops it after the test. */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+export const BIN = join(ROOT, 'bin/infergate.js');
+export const MODELS = join(ROOT, 'models');
+/** Writes YAML to a fresh temporary file; `${MODELS}` in the text becomes the bundled models folder. */
+export function writeConfig(yaml) {
+    const dir = mkdtempSync(join(tmpdir(), 'infergate-test-'));
+    const file = join(dir, 'config.yaml');
+    writeFileSync(file, yaml.replaceAll('${MODELS}', MODELS));
+    return file;
+}
+export async function startServer(options) {
+    const args = [BIN, 'serve', '--config', options.config, '--port', '0', '--workers', '1', ...(options.args ?? [])];
+    const child = spawn(process.execPath, args, { env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.setEncoding('utf8');
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (d) => (out += d));
+    const exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+    const url = await new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`server did not start in 30 s:\n${out}`)), 30_000);
+        child.stdout.on('data', (d) => {
+            out += d;
+            const m = /"url":"(http:\/\/[^"]+)"/.exec(out);
+            if (m) {
+                clearTimeout(timer);
+                resolve(m[1]);
+            }
+        });
+        void exited.then((code) => {
+            clearTimeout(timer);
+            reject(new Error(`server exited with code ${code}:\n${out}`));
+        });
+    });
+    return {
+        url,
+        process: child,
+        output: () => out,
+        async stop() {
+            if (child.exitCode === null)
+                child.kill('SIGTERM');
+            const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+            const code = await exited;
+            clearTimeout(timer);
+            return code;
+        },
+    };
+}
+/** POSTs JSON (or a raw string) and returns status, headers and parsed body. */
+export async function post(url, body, headers = {}) {
+    const res = await fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...headers },
+        body: typeof body === 'string' ? body : JSON.stringify(body),
+    });
+    const text = await res.text();
+    return { status: res.status, headers: res.headers, body: text === '' ? null : JSON.parse(text) };
+}
+export async function get(url, headers = {}) {
+    const res = await fetch(url, { headers });
+    const text = await res.text();
+    return { status: res.status, headers: res.headers, body: text === '' ? null : JSON.parse(text) };
+}
+//# sourceMappingURL=server.js.map

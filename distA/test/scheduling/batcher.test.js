@@ -1,0 +1,75 @@
+/** The dynamic batcher's logic, with a fake model call. */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { Batcher } from '../../src/scheduling/batcher.js';
+function recorder(delayMs = 0) {
+    const batches = [];
+    const batcher = new Batcher({
+        maxBatchSize: 4,
+        maxQueueDelayMs: 5,
+        rows: () => 1,
+        execute: async (items) => {
+            batches.push(items);
+            if (delayMs > 0)
+                await new Promise((r) => setTimeout(r, delayMs));
+            return items.map((x) => x * 10);
+        },
+    });
+    return { batcher, batches };
+}
+describe('dynamic batcher', () => {
+    it('merges concurrent requests up to max_batch_size and returns each its own result', async () => {
+        const { batcher, batches } = recorder();
+        const results = await Promise.all([1, 2, 3, 4, 5, 6].map((x) => batcher.submit(x)));
+        assert.deepEqual(results, [10, 20, 30, 40, 50, 60]);
+        assert.deepEqual(batches, [
+            [1, 2, 3, 4],
+            [5, 6],
+        ]);
+    });
+    it('runs a lone request after max_queue_delay_ms', async () => {
+        const { batcher, batches } = recorder();
+        const t = performance.now();
+        assert.equal(await batcher.submit(7), 70);
+        assert.ok(performance.now() - t >= 4, 'waited for company');
+        assert.deepEqual(batches, [[7]]);
+    });
+    it('queues requests that arrive while a batch runs and sends them together next', async () => {
+        const { batcher, batches } = recorder(20);
+        const first = batcher.submit(1);
+        await new Promise((r) => setTimeout(r, 10)); // the first batch is now running
+        const rest = [2, 3, 4].map((x) => batcher.submit(x));
+        await Promise.all([first, ...rest]);
+        assert.deepEqual(batches, [[1], [2, 3, 4]]);
+    });
+    it('counts rows, not requests, and never splits a request', async () => {
+        const batches = [];
+        const batcher = new Batcher({
+            maxBatchSize: 4,
+            maxQueueDelayMs: 1,
+            rows: (n) => n,
+            execute: async (items) => (batches.push(items), items),
+        });
+        await Promise.all([1, 2, 1, 3, 5].map((n) => batcher.submit(n)));
+        // 1+2+1 fills the batch; 3 waits for the next; 5 is larger than a batch and runs alone.
+        assert.deepEqual(batches, [[1, 2, 1], [3], [5]]);
+    });
+    it('fails every request of a failed batch, and keeps serving', async () => {
+        let fail = true;
+        const batcher = new Batcher({
+            maxBatchSize: 8,
+            maxQueueDelayMs: 1,
+            rows: () => 1,
+            execute: async (items) => {
+                if (fail)
+                    throw new Error('model crashed');
+                return items;
+            },
+        });
+        const results = await Promise.allSettled([1, 2].map((x) => batcher.submit(x)));
+        assert.deepEqual(results.map((r) => r.status), ['rejected', 'rejected']);
+        fail = false;
+        assert.equal(await batcher.submit(3), 3);
+    });
+});
+//# sourceMappingURL=batcher.test.js.map
