@@ -2,7 +2,7 @@
  * The HTTP transport: one Fastify instance with the OpenAI API under /v1, the Open Inference
  * Protocol under /v2, and process health under /health. Routes decode, call the gateway, encode.
  */
-import { randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import sjson from 'secure-json-parse';
@@ -22,6 +22,14 @@ export interface HttpServerOptions {
 }
 
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
+
+// Request ids: a random prefix per process and a counter, unique across processes and restarts
+// (about 10 times cheaper than randomUUID, which matters at tens of thousands of requests a second).
+const ID_PREFIX = randomBytes(6).toString('hex');
+let idCounter = 0;
+function nextRequestId(): string {
+  return `${ID_PREFIX}-${(++idCounter).toString(36)}`;
+}
 
 /** JSON.parse that rejects prototype poisoning and keeps the parser's message ("Unexpected token } at position 9"). */
 function parseJson(_req: unknown, body: string | Buffer, done: (err: Error | null, value?: unknown) => void): void {
@@ -44,7 +52,7 @@ export function createHttpServer({ config, log, gateway, version }: HttpServerOp
     requestIdHeader: false,
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
-      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : nextRequestId();
     },
     // Bodies are checked as sent: no type coercion, no silent removal of fields.
     // `verbose` keeps each failing schema on the error, so messages can quote its description.

@@ -40,6 +40,8 @@ export function createHttpServer({ config, log, gateway, version }) {
     });
     // Every POST body is JSON, whatever its content-type says (curl -d sends form encoding).
     app.removeAllContentTypeParsers();
+    // The exact type first: Fastify finds it by string equality, before trying the catch-all.
+    app.addContentTypeParser('application/json', { parseAs: 'string' }, parseJson);
     app.addContentTypeParser('*', { parseAs: 'string' }, parseJson);
     app.register(openaiRoutes(gateway, log), { prefix: '/v1' });
     app.register(kserveRoutes(gateway, log, version), { prefix: '/v2' });
