@@ -125,7 +125,6 @@ function primary(config: Config, workers: number, log: Logger, file: string): vo
 }
 
 function announce(log: Logger, config: Config, url: string, file: string, models: string[], workers: number, ms: number): void {
-  log.info({ url, config: file, models, workers, startup_ms: Math.round(ms) }, `infergate ${VERSION} listening on ${url}`);
   const host = config.server.host;
   const loopback = host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'));
   log.warn(
@@ -134,4 +133,6 @@ function announce(log: Logger, config: Config, url: string, file: string, models
       ? 'running WITHOUT authentication: any local process can call every model (bound to loopback only)'
       : 'running WITHOUT authentication on a non-loopback address: anyone who can reach this port can call every model',
   );
+  // Last: the listening line is what scripts and tests wait for, so everything above is already out.
+  log.info({ url, config: file, models, workers, startup_ms: Math.round(ms) }, `infergate ${VERSION} listening on ${url}`);
 }
