@@ -4,6 +4,17 @@ import { spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { BIN, get, startServer, writeConfig } from './helpers/server.js';
 
+/** A port nothing listens on right now (PORT needs a number, so port 0 cannot be used here). */
+async function freePort(): Promise<number> {
+  const { createServer } = await import('node:net');
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
 const run = (args: string[], env: NodeJS.ProcessEnv = {}) =>
   spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, ...env } });
 
@@ -56,7 +67,7 @@ models:
 
   it('takes the config from INFERGATE_CONFIG and the port from PORT, and exits 0 on SIGTERM', async () => {
     const config = writeConfig(`models: [{ name: from-env, versions: [{ version: '1', backend: { kind: mock } }] }]\n`);
-    const port = 20000 + Math.floor(Math.random() * 20000);
+    const port = await freePort();
     const { spawn } = await import('node:child_process');
     const child = spawn(process.execPath, [BIN, 'serve', '--workers', '1'], {
       env: { ...process.env, INFERGATE_CONFIG: config, PORT: String(port) },
