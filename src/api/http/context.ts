@@ -1,6 +1,5 @@
 /** The request context of an HTTP request: id, pinned version, and a signal aborted when the client leaves. */
-import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import type { RequestContext } from '../../core/context.js';
 
 /** Creates the AbortController (about 1 µs and a listener) only when a backend reads `signal`. */
@@ -33,8 +32,9 @@ class HttpContext implements RequestContext {
   }
 }
 
-export function httpContext(request: FastifyRequest, reply: FastifyReply, pinnedVersion?: string): RequestContext {
-  const header = request.headers['x-model-version'];
+/** The context of one call: a version pinned by the URL wins over the `x-model-version` header. */
+export function httpContext(id: string, headers: IncomingHttpHeaders, res: ServerResponse, pinnedVersion?: string): RequestContext {
+  const header = headers['x-model-version'];
   const pinned = pinnedVersion ?? (typeof header === 'string' && header !== '' ? header : undefined);
-  return new HttpContext(request.id, pinned, reply.raw);
+  return new HttpContext(id, pinned, res);
 }

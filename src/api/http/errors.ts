@@ -26,18 +26,17 @@ export const OPENAI_ERROR_TYPES = {
   internal_error: 'server_error',
 } as const satisfies Record<ErrorCode, OpenAIErrorType>;
 
+/** What error handling needs to know of a request, whichever server parsed it. */
+export interface RequestInfo {
+  readonly id: string;
+  readonly method?: string;
+  readonly url?: string;
+}
+
 /** Turns anything thrown on the request path into an ApiError; unknown errors are logged here. */
-export function toApiError(error: unknown, request: FastifyRequest, log: Logger): ApiError {
+export function toApiError(error: unknown, request: RequestInfo, log: Logger): ApiError {
   if (error instanceof ApiError) return error;
-  const e = error as FastifyError & { validation?: AjvError[] };
-  if (Array.isArray(e.validation) && e.validation.length > 0) return validationError(e.validation);
-  switch (e.code) {
-    case 'FST_ERR_CTP_INVALID_JSON':
-    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-      return new ApiError('invalid_json', `the body is not valid JSON: ${e.message}`);
-    case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return new ApiError('body_too_large', `the body is larger than the limit of ${request.routeOptions.bodyLimit ?? 0} bytes`);
-  }
+  const e = error as FastifyError;
   if (e instanceof SyntaxError || (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500)) {
     return new ApiError('invalid_request', e.message);
   }
@@ -45,7 +44,7 @@ export function toApiError(error: unknown, request: FastifyRequest, log: Logger)
   return new ApiError('internal_error', `internal error; request id ${request.id}`);
 }
 
-interface AjvError {
+export interface AjvError {
   readonly instancePath: string;
   readonly keyword: string;
   readonly message?: string;
@@ -55,7 +54,7 @@ interface AjvError {
 }
 
 /** The first failure, worded for people: a union names its accepted forms (from the schema's description). */
-function validationError(errors: readonly AjvError[]): ApiError {
+export function validationError(errors: readonly AjvError[]): ApiError {
   const v = errors.find((e) => e.keyword === 'anyOf') ?? (errors[0] as AjvError);
   let path = pointerToPath(v.instancePath);
   let message = `${v.message ?? 'is invalid'}`;
@@ -80,13 +79,8 @@ function validationError(errors: readonly AjvError[]): ApiError {
 }
 
 /** The 404 for a path (and method) no route serves. */
-export function routeNotFound(request: FastifyRequest): ApiError {
+export function routeNotFound(request: { method: string; url: string }): ApiError {
   return fastError('not_found', `no endpoint ${request.method} ${request.url.split('?')[0]}`);
-}
-
-/** Sets the headers every model response carries: the request id and the version that served it. */
-export function servedBy(request: FastifyRequest, reply: FastifyReply, version: string): FastifyReply {
-  return reply.header('x-request-id', request.id).header('x-model-version', version);
 }
 
 /** A short, safe rendering of a value for an error message (never serialises a whole structure). */
@@ -98,16 +92,19 @@ function preview(value: unknown): string {
 }
 
 /** `{"error": {"message", "type", "param", "code"}}`, as the OpenAI API answers. */
-export function sendOpenAIError(error: ApiError, request: FastifyRequest, reply: FastifyReply): void {
-  const body = { error: { message: error.message, type: OPENAI_ERROR_TYPES[error.code], param: error.param, code: error.code } };
-  reply.code(error.status).header('x-request-id', request.id).type('application/json').send(JSON.stringify(body));
+export function openaiErrorBody(error: ApiError): string {
+  return JSON.stringify({ error: { message: error.message, type: OPENAI_ERROR_TYPES[error.code], param: error.param, code: error.code } });
 }
 
-/** `{"error": "..."}`, as the Open Inference Protocol answers. */
+/** `{"error": "..."}`, as the Open Inference Protocol answers (plus our stable `code`). */
+export function kserveErrorBody(error: ApiError): string {
+  return JSON.stringify({ error: error.message, code: error.code });
+}
+
+export function sendOpenAIError(error: ApiError, request: FastifyRequest, reply: FastifyReply): void {
+  reply.code(error.status).header('x-request-id', request.id).type('application/json').send(openaiErrorBody(error));
+}
+
 export function sendKServeError(error: ApiError, request: FastifyRequest, reply: FastifyReply): void {
-  reply
-    .code(error.status)
-    .header('x-request-id', request.id)
-    .type('application/json')
-    .send(JSON.stringify({ error: error.message, code: error.code }));
+  reply.code(error.status).header('x-request-id', request.id).type('application/json').send(kserveErrorBody(error));
 }

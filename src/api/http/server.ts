@@ -1,17 +1,20 @@
 /**
- * The HTTP transport: one Fastify instance with the OpenAI API under /v1, the Open Inference
- * Protocol under /v2, and process health under /health. Routes decode, call the gateway, encode.
+ * The HTTP transport: the OpenAI API under /v1, the Open Inference Protocol under /v2, process
+ * health under /health. Model calls (POSTs) are served by model-calls.ts on node:http; Fastify
+ * serves the read-only routes and every 404. Routes decode, call the gateway, encode.
  */
-import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:http';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import sjson from 'secure-json-parse';
 import type { Config } from '../../config/schema.js';
 import type { Gateway } from '../../core/gateway.js';
-import { ApiError } from '../../core/errors.js';
 import { routeNotFound, sendOpenAIError, toApiError } from './errors.js';
+import { kserveInfer } from './kserve/infer.js';
 import { kserveRoutes } from './kserve/routes.js';
+import { modelCalls } from './model-calls.js';
+import { openaiCalls } from './openai/calls.js';
 import { openaiRoutes } from './openai/routes.js';
+import { requestId } from './request-id.js';
 
 export interface HttpServerOptions {
   readonly config: Config;
@@ -21,49 +24,26 @@ export interface HttpServerOptions {
   readonly version: string;
 }
 
-const REQUEST_ID = /^[\w.:-]{1,128}$/;
-
-// Request ids: a random prefix per process and a counter, unique across processes and restarts
-// (about 10 times cheaper than randomUUID, which matters at tens of thousands of requests a second).
-const ID_PREFIX = randomBytes(6).toString('hex');
-let idCounter = 0;
-function nextRequestId(): string {
-  return `${ID_PREFIX}-${(++idCounter).toString(36)}`;
-}
-
-/** JSON.parse that rejects prototype poisoning and keeps the parser's message ("Unexpected token } at position 9"). */
-function parseJson(_req: unknown, body: string | Buffer, done: (err: Error | null, value?: unknown) => void): void {
-  if (body.length === 0) return done(new ApiError('invalid_json', 'the body is empty; send a JSON object'));
-  try {
-    done(null, sjson.parse(body as string, null, { protoAction: 'error', constructorAction: 'ignore' }));
-  } catch (err) {
-    done(new ApiError('invalid_json', `the body is not valid JSON: ${(err as Error).message}`));
-  }
-}
-
 export function createHttpServer({ config, log, gateway, version }: HttpServerOptions): FastifyInstance {
   const app = Fastify({
     // No Fastify logger: its per-request child loggers and timers cost about a third of the throughput
     // of a small request (measured with wrk on loopback). Unexpected errors go to `log`, with the request id.
     logger: false,
-    bodyLimit: config.server.body_limit_bytes,
-    keepAliveTimeout: config.server.keep_alive_timeout_ms,
     return503OnClosing: true,
     requestIdHeader: false,
-    genReqId: (req) => {
-      const given = req.headers['x-request-id'];
-      return typeof given === 'string' && REQUEST_ID.test(given) ? given : nextRequestId();
+    genReqId: (req) => requestId(req.headers['x-request-id']),
+    // The model calls (every POST that reaches a model) are served before Fastify sees them;
+    // Fastify serves the rest (models, metadata, health) and every 404.
+    serverFactory: (fastifyHandler) => {
+      const routes = { exact: openaiCalls(gateway, log), kserveInfer: kserveInfer(gateway) };
+      const server = createServer(modelCalls(routes, config.server.body_limit_bytes, log, fastifyHandler));
+      server.keepAliveTimeout = config.server.keep_alive_timeout_ms;
+      return server;
     },
-    // Bodies are checked as sent: no type coercion, no silent removal of fields.
-    // `verbose` keeps each failing schema on the error, so messages can quote its description.
-    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false, verbose: true } },
   });
-
-  // Every POST body is JSON, whatever its content-type says (curl -d sends form encoding).
+  // Bodies of routes nobody serves are not read: the 404 needs none.
   app.removeAllContentTypeParsers();
-  // The exact type first: Fastify finds it by string equality, before trying the catch-all.
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, parseJson);
-  app.addContentTypeParser('*', { parseAs: 'string' }, parseJson);
+  app.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined));
 
   app.register(openaiRoutes(gateway, log), { prefix: '/v1' });
   app.register(kserveRoutes(gateway, log, version), { prefix: '/v2' });

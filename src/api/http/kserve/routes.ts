@@ -1,38 +1,12 @@
 /**
- * The Open Inference Protocol (KServe v2) over HTTP, as Triton and KServe serve it:
- * server and model health, metadata, and infer with JSON tensors.
+ * The Open Inference Protocol (KServe v2) over HTTP, as Triton and KServe serve it: server and
+ * model health and metadata. Infer is in infer.ts, served by model-calls.ts.
  */
-import { Type, type Static } from '@sinclair/typebox';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Gateway } from '../../../core/gateway.js';
-import { DATATYPES, toJsonValues, type DataType } from '../../../core/tensor.js';
 import type { ModelVersion } from '../../../routing/registry.js';
-import { httpContext } from '../context.js';
-import { routeNotFound, sendKServeError, servedBy, toApiError } from '../errors.js';
-import { decodeTensor } from './decode.js';
-
-const Parameters = Type.Record(Type.String(), Type.Unknown());
-
-const InferRequestBody = Type.Object({
-  id: Type.Optional(Type.String()),
-  parameters: Type.Optional(Parameters),
-  inputs: Type.Array(
-    Type.Object({
-      name: Type.String({ minLength: 1 }),
-      shape: Type.Array(Type.Integer({ minimum: 0 })),
-      datatype: Type.Union(
-        Object.keys(DATATYPES).map((d) => Type.Literal(d)),
-        { description: `one of ${Object.keys(DATATYPES).join(', ')}` },
-      ),
-      parameters: Type.Optional(Parameters),
-      data: Type.Array(Type.Unknown()),
-    }),
-    { minItems: 1 },
-  ),
-  outputs: Type.Optional(Type.Array(Type.Object({ name: Type.String({ minLength: 1 }), parameters: Type.Optional(Parameters) }))),
-});
-type InferRequestBody = Static<typeof InferRequestBody>;
+import { routeNotFound, sendKServeError, toApiError } from '../errors.js';
 
 interface ModelParams {
   name: string;
@@ -58,28 +32,6 @@ export function kserveRoutes(gateway: Gateway, log: Logger, serverVersion: strin
         const ready = request.params.version === undefined ? model.ready() : version.backend.health().ready;
         return reply.code(ready ? 200 : 503).send({ name: model.name, ready });
       });
-      app.post<{ Params: ModelParams; Body: InferRequestBody }>(`${base}/infer`, { schema: { body: InferRequestBody } }, infer);
-    }
-
-    async function infer(request: FastifyRequest<{ Params: ModelParams; Body: InferRequestBody }>, reply: FastifyReply): Promise<string> {
-      const body = request.body;
-      const inputs = body.inputs.map((t, i) => decodeTensor({ ...t, datatype: t.datatype as DataType }, `inputs[${i}]`));
-      const outputs = body.outputs === undefined ? null : body.outputs.map((o) => o.name);
-      const ctx = httpContext(request, reply, request.params.version);
-      const { version, result } = await gateway.infer(request.params.name, { inputs, outputs }, ctx);
-      servedBy(request, reply, version.version).type('application/json');
-      const response = {
-        model_name: version.model.name,
-        model_version: version.version,
-        ...(body.id === undefined ? {} : { id: body.id }),
-        outputs: result.outputs.map((t) => ({
-          name: t.name,
-          datatype: t.datatype,
-          shape: t.shape,
-          data: toJsonValues(t.datatype, t.data),
-        })),
-      };
-      return JSON.stringify(response);
     }
   };
 }

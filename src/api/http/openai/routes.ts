@@ -1,17 +1,12 @@
 /**
- * The OpenAI API: /v1/models, /v1/chat/completions, /v1/completions, /v1/embeddings.
- * Each route decodes (schema), calls the gateway, and encodes; nothing else.
+ * The OpenAI API's read-only routes: /v1/models and /v1/models/{id}. The model calls (chat,
+ * completions, embeddings) are in calls.ts, served by model-calls.ts.
  */
-import { Readable } from 'node:stream';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import type { TextRequest, TextResponse } from '../../../backends/backend.js';
-import { fastError } from '../../../core/errors.js';
-import type { Gateway, Served } from '../../../core/gateway.js';
+import type { Gateway } from '../../../core/gateway.js';
 import type { Model } from '../../../routing/registry.js';
-import { httpContext } from '../context.js';
-import { OPENAI_ERROR_TYPES, routeNotFound, sendOpenAIError, servedBy, toApiError } from '../errors.js';
-import { ChatRequest, CompletionRequest, EmbeddingRequest } from './schemas.js';
+import { routeNotFound, sendOpenAIError, toApiError } from '../errors.js';
 
 export function openaiRoutes(gateway: Gateway, log: Logger) {
   return async function openai(app: FastifyInstance): Promise<void> {
@@ -22,69 +17,9 @@ export function openaiRoutes(gateway: Gateway, log: Logger) {
 
     // A wildcard, since model names may contain '/' (e.g. org/model).
     app.get<{ Params: { '*': string } }>('/models/*', async (request) => describeModel(gateway.registry.get(request.params['*'])));
-
-    app.post<{ Body: ChatRequest }>('/chat/completions', { schema: { body: ChatRequest } }, (request, reply) => {
-      const body = request.body;
-      if (body.n !== undefined && body.n !== null && body.n !== 1 && body.stream === true) {
-        throw fastError('invalid_request', '`n` must be 1 when streaming', 'n');
-      }
-      return text({ kind: 'chat', model: body.model, stream: body.stream === true, body }, request, reply);
-    });
-
-    app.post<{ Body: CompletionRequest }>('/completions', { schema: { body: CompletionRequest } }, (request, reply) => {
-      const body = request.body;
-      return text({ kind: 'completion', model: body.model, stream: body.stream === true, body }, request, reply);
-    });
-
-    app.post<{ Body: EmbeddingRequest }>('/embeddings', { schema: { body: EmbeddingRequest } }, async (request, reply) => {
-      const body = request.body;
-      const input = typeof body.input === 'string' ? [body.input] : body.input;
-      const { version, result } = await gateway.embed(
-        body.model,
-        { input, dimensions: body.dimensions ?? null },
-        httpContext(request, reply),
-      );
-      const base64 = body.encoding_format === 'base64';
-      const data = result.vectors.map((v, index) => ({
-        object: 'embedding',
-        index,
-        embedding: base64 ? Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64') : Array.from(v),
-      }));
-      servedBy(request, reply, version.version);
-      return { object: 'list', data, model: body.model, usage: { prompt_tokens: result.promptTokens, total_tokens: result.promptTokens } };
-    });
-
-    async function text(req: TextRequest, request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
-      const served = await gateway.generate(req, httpContext(request, reply));
-      return encodeText(served, request, reply, log);
-    }
   };
 }
 
 function describeModel(model: Model): object {
   return { id: model.name, object: 'model', created: model.created, owned_by: model.ownedBy };
-}
-
-function encodeText({ version, result }: Served<TextResponse>, request: FastifyRequest, reply: FastifyReply, log: Logger): unknown {
-  servedBy(request, reply, version.version);
-  switch (result.type) {
-    case 'json':
-      return reply.type('application/json').send(JSON.stringify(result.body));
-    case 'raw':
-      return reply.type(result.contentType).send(result.body);
-    case 'events':
-      reply.type('text/event-stream').header('cache-control', 'no-cache').header('x-accel-buffering', 'no');
-      return reply.send(Readable.from(sse(result.events, request, log)));
-  }
-}
-
-/** Encodes chunks as Server-Sent Events; a failure after the first byte becomes an error event, then the stream ends. */
-async function* sse(events: AsyncIterable<object>, request: FastifyRequest, log: Logger): AsyncGenerator<string> {
-  try {
-    for await (const event of events) yield `data: ${JSON.stringify(event)}\n\n`;
-  } catch (error) {
-    const e = toApiError(error, request, log);
-    yield `data: ${JSON.stringify({ error: { message: e.message, type: OPENAI_ERROR_TYPES[e.code], param: e.param, code: e.code } })}\n\n`;
-  }
-  yield 'data: [DONE]\n\n';
 }

@@ -1,0 +1,56 @@
+/** KServe v2 `POST /v2/models/{name}[/versions/{v}]/infer` (served by model-calls.ts). */
+import { Type, type Static } from '@sinclair/typebox';
+import type { Gateway } from '../../../core/gateway.js';
+import { DATATYPES, toJsonValues, type DataType } from '../../../core/tensor.js';
+import type { ModelCall } from '../model-calls.js';
+import { decodeTensor } from './decode.js';
+
+const Parameters = Type.Record(Type.String(), Type.Unknown());
+
+export const InferRequestBody = Type.Object({
+  id: Type.Optional(Type.String()),
+  parameters: Type.Optional(Parameters),
+  inputs: Type.Array(
+    Type.Object({
+      name: Type.String({ minLength: 1 }),
+      shape: Type.Array(Type.Integer({ minimum: 0 })),
+      datatype: Type.Union(
+        Object.keys(DATATYPES).map((d) => Type.Literal(d)),
+        { description: `one of ${Object.keys(DATATYPES).join(', ')}` },
+      ),
+      parameters: Type.Optional(Parameters),
+      data: Type.Array(Type.Unknown()),
+    }),
+    { minItems: 1 },
+  ),
+  outputs: Type.Optional(Type.Array(Type.Object({ name: Type.String({ minLength: 1 }), parameters: Type.Optional(Parameters) }))),
+});
+export type InferRequestBody = Static<typeof InferRequestBody>;
+
+export function kserveInfer(gateway: Gateway): ModelCall<InferRequestBody> {
+  return {
+    schema: InferRequestBody,
+    protocol: 'kserve',
+    handle: async (body, ctx, params) => {
+      const inputs = body.inputs.map((t, i) => decodeTensor({ ...t, datatype: t.datatype as DataType }, `inputs[${i}]`));
+      const outputs = body.outputs === undefined ? null : body.outputs.map((o) => o.name);
+      const { version, result } = await gateway.infer(params.model as string, { inputs, outputs }, ctx);
+      const response = {
+        model_name: version.model.name,
+        model_version: version.version,
+        ...(body.id === undefined ? {} : { id: body.id }),
+        outputs: result.outputs.map((t) => ({
+          name: t.name,
+          datatype: t.datatype,
+          shape: t.shape,
+          data: toJsonValues(t.datatype, t.data),
+        })),
+      };
+      return {
+        status: 200,
+        headers: { 'x-model-version': version.version, 'content-type': 'application/json' },
+        body: JSON.stringify(response),
+      };
+    },
+  };
+}

@@ -1,0 +1,158 @@
+/**
+ * The POST endpoints that call models (OpenAI chat, completions, embeddings; KServe infer), served
+ * on node:http directly, in front of Fastify, which serves every other route.
+ *
+ * Written by hand because it measured faster where it matters most: with the same validation,
+ * routing and gateway, chat on a mock model ran at 1.12x the Go reference handler on node:http
+ * against 0.89x as a Fastify route (wrk, 64 connections, 5 interleaved rounds). Everything a
+ * framework would add here is small: route by exact path, read the body with a limit, parse,
+ * validate with the compiled schema, call, write.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { pipeline, type Readable } from 'node:stream';
+import { Ajv, type ValidateFunction } from 'ajv';
+import type { TSchema } from '@sinclair/typebox';
+import type { Logger } from 'pino';
+import sjson from 'secure-json-parse';
+import { ApiError, fastError } from '../../core/errors.js';
+import type { RequestContext } from '../../core/context.js';
+import { kserveErrorBody, openaiErrorBody, toApiError, validationError, type AjvError } from './errors.js';
+import { httpContext } from './context.js';
+import { requestId } from './request-id.js';
+
+/** What a handler answers: status, headers, and a body to write whole or to stream. */
+export interface HttpResult {
+  readonly status: number;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: string | Buffer | Readable;
+}
+
+/** One POST endpoint: its body schema, its error shape, and the call. */
+export interface ModelCall<Body> {
+  readonly schema: TSchema;
+  readonly protocol: 'openai' | 'kserve';
+  readonly handle: (body: Body, ctx: RequestContext, params: CallParams) => Promise<HttpResult>;
+}
+
+/** Path parameters of KServe URLs. */
+export interface CallParams {
+  readonly model: string | undefined;
+  readonly version: string | undefined;
+}
+
+interface Compiled {
+  readonly validate: ValidateFunction;
+  readonly call: ModelCall<unknown>;
+}
+
+const KSERVE_INFER = /^\/v2\/models\/([^/]+)(?:\/versions\/([^/]+))?\/infer$/;
+const NO_PARAMS: CallParams = { model: undefined, version: undefined };
+
+export interface ModelCallRoutes {
+  /** Exact paths, e.g. `/v1/chat/completions`. */
+  readonly exact: Readonly<Record<string, ModelCall<never>>>;
+  /** `POST /v2/models/{name}[/versions/{v}]/infer`. */
+  readonly kserveInfer: ModelCall<never>;
+}
+
+/**
+ * Returns a request listener that serves the model calls and hands every other request to `next`.
+ * Validators are compiled once here; the request path only looks up.
+ */
+export function modelCalls(
+  routes: ModelCallRoutes,
+  bodyLimit: number,
+  log: Logger,
+  next: (req: IncomingMessage, res: ServerResponse) => void,
+) {
+  // Bodies are checked as sent: no type coercion, no defaults, no removal of fields.
+  // `verbose` keeps each failing schema on the error, so messages can quote its description.
+  const ajv = new Ajv({ coerceTypes: false, useDefaults: false, removeAdditional: false, allErrors: false, verbose: true, strict: false });
+  const compile = (call: ModelCall<never>): Compiled => ({ validate: ajv.compile(call.schema), call: call as ModelCall<unknown> });
+  const exact = new Map(Object.entries(routes.exact).map(([path, call]) => [path, compile(call)]));
+  const kserve = compile(routes.kserveInfer);
+
+  return function serveModelCall(req: IncomingMessage, res: ServerResponse): void {
+    if (req.method !== 'POST') return next(req, res);
+    const url = req.url ?? '';
+    const q = url.indexOf('?');
+    const path = q === -1 ? url : url.slice(0, q);
+    const route = exact.get(path);
+    if (route !== undefined) return void run(route, NO_PARAMS, req, res);
+    const m = KSERVE_INFER.exec(path);
+    if (m === null) return next(req, res);
+    void run(
+      kserve,
+      { model: decodeURIComponent(m[1] as string), version: m[2] === undefined ? undefined : decodeURIComponent(m[2]) },
+      req,
+      res,
+    );
+  };
+
+  async function run(route: Compiled, params: CallParams, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const id = requestId(req.headers['x-request-id']);
+    try {
+      const body = parse(await readBody(req, bodyLimit));
+      if (!route.validate(body)) throw validationError(route.validate.errors as AjvError[]);
+      const ctx = httpContext(id, req.headers, res, params.version);
+      const result = await route.call.handle(body, ctx, params);
+      write(res, result.status, { 'x-request-id': id, ...result.headers }, result.body);
+    } catch (error) {
+      const e = toApiError(error, { id, method: req.method, url: req.url }, log);
+      if (res.headersSent) return void res.destroy();
+      const body = route.call.protocol === 'openai' ? openaiErrorBody(e) : kserveErrorBody(e);
+      write(res, e.status, { 'x-request-id': id, 'content-type': 'application/json' }, body);
+    }
+  }
+}
+
+function write(res: ServerResponse, status: number, headers: Record<string, string>, body: string | Buffer | Readable): void {
+  if (typeof body === 'string' || Buffer.isBuffer(body)) {
+    res.writeHead(status, { ...headers, 'content-length': String(Buffer.byteLength(body)) });
+    res.end(body);
+    return;
+  }
+  res.writeHead(status, headers);
+  // pipeline destroys the body when the client goes away: that cancels an upstream request or a generator.
+  pipeline(body, res, () => undefined);
+}
+
+/** Reads the whole body as text; a declared or actual size over `limit` is a 413 before more is read. */
+function readBody(req: IncomingMessage, limit: number): Promise<string> {
+  const declared = Number(req.headers['content-length']);
+  if (declared > limit) {
+    req.resume();
+    return Promise.reject(tooLarge(limit));
+  }
+  return new Promise((resolve, reject) => {
+    let text = '';
+    let size = 0;
+    req.setEncoding('utf8');
+    req.on('data', (chunk: string) => {
+      size += Buffer.byteLength(chunk);
+      if (size > limit) {
+        req.removeAllListeners('data');
+        req.resume();
+        reject(tooLarge(limit));
+        return;
+      }
+      text += chunk;
+    });
+    req.once('end', () => resolve(text));
+    req.once('error', reject);
+  });
+}
+
+function tooLarge(limit: number): ApiError {
+  return fastError('body_too_large', `the body is larger than the limit of ${limit} bytes`);
+}
+
+/** JSON.parse that rejects prototype poisoning and keeps the parser's message ("Unexpected token } at position 9"). */
+function parse(text: string): unknown {
+  if (text.length === 0) throw fastError('invalid_json', 'the body is empty; send a JSON object');
+  try {
+    return sjson.parse(text, null, { protoAction: 'error', constructorAction: 'ignore' });
+  } catch (err) {
+    throw fastError('invalid_json', `the body is not valid JSON: ${(err as Error).message}`);
+  }
+}

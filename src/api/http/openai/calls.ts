@@ -1,0 +1,86 @@
+/** The OpenAI model calls: chat completions, completions and embeddings (served by model-calls.ts). */
+import { Readable } from 'node:stream';
+import type { Logger } from 'pino';
+import type { TextRequest } from '../../../backends/backend.js';
+import type { RequestContext } from '../../../core/context.js';
+import { fastError } from '../../../core/errors.js';
+import type { Gateway } from '../../../core/gateway.js';
+import { OPENAI_ERROR_TYPES, toApiError } from '../errors.js';
+import type { HttpResult, ModelCall } from '../model-calls.js';
+import { ChatRequest, CompletionRequest, EmbeddingRequest } from './schemas.js';
+
+const JSON_TYPE = 'application/json';
+
+export function openaiCalls(gateway: Gateway, log: Logger) {
+  async function text(req: TextRequest, ctx: RequestContext): Promise<HttpResult> {
+    const { version, result } = await gateway.generate(req, ctx);
+    const headers = { 'x-model-version': version.version };
+    switch (result.type) {
+      case 'json':
+        return { status: 200, headers: { ...headers, 'content-type': JSON_TYPE }, body: JSON.stringify(result.body) };
+      case 'raw':
+        return { status: 200, headers: { ...headers, 'content-type': result.contentType }, body: result.body };
+      case 'events':
+        return {
+          status: 200,
+          headers: { ...headers, 'content-type': 'text/event-stream', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' },
+          body: Readable.from(sse(result.events, ctx, log)),
+        };
+    }
+  }
+
+  const chat: ModelCall<ChatRequest> = {
+    schema: ChatRequest,
+    protocol: 'openai',
+    handle: (body, ctx) => {
+      if (body.n !== undefined && body.n !== null && body.n !== 1 && body.stream === true) {
+        throw fastError('invalid_request', '`n` must be 1 when streaming', 'n');
+      }
+      return text({ kind: 'chat', model: body.model, stream: body.stream === true, body }, ctx);
+    },
+  };
+
+  const completion: ModelCall<CompletionRequest> = {
+    schema: CompletionRequest,
+    protocol: 'openai',
+    handle: (body, ctx) => text({ kind: 'completion', model: body.model, stream: body.stream === true, body }, ctx),
+  };
+
+  const embeddings: ModelCall<EmbeddingRequest> = {
+    schema: EmbeddingRequest,
+    protocol: 'openai',
+    handle: async (body, ctx) => {
+      const input = typeof body.input === 'string' ? [body.input] : body.input;
+      const { version, result } = await gateway.embed(body.model, { input, dimensions: body.dimensions ?? null }, ctx);
+      const base64 = body.encoding_format === 'base64';
+      const data = result.vectors.map((v, index) => ({
+        object: 'embedding',
+        index,
+        embedding: base64 ? Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64') : Array.from(v),
+      }));
+      const usage = { prompt_tokens: result.promptTokens, total_tokens: result.promptTokens };
+      return {
+        status: 200,
+        headers: { 'x-model-version': version.version, 'content-type': JSON_TYPE },
+        body: JSON.stringify({ object: 'list', data, model: body.model, usage }),
+      };
+    },
+  };
+
+  return {
+    '/v1/chat/completions': chat,
+    '/v1/completions': completion,
+    '/v1/embeddings': embeddings,
+  } as const;
+}
+
+/** Encodes chunks as Server-Sent Events; a failure after the first byte becomes an error event, then the stream ends. */
+async function* sse(events: AsyncIterable<object>, ctx: RequestContext, log: Logger): AsyncGenerator<string> {
+  try {
+    for await (const event of events) yield `data: ${JSON.stringify(event)}\n\n`;
+  } catch (error) {
+    const e = toApiError(error, ctx, log);
+    yield `data: ${JSON.stringify({ error: { message: e.message, type: OPENAI_ERROR_TYPES[e.code], param: e.param, code: e.code } })}\n\n`;
+  }
+  yield 'data: [DONE]\n\n';
+}
