@@ -23,7 +23,8 @@ import { requestId } from './request-id.js';
 /** What a handler answers: status, headers, and a body to write whole or to stream. */
 export interface HttpResult {
   readonly status: number;
-  readonly headers: Readonly<Record<string, string>>;
+  /** A fresh object per result: the writer adds `x-request-id` and `content-length` to it. */
+  readonly headers: Record<string, string>;
   readonly body: string | Buffer | Readable;
 }
 
@@ -96,19 +97,22 @@ export function modelCalls(
       if (!route.validate(body)) throw validationError(route.validate.errors as AjvError[]);
       const ctx = httpContext(id, req.headers, res, params.version);
       const result = await route.call.handle(body, ctx, params);
-      write(res, result.status, { 'x-request-id': id, ...result.headers }, result.body);
+      write(res, id, result.status, result.headers, result.body);
     } catch (error) {
       const e = toApiError(error, { id, method: req.method, url: req.url }, log);
       if (res.headersSent) return void res.destroy();
       const body = route.call.protocol === 'openai' ? openaiErrorBody(e) : kserveErrorBody(e);
-      write(res, e.status, { 'x-request-id': id, 'content-type': 'application/json' }, body);
+      write(res, id, e.status, { 'content-type': 'application/json' }, body);
     }
   }
 }
 
-function write(res: ServerResponse, status: number, headers: Record<string, string>, body: string | Buffer | Readable): void {
+/** Writes a result; `headers` is the handler's fresh object, completed here rather than copied. */
+function write(res: ServerResponse, id: string, status: number, headers: Record<string, string>, body: string | Buffer | Readable): void {
+  headers['x-request-id'] = id;
   if (typeof body === 'string' || Buffer.isBuffer(body)) {
-    res.writeHead(status, { ...headers, 'content-length': String(Buffer.byteLength(body)) });
+    headers['content-length'] = String(Buffer.byteLength(body));
+    res.writeHead(status, headers);
     res.end(body);
     return;
   }
@@ -125,20 +129,20 @@ function readBody(req: IncomingMessage, limit: number): Promise<string> {
     return Promise.reject(tooLarge(limit));
   }
   return new Promise((resolve, reject) => {
-    let text = '';
+    const chunks: Buffer[] = [];
     let size = 0;
-    req.setEncoding('utf8');
-    req.on('data', (chunk: string) => {
-      size += Buffer.byteLength(chunk);
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
       if (size > limit) {
         req.removeAllListeners('data');
         req.resume();
         reject(tooLarge(limit));
         return;
       }
-      text += chunk;
+      chunks.push(chunk);
     });
-    req.once('end', () => resolve(text));
+    // Decoded once at the end, so a multi-byte character split across chunks stays whole.
+    req.once('end', () => resolve(chunks.length === 1 ? (chunks[0] as Buffer).toString('utf8') : Buffer.concat(chunks).toString('utf8')));
     req.once('error', reject);
   });
 }

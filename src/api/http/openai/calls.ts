@@ -14,16 +14,16 @@ const JSON_TYPE = 'application/json';
 export function openaiCalls(gateway: Gateway, log: Logger) {
   async function text(req: TextRequest, ctx: RequestContext): Promise<HttpResult> {
     const { version, result } = await gateway.generate(req, ctx);
-    const headers = { 'x-model-version': version.version };
+    const v = version.version;
     switch (result.type) {
       case 'json':
-        return { status: 200, headers: { ...headers, 'content-type': JSON_TYPE }, body: JSON.stringify(result.body) };
+        return { status: 200, headers: { 'x-model-version': v, 'content-type': JSON_TYPE }, body: JSON.stringify(result.body) };
       case 'raw':
-        return { status: 200, headers: { ...headers, 'content-type': result.contentType }, body: result.body };
+        return { status: 200, headers: { 'x-model-version': v, 'content-type': result.contentType }, body: result.body };
       case 'events':
         return {
           status: 200,
-          headers: { ...headers, 'content-type': 'text/event-stream', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' },
+          headers: { 'x-model-version': v, 'content-type': 'text/event-stream', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' },
           body: Readable.from(sse(result.events, ctx, log)),
         };
     }
