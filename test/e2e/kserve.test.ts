@@ -217,6 +217,12 @@ models:
     assert.match(res.body.error.message, /body must be object, got an array of 1 item/);
   });
 
+  it('survives a malformed escape in the model name', async () => {
+    const res = await post(`${server.url}/v2/models/%E0%A4%A/infer`, mlpBody([row(1)]));
+    assert.ok(res.status >= 400 && res.status < 500, `status ${res.status}`);
+    assert.equal((await get(`${server.url}/v2/health/live`)).status, 200);
+  });
+
   it('answers 404 in KServe shape for an unknown path', async () => {
     const res = await get(`${server.url}/v2/nothing/here`);
     assert.equal(res.status, 404);

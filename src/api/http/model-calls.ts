@@ -81,13 +81,11 @@ export function modelCalls(
     const route = exact.get(path);
     if (route !== undefined) return void run(route, NO_PARAMS, req, res);
     const m = KSERVE_INFER.exec(path);
-    if (m === null) return next(req, res);
-    void run(
-      kserve,
-      { model: decodeURIComponent(m[1] as string), version: m[2] === undefined ? undefined : decodeURIComponent(m[2]) },
-      req,
-      res,
-    );
+    const model = m === null ? null : decode(m[1] as string);
+    const version = m?.[2] === undefined ? undefined : decode(m[2]);
+    // A malformed escape (%E0%A4%A) is not a model call; the framework answers it.
+    if (model === null || version === null) return next(req, res);
+    void run(kserve, { model, version }, req, res);
   };
 
   async function run(route: Compiled, params: CallParams, req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -104,6 +102,14 @@ export function modelCalls(
       const body = route.call.protocol === 'openai' ? openaiErrorBody(e) : kserveErrorBody(e);
       write(res, id, e.status, { 'content-type': 'application/json' }, body);
     }
+  }
+}
+
+function decode(segment: string): string | null {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return null;
   }
 }
 
