@@ -95,8 +95,6 @@ export interface Backend {
   health(): BackendHealth;
   /** Tensor signature, for backends that serve `tensor`; null otherwise. */
   signature(): Signature | null;
-  /** The longest input in tokens, where the backend knows it. */
-  contextLength(): number | null;
   infer(request: InferRequest, call: Cancellation): Promise<InferResult>;
   embed(request: EmbedRequest, call: Cancellation): Promise<EmbedResult>;
   generate(request: TextRequest, call: Cancellation): Promise<TextResponse>;
@@ -118,10 +116,6 @@ export abstract class TextBackend implements Backend {
   abstract generate(request: TextRequest, call: Cancellation): Promise<TextResponse>;
 
   signature(): Signature | null {
-    return null;
-  }
-
-  contextLength(): number | null {
     return null;
   }
 

@@ -93,10 +93,6 @@ export class OnnxBackend implements Backend {
     return this.#signature;
   }
 
-  contextLength(): number | null {
-    return this.#config.task === 'embedding' ? this.#config.tokenizer.max_tokens : null;
-  }
-
   infer(request: InferRequest): Promise<InferResult> {
     if (this.#batchers === null) return this.#run(request);
     let key = '';
