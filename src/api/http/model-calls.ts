@@ -3,8 +3,8 @@
  * on node:http directly, in front of Fastify, which serves every other route.
  *
  * Written by hand because it measured faster where it matters most: with the same validation,
- * routing and gateway, chat on a mock model ran at 1.12x the Go reference handler on node:http
- * against 0.89x as a Fastify route (wrk, 64 connections, 5 interleaved rounds). Everything a
+ * routing and gateway, chat on a mock model ran at 1.06x the Go reference handler on node:http
+ * against 0.89x as a Fastify route (wrk, 64 connections, medians of interleaved rounds). Everything a
  * framework would add here is small: route by exact path, read the body with a limit, parse,
  * validate with the compiled schema, call, write.
  */

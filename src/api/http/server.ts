@@ -45,14 +45,14 @@ export function createHttpServer({ config, log, gateway, version }: HttpServerOp
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined));
 
-  app.register(openaiRoutes(gateway, log), { prefix: '/v1' });
+  app.register(openaiRoutes(gateway), { prefix: '/v1' });
   app.register(kserveRoutes(gateway, log, version), { prefix: '/v2' });
 
   app.get('/health/live', async () => ({ status: 'live' }));
   app.get('/health/ready', async (_request, reply) => {
     const models: Record<string, boolean> = {};
     for (const m of gateway.registry.models) models[m.name] = m.ready();
-    const ready = gateway.registry.ready();
+    const ready = Object.values(models).every(Boolean);
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'loading', models });
   });
 

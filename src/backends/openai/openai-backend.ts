@@ -15,12 +15,13 @@ import {
   type TextRequest,
   type TextResponse,
 } from '../backend.js';
-import { upstreamCall, type UpstreamResponse } from './upstream-call.js';
+import { ClientGoneError, upstreamCall, type UpstreamResponse } from './upstream-call.js';
 
 export class OpenAIBackend extends TextBackend {
   readonly kind = 'openai';
   readonly #config: OpenAIBackendConfig;
   readonly #modelName: string;
+  readonly #origin: string;
   readonly #basePath: string;
   readonly #headers: Record<string, string>;
   #pool: Pool | null = null;
@@ -31,14 +32,14 @@ export class OpenAIBackend extends TextBackend {
     this.#config = config;
     this.#modelName = config.model ?? modelName;
     const url = new URL(config.base_url);
+    this.#origin = url.origin;
     this.#basePath = url.pathname.replace(/\/+$/, '');
     this.#headers = { 'content-type': 'application/json', ...config.headers };
     if (config.api_key !== undefined && config.api_key !== '') this.#headers.authorization = `Bearer ${config.api_key}`;
   }
 
   async load(): Promise<void> {
-    const url = new URL(this.#config.base_url);
-    this.#pool = new Pool(url.origin, {
+    this.#pool = new Pool(this.#origin, {
       connections: this.#config.connections,
       headersTimeout: this.#config.timeout_ms,
       bodyTimeout: this.#config.timeout_ms,
@@ -118,7 +119,7 @@ function upstreamFailure(err: unknown): ApiError {
   ) {
     return new ApiError('upstream_timeout', 'the upstream model server did not answer in time', null, { cause: err });
   }
-  if (err instanceof undiciErrors.RequestAbortedError || (err as Error).message === 'the client went away') {
+  if (err instanceof undiciErrors.RequestAbortedError || err instanceof ClientGoneError) {
     return new ApiError('upstream_unavailable', 'the request was cancelled', null, { cause: err });
   }
   const code = (err as { code?: string }).code ?? (err as Error).message;

@@ -15,6 +15,14 @@ export interface UpstreamResponse {
   readonly body: Buffer | Readable;
 }
 
+/** The reason an upstream call is aborted when its client disconnects. */
+export class ClientGoneError extends Error {
+  constructor() {
+    super('the client went away');
+    this.name = 'ClientGoneError';
+  }
+}
+
 type Controller = Parameters<NonNullable<Dispatcher.DispatchHandler['onRequestStart']>>[0];
 
 export function upstreamCall(
@@ -32,7 +40,7 @@ export function upstreamCall(
     let ended = false;
     const handler: Dispatcher.DispatchHandler = {
       onRequestStart(controller: Controller) {
-        call.onAbort(() => ended || controller.abort(new Error('the client went away')));
+        call.onAbort(() => ended || controller.abort(new ClientGoneError()));
       },
       onResponseStart(controller: Controller, statusCode: number, responseHeaders: Record<string, string | string[]>) {
         status = statusCode;
@@ -41,7 +49,7 @@ export function upstreamCall(
         readable = new Readable({
           read: () => controller.resume(),
           destroy: (err, done) => {
-            if (!ended) controller.abort(err ?? new Error('the client went away'));
+            if (!ended) controller.abort(err ?? new ClientGoneError());
             done(err);
           },
         });

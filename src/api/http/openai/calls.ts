@@ -5,7 +5,7 @@ import type { TextRequest } from '../../../backends/backend.js';
 import type { RequestContext } from '../../../core/context.js';
 import { fastError } from '../../../core/errors.js';
 import type { Gateway } from '../../../core/gateway.js';
-import { OPENAI_ERROR_TYPES, toApiError } from '../errors.js';
+import { openaiErrorBody, toApiError } from '../errors.js';
 import type { HttpResult, ModelCall } from '../model-calls.js';
 import { ChatRequest, CompletionRequest, EmbeddingRequest } from './schemas.js';
 
@@ -80,7 +80,7 @@ async function* sse(events: AsyncIterable<object>, ctx: RequestContext, log: Log
     for await (const event of events) yield `data: ${JSON.stringify(event)}\n\n`;
   } catch (error) {
     const e = toApiError(error, ctx, log);
-    yield `data: ${JSON.stringify({ error: { message: e.message, type: OPENAI_ERROR_TYPES[e.code], param: e.param, code: e.code } })}\n\n`;
+    yield `data: ${openaiErrorBody(e)}\n\n`;
   }
   yield 'data: [DONE]\n\n';
 }

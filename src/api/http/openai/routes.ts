@@ -3,16 +3,12 @@
  * completions, embeddings) are in calls.ts, served by model-calls.ts.
  */
 import type { FastifyInstance } from 'fastify';
-import type { Logger } from 'pino';
 import type { Gateway } from '../../../core/gateway.js';
 import type { Model } from '../../../routing/registry.js';
-import { routeNotFound, sendOpenAIError, toApiError } from '../errors.js';
 
-export function openaiRoutes(gateway: Gateway, log: Logger) {
+export function openaiRoutes(gateway: Gateway) {
   return async function openai(app: FastifyInstance): Promise<void> {
-    app.setErrorHandler((error, request, reply) => sendOpenAIError(toApiError(error, request, log), request, reply));
-    app.setNotFoundHandler((request, reply) => sendOpenAIError(routeNotFound(request), request, reply));
-
+    // Errors and 404s here take the server's own handlers, which answer in OpenAI's shape.
     app.get('/models', async () => ({ object: 'list', data: gateway.registry.models.map(describeModel) }));
 
     // A wildcard, since model names may contain '/' (e.g. org/model).
