@@ -2,7 +2,7 @@
  * The one config schema. Every option, its default and its unit live here; `config/infergate.schema.json`
  * is generated from it (`npm run schema`) so editors can autocomplete the YAML.
  */
-import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { Type, type Static } from '@sinclair/typebox';
 
 const strict = { additionalProperties: false } as const;
 
@@ -175,5 +175,3 @@ export type TokenizerConfig = Static<typeof TokenizerSchema>;
 export const REMOVED_OPTIONS: ReadonlyArray<{ readonly path: string; readonly hint: string }> = [
   { path: 'server.listen', hint: 'use server.host and server.port' },
 ];
-
-export type { TSchema };
