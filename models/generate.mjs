@@ -1,11 +1,13 @@
 #!/usr/bin/env node
-// Writes the bundled tiny models as ONNX files, with no dependency: ONNX files are protobuf
+// Writes the bundled tiny models with no dependency: the chat model as GGUF (see gguf.mjs), the
+// others as ONNX files: ONNX files are protobuf
 // messages, and the few message types needed here are encoded by hand below (field numbers
 // from onnx/onnx.proto). Weights come from a seeded PRNG, so the output is byte-for-byte
 // reproducible: `node models/generate.mjs` rewrites the files the repository ships.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { tinyLlama } from './gguf.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 
@@ -188,4 +190,5 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   write('tiny-mlp/2/model.onnx', mlp({ seed: 2 }));
   write('tiny-embed/1/model.onnx', embedder({ seed: 3 }));
   write('tiny-types/1/model.onnx', datatypes());
+  write('tiny-chat/1/model.gguf', tinyLlama({ seed: 4, rand: prng(4) }));
 }

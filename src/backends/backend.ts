@@ -93,11 +93,21 @@ export interface Backend {
   load(): Promise<void>;
   unload(): Promise<void>;
   health(): BackendHealth;
+  /** Tokens one request can hold (prompt and completion), for text models that know it; null until loaded. */
+  contextLength?(): number | null;
   /** Tensor signature, for backends that serve `tensor`; null otherwise. */
   signature(): Signature | null;
   infer(request: InferRequest, call: Cancellation): Promise<InferResult>;
   embed(request: EmbedRequest, call: Cancellation): Promise<EmbedResult>;
   generate(request: TextRequest, call: Cancellation): Promise<TextResponse>;
+}
+
+/** Why a backend stopped work: its client disconnected (nothing can be sent to it any more). */
+export class ClientGoneError extends Error {
+  constructor() {
+    super('the client went away');
+    this.name = 'ClientGoneError';
+  }
 }
 
 /** The answer of a backend asked for a task it does not list in `tasks`. */

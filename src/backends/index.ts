@@ -1,6 +1,7 @@
 /** Builds a backend from its config: the one place that knows every kind. */
 import type { BackendConfig } from '../config/schema.js';
 import type { Backend } from './backend.js';
+import { LlamaBackend, type GenerationObserver } from './llama/llama-backend.js';
 import { MockBackend } from './mock/mock-backend.js';
 import { OnnxBackend, type BatchObserver } from './onnx/onnx-backend.js';
 import { OpenAIBackend } from './openai/openai-backend.js';
@@ -9,12 +10,17 @@ export interface BackendContext {
   /** The model's name, used upstream by remote backends unless configured otherwise. */
   readonly modelName: string;
   readonly onBatch?: BatchObserver;
+  readonly onGeneration?: GenerationObserver;
+  /** Worker processes serving this config (each loads its own backends); in-process backends size their threads by it. */
+  readonly workers?: number;
 }
 
 export function createBackend(config: BackendConfig, context: BackendContext): Backend {
   switch (config.kind) {
     case 'onnx':
       return new OnnxBackend(config, context.onBatch);
+    case 'llama':
+      return new LlamaBackend(config, context.workers, context.onGeneration);
     case 'openai':
       return new OpenAIBackend(config, context.modelName);
     case 'mock':

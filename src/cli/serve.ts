@@ -42,7 +42,8 @@ async function worker(config: Config, log: Logger, file: string): Promise<void> 
     import('../core/gateway.js'),
     import('../routing/registry.js'),
   ]);
-  const registry = new Registry(config);
+  const workers = config.server.workers === 'auto' ? availableParallelism() : config.server.workers;
+  const registry = new Registry(config, { workers });
   const gateway = new Gateway(registry);
   const app = createHttpServer({ config, log, gateway, version: VERSION });
   const started = performance.now();

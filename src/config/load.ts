@@ -162,7 +162,7 @@ function crossFieldRules(config: Config, problem: Report): void {
     const versions = new Set<string>();
     model.versions.forEach((version, v) => {
       const backend = version.backend;
-      if (backend.kind === 'onnx' && !existsSync(backend.path)) {
+      if ((backend.kind === 'onnx' || backend.kind === 'llama') && !existsSync(backend.path)) {
         problem(['models', m, 'versions', v, 'backend', 'path'], `no such file: ${backend.path}`);
       }
       if (versions.has(version.version)) problem(['models', m, 'versions', v, 'version'], `duplicate version "${version.version}"`);
@@ -215,7 +215,7 @@ function describe(message: string, schemaNode: unknown, value: unknown): string 
 function resolvePaths(config: Config, base: string): void {
   for (const model of config.models) {
     for (const version of model.versions) {
-      if (version.backend.kind === 'onnx' && !isAbsolute(version.backend.path)) {
+      if ((version.backend.kind === 'onnx' || version.backend.kind === 'llama') && !isAbsolute(version.backend.path)) {
         version.backend.path = resolve(base, version.backend.path);
       }
     }

@@ -15,6 +15,7 @@ export const ERROR_CATALOGUE = {
   unsupported_operation: { status: 400, doc: 'The model cannot serve this endpoint (e.g. chat on a tensor model).' },
   context_length_exceeded: { status: 400, doc: 'The input is longer than the model accepts.' },
   model_not_ready: { status: 503, doc: 'The model version is still loading or failed to load.' },
+  overloaded: { status: 503, doc: 'Every slot of the model is busy and its queue is full; retry after `Retry-After` seconds.' },
   upstream_error: { status: 502, doc: 'The remote model server answered with an error.' },
   upstream_unavailable: { status: 502, doc: 'The remote model server could not be reached.' },
   upstream_timeout: { status: 504, doc: 'The remote model server did not answer in time.' },
@@ -28,6 +29,8 @@ export class ApiError extends Error {
   readonly code: ErrorCode;
   readonly status: number;
   readonly param: string | null;
+  /** Seconds the client should wait before retrying (sent as `Retry-After`); null: no advice. */
+  retryAfterS: number | null = null;
 
   constructor(code: ErrorCode, message: string, param: string | null = null, options?: { cause?: unknown }) {
     super(message, options);

@@ -5,6 +5,7 @@
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
+import { ClientGoneError } from '../../backends/backend.js';
 import { ApiError, fastError, pointerToPath, type ErrorCode } from '../../core/errors.js';
 
 type OpenAIErrorType = 'invalid_request_error' | 'authentication_error' | 'permission_error' | 'rate_limit_error' | 'server_error';
@@ -20,6 +21,7 @@ export const OPENAI_ERROR_TYPES = {
   unsupported_operation: 'invalid_request_error',
   context_length_exceeded: 'invalid_request_error',
   model_not_ready: 'server_error',
+  overloaded: 'server_error',
   upstream_error: 'server_error',
   upstream_unavailable: 'server_error',
   upstream_timeout: 'server_error',
@@ -36,6 +38,8 @@ export interface RequestInfo {
 /** Turns anything thrown on the request path into an ApiError; unknown errors are logged here. */
 export function toApiError(error: unknown, request: RequestInfo, log: Logger): ApiError {
   if (error instanceof ApiError) return error;
+  // Nobody is left to read an answer; not a failure worth a log line.
+  if (error instanceof ClientGoneError) return fastError('invalid_request', error.message);
   const e = error as FastifyError;
   if (e instanceof SyntaxError || (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500)) {
     return new ApiError('invalid_request', e.message);
@@ -101,10 +105,25 @@ export function kserveErrorBody(error: ApiError): string {
   return JSON.stringify({ error: error.message, code: error.code });
 }
 
+/** The headers of an error response besides content type and request id. */
+export function errorHeaders(error: ApiError): Record<string, string> {
+  return error.retryAfterS === null ? {} : { 'retry-after': String(error.retryAfterS) };
+}
+
 export function sendOpenAIError(error: ApiError, request: FastifyRequest, reply: FastifyReply): void {
-  reply.code(error.status).header('x-request-id', request.id).type('application/json').send(openaiErrorBody(error));
+  reply
+    .code(error.status)
+    .headers(errorHeaders(error))
+    .header('x-request-id', request.id)
+    .type('application/json')
+    .send(openaiErrorBody(error));
 }
 
 export function sendKServeError(error: ApiError, request: FastifyRequest, reply: FastifyReply): void {
-  reply.code(error.status).header('x-request-id', request.id).type('application/json').send(kserveErrorBody(error));
+  reply
+    .code(error.status)
+    .headers(errorHeaders(error))
+    .header('x-request-id', request.id)
+    .type('application/json')
+    .send(kserveErrorBody(error));
 }

@@ -16,7 +16,7 @@ import type { Logger } from 'pino';
 import sjson from 'secure-json-parse';
 import { ApiError, fastError } from '../../core/errors.js';
 import type { RequestContext } from '../../core/context.js';
-import { kserveErrorBody, openaiErrorBody, toApiError, validationError, type AjvError } from './errors.js';
+import { errorHeaders, kserveErrorBody, openaiErrorBody, toApiError, validationError, type AjvError } from './errors.js';
 import { httpContext } from './context.js';
 import { requestId } from './request-id.js';
 
@@ -100,7 +100,7 @@ export function modelCalls(
       const e = toApiError(error, { id, method: req.method, url: req.url }, log);
       if (res.headersSent) return void res.destroy();
       const body = route.call.protocol === 'openai' ? openaiErrorBody(e) : kserveErrorBody(e);
-      write(res, id, e.status, { 'content-type': 'application/json' }, body);
+      write(res, id, e.status, { ...errorHeaders(e), 'content-type': 'application/json' }, body);
     }
   }
 }

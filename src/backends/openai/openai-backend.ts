@@ -7,6 +7,7 @@ import { Pool, errors as undiciErrors } from 'undici';
 import type { OpenAIBackendConfig } from '../../config/schema.js';
 import { ApiError, fastError } from '../../core/errors.js';
 import {
+  ClientGoneError,
   TextBackend,
   type BackendHealth,
   type Cancellation,
@@ -15,7 +16,7 @@ import {
   type TextRequest,
   type TextResponse,
 } from '../backend.js';
-import { ClientGoneError, upstreamCall, type UpstreamResponse } from './upstream-call.js';
+import { upstreamCall, type UpstreamResponse } from './upstream-call.js';
 
 export class OpenAIBackend extends TextBackend {
   readonly kind = 'openai';

@@ -6,7 +6,7 @@
  */
 import { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import type { Cancellation } from '../backend.js';
+import { ClientGoneError, type Cancellation } from '../backend.js';
 
 export interface UpstreamResponse {
   readonly status: number;
@@ -16,13 +16,6 @@ export interface UpstreamResponse {
 }
 
 /** The reason an upstream call is aborted when its client disconnects. */
-export class ClientGoneError extends Error {
-  constructor() {
-    super('the client went away');
-    this.name = 'ClientGoneError';
-  }
-}
-
 type Controller = Parameters<NonNullable<Dispatcher.DispatchHandler['onRequestStart']>>[0];
 
 export function upstreamCall(

@@ -16,6 +16,9 @@ export function openaiRoutes(gateway: Gateway) {
   };
 }
 
+/** OpenAI's model object, plus `context_length` (tokens) for models that report one, as OpenRouter and others do. */
 function describeModel(model: Model): object {
-  return { id: model.name, object: 'model', created: model.created, owned_by: model.ownedBy };
+  const contextLength = model.defaultVersion.backend.contextLength?.() ?? null;
+  const base = { id: model.name, object: 'model', created: model.created, owned_by: model.ownedBy };
+  return contextLength === null ? base : { ...base, context_length: contextLength };
 }

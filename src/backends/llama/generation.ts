@@ -1,0 +1,227 @@
+/**
+ * One generation on one context sequence: evaluate the prompt, then sample token by token until
+ * a stop sequence, an end-of-generation token, `max_tokens`, or the client leaving. Text comes
+ * out in pieces as it becomes final: bytes of a character split across tokens are joined first,
+ * and text that could be the start of a stop sequence is held back until it is known not to be.
+ */
+import type { LlamaContextSequence, LlamaModel, SequenceEvaluateOptions, Token } from 'node-llama-cpp';
+
+/** Finds stop sequences in streamed text; what it returns is safe to send. */
+export class StopMatcher {
+  readonly #stops: readonly string[];
+  #held = '';
+
+  constructor(stops: readonly string[]) {
+    this.#stops = stops;
+  }
+
+  /** Adds text; returns what can be sent now and whether a stop sequence was found (its text is dropped). */
+  push(text: string): { emit: string; stopped: boolean } {
+    const buffer = this.#held + text;
+    if (this.#stops.length === 0) return { emit: buffer, stopped: false };
+    let cut = -1;
+    for (const stop of this.#stops) {
+      const i = buffer.indexOf(stop);
+      if (i !== -1 && (cut === -1 || i < cut)) cut = i;
+    }
+    if (cut !== -1) {
+      this.#held = '';
+      return { emit: buffer.slice(0, cut), stopped: true };
+    }
+    // Hold back the longest end of the buffer that begins some stop sequence.
+    let hold = 0;
+    for (const stop of this.#stops) {
+      for (let k = Math.min(stop.length - 1, buffer.length); k > hold; k--) {
+        if (buffer.endsWith(stop.slice(0, k))) {
+          hold = k;
+          break;
+        }
+      }
+    }
+    this.#held = buffer.slice(buffer.length - hold);
+    return { emit: buffer.slice(0, buffer.length - hold), stopped: false };
+  }
+
+  /** Text held back when generation ends for another reason. */
+  flush(): string {
+    const held = this.#held;
+    this.#held = '';
+    return held;
+  }
+}
+
+export interface TokenLogprob {
+  readonly token: string;
+  readonly logprob: number;
+  readonly top: ReadonlyArray<{ readonly token: string; readonly logprob: number }>;
+}
+
+/** Text that became final after one sampled token, with that token's log probabilities if asked. */
+export interface Piece {
+  readonly text: string;
+  readonly logprobs: TokenLogprob | null;
+}
+
+export type FinishReason = 'stop' | 'length';
+
+export interface GenerationOptions {
+  readonly prompt: readonly Token[];
+  readonly maxTokens: number;
+  readonly stops: readonly string[];
+  readonly stopTokens: ReadonlySet<Token>;
+  /** null: no log probabilities; else how many alternatives per token. */
+  readonly logprobs: number | null;
+  /** OpenAI's presence and frequency penalties over the tokens generated so far; null: none. */
+  readonly penalties: { readonly presence: number; readonly frequency: number } | null;
+  readonly evaluate: SequenceEvaluateOptions;
+}
+
+/** Per-request timings, in the spirit of llama.cpp server's `timings` object. */
+export interface GenerationTimings {
+  /** Prompt tokens evaluated (those not reused from the sequence's previous request). */
+  readonly promptEvaluated: number;
+  /** From the start of evaluation to the first sampled token. */
+  readonly promptMs: number;
+  /** From the first sampled token to the last. */
+  readonly predictedMs: number;
+}
+
+/** Tokens before the ones being decoded, for detokenizers that need context (leading spaces). */
+const DETOKENIZE_CONTEXT = 8;
+/** A UTF-8 character has at most 4 bytes; after that many tokens a replacement character is real. */
+const MAX_PENDING = 4;
+
+export class Generation {
+  readonly #sequence: LlamaContextSequence;
+  readonly #model: LlamaModel;
+  readonly #options: GenerationOptions;
+  #aborted = false;
+  finishReason: FinishReason | null = null;
+  completionTokens = 0;
+  #started = 0;
+  #firstToken = 0;
+  #lastToken = 0;
+  #promptEvaluated = 0;
+
+  constructor(sequence: LlamaContextSequence, model: LlamaModel, options: GenerationOptions) {
+    this.#sequence = sequence;
+    this.#model = model;
+    this.#options = options;
+  }
+
+  /** Stops after the token being evaluated now (the client left). */
+  abort(): void {
+    this.#aborted = true;
+  }
+
+  get timings(): GenerationTimings {
+    const first = this.#firstToken === 0 ? this.#started : this.#firstToken;
+    return {
+      promptEvaluated: this.#promptEvaluated,
+      promptMs: first - this.#started,
+      predictedMs: Math.max(0, this.#lastToken - first),
+    };
+  }
+
+  async *pieces(): AsyncGenerator<Piece> {
+    const { prompt, maxTokens, stopTokens, logprobs } = this.#options;
+    const model = this.#model;
+    const matcher = new StopMatcher(this.#options.stops);
+    this.#started = performance.now();
+    const input = await this.#reusePrefix(prompt);
+    this.#promptEvaluated = input.length;
+    const generated: Token[] = [];
+    let decoded = 0; // tokens of `generated` already turned into text
+    const penalties = this.#options.penalties;
+    const evaluate: SequenceEvaluateOptions =
+      penalties === null
+        ? this.#options.evaluate
+        : {
+            ...this.#options.evaluate,
+            repeatPenalty: {
+              punishTokens: () => generated,
+              penalty: 1,
+              presencePenalty: penalties.presence,
+              frequencyPenalty: penalties.frequency,
+            },
+          };
+    const tokens =
+      logprobs === null
+        ? this.#sequence.evaluate(input, evaluate)
+        : this.#sequence.evaluateWithMetadata(input, { confidence: true, probabilities: true }, evaluate);
+    for await (const out of tokens) {
+      const now = performance.now();
+      if (this.#firstToken === 0) this.#firstToken = now;
+      this.#lastToken = now;
+      const token = typeof out === 'number' ? out : out.token;
+      if (stopTokens.has(token)) {
+        this.finishReason = 'stop';
+        break;
+      }
+      this.completionTokens++;
+      generated.push(token);
+      const last = this.completionTokens >= maxTokens;
+      let text = '';
+      const pending = generated.length - decoded;
+      const candidate = model.detokenize(
+        generated.slice(decoded),
+        false,
+        generated.slice(Math.max(0, decoded - DETOKENIZE_CONTEXT), decoded),
+      );
+      if (!candidate.endsWith('\uFFFD') || pending >= MAX_PENDING || last) {
+        text = candidate;
+        decoded = generated.length;
+      }
+      const { emit, stopped } = matcher.push(text);
+      const lp = typeof out === 'number' ? null : tokenLogprob(model, token, out.confidence, out.probabilities, logprobs ?? 0);
+      if (stopped) {
+        this.finishReason = 'stop';
+        if (emit !== '' || lp !== null) yield { text: emit, logprobs: lp };
+        break;
+      }
+      if (last) {
+        this.finishReason = 'length';
+        yield { text: emit + matcher.flush(), logprobs: lp };
+        break;
+      }
+      if (emit !== '' || lp !== null) yield { text: emit, logprobs: lp };
+      if (this.#aborted) return;
+    }
+    // The evaluation ended by itself: an end-of-generation token.
+    if (this.finishReason === null && !this.#aborted) {
+      this.finishReason = 'stop';
+      const rest = (decoded < generated.length ? model.detokenize(generated.slice(decoded), false) : '') + matcher.flush();
+      if (rest !== '') yield { text: rest, logprobs: null };
+    }
+  }
+
+  /**
+   * Keeps the part of the sequence's previous context that this prompt shares (a chat's system
+   * prompt and earlier turns), so only the rest is evaluated; at least the last prompt token is
+   * evaluated again, since sampling needs its logits.
+   */
+  async #reusePrefix(prompt: readonly Token[]): Promise<Token[]> {
+    const sequence = this.#sequence;
+    const { firstDifferentIndex } = sequence.compareContextTokens(prompt as Token[]);
+    const keep = Math.min(firstDifferentIndex, prompt.length - 1);
+    if (keep < sequence.nextTokenIndex) await sequence.eraseContextTokenRanges([{ start: keep, end: sequence.nextTokenIndex }]);
+    return prompt.slice(keep);
+  }
+}
+
+function tokenLogprob(
+  model: LlamaModel,
+  token: Token,
+  confidence: number | undefined,
+  probabilities: Map<Token, number> | undefined,
+  top: number,
+): TokenLogprob {
+  const alternatives: Array<{ token: string; logprob: number }> = [];
+  if (probabilities !== undefined) {
+    for (const [t, p] of probabilities) {
+      if (alternatives.length >= top) break;
+      alternatives.push({ token: model.detokenize([t], true), logprob: Math.log(p) });
+    }
+  }
+  return { token: model.detokenize([token], true), logprob: Math.log(confidence ?? 0), top: alternatives };
+}

@@ -1,0 +1,393 @@
+/**
+ * GGUF chat and completion models in-process, through llama.cpp (node-llama-cpp). One loaded model
+ * and one context per version; the context's sequences are the slots that concurrent requests
+ * run in, evaluated together in shared batches (continuous batching). Requests beyond the free
+ * sequences wait in a bounded queue; beyond that they are refused with 503, so load never loads
+ * a second copy or grows memory.
+ */
+import { availableParallelism } from 'node:os';
+import type {
+  ChatHistoryItem,
+  ChatWrapper,
+  Llama,
+  LlamaContext,
+  LlamaContextSequence,
+  LlamaGrammar,
+  LlamaModel,
+  SequenceEvaluateOptions,
+  Token,
+} from 'node-llama-cpp';
+import type { LlamaBackendConfig } from '../../config/schema.js';
+import { fastError } from '../../core/errors.js';
+import { QueueFullError, Slots } from '../../scheduling/slots.js';
+import {
+  ClientGoneError,
+  unsupported,
+  type Backend,
+  type BackendHealth,
+  type Cancellation,
+  type EmbedResult,
+  type InferResult,
+  type Signature,
+  type Task,
+  type TextRequest,
+  type TextResponse,
+} from '../backend.js';
+import { Generation, type TokenLogprob } from './generation.js';
+import { ResponseFormat, timings, usage, type Timings } from './openai-format.js';
+import { samplingParams, type SamplingParams } from './params.js';
+import { getLlama, loadNodeLlamaCpp, type NodeLlamaCpp } from './runtime.js';
+
+/** Measurements of one finished generation, for whoever observes them (logs now, metrics later). */
+export interface GenerationStats {
+  readonly promptTokens: number;
+  readonly completionTokens: number;
+  /** Waiting for a free sequence. */
+  readonly queuedMs: number;
+  /** From the request reaching the backend to the first token. */
+  readonly timeToFirstTokenMs: number;
+  /** Completion tokens after the first, per second of generation. */
+  readonly tokensPerSecond: number;
+  readonly finishReason: 'stop' | 'length' | 'cancelled';
+}
+
+export type GenerationObserver = (stats: GenerationStats) => void;
+
+/** A prompt ready to evaluate, with what ends its generation besides the client's `stop`. */
+interface Prompt {
+  readonly tokens: Token[];
+  readonly stopTokens: ReadonlySet<Token>;
+  readonly stops: readonly string[];
+}
+
+/** Context size when the config names none: the model's own, capped so a 128k-context model does not reserve 128k per sequence. */
+const DEFAULT_MAX_CONTEXT = 4096;
+const NO_STOP_TOKENS: ReadonlySet<Token> = new Set();
+
+export class LlamaBackend implements Backend {
+  readonly kind = 'llama';
+  readonly tasks: ReadonlySet<Task> = new Set<Task>(['chat', 'completion']);
+  readonly #config: LlamaBackendConfig;
+  readonly #workers: number;
+  readonly #onGeneration: GenerationObserver | undefined;
+  #lib: NodeLlamaCpp | null = null;
+  #llama: Llama | null = null;
+  #model: LlamaModel | null = null;
+  #context: LlamaContext | null = null;
+  #slots: Slots<LlamaContextSequence> | null = null;
+  #wrapper: ChatWrapper | null = null;
+  #vocabSize = 0;
+  #jsonGrammar: Promise<LlamaGrammar> | null = null;
+  #error: string | null = null;
+  #ids = 0;
+
+  constructor(config: LlamaBackendConfig, workers = 1, onGeneration?: GenerationObserver) {
+    this.#config = config;
+    this.#workers = workers;
+    this.#onGeneration = onGeneration;
+  }
+
+  async load(): Promise<void> {
+    const config = this.#config;
+    try {
+      const lib = (this.#lib = await loadNodeLlamaCpp());
+      const llama = (this.#llama = await getLlama(config.gpu));
+      const model = (this.#model = await llama.loadModel({ modelPath: config.path, gpuLayers: config.gpu_layers }));
+      this.#wrapper = this.#chatWrapper(lib, model);
+      this.#vocabSize = vocabularySize(model);
+      this.#context = await model.createContext({
+        contextSize: config.context_size ?? Math.min(model.trainContextSize, DEFAULT_MAX_CONTEXT),
+        sequences: config.sequences,
+        threads: this.threads,
+        batchSize: config.batch_size,
+        flashAttention: config.flash_attention === 'auto' ? llama.gpu !== false : config.flash_attention,
+      });
+      const sequences = Array.from({ length: config.sequences }, () => (this.#context as LlamaContext).getSequence());
+      this.#slots = new Slots(sequences, config.queue_size);
+    } catch (err) {
+      this.#error = (err as Error).message;
+      throw err;
+    }
+  }
+
+  async unload(): Promise<void> {
+    await this.#context?.dispose();
+    await this.#model?.dispose();
+    this.#context = null;
+    this.#model = null;
+    this.#slots = null;
+  }
+
+  health(): BackendHealth {
+    return { ready: this.#slots !== null, error: this.#error };
+  }
+
+  /** Threads per evaluation: `auto` leaves one core of this worker's share to the event loop. */
+  get threads(): number {
+    const t = this.#config.threads;
+    return t === 'auto' ? Math.max(1, Math.floor(availableParallelism() / this.#workers) - 1) : t;
+  }
+
+  /** Tokens one request can hold, prompt and completion together; null until loaded. */
+  contextLength(): number | null {
+    return this.#context?.contextSize ?? null;
+  }
+
+  signature(): Signature | null {
+    return null;
+  }
+
+  infer(): Promise<InferResult> {
+    return unsupported(this.kind, 'tensor');
+  }
+
+  embed(): Promise<EmbedResult> {
+    return unsupported(this.kind, 'embedding');
+  }
+
+  async generate(request: TextRequest, call: Cancellation): Promise<TextResponse> {
+    const model = this.#model;
+    const slots = this.#slots;
+    const context = this.#context;
+    if (model === null || slots === null || context === null) throw fastError('model_not_ready', 'the model is not loaded');
+    const arrived = performance.now();
+    const params = samplingParams(request, this.#vocabSize);
+    const prompt =
+      request.kind === 'chat' ? this.#chatPrompt(model, request.body.messages) : this.#completionPrompt(model, request.body.prompt);
+    const maxTokens = checkLength(prompt.tokens.length, params.maxTokens, context.contextSize, request.kind);
+    const evaluate = await this.#evaluateOptions(model, params);
+
+    let sequence: LlamaContextSequence;
+    try {
+      sequence = await slots.acquire(call, () => new ClientGoneError());
+    } catch (err) {
+      if (!(err instanceof QueueFullError)) throw err;
+      const e = fastError('overloaded', `model "${request.model}" is busy: ${err.message}; retry shortly`);
+      e.retryAfterS = 1;
+      throw e;
+    }
+    const queuedMs = performance.now() - arrived;
+    const generation = new Generation(sequence, model, {
+      prompt: prompt.tokens,
+      maxTokens,
+      stops: prompt.stops.length === 0 ? params.stop : [...params.stop, ...prompt.stops],
+      stopTokens: prompt.stopTokens,
+      logprobs: params.logprobs,
+      penalties:
+        params.presencePenalty !== 0 || params.frequencyPenalty !== 0
+          ? { presence: params.presencePenalty, frequency: params.frequencyPenalty }
+          : null,
+      evaluate,
+    });
+    call.onAbort(() => generation.abort());
+    const format = new ResponseFormat(
+      request.kind === 'chat',
+      `${request.kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${Date.now().toString(36)}${(this.#ids++).toString(36)}`,
+      request.model,
+    );
+    const finished = (): Timings => {
+      const t = timings(queuedMs, generation.timings, generation.completionTokens);
+      this.#onGeneration?.({
+        promptTokens: prompt.tokens.length,
+        completionTokens: generation.completionTokens,
+        queuedMs,
+        timeToFirstTokenMs: queuedMs + t.prompt_ms,
+        tokensPerSecond: t.predicted_per_second,
+        finishReason: generation.finishReason ?? 'cancelled',
+      });
+      return t;
+    };
+
+    if (request.stream) {
+      return { type: 'events', events: this.#stream(generation, format, params, prompt.tokens.length, slots, sequence, finished) };
+    }
+    try {
+      let text = '';
+      const logprobs: TokenLogprob[] | null = params.logprobs === null ? null : [];
+      for await (const piece of generation.pieces()) {
+        text += piece.text;
+        if (piece.logprobs !== null) logprobs?.push(piece.logprobs);
+      }
+      if (generation.finishReason === null) throw new ClientGoneError();
+      const t = finished();
+      return {
+        type: 'json',
+        body: format.whole(text, generation.finishReason, logprobs, usage(prompt.tokens.length, generation.completionTokens), t),
+      };
+    } finally {
+      slots.release(sequence);
+    }
+  }
+
+  async *#stream(
+    generation: Generation,
+    format: ResponseFormat,
+    params: SamplingParams,
+    promptTokens: number,
+    slots: Slots<LlamaContextSequence>,
+    sequence: LlamaContextSequence,
+    finished: () => Timings,
+  ): AsyncGenerator<object> {
+    try {
+      if (format.chat) yield format.role();
+      let offset = 0;
+      for await (const piece of generation.pieces()) {
+        yield format.delta(piece.text, piece.logprobs, offset);
+        offset += piece.text.length;
+      }
+      const reason = generation.finishReason;
+      if (reason === null) return; // the client left
+      yield format.finish(reason);
+      const t = finished();
+      if (params.includeUsage) yield format.usage(usage(promptTokens, generation.completionTokens), t);
+    } finally {
+      slots.release(sequence);
+    }
+  }
+
+  /** The chat template of the config, else the one in the GGUF metadata (node-llama-cpp picks a matching wrapper). */
+  #chatWrapper(lib: NodeLlamaCpp, model: LlamaModel): ChatWrapper {
+    const template = this.#config.chat_template;
+    if (template.includes('{{') || template.includes('{%')) return new lib.JinjaTemplateChatWrapper({ template });
+    if (template === 'auto') return lib.resolveChatWrapper(model);
+    const names: readonly string[] = lib.specializedChatWrapperTypeNames;
+    if (!names.includes(template)) {
+      throw new Error(`chat_template "${template}" is not a Jinja template, "auto", or one of ${names.join(', ')}`);
+    }
+    return lib.resolveChatWrapper(model, { type: template as (typeof lib.specializedChatWrapperTypeNames)[number] });
+  }
+
+  #chatPrompt(model: LlamaModel, messages: unknown): Prompt {
+    const history: ChatHistoryItem[] = (messages as Array<{ role: string; content?: unknown }>).map((m, i) => {
+      const text = messageText(m.content, i);
+      switch (m.role) {
+        case 'system':
+        case 'developer':
+          return { type: 'system', text };
+        case 'user':
+          return { type: 'user', text };
+        case 'assistant':
+          return { type: 'model', response: [text] };
+        default:
+          throw fastError('invalid_request', `messages with role "${m.role}" are not supported by llama models yet`, `messages[${i}].role`);
+      }
+    });
+    history.push({ type: 'model', response: [] });
+    const state = (this.#wrapper as ChatWrapper).generateContextState({ chatHistory: history });
+    const stopTokens = new Set<Token>();
+    const stops: string[] = [];
+    for (const trigger of state.stopGenerationTriggers) {
+      const tokens = trigger.tokenize(model.tokenizer);
+      if (tokens.length === 1) stopTokens.add(tokens[0] as Token);
+      else stops.push(trigger.toString());
+    }
+    return { tokens: state.contextText.tokenize(model.tokenizer), stopTokens, stops };
+  }
+
+  #completionPrompt(model: LlamaModel, prompt: unknown): Prompt {
+    let tokens: Token[];
+    if (typeof prompt === 'string') tokens = model.tokenize(prompt);
+    else {
+      const list = prompt as unknown[];
+      if (list.length > 1 && typeof list[0] !== 'number') {
+        throw fastError('invalid_request', `\`prompt\` must be one prompt for llama models, got ${list.length}`, 'prompt');
+      }
+      const one = typeof list[0] === 'number' ? list : list[0];
+      if (typeof one === 'string') tokens = model.tokenize(one);
+      else {
+        tokens = one as Token[];
+        const bad = tokens.findIndex((t) => (t as number) >= this.#vocabSize);
+        if (bad !== -1) {
+          throw fastError(
+            'invalid_request',
+            `\`prompt\` token ids must be in [0, ${this.#vocabSize - 1}], got ${tokens[bad]}`,
+            `prompt[${bad}]`,
+          );
+        }
+        return { tokens, stopTokens: NO_STOP_TOKENS, stops: [] };
+      }
+    }
+    const bos = model.tokens.bos;
+    if (model.tokens.shouldPrependBosToken && bos !== null) tokens.unshift(bos);
+    return { tokens, stopTokens: NO_STOP_TOKENS, stops: [] };
+  }
+
+  async #evaluateOptions(model: LlamaModel, p: SamplingParams): Promise<SequenceEvaluateOptions> {
+    const lib = this.#lib as NodeLlamaCpp;
+    const options: SequenceEvaluateOptions = { temperature: p.temperature, topP: p.topP, topK: p.topK, minP: p.minP, seed: p.seed };
+    if (p.logitBias.length > 0) {
+      const bias = new lib.TokenBias(model.tokenizer);
+      for (const [token, value] of p.logitBias) bias.set(token as Token, { logit: value });
+      options.tokenBias = bias;
+    }
+    const grammar = await this.#grammar(p);
+    if (grammar !== null) options.grammarEvaluationState = new lib.LlamaGrammarEvaluationState({ model, grammar });
+    return options;
+  }
+
+  /** `json_object`: llama.cpp's JSON grammar (loaded once). `json_schema`: a grammar from the schema, or a 400 naming what it cannot express. */
+  async #grammar(p: SamplingParams): Promise<LlamaGrammar | null> {
+    const llama = this.#llama as Llama;
+    const format = p.responseFormat;
+    if (format.type === 'json_object') {
+      this.#jsonGrammar ??= llama.getGrammarFor('json');
+      return this.#jsonGrammar;
+    }
+    if (format.type !== 'json_schema') return null;
+    try {
+      return await llama.createGrammarForJsonSchema(format.schema as Parameters<Llama['createGrammarForJsonSchema']>[0]);
+    } catch (err) {
+      throw fastError(
+        'invalid_request',
+        `\`response_format.json_schema.schema\` cannot be turned into a grammar: ${(err as Error).message}`,
+        'response_format.json_schema.schema',
+      );
+    }
+  }
+}
+
+/** The text of a message: a string, or its text parts joined; other parts are refused by name. */
+function messageText(content: unknown, i: number): string {
+  if (content === undefined || content === null) return '';
+  if (typeof content === 'string') return content;
+  return (content as Array<{ type: string; text?: unknown }>)
+    .map((part, j) => {
+      if (part.type !== 'text' || typeof part.text !== 'string') {
+        throw fastError(
+          'invalid_request',
+          `content parts of type "${part.type}" are not supported by llama models`,
+          `messages[${i}].content[${j}].type`,
+        );
+      }
+      return part.text;
+    })
+    .join('');
+}
+
+/** The completion budget: the request's `max_tokens`, else the rest of the context; 400 if the prompt and budget do not fit. */
+function checkLength(promptTokens: number, maxTokens: number | null, contextSize: number, kind: 'chat' | 'completion'): number {
+  const param = kind === 'chat' ? 'messages' : 'prompt';
+  if (promptTokens >= contextSize) {
+    throw fastError(
+      'context_length_exceeded',
+      `this model's context is ${contextSize} tokens, and the ${param} alone has ${promptTokens}; shorten it`,
+      param,
+    );
+  }
+  if (maxTokens === null) return contextSize - promptTokens;
+  if (promptTokens + maxTokens > contextSize) {
+    throw fastError(
+      'context_length_exceeded',
+      `this model's context is ${contextSize} tokens, but ${promptTokens + maxTokens} were requested ` +
+        `(${promptTokens} in the ${param}, ${maxTokens} for the completion); lower max_tokens or shorten the ${param}`,
+      'max_tokens',
+    );
+  }
+  return maxTokens;
+}
+
+function vocabularySize(model: LlamaModel): number {
+  const tokens: unknown = model.fileInfo.metadata.tokenizer?.ggml?.tokens;
+  if (!Array.isArray(tokens)) throw new Error('the GGUF file has no tokenizer.ggml.tokens');
+  return tokens.length;
+}
