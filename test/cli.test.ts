@@ -39,7 +39,7 @@ describe('infergate CLI', () => {
   it('validates a good config and lists every problem of a bad one with its line', () => {
     const good = run(['config', 'validate', 'config/default.yaml']);
     assert.equal(good.status, 0, good.stderr);
-    assert.match(good.stdout, /OK \(3 models, 4 versions\)/);
+    assert.match(good.stdout, /OK \(4 models, 5 versions\)/);
     const bad = writeConfig(`server:
   port: 99999
   listen: 8080

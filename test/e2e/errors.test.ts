@@ -131,7 +131,10 @@ models:
     try {
       const ready = await get(`${server.url}/health/ready`);
       assert.equal(ready.status, 200);
-      assert.deepEqual(ready.body, { status: 'ready', models: { 'tiny-mlp': true, 'tiny-embed': true, 'tiny-types': true } });
+      assert.deepEqual(ready.body, {
+        status: 'ready',
+        models: { 'tiny-mlp': true, 'tiny-embed': true, 'tiny-types': true, 'tiny-chat': true },
+      });
       assert.match(server.output(), /WITHOUT authentication/);
     } finally {
       await server.stop();

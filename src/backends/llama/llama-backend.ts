@@ -155,7 +155,10 @@ export class LlamaBackend implements Backend {
     const prompt =
       request.kind === 'chat' ? this.#chatPrompt(model, request.body.messages) : this.#completionPrompt(model, request.body.prompt);
     const maxTokens = checkLength(prompt.tokens.length, params.maxTokens, context.contextSize, request.kind);
-    const evaluate = await this.#evaluateOptions(model, params);
+    const grammar = await this.#grammar(params);
+    const evaluate = this.#evaluateOptions(model, params, grammar);
+    // A grammar may end in trailing whitespace forever; its triggers (e.g. four newlines) end it, as node-llama-cpp's chat does.
+    const hidden = grammar === null ? prompt.stops : [...prompt.stops, ...grammar.stopGenerationTriggers.map((t) => t.toString())];
 
     let sequence: LlamaContextSequence;
     try {
@@ -170,7 +173,7 @@ export class LlamaBackend implements Backend {
     const generation = new Generation(sequence, model, {
       prompt: prompt.tokens,
       maxTokens,
-      stops: prompt.stops.length === 0 ? params.stop : [...params.stop, ...prompt.stops],
+      stops: hidden.length === 0 ? params.stop : [...params.stop, ...hidden],
       stopTokens: prompt.stopTokens,
       logprobs: params.logprobs,
       penalties:
@@ -209,6 +212,7 @@ export class LlamaBackend implements Backend {
         if (piece.logprobs !== null) logprobs?.push(piece.logprobs);
       }
       if (generation.finishReason === null) throw new ClientGoneError();
+      if (grammar?.trimWhitespaceSuffix === true) text = text.trimEnd();
       const t = finished();
       return {
         type: 'json',
@@ -312,15 +316,20 @@ export class LlamaBackend implements Backend {
     return { tokens, stopTokens: NO_STOP_TOKENS, stops: [] };
   }
 
-  async #evaluateOptions(model: LlamaModel, p: SamplingParams): Promise<SequenceEvaluateOptions> {
+  #evaluateOptions(model: LlamaModel, p: SamplingParams, grammar: LlamaGrammar | null): SequenceEvaluateOptions {
     const lib = this.#lib as NodeLlamaCpp;
     const options: SequenceEvaluateOptions = { temperature: p.temperature, topP: p.topP, topK: p.topK, minP: p.minP, seed: p.seed };
     if (p.logitBias.length > 0) {
       const bias = new lib.TokenBias(model.tokenizer);
-      for (const [token, value] of p.logitBias) bias.set(token as Token, { logit: value });
+      for (const [token, value] of p.logitBias) {
+        // node-llama-cpp ignores biases of end-of-generation tokens; refuse rather than ignore.
+        if (model.isEogToken(token as Token)) {
+          throw fastError('invalid_request', `token ${token} ends generation; llama models cannot bias it`, `logit_bias.${token}`);
+        }
+        bias.set(token as Token, { logit: value });
+      }
       options.tokenBias = bias;
     }
-    const grammar = await this.#grammar(p);
     if (grammar !== null) options.grammarEvaluationState = new lib.LlamaGrammarEvaluationState({ model, grammar });
     return options;
   }
