@@ -12,6 +12,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadGenerator, runLoad, type LoadResult } from './load.js';
+import { generateScenario } from './generate.js';
 import { inprocLoad } from './inproc.js';
 import { measure } from './proc.js';
 import { ROOT, external, peer, startInfergate, type Target } from './targets.js';
@@ -20,6 +21,8 @@ interface Scenario {
   readonly name: string;
   /** Runs in this process instead of loading servers (the `batching-model` scenario). */
   readonly inproc?: (connections: number, seconds: number) => Promise<Array<{ target: string; load: LoadResult }>>;
+  /** Runs its own measurement and table (the `generate` scenario, whose unit is tokens, not requests). */
+  readonly own?: (levels: readonly number[], seconds: number, rounds: number) => Promise<object[]>;
   readonly description: string;
   readonly body: string;
   readonly levels: readonly number[];
@@ -60,8 +63,8 @@ const { values } = parseArgs({
 });
 
 const HELP = `npm run bench -- [options]
-  --scenario NAME     chat | proxy | batching | batching-model (repeatable; default: all)
-  --connections LIST  concurrency levels, e.g. 64,1000,5000 (default per scenario)
+  --scenario NAME     chat | proxy | batching | batching-model | generate (repeatable; default: all)
+  --connections LIST  concurrency levels, e.g. 64,1000,5000 (default per scenario; generate: streams, 1,4)
   --duration S        seconds per measurement (default 10)
   --warmup S          seconds of unrecorded load per target first, for the JIT (default 5)
   --rounds N          measure each cell N times, report the median by QPS (default 1)
@@ -74,7 +77,7 @@ const bodies = join(ROOT, 'bench/bodies');
 const configs = join(ROOT, 'bench/configs');
 const workers = values.workers === undefined ? undefined : Number(values.workers);
 
-const SCENARIOS: readonly Scenario[] = [
+const SCENARIOS: Scenario[] = [
   {
     name: 'chat',
     description: 'POST /v1/chat/completions on a mock model that answers at once (the gateway alone)',
@@ -136,6 +139,16 @@ const SCENARIOS: readonly Scenario[] = [
     ],
   },
 ];
+
+SCENARIOS.push({
+  name: 'generate',
+  description: 'text generation on tiny-chat (llama.cpp): streamed through infergate vs node-llama-cpp driven directly',
+  body: '',
+  levels: [1, 4],
+  reference: 'node-llama-cpp direct',
+  targets: async () => [],
+  own: (levels, seconds, rounds) => generateScenario(levels, seconds, rounds, ROOT),
+});
 
 function mlpConfig(batching: boolean): string {
   const dir = join(tmpdir(), 'infergate-bench');
@@ -222,7 +235,7 @@ function median(results: Array<{ load: LoadResult; cpu: number | null; rss: numb
   return [...results].sort((a, b) => a.load.qps - b.load.qps)[Math.floor(results.length / 2)] as (typeof results)[number];
 }
 
-async function runScenario(scenario: Scenario, tool: 'wrk' | 'autocannon'): Promise<Row[]> {
+async function runScenario(scenario: Scenario, tool: 'wrk' | 'autocannon'): Promise<object[]> {
   const seconds = Number(values.duration);
   const warmup = Number(values.warmup);
   const rounds = Math.max(1, Number(values.rounds));
@@ -232,6 +245,7 @@ async function runScenario(scenario: Scenario, tool: 'wrk' | 'autocannon'): Prom
   for (const c of wanted)
     if (!levels.includes(c)) console.log(`  ${c} connections skipped: the open-file limit is ${OPEN_FILES} (ulimit -n)`);
   console.log(`\n## ${scenario.name}: ${scenario.description}`);
+  if (scenario.own !== undefined) return scenario.own(levels, seconds, rounds);
   const rows: Row[] = [];
   if (scenario.inproc !== undefined) {
     for (const connections of levels) {
@@ -285,7 +299,7 @@ async function main(): Promise<void> {
   console.log(
     `load generator: ${tool}${tool === 'autocannon' ? ' (install wrk for numbers less disturbed by the load generator)' : ''}; ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}); node ${process.version}`,
   );
-  const rows: Row[] = [];
+  const rows: object[] = [];
   for (const s of scenarios) rows.push(...(await runScenario(s, tool)));
   const file = values.json ?? join(ROOT, 'bench/results', `${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
   mkdirSync(join(file, '..'), { recursive: true });

@@ -24,6 +24,7 @@ export class QueueFullError extends Error {
 
 export class Slots<T> {
   readonly #free: T[];
+  readonly #total: number;
   readonly #queueSize: number;
   /** Waiters in arrival order; cancelled ones stay as holes (resolve null) until they reach the head. */
   #waiting: Array<Waiter<T>> = [];
@@ -32,12 +33,18 @@ export class Slots<T> {
 
   constructor(slots: readonly T[], queueSize: number) {
     this.#free = [...slots];
+    this.#total = slots.length;
     this.#queueSize = queueSize;
   }
 
   /** Requests waiting for a slot. */
   get queued(): number {
     return this.#queued;
+  }
+
+  /** Slots in use right now. */
+  get busy(): number {
+    return this.#total - this.#free.length;
   }
 
   /** Slots free right now. */

@@ -25,7 +25,12 @@ export interface HttpResult {
   readonly status: number;
   /** A fresh object per result: the writer adds `x-request-id` and `content-length` to it. */
   readonly headers: Record<string, string>;
-  readonly body: string | Buffer | Readable;
+  readonly body: string | Buffer | Readable | EventStream;
+}
+
+/** Text chunks written as they come (Server-Sent Events), each straight to the socket. */
+export interface EventStream {
+  readonly chunks: AsyncIterable<string>;
 }
 
 /** One POST endpoint: its body schema, its error shape, and the call. */
@@ -114,7 +119,7 @@ function decode(segment: string): string | null {
 }
 
 /** Writes a result; `headers` is the handler's fresh object, completed here rather than copied. */
-function write(res: ServerResponse, id: string, status: number, headers: Record<string, string>, body: string | Buffer | Readable): void {
+function write(res: ServerResponse, id: string, status: number, headers: Record<string, string>, body: HttpResult['body']): void {
   headers['x-request-id'] = id;
   if (typeof body === 'string' || Buffer.isBuffer(body)) {
     headers['content-length'] = String(Buffer.byteLength(body));
@@ -123,8 +128,41 @@ function write(res: ServerResponse, id: string, status: number, headers: Record<
     return;
   }
   res.writeHead(status, headers);
+  if ('chunks' in body) return void writeChunks(res, body.chunks[Symbol.asyncIterator]());
   // pipeline destroys the body when the client goes away: that cancels an upstream request or a generator.
   pipeline(body, res, () => undefined);
+}
+
+/**
+ * Writes each chunk as soon as it is produced (a stream.Readable in between costs a few
+ * allocations and ticks per chunk, and per-token chunks are the hot path of generation). Waits
+ * for `drain` when the socket is full; when the client goes away it ends the iterator, which
+ * cancels the generation behind it.
+ */
+async function writeChunks(res: ServerResponse, chunks: AsyncIterator<string>): Promise<void> {
+  try {
+    for (;;) {
+      const next = await chunks.next();
+      if (next.done === true) break;
+      if (res.destroyed) break;
+      if (!res.write(next.value)) {
+        await new Promise<void>((resolve) => {
+          const done = (): void => {
+            res.off('drain', done);
+            res.off('close', done);
+            resolve();
+          };
+          res.on('drain', done);
+          res.on('close', done);
+        });
+      }
+    }
+  } catch {
+    // The producer failed after the headers went out; it has written its own error event where it could.
+  } finally {
+    if (res.destroyed) await chunks.return?.();
+    else res.end();
+  }
 }
 
 /** Reads the whole body as text; a declared or actual size over `limit` is a 413 before more is read. */

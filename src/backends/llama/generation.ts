@@ -149,43 +149,58 @@ export class Generation {
       logprobs === null
         ? this.#sequence.evaluate(input, evaluate)
         : this.#sequence.evaluateWithMetadata(input, { confidence: true, probabilities: true }, evaluate);
-    for await (const out of tokens) {
-      const now = performance.now();
-      if (this.#firstToken === 0) this.#firstToken = now;
-      this.#lastToken = now;
-      const token = typeof out === 'number' ? out : out.token;
-      if (stopTokens.has(token)) {
-        this.finishReason = 'stop';
-        break;
-      }
-      this.completionTokens++;
-      generated.push(token);
-      const last = this.completionTokens >= maxTokens;
-      let text = '';
-      const pending = generated.length - decoded;
-      const candidate = model.detokenize(
-        generated.slice(decoded),
-        false,
-        generated.slice(Math.max(0, decoded - DETOKENIZE_CONTEXT), decoded),
-      );
-      if (!candidate.endsWith('\uFFFD') || pending >= MAX_PENDING || last) {
-        text = candidate;
-        decoded = generated.length;
-      }
-      const { emit, stopped } = matcher.push(text);
-      const lp = typeof out === 'number' ? null : tokenLogprob(model, token, out.confidence, out.probabilities, logprobs ?? 0);
-      if (stopped) {
-        this.finishReason = 'stop';
+    const iterator = tokens[Symbol.asyncIterator]();
+    let next: ReturnType<typeof iterator.next> | null = iterator.next();
+    try {
+      while (next !== null) {
+        const result = await next;
+        next = null;
+        if (result.done === true) break;
+        const out = result.value;
+        const now = performance.now();
+        if (this.#firstToken === 0) this.#firstToken = now;
+        this.#lastToken = now;
+        const token = typeof out === 'number' ? out : out.token;
+        if (stopTokens.has(token)) {
+          this.finishReason = 'stop';
+          break;
+        }
+        this.completionTokens++;
+        generated.push(token);
+        const last = this.completionTokens >= maxTokens;
+        // Ask for the next token at once: llama.cpp evaluates it while this one is detokenized and sent.
+        // At most one token is evaluated in vain (after a stop sequence or a client leaving).
+        if (!last && !this.#aborted) next = iterator.next();
+        let text = '';
+        const pending = generated.length - decoded;
+        const candidate = model.detokenize(
+          generated.slice(decoded),
+          false,
+          generated.slice(Math.max(0, decoded - DETOKENIZE_CONTEXT), decoded),
+        );
+        if (!candidate.endsWith('\uFFFD') || pending >= MAX_PENDING || last) {
+          text = candidate;
+          decoded = generated.length;
+        }
+        const { emit, stopped } = matcher.push(text);
+        const lp = typeof out === 'number' ? null : tokenLogprob(model, token, out.confidence, out.probabilities, logprobs ?? 0);
+        if (stopped) {
+          this.finishReason = 'stop';
+          if (emit !== '' || lp !== null) yield { text: emit, logprobs: lp };
+          return;
+        }
+        if (last) {
+          this.finishReason = 'length';
+          yield { text: emit + matcher.flush(), logprobs: lp };
+          return;
+        }
         if (emit !== '' || lp !== null) yield { text: emit, logprobs: lp };
-        break;
+        if (this.#aborted) return;
       }
-      if (last) {
-        this.finishReason = 'length';
-        yield { text: emit + matcher.flush(), logprobs: lp };
-        break;
-      }
-      if (emit !== '' || lp !== null) yield { text: emit, logprobs: lp };
-      if (this.#aborted) return;
+    } finally {
+      // Let an evaluation in flight finish before the sequence is handed on, then end the evaluation.
+      if (next !== null) await next.catch(() => undefined);
+      await iterator.return?.();
     }
     // The evaluation ended by itself: an end-of-generation token.
     if (this.finishReason === null && !this.#aborted) {

@@ -1,5 +1,4 @@
 /** The OpenAI model calls: chat completions, completions and embeddings (served by model-calls.ts). */
-import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { TextRequest } from '../../../backends/backend.js';
 import type { RequestContext } from '../../../core/context.js';
@@ -24,7 +23,7 @@ export function openaiCalls(gateway: Gateway, log: Logger) {
         return {
           status: 200,
           headers: { 'x-model-version': v, 'content-type': 'text/event-stream', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' },
-          body: Readable.from(sse(result.events, ctx, log)),
+          body: { chunks: sse(result.events, ctx, log) },
         };
     }
   }
