@@ -126,7 +126,8 @@ export class LlamaBackend implements Backend {
   /**
    * When node-llama-cpp evaluates the tokens queued by its sequences. Alone, a generation's next
    * token is dispatched at once (a microtask), so it evaluates while the previous one is
-   * detokenized and written: measured 1.4x the tokens/s of the default. With others running, it
+   * detokenized and written: one stream through the server went from 71 % to 85-99 % of node-llama-cpp
+   * driven directly (npm run bench -- --scenario generate). With others running, it
    * waits for the next turn of the event loop (the default), so their tokens share one batch.
    */
   #dispatch(dispatch: () => void): void {
