@@ -71,6 +71,8 @@ export interface GenerationOptions {
   readonly stopTokens: ReadonlySet<Token>;
   /** null: no log probabilities; else how many alternatives per token. */
   readonly logprobs: number | null;
+  /** Resolves once the evaluation just requested is under way; null: do not wait (see LlamaBackend.afterDispatch). */
+  readonly afterDispatch: () => Promise<void> | null;
   /** OpenAI's presence and frequency penalties over the tokens generated so far; null: none. */
   readonly penalties: { readonly presence: number; readonly frequency: number } | null;
   readonly evaluate: SequenceEvaluateOptions;
@@ -170,7 +172,11 @@ export class Generation {
         const last = this.completionTokens >= maxTokens;
         // Ask for the next token at once: llama.cpp evaluates it while this one is detokenized and sent.
         // At most one token is evaluated in vain (after a stop sequence or a client leaving).
-        if (!last && !this.#aborted) next = iterator.next();
+        if (!last && !this.#aborted) {
+          next = iterator.next();
+          const dispatched = this.#options.afterDispatch();
+          if (dispatched !== null) await dispatched;
+        }
         let text = '';
         const pending = generated.length - decoded;
         const candidate = model.detokenize(

@@ -78,6 +78,7 @@ export class LlamaBackend implements Backend {
   #wrapper: ChatWrapper | null = null;
   #vocabSize = 0;
   #jsonGrammar: Promise<LlamaGrammar> | null = null;
+  #afterDispatch: Array<() => void> = [];
   #error: string | null = null;
   #ids = 0;
 
@@ -131,8 +132,28 @@ export class LlamaBackend implements Backend {
    * waits for the next turn of the event loop (the default), so their tokens share one batch.
    */
   #dispatch(dispatch: () => void): void {
-    if ((this.#slots?.busy ?? 0) <= 1) queueMicrotask(dispatch);
-    else setImmediate(dispatch);
+    const run = (): void => {
+      dispatch();
+      const waiting = this.#afterDispatch;
+      this.#afterDispatch = [];
+      for (const resolve of waiting) resolve();
+    };
+    if ((this.#slots?.busy ?? 0) <= 1) queueMicrotask(run);
+    else setImmediate(run);
+  }
+
+  /**
+   * For a generation running alone: resolves right after its next evaluation is dispatched, so it
+   * detokenizes and sends its last token while llama.cpp computes the next one (a timer bounds the
+   * wait when no evaluation follows: the model ended its turn). With others running, null: batches
+   * are then also dispatched from inside node-llama-cpp, where this hook would not see them.
+   */
+  afterDispatch(): Promise<void> | null {
+    if ((this.#slots?.busy ?? 0) > 1) return null;
+    return new Promise((resolve) => {
+      this.#afterDispatch.push(resolve);
+      setTimeout(resolve, 1).unref();
+    });
   }
 
   /** Threads per evaluation: `auto` leaves one core of this worker's share to the event loop. */
@@ -189,6 +210,7 @@ export class LlamaBackend implements Backend {
       stops: hidden.length === 0 ? params.stop : [...params.stop, ...hidden],
       stopTokens: prompt.stopTokens,
       logprobs: params.logprobs,
+      afterDispatch: () => this.afterDispatch(),
       penalties:
         params.presencePenalty !== 0 || params.frequencyPenalty !== 0
           ? { presence: params.presencePenalty, frequency: params.frequencyPenalty }
