@@ -236,7 +236,7 @@ export function generateTable(rows: readonly GenerateRow[]): string {
       r.target,
       String(r.streams),
       r.tokens_per_s.toFixed(0),
-      `${(r.tokens_per_s / (one.get(r.target) ?? Number.NaN)).toFixed(2)}x`,
+      one.has(r.target) ? `${(r.tokens_per_s / (one.get(r.target) as number)).toFixed(2)}x` : '-',
       d === undefined ? '-' : `${((100 * r.tokens_per_s) / d.tokens_per_s).toFixed(0)}%`,
       r.ttft_p50_ms.toFixed(2),
       r.ttft_p99_ms.toFixed(2),

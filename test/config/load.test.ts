@@ -44,6 +44,31 @@ describe('config loading', () => {
     assert.deepEqual(config.models[0]?.aliases, []);
   });
 
+  it('fills the llama defaults, resolves its GGUF path, and names a missing file', () => {
+    const config = parseConfig(
+      `models: [{ name: c, versions: [{ version: '1', backend: { kind: llama, path: tiny-chat/1/model.gguf } }] }]`,
+      `${MODELS}/config.yaml`,
+    );
+    assert.deepEqual(config.models[0]?.versions[0]?.backend, {
+      kind: 'llama',
+      path: `${MODELS}/tiny-chat/1/model.gguf`,
+      sequences: 4,
+      queue_size: 64,
+      threads: 'auto',
+      gpu: 'auto',
+      gpu_layers: 'auto',
+      flash_attention: 'auto',
+      chat_template: 'auto',
+    });
+    assert.deepEqual(
+      problems(`models: [{ name: c, versions: [{ version: '1', backend: { kind: llama, path: /no/such.gguf, gpu: rocm } }] }]`),
+      ['1:98 models[0].versions[0].backend.gpu: must be one of auto, cuda, vulkan, metal, false, got "rocm"'],
+    );
+    assert.deepEqual(problems(`models: [{ name: c, versions: [{ version: '1', backend: { kind: llama, path: /no/such.gguf } }] }]`), [
+      '1:58 models[0].versions[0].backend.path: no such file: /no/such.gguf',
+    ]);
+  });
+
   it('resolves model paths relative to the config file', () => {
     const config = parseConfig(
       `models: [{ name: m, versions: [{ version: '1', backend: { kind: onnx, path: tiny-mlp/1/model.onnx } }] }]`,
