@@ -65,7 +65,7 @@ describe('config loading', () => {
       ['1:98 models[0].versions[0].backend.gpu: must be one of auto, cuda, vulkan, metal, false, got "rocm"'],
     );
     assert.deepEqual(problems(`models: [{ name: c, versions: [{ version: '1', backend: { kind: llama, path: /no/such.gguf } }] }]`), [
-      '1:58 models[0].versions[0].backend.path: no such file: /no/such.gguf',
+      '1:78 models[0].versions[0].backend.path: no such file: /no/such.gguf',
     ]);
   });
 
