@@ -111,19 +111,13 @@ export function errorHeaders(error: ApiError): Record<string, string> {
 }
 
 export function sendOpenAIError(error: ApiError, request: FastifyRequest, reply: FastifyReply): void {
-  reply
-    .code(error.status)
-    .headers(errorHeaders(error))
-    .header('x-request-id', request.id)
-    .type('application/json')
-    .send(openaiErrorBody(error));
+  sendError(error, request, reply, openaiErrorBody(error));
 }
 
 export function sendKServeError(error: ApiError, request: FastifyRequest, reply: FastifyReply): void {
-  reply
-    .code(error.status)
-    .headers(errorHeaders(error))
-    .header('x-request-id', request.id)
-    .type('application/json')
-    .send(kserveErrorBody(error));
+  sendError(error, request, reply, kserveErrorBody(error));
+}
+
+function sendError(error: ApiError, request: FastifyRequest, reply: FastifyReply, body: string): void {
+  reply.code(error.status).headers(errorHeaders(error)).header('x-request-id', request.id).type('application/json').send(body);
 }
