@@ -43,7 +43,8 @@ async function worker(config: Config, log: Logger, file: string): Promise<void> 
     import('../routing/registry.js'),
   ]);
   const workers = config.server.workers === 'auto' ? availableParallelism() : config.server.workers;
-  const registry = new Registry(config, { workers });
+  // Per-generation measurements (time to first token, tokens/s) at debug level until metrics export them.
+  const registry = new Registry(config, { workers, onGeneration: (stats) => log.debug({ ...stats }, 'generation') });
   const gateway = new Gateway(registry);
   const app = createHttpServer({ config, log, gateway, version: VERSION });
   const started = performance.now();

@@ -12,12 +12,36 @@ const GGUF = '${MODELS}/tiny-chat/1/model.gguf';
 /** tiny-chat's id for <|im_end|>, its end-of-turn token (see models/gguf.mjs). */
 const IM_END = 4;
 
+interface GenerationLog {
+  promptTokens: number;
+  completionTokens: number;
+  timeToFirstTokenMs: number;
+  tokensPerSecond: number;
+  finishReason: string;
+}
+
+/** Waits (up to 5 s: the server's stdout arrives on its own schedule) for a per-generation measurement logged at debug level. */
+async function generationLog(server: RunningServer, match: (g: GenerationLog) => boolean): Promise<GenerationLog | undefined> {
+  for (let i = 0; i < 100; i++) {
+    const found = server
+      .output()
+      .split('\n')
+      .filter((line) => line.includes('"msg":"generation"'))
+      .map((line) => JSON.parse(line) as GenerationLog)
+      .find(match);
+    if (found !== undefined) return found;
+    await sleep(50);
+  }
+  return undefined;
+}
+
 describe('llama backend: tiny-chat through the OpenAI API', () => {
   let server: RunningServer;
   let client: OpenAI;
 
   before(async () => {
     const config = writeConfig(`
+server: { log_level: debug } # per-generation measurements are logged at debug
 models:
   - name: tiny-chat
     aliases: [chat]
@@ -68,6 +92,9 @@ models:
     const timings = (res as unknown as { timings: Record<string, number> }).timings;
     assert.equal(timings.predicted_n, 8);
     assert.ok((timings.predicted_per_second ?? 0) > 0, 'tokens per second are measured');
+    const logged = await generationLog(server, (g) => g.completionTokens === 8 && g.promptTokens === 25);
+    assert.equal(logged?.finishReason, 'length');
+    assert.ok((logged?.timeToFirstTokenMs ?? 0) > 0 && (logged?.tokensPerSecond ?? 0) > 0, JSON.stringify(logged));
   });
 
   it('honours max_completion_tokens over max_tokens', async () => {
@@ -247,5 +274,7 @@ models:
       JSON.stringify(after.map((r) => r.body)),
     );
     assert.ok(performance.now() - started < 1000, 'the abandoned generation did not keep running');
+    const cancelled = await generationLog(server, (g) => g.finishReason === 'cancelled');
+    assert.ok(cancelled !== undefined && cancelled.completionTokens < 2000, JSON.stringify(cancelled));
   });
 });

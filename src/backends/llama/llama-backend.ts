@@ -223,8 +223,11 @@ export class LlamaBackend implements Backend {
       `${request.kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${Date.now().toString(36)}${(this.#ids++).toString(36)}`,
       request.model,
     );
+    let reported: Timings | null = null;
+    /** Reports the generation once: when it finished, or in `finally` when the client left first (cancelled). */
     const finished = (): Timings => {
-      const t = timings(queuedMs, generation.timings, generation.completionTokens);
+      if (reported !== null) return reported;
+      const t = (reported = timings(queuedMs, generation.timings, generation.completionTokens));
       this.#onGeneration?.({
         promptTokens: prompt.tokens.length,
         completionTokens: generation.completionTokens,
@@ -254,6 +257,7 @@ export class LlamaBackend implements Backend {
         body: format.whole(text, generation.finishReason, logprobs, usage(prompt.tokens.length, generation.completionTokens), t),
       };
     } finally {
+      finished();
       slots.release(sequence);
     }
   }
@@ -280,6 +284,7 @@ export class LlamaBackend implements Backend {
       const t = finished();
       if (params.includeUsage) yield format.usage(usage(promptTokens, generation.completionTokens), t);
     } finally {
+      finished();
       slots.release(sequence);
     }
   }
