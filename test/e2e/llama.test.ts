@@ -56,6 +56,18 @@ models:
     versions:
       - version: '1'
         backend: { kind: llama, path: ${GGUF}, sequences: 1, queue_size: 1 }
+  - name: tiny-chat-plain
+    versions:
+      - version: '1'
+        backend: { kind: llama, path: ${GGUF}, sequences: 1, chat_template: '{% for m in messages %}{{ m.content }}{% endfor %}' }
+  - name: tiny-chat-llama3
+    versions:
+      - version: '1'
+        backend: { kind: llama, path: ${GGUF}, sequences: 1, chat_template: llama3 }
+  - name: tiny-chat-misnamed
+    versions:
+      - version: '1'
+        backend: { kind: llama, path: ${GGUF}, sequences: 1, chat_template: chatgpt }
 `);
     server = await startServer({ config });
     client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'unused', maxRetries: 0 });
@@ -95,6 +107,37 @@ models:
     const logged = await generationLog(server, (g) => g.completionTokens === 8 && g.promptTokens === 25);
     assert.equal(logged?.finishReason, 'length');
     assert.ok((logged?.timeToFirstTokenMs ?? 0) > 0 && (logged?.tokensPerSecond ?? 0) > 0, JSON.stringify(logged));
+  });
+
+  it('uses the chat template of the config over the one in the GGUF: a Jinja template or a wrapper by name', async () => {
+    const plain = await post(`${server.url}/v1/chat/completions`, {
+      model: 'tiny-chat-plain',
+      messages: [{ role: 'user', content: 'Hello' }],
+      max_tokens: 1,
+    });
+    assert.equal(plain.status, 200);
+    // Only the message text (5 bytes) and at most a BOS token: no ChatML markers.
+    assert.ok(plain.body.usage.prompt_tokens <= 6, JSON.stringify(plain.body.usage));
+    const llama3 = await post(`${server.url}/v1/chat/completions`, {
+      model: 'tiny-chat-llama3',
+      messages: [{ role: 'user', content: 'Hello' }],
+      max_tokens: 1,
+    });
+    assert.equal(llama3.status, 200);
+    assert.notEqual(llama3.body.usage.prompt_tokens, 25, 'not the GGUF template');
+  });
+
+  it('keeps serving when one version cannot load, answering 503 for it and naming it not ready', async () => {
+    const res = await post(`${server.url}/v1/chat/completions`, {
+      model: 'tiny-chat-misnamed',
+      messages: [{ role: 'user', content: 'x' }],
+    });
+    assert.equal(res.status, 503);
+    assert.equal(res.body.error.code, 'model_not_ready');
+    const ready = await get(`${server.url}/health/ready`);
+    assert.equal(ready.body.models['tiny-chat-misnamed'], false);
+    assert.equal(ready.body.models['tiny-chat'], true);
+    assert.match(server.output(), /chat_template \W+chatgpt\W+ is not a Jinja template, \W+auto\W+, or one of general, /);
   });
 
   it('honours max_completion_tokens over max_tokens', async () => {
