@@ -175,7 +175,7 @@ export class Generation {
         if (!last && !this.#aborted) {
           next = iterator.next();
           const dispatched = this.#options.afterDispatch();
-          if (dispatched !== null) await dispatched;
+          if (dispatched !== null) await Promise.race([dispatched, next]);
         }
         let text = '';
         const pending = generated.length - decoded;

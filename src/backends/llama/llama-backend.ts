@@ -144,16 +144,13 @@ export class LlamaBackend implements Backend {
 
   /**
    * For a generation running alone: resolves right after its next evaluation is dispatched, so it
-   * detokenizes and sends its last token while llama.cpp computes the next one (a timer bounds the
-   * wait when no evaluation follows: the model ended its turn). With others running, null: batches
+   * detokenizes and sends its last token while llama.cpp computes the next one (the caller also
+   * stops waiting if its evaluation ends without one: the model ended its turn). With others running, null: batches
    * are then also dispatched from inside node-llama-cpp, where this hook would not see them.
    */
   afterDispatch(): Promise<void> | null {
     if ((this.#slots?.busy ?? 0) > 1) return null;
-    return new Promise((resolve) => {
-      this.#afterDispatch.push(resolve);
-      setTimeout(resolve, 1).unref();
-    });
+    return new Promise((resolve) => this.#afterDispatch.push(resolve));
   }
 
   /** Threads per evaluation: `auto` leaves one core of this worker's share to the event loop. */

@@ -59,7 +59,7 @@ function refuse(body: Body, key: string, allowed: (v: unknown) => boolean, why: 
 export function samplingParams(request: TextRequest, vocabSize: number): SamplingParams {
   const body = request.body;
   const chat = request.kind === 'chat';
-  refuse(body, 'n', (v) => v === 1, 'must be 1 for llama models (one choice per request), got ' + JSON.stringify(body.n));
+  refuse(body, 'n', (v) => v === 1, 'must be 1 for llama models (one choice per request)');
   refuse(body, 'best_of', (v) => v === 1, 'must be 1 for llama models');
   refuse(body, 'echo', (v) => v === false, 'is not supported by llama models');
   refuse(body, 'suffix', () => false, 'is not supported by llama models');
