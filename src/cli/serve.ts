@@ -37,14 +37,21 @@ export async function serve(options: ServeOptions): Promise<void> {
 
 async function worker(config: Config, log: Logger, file: string): Promise<void> {
   // Imported here, not at the top: the cluster primary only forks and supervises, and stays small.
-  const [{ createHttpServer }, { Gateway }, { Registry }] = await Promise.all([
+  const [{ createHttpServer }, { Gateway }, { Registry }, { RetryBudget }] = await Promise.all([
     import('../api/http/server.js'),
     import('../core/gateway.js'),
     import('../routing/registry.js'),
+    import('../policies/retry-budget.js'),
   ]);
   const workers = config.server.workers === 'auto' ? availableParallelism() : config.server.workers;
   // Per-generation measurements (time to first token, tokens/s) at debug level until metrics export them.
-  const registry = new Registry(config, { workers, onGeneration: (stats) => log.debug({ ...stats }, 'generation') });
+  const budget = config.server.retry_budget;
+  const registry = new Registry(config, {
+    workers,
+    log,
+    retryBudget: new RetryBudget(budget.ratio, budget.min_per_second),
+    onGeneration: (stats) => log.debug({ ...stats }, 'generation'),
+  });
   const gateway = new Gateway(registry);
   const app = createHttpServer({ config, log, gateway, version: VERSION });
   const started = performance.now();

@@ -72,7 +72,16 @@ export const OpenAIBackendSchema = Type.Object(
     }),
     api_key: Type.Optional(Type.String({ description: 'Sent as `Authorization: Bearer`. Use ${ENV_VAR} to keep it out of the file.' })),
     model: Type.Optional(Type.String({ minLength: 1, description: 'The model name the upstream knows; default: the model name here.' })),
-    timeout_ms: Type.Integer({ minimum: 1, default: 600_000, description: 'Longest wait for the upstream response headers, in ms.' }),
+    timeout_ms: Type.Integer({
+      minimum: 1,
+      default: 600_000,
+      description: 'Longest wait for the upstream response headers (time to first byte), and between two body chunks, in ms.',
+    }),
+    connect_timeout_ms: Type.Integer({
+      minimum: 1,
+      default: 10_000,
+      description: 'Longest wait for a TCP (and TLS) connection upstream, in ms.',
+    }),
     connections: Type.Integer({ minimum: 1, default: 256, description: 'Keep-alive connections per worker to this upstream.' }),
     headers: Type.Record(Type.String(), Type.String(), { default: {}, description: 'Extra headers sent upstream.' }),
   },
@@ -162,11 +171,77 @@ export const BackendSchema = Type.Union([OnnxBackendSchema, LlamaBackendSchema, 
 
 const NAME = '^[A-Za-z0-9][A-Za-z0-9._:/@-]*$';
 
+/** How calls to one version are governed: deadline, retries, circuit breaker. */
+export const PoliciesSchema = Type.Object(
+  {
+    timeout_ms: Type.Integer({
+      minimum: 1,
+      default: 600_000,
+      description:
+        'Deadline of a call when the client sends no `x-request-timeout-ms`: until the answer (or, for a stream, its first byte), ' +
+        'retries and fallbacks included. Expiry answers 504 `upstream_timeout` and cancels the call.',
+    }),
+    max_timeout_ms: Type.Integer({
+      minimum: 1,
+      default: 600_000,
+      description: 'Largest deadline a client may ask for with `x-request-timeout-ms`; larger values are lowered to it.',
+    }),
+    retry: Type.Object(
+      {
+        attempts: Type.Optional(
+          Type.Integer({
+            minimum: 1,
+            maximum: 10,
+            description:
+              'Tries per call, the first included, before any byte reached the client, on connection errors, 502, 503, 504 and 429. ' +
+              'Default: 3 for `openai` backends, 1 (no retries) for in-process ones.',
+          }),
+        ),
+        base_delay_ms: Type.Integer({ minimum: 0, default: 100, description: 'First back-off; it doubles per retry, with full jitter.' }),
+        max_delay_ms: Type.Integer({
+          minimum: 0,
+          default: 5_000,
+          description: 'Longest back-off, also the most of an upstream `Retry-After` honoured (beyond it, no retry).',
+        }),
+      },
+      { ...strict, default: {} },
+    ),
+    breaker: Type.Object(
+      {
+        consecutive_failures: Type.Optional(
+          Type.Integer({
+            minimum: 0,
+            description:
+              'Failures in a row (after retries) that open the breaker; 0: no breaker. Default: 5 for `openai` backends, 0 for in-process ones.',
+          }),
+        ),
+        half_open_after_ms: Type.Integer({
+          minimum: 1,
+          default: 10_000,
+          description: 'How long an open breaker fails fast before it lets one probe call through (half-open).',
+        }),
+      },
+      { ...strict, default: {} },
+    ),
+  },
+  { ...strict, default: {} },
+);
+
+/** Where a model's calls go when its own version fails or its breaker is open. */
+export const FallbackSchema = Type.Object(
+  {
+    model: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._:/@-]*$', description: 'Another model, by name or alias.' }),
+    version: Type.Optional(Type.String({ description: 'A version of it; default: its usual routing.' })),
+  },
+  strict,
+);
+
 export const VersionSchema = Type.Object(
   {
     version: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$', description: 'Version label. Example: "2".' }),
     weight: Type.Number({ minimum: 0, default: 0, description: 'Share of unpinned traffic, relative to the other versions.' }),
     backend: BackendSchema,
+    policies: PoliciesSchema,
   },
   strict,
 );
@@ -182,6 +257,16 @@ export const ModelSchema = Type.Object(
     ),
     owned_by: Type.String({ default: 'infergate', description: 'Shown in /v1/models.' }),
     versions: Type.Array(VersionSchema, { minItems: 1 }),
+    fallbacks: Type.Array(FallbackSchema, {
+      default: [],
+      description: "Tried in order when a call fails for a reason not the client's (upstream errors, time-outs, an open breaker).",
+    }),
+    degraded_response: Type.Optional(
+      Type.Object(
+        { text: Type.String({ description: 'The answer content.' }) },
+        { ...strict, description: 'A fixed chat or completion answer, the last resort after every fallback failed.' },
+      ),
+    ),
   },
   strict,
 );
@@ -211,6 +296,19 @@ export const ServerSchema = Type.Object(
       default: 30_000,
       description: 'On SIGTERM, how long in-flight requests may take to finish before their connections are closed.',
     }),
+    retry_budget: Type.Object(
+      {
+        ratio: Type.Number({
+          minimum: 0,
+          maximum: 10,
+          default: 0.2,
+          description:
+            'Retries allowed per worker as a share of calls (0.2: one retry per five calls), so retries cannot multiply load in an outage.',
+        }),
+        min_per_second: Type.Number({ minimum: 0, default: 10, description: 'Retries always allowed per second, however few the calls.' }),
+      },
+      { ...strict, default: {} },
+    ),
   },
   { ...strict, default: {} },
 );
@@ -228,6 +326,7 @@ export type Config = Static<typeof ConfigSchema>;
 export type ServerConfig = Static<typeof ServerSchema>;
 export type ModelConfig = Static<typeof ModelSchema>;
 export type VersionConfig = Static<typeof VersionSchema>;
+export type PoliciesConfig = Static<typeof PoliciesSchema>;
 export type BackendConfig = Static<typeof BackendSchema>;
 export type OnnxBackendConfig = Static<typeof OnnxBackendSchema>;
 export type OpenAIBackendConfig = Static<typeof OpenAIBackendSchema>;

@@ -6,6 +6,8 @@ export interface RequestContext extends Cancellation {
   readonly id: string;
   /** Version pinned by the `x-model-version` header or a KServe URL. */
   readonly pinnedVersion: string | undefined;
+  /** Deadline the client asked for (`x-request-timeout-ms`), before the version's cap; undefined: the version's default. */
+  readonly timeoutMs: number | undefined;
   /** Aborted when the client goes away; backends stop their work on it. */
   readonly signal: AbortSignal;
 }

@@ -18,7 +18,12 @@ export const ERROR_CATALOGUE = {
   overloaded: { status: 503, doc: 'Every slot of the model is busy and its queue is full; retry after `Retry-After` seconds.' },
   upstream_error: { status: 502, doc: 'The remote model server answered with an error.' },
   upstream_unavailable: { status: 502, doc: 'The remote model server could not be reached.' },
-  upstream_timeout: { status: 504, doc: 'The remote model server did not answer in time.' },
+  upstream_timeout: {
+    status: 504,
+    doc: 'The call passed its deadline (`x-request-timeout-ms` or `policies.timeout_ms`) or the remote server did not answer in time.',
+  },
+  upstream_rate_limited: { status: 429, doc: 'The remote model server rate-limited the call; retry after `Retry-After` seconds.' },
+  circuit_open: { status: 503, doc: "The version's circuit breaker is open after repeated failures; retry after `Retry-After` seconds." },
   internal_error: { status: 500, doc: 'A bug: the response carries the request id; the cause is logged.' },
 } as const satisfies Record<string, { status: number; doc: string }>;
 
@@ -31,6 +36,8 @@ export class ApiError extends Error {
   readonly param: string | null;
   /** Seconds the client should wait before retrying (sent as `Retry-After`); null: no advice. */
   retryAfterS: number | null = null;
+  /** Whether trying the same call again may succeed (connection failures, 502/503/504/429 upstream). */
+  retryable = false;
 
   constructor(code: ErrorCode, message: string, param: string | null = null, options?: { cause?: unknown }) {
     super(message, options);

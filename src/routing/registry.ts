@@ -2,10 +2,13 @@
  * The model registry: names and aliases -> models -> versions -> backends, resolved once when
  * the config loads. Per request it only looks up: a pinned version, else a weighted pick.
  */
+import { pino, type Logger } from 'pino';
 import type { Backend } from '../backends/backend.js';
 import { createBackend, type BackendContext } from '../backends/index.js';
-import type { Config, ModelConfig } from '../config/schema.js';
+import type { Config, ModelConfig, PoliciesConfig } from '../config/schema.js';
 import { fastError } from '../core/errors.js';
+import { Governor } from '../policies/governor.js';
+import { RetryBudget } from '../policies/retry-budget.js';
 
 /** One version of a model, with its loaded backend. */
 export interface ModelVersion {
@@ -13,6 +16,21 @@ export interface ModelVersion {
   readonly version: string;
   readonly weight: number;
   readonly backend: Backend;
+  readonly policies: PoliciesConfig;
+  /** Retries and circuit breaker; null when the version has neither. */
+  readonly governor: Governor | null;
+}
+
+/** What a registry needs besides the config: backend hooks, and where policies log and take retries from. */
+export interface RegistryContext extends Omit<BackendContext, 'modelName'> {
+  readonly log?: Logger;
+  readonly retryBudget?: RetryBudget;
+}
+
+/** Another model (and maybe version) to try when this one fails. */
+export interface Fallback {
+  readonly model: string;
+  readonly version: string | undefined;
 }
 
 export class Model {
@@ -22,16 +40,23 @@ export class Model {
   readonly created: number;
   readonly versions: ReadonlyMap<string, ModelVersion>;
   readonly defaultVersion: ModelVersion;
+  readonly fallbacks: readonly Fallback[];
+  /** The last-resort answer text for chat and completions; null: none. */
+  readonly degradedText: string | null;
   /** Versions with weight > 0 and their cumulative weights, for the weighted pick. */
   readonly #weighted: readonly ModelVersion[];
   readonly #cumulative: readonly number[];
   readonly #total: number;
 
-  constructor(config: ModelConfig, context: Omit<BackendContext, 'modelName'>, created: number) {
+  constructor(config: ModelConfig, context: RegistryContext, created: number) {
     this.name = config.name;
     this.aliases = config.aliases;
     this.ownedBy = config.owned_by;
     this.created = created;
+    this.fallbacks = config.fallbacks.map((f) => ({ model: f.model, version: f.version }));
+    this.degradedText = config.degraded_response?.text ?? null;
+    const log = context.log ?? SILENT;
+    const budget = context.retryBudget ?? new RetryBudget(0.2, 10);
     const versions = new Map<string, ModelVersion>();
     for (const v of config.versions) {
       versions.set(v.version, {
@@ -39,6 +64,8 @@ export class Model {
         version: v.version,
         weight: v.weight,
         backend: createBackend(v.backend, { ...context, modelName: config.name }),
+        policies: v.policies,
+        governor: Governor.create(v.policies, v.backend.kind, budget, log, `${config.name}@${v.version}`),
       });
     }
     this.versions = versions;
@@ -81,7 +108,7 @@ export class Registry {
   readonly models: readonly Model[];
   readonly #byName: ReadonlyMap<string, Model>;
 
-  constructor(config: Config, context: Omit<BackendContext, 'modelName'> = {}) {
+  constructor(config: Config, context: RegistryContext = {}) {
     const created = Math.floor(Date.now() / 1000);
     this.models = config.models.map((m) => new Model(m, context, created));
     const byName = new Map<string, Model>();
@@ -110,6 +137,8 @@ export class Registry {
     return this.models.every((m) => m.ready());
   }
 }
+
+const SILENT = pino({ level: 'silent' });
 
 /** Client-supplied names are echoed in errors; a long one is cut so an error never echoes a whole body. */
 function clip(text: string): string {

@@ -30,9 +30,17 @@ describe('config loading', () => {
       log_level: 'info',
       keep_alive_timeout_ms: 72_000,
       shutdown_timeout_ms: 30_000,
+      retry_budget: { ratio: 0.2, min_per_second: 10 },
     });
     const version = config.models[0]?.versions[0];
     assert.equal(version?.weight, 0);
+    assert.deepEqual(version?.policies, {
+      timeout_ms: 600_000,
+      max_timeout_ms: 600_000,
+      retry: { base_delay_ms: 100, max_delay_ms: 5_000 },
+      breaker: { half_open_after_ms: 10_000 },
+    });
+    assert.deepEqual(config.models[0]?.fallbacks, []);
     assert.deepEqual(version?.backend, {
       kind: 'onnx',
       path: mlp,

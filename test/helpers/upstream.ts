@@ -11,6 +11,13 @@ export interface Received {
   readonly body: Record<string, unknown>;
 }
 
+/** A fault for one request, taken in order from `Upstream.faults`. */
+export type Fault =
+  | { readonly status: number; readonly retryAfter?: string }
+  | { readonly reset: true }
+  | { readonly delayMs: number }
+  | { readonly cutAfterChunks: number };
+
 export interface Upstream {
   readonly url: string;
   readonly received: Received[];
@@ -21,6 +28,10 @@ export interface Upstream {
   streamDelayMs: number;
   /** When set, every request answers this status and error body. */
   failWith: { status: number; message: string } | null;
+  /** Faults for the next requests, one each, in order; then requests are served normally. */
+  faults: Fault[];
+  /** Requests cancelled by the client before the answer was complete. */
+  cancelled: number;
   /** When > 0, a stream sends this many bytes of chunks as fast as the socket takes them (respecting drain). */
   firehoseBytes: number;
   /** Bytes of the firehose written so far. */
@@ -35,6 +46,8 @@ export async function startUpstream(): Promise<Upstream> {
     streamChunks: 3,
     streamDelayMs: 0,
     failWith: null,
+    faults: [],
+    cancelled: 0,
     firehoseBytes: 0,
     firehoseSent: 0,
   };
@@ -46,6 +59,29 @@ export async function startUpstream(): Promise<Upstream> {
   });
   function handle(req: IncomingMessage, res: ServerResponse, body: Record<string, unknown>): void {
     state.received.push({ path: req.url ?? '', headers: req.headers, body });
+    const fault = state.faults.shift();
+    if (fault !== undefined && 'status' in fault) {
+      res.writeHead(fault.status, {
+        'content-type': 'application/json',
+        ...(fault.retryAfter === undefined ? {} : { 'retry-after': fault.retryAfter }),
+      });
+      return void res.end(
+        JSON.stringify({ error: { message: `injected ${fault.status}`, type: 'server_error', param: null, code: null } }),
+      );
+    }
+    if (fault !== undefined && 'reset' in fault) return void req.socket.destroy();
+    if (fault !== undefined && 'delayMs' in fault) {
+      let done = false;
+      res.on('close', () => done || state.cancelled++);
+      setTimeout(() => {
+        done = true;
+        if (!res.destroyed) serve(req, res, body, 0);
+      }, fault.delayMs);
+      return;
+    }
+    serve(req, res, body, fault !== undefined && 'cutAfterChunks' in fault ? fault.cutAfterChunks : 0);
+  }
+  function serve(req: IncomingMessage, res: ServerResponse, body: Record<string, unknown>, cutAfterChunks: number): void {
     if (state.failWith !== null) {
       res.writeHead(state.failWith.status, { 'content-type': 'application/json' });
       res.end(
@@ -82,6 +118,7 @@ export async function startUpstream(): Promise<Upstream> {
     });
     const tick = (): void => {
       if (res.destroyed) return;
+      if (cutAfterChunks > 0 && i === cutAfterChunks) return void res.socket?.destroy();
       if (i < state.streamChunks) {
         const chunk = {
           id: 'up-s',

@@ -1,17 +1,20 @@
 /** The request context of an HTTP request: id, pinned version, and a signal aborted when the client leaves. */
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import type { RequestContext } from '../../core/context.js';
+import { fastError } from '../../core/errors.js';
 
 /** Creates the AbortController (about 1 µs and a listener) only when a backend reads `signal`. */
 class HttpContext implements RequestContext {
   readonly id: string;
   readonly pinnedVersion: string | undefined;
+  readonly timeoutMs: number | undefined;
   readonly #res: ServerResponse;
   #signal: AbortSignal | null = null;
 
-  constructor(id: string, pinnedVersion: string | undefined, res: ServerResponse) {
+  constructor(id: string, pinnedVersion: string | undefined, timeoutMs: number | undefined, res: ServerResponse) {
     this.id = id;
     this.pinnedVersion = pinnedVersion;
+    this.timeoutMs = timeoutMs;
     this.#res = res;
   }
 
@@ -36,5 +39,19 @@ class HttpContext implements RequestContext {
 export function httpContext(id: string, headers: IncomingHttpHeaders, res: ServerResponse, pinnedVersion?: string): RequestContext {
   const header = headers['x-model-version'];
   const pinned = pinnedVersion ?? (typeof header === 'string' && header !== '' ? header : undefined);
-  return new HttpContext(id, pinned, res);
+  return new HttpContext(id, pinned, requestTimeout(headers['x-request-timeout-ms']), res);
+}
+
+/** `x-request-timeout-ms`: a positive whole number of milliseconds, else 400. */
+function requestTimeout(header: string | string[] | undefined): number | undefined {
+  if (header === undefined) return undefined;
+  const ms = Number(header);
+  if (typeof header !== 'string' || !/^\d+$/.test(header) || ms < 1) {
+    throw fastError(
+      'invalid_request',
+      `the header x-request-timeout-ms must be a positive whole number of milliseconds, got ${JSON.stringify(header).slice(0, 40)}`,
+      'x-request-timeout-ms',
+    );
+  }
+  return ms;
 }

@@ -25,6 +25,8 @@ export const OPENAI_ERROR_TYPES = {
   upstream_error: 'server_error',
   upstream_unavailable: 'server_error',
   upstream_timeout: 'server_error',
+  upstream_rate_limited: 'rate_limit_error',
+  circuit_open: 'server_error',
   internal_error: 'server_error',
 } as const satisfies Record<ErrorCode, OpenAIErrorType>;
 

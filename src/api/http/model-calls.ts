@@ -16,6 +16,7 @@ import type { Logger } from 'pino';
 import sjson from 'secure-json-parse';
 import { ApiError, fastError } from '../../core/errors.js';
 import type { RequestContext } from '../../core/context.js';
+import type { Served } from '../../core/gateway.js';
 import { errorHeaders, kserveErrorBody, openaiErrorBody, toApiError, validationError, type AjvError } from './errors.js';
 import { httpContext } from './context.js';
 import { requestId } from './request-id.js';
@@ -26,6 +27,13 @@ export interface HttpResult {
   /** A fresh object per result: the writer adds `x-request-id` and `content-length` to it. */
   readonly headers: Record<string, string>;
   readonly body: string | Buffer | Readable | EventStream;
+}
+
+/** The headers that say what served a call: the version, and the deployment a fallback stood in for. */
+export function servedHeaders(served: Served<unknown>, contentType: string): Record<string, string> {
+  const headers: Record<string, string> = { 'x-model-version': served.version.version, 'content-type': contentType };
+  if (served.fallbackFrom !== null) headers['x-fallback-from'] = served.fallbackFrom;
+  return headers;
 }
 
 /** Text chunks written as they come (Server-Sent Events), each straight to the socket. */

@@ -56,6 +56,17 @@ export function createHttpServer({ config, log, gateway, version }: HttpServerOp
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'loading', models });
   });
 
+  // Circuit breakers per deployment (model@version); versions without one are listed as `disabled`.
+  app.get('/admin/breakers', async () => ({
+    breakers: gateway.registry.models.flatMap((m) =>
+      [...m.versions.values()].map((v) => ({
+        model: m.name,
+        version: v.version,
+        ...(v.governor?.status() ?? { state: 'disabled' }),
+      })),
+    ),
+  }));
+
   app.setErrorHandler((error, request, reply) => sendOpenAIError(toApiError(error, request, log), request, reply));
   app.setNotFoundHandler((request, reply) => sendOpenAIError(routeNotFound(request), request, reply));
   return app;

@@ -43,6 +43,7 @@ export class OpenAIBackend extends TextBackend {
     this.#pool = new Pool(this.#origin, {
       connections: this.#config.connections,
       headersTimeout: this.#config.timeout_ms,
+      connect: { timeout: this.#config.connect_timeout_ms },
       bodyTimeout: this.#config.timeout_ms,
       keepAliveTimeout: 30_000,
     });
@@ -104,7 +105,7 @@ export class OpenAIBackend extends TextBackend {
       throw upstreamFailure(err);
     }
     if (res.status < 400) return res;
-    throw upstreamStatus(res.status, (res.body as Buffer).toString('utf8'));
+    throw upstreamStatus(res.status, (res.body as Buffer).toString('utf8'), headerValue(res.headers['retry-after']));
   }
 }
 
@@ -124,11 +125,13 @@ function upstreamFailure(err: unknown): ApiError {
     return new ApiError('upstream_unavailable', 'the request was cancelled', null, { cause: err });
   }
   const code = (err as { code?: string }).code ?? (err as Error).message;
-  return new ApiError('upstream_unavailable', `the upstream model server could not be reached (${code})`, null, { cause: err });
+  const e = new ApiError('upstream_unavailable', `the upstream model server could not be reached (${code})`, null, { cause: err });
+  e.retryable = true; // nothing was sent back: a connection refused, reset or timed out
+  return e;
 }
 
 /** 4xx from the upstream are the client's mistake (bad parameter): keep its message. 5xx and auth failures are ours. */
-function upstreamStatus(status: number, text: string): ApiError {
+function upstreamStatus(status: number, text: string, retryAfter: string | undefined): ApiError {
   let message = text.slice(0, 500);
   let param: string | null = null;
   try {
@@ -141,5 +144,20 @@ function upstreamStatus(status: number, text: string): ApiError {
   }
   if (status === 400 || status === 404 || status === 422)
     return new ApiError('invalid_request', `upstream rejected the request: ${message}`, param);
-  return new ApiError('upstream_error', `upstream answered ${status}: ${message}`);
+  const e =
+    status === 429
+      ? new ApiError('upstream_rate_limited', `upstream rate-limited the call: ${message}`)
+      : new ApiError('upstream_error', `upstream answered ${status}: ${message}`);
+  e.retryable = status === 429 || status === 502 || status === 503 || status === 504;
+  e.retryAfterS = parseRetryAfter(retryAfter);
+  return e;
+}
+
+/** `Retry-After` in seconds or as an HTTP date, as whole seconds from now; null if absent or unreadable. */
+export function parseRetryAfter(value: string | undefined): number | null {
+  if (value === undefined || value === '') return null;
+  const seconds = Number(value);
+  if (Number.isFinite(seconds) && seconds >= 0) return Math.ceil(seconds);
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? null : Math.max(0, Math.ceil((date - Date.now()) / 1000));
 }

@@ -2,7 +2,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { Gateway } from '../../../core/gateway.js';
 import { DATATYPES, toJsonValues, type DataType } from '../../../core/tensor.js';
-import type { ModelCall } from '../model-calls.js';
+import { servedHeaders, type ModelCall } from '../model-calls.js';
 import { decodeTensor } from './decode.js';
 
 const Parameters = Type.Record(Type.String(), Type.Unknown());
@@ -34,7 +34,8 @@ export function kserveInfer(gateway: Gateway): ModelCall<InferRequestBody> {
     handle: async (body, ctx, params) => {
       const inputs = body.inputs.map((t, i) => decodeTensor({ ...t, datatype: t.datatype as DataType }, `inputs[${i}]`));
       const outputs = body.outputs === undefined ? null : body.outputs.map((o) => o.name);
-      const { version, result } = await gateway.infer(params.model as string, { inputs, outputs }, ctx);
+      const served = await gateway.infer(params.model as string, { inputs, outputs }, ctx);
+      const { version, result } = served;
       const response = {
         model_name: version.model.name,
         model_version: version.version,
@@ -48,7 +49,7 @@ export function kserveInfer(gateway: Gateway): ModelCall<InferRequestBody> {
       };
       return {
         status: 200,
-        headers: { 'x-model-version': version.version, 'content-type': 'application/json' },
+        headers: servedHeaders(served, 'application/json'),
         body: JSON.stringify(response),
       };
     },

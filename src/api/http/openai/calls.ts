@@ -5,26 +5,26 @@ import type { RequestContext } from '../../../core/context.js';
 import { fastError } from '../../../core/errors.js';
 import type { Gateway } from '../../../core/gateway.js';
 import { openaiErrorBody, toApiError } from '../errors.js';
-import type { HttpResult, ModelCall } from '../model-calls.js';
+import { servedHeaders, type HttpResult, type ModelCall } from '../model-calls.js';
 import { ChatRequest, CompletionRequest, EmbeddingRequest } from './schemas.js';
 
 const JSON_TYPE = 'application/json';
 
 export function openaiCalls(gateway: Gateway, log: Logger) {
   async function text(req: TextRequest, ctx: RequestContext): Promise<HttpResult> {
-    const { version, result } = await gateway.generate(req, ctx);
-    const v = version.version;
+    const served = await gateway.generate(req, ctx);
+    const result = served.result;
     switch (result.type) {
       case 'json':
-        return { status: 200, headers: { 'x-model-version': v, 'content-type': JSON_TYPE }, body: JSON.stringify(result.body) };
+        return { status: 200, headers: servedHeaders(served, JSON_TYPE), body: JSON.stringify(result.body) };
       case 'raw':
-        return { status: 200, headers: { 'x-model-version': v, 'content-type': result.contentType }, body: result.body };
-      case 'events':
-        return {
-          status: 200,
-          headers: { 'x-model-version': v, 'content-type': 'text/event-stream', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' },
-          body: { chunks: sse(result.events, ctx, log) },
-        };
+        return { status: 200, headers: servedHeaders(served, result.contentType), body: result.body };
+      case 'events': {
+        const headers = servedHeaders(served, 'text/event-stream');
+        headers['cache-control'] = 'no-cache';
+        headers['x-accel-buffering'] = 'no';
+        return { status: 200, headers, body: { chunks: sse(result.events, ctx, log) } };
+      }
     }
   }
 
@@ -50,7 +50,8 @@ export function openaiCalls(gateway: Gateway, log: Logger) {
     protocol: 'openai',
     handle: async (body, ctx) => {
       const input = typeof body.input === 'string' ? [body.input] : body.input;
-      const { version, result } = await gateway.embed(body.model, { input, dimensions: body.dimensions ?? null }, ctx);
+      const served = await gateway.embed(body.model, { input, dimensions: body.dimensions ?? null }, ctx);
+      const result = served.result;
       const base64 = body.encoding_format === 'base64';
       const data = result.vectors.map((v, index) => ({
         object: 'embedding',
@@ -60,7 +61,7 @@ export function openaiCalls(gateway: Gateway, log: Logger) {
       const usage = { prompt_tokens: result.promptTokens, total_tokens: result.promptTokens };
       return {
         status: 200,
-        headers: { 'x-model-version': version.version, 'content-type': JSON_TYPE },
+        headers: servedHeaders(served, JSON_TYPE),
         body: JSON.stringify({ object: 'list', data, model: body.model, usage }),
       };
     },

@@ -1,0 +1,233 @@
+/**
+ * Traffic governance end to end: the real server in front of a fault-injecting upstream on
+ * loopback. Retries before the first byte only, Retry-After honoured, circuit breakers that open,
+ * fail fast, half-open and close, fallbacks and a degraded answer, and deadlines that cancel.
+ */
+import assert from 'node:assert/strict';
+import { createServer } from 'node:net';
+import { after, before, beforeEach, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import OpenAI from 'openai';
+import { get, post, startServer, writeConfig, type RunningServer } from '../helpers/server.js';
+import { startUpstream, type Upstream } from '../helpers/upstream.js';
+
+/** A loopback port with nothing listening: connections to it are refused. */
+async function closedPort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
+  const port = (s.address() as { port: number }).port;
+  await new Promise<void>((resolve) => s.close(() => resolve()));
+  return port;
+}
+
+const chatBody = (model: string, extra: Record<string, unknown> = {}) => ({
+  model,
+  messages: [{ role: 'user', content: 'hi' }],
+  ...extra,
+});
+
+describe('traffic governance', () => {
+  let server: RunningServer;
+  let upstream: Upstream;
+  let backup: Upstream;
+
+  before(async () => {
+    upstream = await startUpstream();
+    backup = await startUpstream();
+    const dead = await closedPort();
+    const config = writeConfig(`
+server: { retry_budget: { ratio: 0, min_per_second: 1000 } }
+models:
+  - name: remote
+    versions:
+      - version: '1'
+        backend: { kind: openai, base_url: '${upstream.url}' }
+        policies:
+          retry: { attempts: 3, base_delay_ms: 1, max_delay_ms: 2000 }
+          breaker: { consecutive_failures: 0 }
+  - name: fragile
+    versions:
+      - version: '1'
+        backend: { kind: openai, base_url: '${upstream.url}' }
+        policies:
+          retry: { attempts: 1 }
+          breaker: { consecutive_failures: 3, half_open_after_ms: 500 }
+  - name: refused
+    versions:
+      - version: '1'
+        backend: { kind: openai, base_url: 'http://127.0.0.1:${dead}/v1' }
+        policies: { retry: { attempts: 2, base_delay_ms: 1 }, breaker: { consecutive_failures: 0 } }
+  - name: with-fallback
+    versions:
+      - version: a
+        backend: { kind: openai, base_url: 'http://127.0.0.1:${dead}/v1' }
+        policies: { retry: { attempts: 1 } }
+    fallbacks: [{ model: backup }]
+  - name: backup
+    versions:
+      - version: b
+        backend: { kind: openai, base_url: '${backup.url}' }
+  - name: degraded
+    versions:
+      - version: '1'
+        backend: { kind: openai, base_url: 'http://127.0.0.1:${dead}/v1' }
+        policies: { retry: { attempts: 1 } }
+    fallbacks: [{ model: refused }]
+    degraded_response: { text: 'The assistant is unavailable right now.' }
+  - name: slow
+    versions:
+      - version: '1'
+        backend: { kind: openai, base_url: '${upstream.url}' }
+        policies: { timeout_ms: 300, max_timeout_ms: 1000, retry: { attempts: 1 } }
+  - name: local
+    versions:
+      - version: '1'
+        backend: { kind: mock }
+`);
+    server = await startServer({ config });
+  });
+  after(async () => {
+    await server?.stop();
+    await upstream?.close();
+    await backup?.close();
+  });
+  beforeEach(() => {
+    upstream.faults = [];
+    upstream.received.length = 0;
+  });
+
+  const chat = (model: string, extra: Record<string, unknown> = {}, headers: Record<string, string> = {}) =>
+    post(`${server.url}/v1/chat/completions`, chatBody(model, extra), headers);
+
+  it('retries 502, 503 and 504 before the first byte, and answers from the try that worked', async () => {
+    upstream.faults = [{ status: 503 }, { status: 502 }];
+    const res = await chat('remote');
+    assert.equal(res.status, 200);
+    assert.equal(res.body.choices[0].message.content, 'upstream says hi');
+    assert.equal(upstream.received.length, 3);
+  });
+
+  it('gives up after its attempts with the upstream error', async () => {
+    upstream.faults = [{ status: 504 }, { status: 504 }, { status: 504 }, { status: 504 }];
+    const res = await chat('remote');
+    assert.equal(res.status, 502);
+    assert.equal(res.body.error.code, 'upstream_error');
+    assert.equal(upstream.received.length, 3, 'attempts: 3');
+  });
+
+  it("does not retry what is the client's mistake (400)", async () => {
+    upstream.faults = [{ status: 400 }];
+    const res = await chat('remote');
+    assert.equal(res.status, 400);
+    assert.equal(upstream.received.length, 1);
+  });
+
+  it('retries a reset connection and a refused one', async () => {
+    upstream.faults = [{ reset: true }];
+    const res = await chat('remote');
+    assert.equal(res.status, 200);
+    assert.equal(upstream.received.length, 2);
+    const refused = await chat('refused');
+    assert.equal(refused.status, 502);
+    assert.equal(refused.body.error.code, 'upstream_unavailable');
+  });
+
+  it("waits the upstream's Retry-After on 429 before retrying", async () => {
+    upstream.faults = [{ status: 429, retryAfter: '1' }];
+    const started = performance.now();
+    const res = await chat('remote');
+    assert.equal(res.status, 200);
+    assert.ok(performance.now() - started >= 950, 'waited about a second');
+  });
+
+  it('passes an upstream 429 on as 429 with Retry-After when retries run out', async () => {
+    upstream.faults = [{ status: 429, retryAfter: '30' }];
+    const res = await chat('remote');
+    assert.equal(res.status, 429, 'Retry-After beyond max_delay_ms: no retry');
+    assert.equal(res.body.error.code, 'upstream_rate_limited');
+    assert.equal(res.body.error.type, 'rate_limit_error');
+    assert.equal(res.headers.get('retry-after'), '30');
+    assert.equal(upstream.received.length, 1);
+  });
+
+  it('never retries once the stream has started: a cut stream ends, and the upstream saw one request', async () => {
+    upstream.faults = [{ cutAfterChunks: 1 }];
+    const res = await fetch(`${server.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(chatBody('remote', { stream: true })),
+    });
+    assert.equal(res.status, 200);
+    await res.text().catch(() => '');
+    assert.equal(upstream.received.length, 1);
+  });
+
+  it('opens the breaker after consecutive failures, fails fast without calling, half-opens, then closes on success', async () => {
+    upstream.faults = [{ status: 500 }, { status: 500 }, { status: 500 }];
+    for (let i = 0; i < 3; i++) assert.equal((await chat('fragile')).status, 502);
+    const before = upstream.received.length;
+    const started = performance.now();
+    const open = await chat('fragile');
+    assert.equal(open.status, 503);
+    assert.equal(open.body.error.code, 'circuit_open');
+    assert.ok(Number(open.headers.get('retry-after')) >= 1);
+    assert.equal(upstream.received.length, before, 'no upstream call while open');
+    assert.ok(performance.now() - started < 100);
+    let breakers = (await get(`${server.url}/admin/breakers`)).body.breakers;
+    assert.equal(breakers.find((b: { model: string }) => b.model === 'fragile').state, 'open');
+    assert.equal(breakers.find((b: { model: string }) => b.model === 'local').state, 'disabled');
+
+    await sleep(600); // half_open_after_ms: 500
+    const probe = await chat('fragile');
+    assert.equal(probe.status, 200, 'the probe went through and succeeded');
+    breakers = (await get(`${server.url}/admin/breakers`)).body.breakers;
+    assert.equal(breakers.find((b: { model: string }) => b.model === 'fragile').state, 'closed');
+    assert.match(server.output(), /circuit breaker opened/);
+  });
+
+  it('falls back to another model when its own fails, and says so', async () => {
+    const res = await chat('with-fallback');
+    assert.equal(res.status, 200);
+    assert.equal(res.body.choices[0].message.content, 'upstream says hi');
+    assert.equal(res.headers.get('x-model-version'), 'b');
+    assert.equal(res.headers.get('x-fallback-from'), 'with-fallback@a');
+  });
+
+  it('answers the degraded response when every fallback failed, streamed or not', async () => {
+    const client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+    const res = await client.chat.completions.create({ model: 'degraded', messages: [{ role: 'user', content: 'hi' }] });
+    assert.equal(res.choices[0]?.message.content, 'The assistant is unavailable right now.');
+    const stream = await client.chat.completions.create({ model: 'degraded', messages: [{ role: 'user', content: 'hi' }], stream: true });
+    let text = '';
+    for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? '';
+    assert.equal(text, 'The assistant is unavailable right now.');
+    const raw = await chat('degraded');
+    assert.equal(raw.headers.get('x-fallback-from'), 'degraded@1');
+  });
+
+  it('answers 504 at the deadline and cancels the upstream call', async () => {
+    upstream.faults = [{ delayMs: 2000 }];
+    const started = performance.now();
+    const res = await chat('slow');
+    const took = performance.now() - started;
+    assert.equal(res.status, 504);
+    assert.equal(res.body.error.code, 'upstream_timeout');
+    assert.ok(took >= 280 && took < 1000, `took ${took} ms against a 300 ms deadline`);
+    await sleep(100);
+    assert.equal(upstream.cancelled, 1, 'the upstream saw the request cancelled');
+  });
+
+  it("takes the client's x-request-timeout-ms, capped by max_timeout_ms, and refuses a malformed one", async () => {
+    upstream.faults = [{ delayMs: 1500 }];
+    const started = performance.now();
+    const res = await chat('slow', {}, { 'x-request-timeout-ms': '60000' });
+    const took = performance.now() - started;
+    assert.equal(res.status, 504);
+    assert.ok(took >= 950 && took < 1400, `capped at 1000 ms, took ${took}`);
+    upstream.faults = [{ delayMs: 200 }];
+    assert.equal((await chat('slow', {}, { 'x-request-timeout-ms': '100' })).status, 504);
+    const bad = await chat('slow', {}, { 'x-request-timeout-ms': 'soon' });
+    assert.equal(bad.status, 400);
+    assert.equal(bad.body.error.param, 'x-request-timeout-ms');
+  });
+});
