@@ -97,27 +97,24 @@ export class Gateway {
     const policies = version.policies;
     const deadline = new DeadlineCall(ctx, Math.min(ctx.timeoutMs ?? policies.timeout_ms, policies.max_timeout_ms));
     try {
-      return await deadline.run(async (call) => {
+      return { version, result: await this.#call(version, deadline, work), fallbackFrom: null };
+    } catch (err) {
+      if (deadline.expired) throw deadline.timeoutError();
+      if (!canFallBack(err) || (model.fallbacks.length === 0 && (degraded === undefined || model.degradedText === null))) throw err;
+      const from = `${model.name}@${version.version}`;
+      for (const fallback of model.fallbacks) {
         try {
-          return { version, result: await this.#call(version, call, work), fallbackFrom: null };
-        } catch (err) {
-          if (!canFallBack(err) || (model.fallbacks.length === 0 && (degraded === undefined || model.degradedText === null))) throw err;
-          const from = `${model.name}@${version.version}`;
-          for (const fallback of model.fallbacks) {
-            if (deadline.expired) throw deadline.timeoutError();
-            try {
-              const v = this.#route(this.registry.get(fallback.model), fallback.version, task);
-              return { version: v, result: await this.#call(v, call, work), fallbackFrom: from };
-            } catch (e) {
-              if (!canFallBack(e)) throw e;
-            }
-          }
-          if (degraded !== undefined && model.degradedText !== null) {
-            return { version, result: await degraded(model.degradedText, call), fallbackFrom: from };
-          }
-          throw err;
+          const v = this.#route(this.registry.get(fallback.model), fallback.version, task);
+          return { version: v, result: await this.#call(v, deadline, work), fallbackFrom: from };
+        } catch (e) {
+          if (deadline.expired) throw deadline.timeoutError();
+          if (!canFallBack(e)) throw e;
         }
-      });
+      }
+      if (degraded !== undefined && model.degradedText !== null) {
+        return { version, result: await degraded(model.degradedText, deadline), fallbackFrom: from };
+      }
+      throw err;
     } finally {
       deadline.clear();
     }
