@@ -53,7 +53,8 @@ async function worker(config: Config, log: Logger, file: string): Promise<void> 
     onGeneration: (stats) => log.debug({ ...stats }, 'generation'),
   });
   const gateway = new Gateway(registry);
-  const app = createHttpServer({ config, log, gateway, version: VERSION });
+  const lifecycle = { draining: false };
+  const app = createHttpServer({ config, log, gateway, version: VERSION, lifecycle });
   const started = performance.now();
   await registry.load((version, error) =>
     log.error({ model: version.model.name, version: version.version, err: error }, 'model failed to load'),
@@ -64,16 +65,21 @@ async function worker(config: Config, log: Logger, file: string): Promise<void> 
   if (cluster.isWorker) process.send?.({ type: 'listening', url });
   else announce(log, config, url, file, models, 1, performance.now() - started);
 
-  let closing = false;
   const shutdown = (signal: string): void => {
-    if (closing) return;
-    closing = true;
-    log.info({ signal }, 'shutting down: finishing in-flight requests');
+    if (lifecycle.draining) return;
+    lifecycle.draining = true; // readiness answers 503 from now on
+    const { shutdown_grace_ms: grace, shutdown_timeout_ms: drain } = config.server;
+    log.info({ signal, grace_ms: grace, drain_ms: drain }, 'shutting down: not ready; draining in-flight requests');
+    setTimeout(() => close(), grace);
+  };
+  const close = (): void => {
     const force = setTimeout(() => {
       log.warn({ timeout_ms: config.server.shutdown_timeout_ms }, 'in-flight requests did not finish in time; closing their connections');
       app.server.closeAllConnections();
     }, config.server.shutdown_timeout_ms);
     force.unref();
+    // Keep-alive connections whose last response ended after close() began are idle but open: close them as they go idle.
+    setInterval(() => app.server.closeIdleConnections(), 100).unref();
     app
       .close()
       .then(() => registry.unload())

@@ -291,10 +291,17 @@ export const ServerSchema = Type.Object(
       { default: 'info' },
     ),
     keep_alive_timeout_ms: Type.Integer({ minimum: 0, default: 72_000, description: 'Idle keep-alive time-out for client connections.' }),
+    shutdown_grace_ms: Type.Integer({
+      minimum: 0,
+      default: 0,
+      description:
+        'On SIGTERM or SIGINT, how long the server keeps accepting new connections after /health/ready turns 503, ' +
+        'so load balancers stop sending first. Example for Kubernetes: 5000.',
+    }),
     shutdown_timeout_ms: Type.Integer({
       minimum: 0,
       default: 30_000,
-      description: 'On SIGTERM, how long in-flight requests may take to finish before their connections are closed.',
+      description: 'Then, how long in-flight requests and streams may take to finish before their connections are closed.',
     }),
     retry_budget: Type.Object(
       {

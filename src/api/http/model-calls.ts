@@ -78,6 +78,7 @@ export function modelCalls(
   bodyLimit: number,
   log: Logger,
   next: (req: IncomingMessage, res: ServerResponse) => void,
+  lifecycle: { readonly draining: boolean } = { draining: false },
 ) {
   // Bodies are checked as sent: no type coercion, no defaults, no removal of fields.
   // `verbose` keeps each failing schema on the error, so messages can quote its description.
@@ -108,6 +109,8 @@ export function modelCalls(
       if (!route.validate(body)) throw validationError(route.validate.errors as AjvError[]);
       const ctx = httpContext(id, req.headers, res, params.version);
       const result = await route.call.handle(body, ctx, params);
+      // While draining, ask the client to open its next request elsewhere.
+      if (lifecycle.draining) result.headers.connection = 'close';
       write(res, id, result.status, result.headers, result.body);
     } catch (error) {
       const e = toApiError(error, { id, method: req.method, url: req.url }, log);

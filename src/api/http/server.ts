@@ -22,9 +22,11 @@ export interface HttpServerOptions {
   readonly log: Logger;
   readonly gateway: Gateway;
   readonly version: string;
+  /** Set by shutdown: readiness answers 503 `draining` from then on. */
+  readonly lifecycle?: { draining: boolean };
 }
 
-export function createHttpServer({ config, log, gateway, version }: HttpServerOptions): FastifyInstance {
+export function createHttpServer({ config, log, gateway, version, lifecycle }: HttpServerOptions): FastifyInstance {
   const app = Fastify({
     // No Fastify logger: its per-request child loggers and timers cost about a third of the throughput
     // of a small request (measured with wrk on loopback). Unexpected errors go to `log`, with the request id.
@@ -36,7 +38,7 @@ export function createHttpServer({ config, log, gateway, version }: HttpServerOp
     // Fastify serves the rest (models, metadata, health) and every 404.
     serverFactory: (fastifyHandler) => {
       const routes = { exact: openaiCalls(gateway, log), kserveInfer: kserveInfer(gateway) };
-      const server = createServer(modelCalls(routes, config.server.body_limit_bytes, log, fastifyHandler));
+      const server = createServer(modelCalls(routes, config.server.body_limit_bytes, log, fastifyHandler, lifecycle));
       server.keepAliveTimeout = config.server.keep_alive_timeout_ms;
       return server;
     },
@@ -52,6 +54,7 @@ export function createHttpServer({ config, log, gateway, version }: HttpServerOp
   app.get('/health/ready', async (_request, reply) => {
     const models: Record<string, boolean> = {};
     for (const m of gateway.registry.models) models[m.name] = m.ready();
+    if (lifecycle?.draining === true) return reply.code(503).send({ status: 'draining', models });
     const ready = Object.values(models).every(Boolean);
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'loading', models });
   });
