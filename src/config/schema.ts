@@ -223,6 +223,34 @@ export const PoliciesSchema = Type.Object(
       },
       { ...strict, default: {} },
     ),
+    admission: Type.Object(
+      {
+        max_concurrent: Type.Integer({
+          minimum: 0,
+          default: 0,
+          description: 'Calls to this version running at once per worker (a bulkhead); 0: no limit. Example: 32.',
+        }),
+        queue_size: Type.Integer({
+          minimum: 0,
+          default: 64,
+          description: 'Calls that may wait for a slot, served by priority; beyond it calls get 503 `overloaded` with Retry-After at once.',
+        }),
+        sla_ms: Type.Object(
+          {
+            high: Type.Integer({ minimum: 1, default: 100 }),
+            normal: Type.Integer({ minimum: 1, default: 1_000 }),
+            low: Type.Integer({ minimum: 1, default: 5_000 }),
+          },
+          {
+            ...strict,
+            default: {},
+            description:
+              'Wait per priority class (`x-priority`) after which a queued call counts as one class higher, so low priority is never starved.',
+          },
+        ),
+      },
+      { ...strict, default: {} },
+    ),
   },
   { ...strict, default: {} },
 );

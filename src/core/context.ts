@@ -1,4 +1,5 @@
 import type { Cancellation } from '../backends/backend.js';
+import type { Priority } from '../scheduling/admission.js';
 
 /** Request-scoped facts, in one typed object passed down the pipeline (never in globals). */
 export interface RequestContext extends Cancellation {
@@ -8,6 +9,8 @@ export interface RequestContext extends Cancellation {
   readonly pinnedVersion: string | undefined;
   /** Deadline the client asked for (`x-request-timeout-ms`), before the version's cap; undefined: the version's default. */
   readonly timeoutMs: number | undefined;
+  /** Admission priority (`x-priority`; the tenant's class later). */
+  readonly priority: Priority;
   /** Aborted when the client goes away; backends stop their work on it. */
   readonly signal: AbortSignal;
 }

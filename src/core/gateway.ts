@@ -16,7 +16,9 @@ import type {
 } from '../backends/backend.js';
 import type { Model, ModelVersion, Registry } from '../routing/registry.js';
 import type { RequestContext } from './context.js';
+import { ClientGoneError } from '../backends/backend.js';
 import { MockBackend } from '../backends/mock/mock-backend.js';
+import { QueueFull, type Admission, type Priority } from '../scheduling/admission.js';
 import { DeadlineCall } from '../policies/deadline.js';
 import { isDeploymentFailure } from '../policies/governor.js';
 import { ApiError, fastError } from './errors.js';
@@ -30,6 +32,16 @@ export interface Served<T> {
   readonly fallbackFrom: string | null;
 }
 
+function overloaded(version: ModelVersion, why: string): ApiError {
+  const e = fastError('overloaded', `model "${version.model.name}" version "${version.version}" is at capacity: ${why}`);
+  e.retryAfterS = 1;
+  return e;
+}
+
+function isOverloaded(err: unknown): boolean {
+  return err instanceof ApiError && err.code === 'overloaded';
+}
+
 /** Failures another deployment may not share: not the client's mistake. */
 function canFallBack(err: unknown): boolean {
   if (isDeploymentFailure(err)) return true;
@@ -38,6 +50,33 @@ function canFallBack(err: unknown): boolean {
 }
 
 type Work<T> = (version: ModelVersion, call: Cancellation) => Promise<T>;
+/** Keeps an admission slot until the result is consumed (a stream), calling `release` once. */
+type Hold<T> = (result: T, release: () => void) => T;
+
+/** A text answer that streams keeps its slot until the stream ends; a whole one frees it at once. */
+const holdText: Hold<TextResponse> = (result, release) => {
+  if (result.type === 'events') {
+    const events = result.events;
+    return {
+      type: 'events',
+      events: (async function* held() {
+        try {
+          yield* events;
+        } finally {
+          release();
+        }
+      })(),
+    };
+  }
+  if (result.type === 'raw' && !Buffer.isBuffer(result.body)) {
+    const body = result.body;
+    if (body.destroyed) release();
+    else body.once('close', release);
+    return result;
+  }
+  release();
+  return result;
+};
 
 export class Gateway {
   readonly registry: Registry;
@@ -53,6 +92,7 @@ export class Gateway {
       request.kind,
       (v, call) => v.backend.generate(request, call),
       (text, call) => new MockBackend({ kind: 'mock', latency_ms: 0, text, embedding_dim: 1, stream_chunks: 1 }).generate(request, call),
+      holdText,
     );
   }
 
@@ -91,23 +131,25 @@ export class Gateway {
     task: Task,
     work: Work<T>,
     degraded?: (text: string, call: Cancellation) => Promise<T>,
+    hold?: Hold<T>,
   ): Promise<Served<T>> {
     const model = this.registry.get(name);
     const version = this.#route(model, ctx.pinnedVersion, task);
     const policies = version.policies;
     const deadline = new DeadlineCall(ctx, Math.min(ctx.timeoutMs ?? policies.timeout_ms, policies.max_timeout_ms));
     try {
-      return { version, result: await this.#call(version, deadline, work), fallbackFrom: null };
+      return { version, result: await this.#call(version, deadline, ctx.priority, work, hold), fallbackFrom: null };
     } catch (err) {
-      if (deadline.expired) throw deadline.timeoutError();
+      // Past the deadline: 504, unless the call never left the queue (503 overloaded says so).
+      if (deadline.expired) throw isOverloaded(err) ? err : deadline.timeoutError();
       if (!canFallBack(err) || (model.fallbacks.length === 0 && (degraded === undefined || model.degradedText === null))) throw err;
       const from = `${model.name}@${version.version}`;
       for (const fallback of model.fallbacks) {
         try {
           const v = this.#route(this.registry.get(fallback.model), fallback.version, task);
-          return { version: v, result: await this.#call(v, deadline, work), fallbackFrom: from };
+          return { version: v, result: await this.#call(v, deadline, ctx.priority, work, hold), fallbackFrom: from };
         } catch (e) {
-          if (deadline.expired) throw deadline.timeoutError();
+          if (deadline.expired) throw isOverloaded(e) ? e : deadline.timeoutError();
           if (!canFallBack(e)) throw e;
         }
       }
@@ -120,9 +162,40 @@ export class Gateway {
     }
   }
 
-  #call<T>(version: ModelVersion, call: Cancellation, work: Work<T>): Promise<T> {
+  #call<T>(version: ModelVersion, call: DeadlineCall, priority: Priority, work: Work<T>, hold: Hold<T> | undefined): Promise<T> {
     const governor = version.governor;
-    return governor === null ? work(version, call) : governor.run(call, (c) => work(version, c));
+    if (version.admission === null) return governor === null ? work(version, call) : governor.run(call, (c) => work(version, c));
+    return this.#admitted(version, version.admission, call, priority, work, hold);
+  }
+
+  /** A call through the version's bulkhead: waits for a slot by priority, holds it until the answer (or its stream) is done. */
+  async #admitted<T>(
+    version: ModelVersion,
+    admission: Admission,
+    call: DeadlineCall,
+    priority: Priority,
+    work: Work<T>,
+    hold: Hold<T> | undefined,
+  ): Promise<T> {
+    const governor = version.governor;
+    try {
+      await admission.acquire(
+        priority,
+        (listener) => call.onAbort(listener),
+        () => (call.expired ? overloaded(version, 'waited past its deadline in the queue') : new ClientGoneError()),
+      );
+    } catch (err) {
+      throw err instanceof QueueFull ? overloaded(version, `all ${admission.active} slots are busy and ${err.message}`) : err;
+    }
+    let held = false;
+    try {
+      const result = await (governor === null ? work(version, call) : governor.run(call, (c) => work(version, c)));
+      if (hold === undefined) return result;
+      held = true;
+      return hold(result, () => admission.release());
+    } finally {
+      if (!held) admission.release();
+    }
   }
 
   #route(model: Model, pinned: string | undefined, task: Task): ModelVersion {

@@ -9,6 +9,7 @@ import type { Config, ModelConfig, PoliciesConfig } from '../config/schema.js';
 import { fastError } from '../core/errors.js';
 import { Governor } from '../policies/governor.js';
 import { RetryBudget } from '../policies/retry-budget.js';
+import { Admission } from '../scheduling/admission.js';
 
 /** One version of a model, with its loaded backend. */
 export interface ModelVersion {
@@ -19,6 +20,8 @@ export interface ModelVersion {
   readonly policies: PoliciesConfig;
   /** Retries and circuit breaker; null when the version has neither. */
   readonly governor: Governor | null;
+  /** The bulkhead and its priority queue; null when concurrency is not capped. */
+  readonly admission: Admission | null;
 }
 
 /** What a registry needs besides the config: backend hooks, and where policies log and take retries from. */
@@ -66,6 +69,7 @@ export class Model {
         backend: createBackend(v.backend, { ...context, modelName: config.name }),
         policies: v.policies,
         governor: Governor.create(v.policies, v.backend.kind, budget, log, `${config.name}@${v.version}`),
+        admission: admissionFor(v.policies),
       });
     }
     this.versions = versions;
@@ -139,6 +143,11 @@ export class Registry {
 }
 
 const SILENT = pino({ level: 'silent' });
+
+function admissionFor(policies: PoliciesConfig): Admission | null {
+  const a = policies.admission;
+  return a.max_concurrent === 0 ? null : new Admission({ maxConcurrent: a.max_concurrent, queueSize: a.queue_size, slaMs: a.sla_ms });
+}
 
 /** Client-supplied names are echoed in errors; a long one is cut so an error never echoes a whole body. */
 function clip(text: string): string {

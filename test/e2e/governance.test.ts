@@ -83,6 +83,11 @@ models:
     versions:
       - version: '1'
         backend: { kind: mock }
+  - name: capped
+    versions:
+      - version: '1'
+        backend: { kind: mock, latency_ms: 300 }
+        policies: { admission: { max_concurrent: 1, queue_size: 2 } }
 `);
     server = await startServer({ config });
   });
@@ -229,5 +234,42 @@ models:
     const bad = await chat('slow', {}, { 'x-request-timeout-ms': 'soon' });
     assert.equal(bad.status, 400);
     assert.equal(bad.body.error.param, 'x-request-timeout-ms');
+  });
+
+  it('admits one call at a time to a capped version, queues by x-priority, and refuses a full queue with 503 and Retry-After', async () => {
+    const done: string[] = [];
+    const send = (name: string, priority?: string) =>
+      chat('capped', {}, priority === undefined ? {} : { 'x-priority': priority }).then((r) => {
+        done.push(name);
+        return r;
+      });
+    const first = send('first');
+    await sleep(50);
+    const low = send('low', 'low');
+    await sleep(20);
+    const high = send('high', 'high');
+    await sleep(20);
+    const refused = await chat('capped');
+    assert.equal(refused.status, 503);
+    assert.equal(refused.body.error.code, 'overloaded');
+    assert.equal(refused.headers.get('retry-after'), '1');
+    const results = await Promise.all([first, low, high]);
+    assert.deepEqual(
+      results.map((r) => r.status),
+      [200, 200, 200],
+    );
+    assert.deepEqual(done, ['first', 'high', 'low'], 'high priority went ahead of the low one that came first');
+  });
+
+  it('answers 503 overloaded, not 504, when the deadline passes while still queued', async () => {
+    const running = chat('capped');
+    await sleep(20);
+    const queued = await chat('capped', {}, { 'x-request-timeout-ms': '100' });
+    assert.equal(queued.status, 503);
+    assert.equal(queued.body.error.code, 'overloaded');
+    assert.equal((await running).status, 200);
+    const bad = await chat('capped', {}, { 'x-priority': 'urgent' });
+    assert.equal(bad.status, 400);
+    assert.equal(bad.body.error.param, 'x-priority');
   });
 });

@@ -2,19 +2,22 @@
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import type { RequestContext } from '../../core/context.js';
 import { fastError } from '../../core/errors.js';
+import type { Priority } from '../../scheduling/admission.js';
 
 /** Creates the AbortController (about 1 µs and a listener) only when a backend reads `signal`. */
 class HttpContext implements RequestContext {
   readonly id: string;
   readonly pinnedVersion: string | undefined;
   readonly timeoutMs: number | undefined;
+  readonly priority: Priority;
   readonly #res: ServerResponse;
   #signal: AbortSignal | null = null;
 
-  constructor(id: string, pinnedVersion: string | undefined, timeoutMs: number | undefined, res: ServerResponse) {
+  constructor(id: string, pinnedVersion: string | undefined, timeoutMs: number | undefined, priority: Priority, res: ServerResponse) {
     this.id = id;
     this.pinnedVersion = pinnedVersion;
     this.timeoutMs = timeoutMs;
+    this.priority = priority;
     this.#res = res;
   }
 
@@ -39,7 +42,18 @@ class HttpContext implements RequestContext {
 export function httpContext(id: string, headers: IncomingHttpHeaders, res: ServerResponse, pinnedVersion?: string): RequestContext {
   const header = headers['x-model-version'];
   const pinned = pinnedVersion ?? (typeof header === 'string' && header !== '' ? header : undefined);
-  return new HttpContext(id, pinned, requestTimeout(headers['x-request-timeout-ms']), res);
+  return new HttpContext(id, pinned, requestTimeout(headers['x-request-timeout-ms']), priority(headers['x-priority']), res);
+}
+
+/** `x-priority`: high, normal (the default) or low, else 400. */
+function priority(header: string | string[] | undefined): Priority {
+  if (header === undefined) return 'normal';
+  if (header === 'high' || header === 'normal' || header === 'low') return header;
+  throw fastError(
+    'invalid_request',
+    `the header x-priority must be high, normal or low, got ${JSON.stringify(header).slice(0, 40)}`,
+    'x-priority',
+  );
 }
 
 /** `x-request-timeout-ms`: a positive whole number of milliseconds, else 400. */
