@@ -14,6 +14,7 @@ import { parseArgs } from 'node:util';
 import { loadGenerator, runLoad, type LoadResult } from './load.js';
 import { generateScenario } from './generate.js';
 import { inprocLoad } from './inproc.js';
+import { overloadScenario } from './overload.js';
 import { measure } from './proc.js';
 import { ROOT, external, peer, startInfergate, type Target } from './targets.js';
 
@@ -63,7 +64,7 @@ const { values } = parseArgs({
 });
 
 const HELP = `npm run bench -- [options]
-  --scenario NAME     chat | proxy | batching | batching-model | generate (repeatable; default: all)
+  --scenario NAME     chat | proxy | batching | batching-model | generate | overload (repeatable; default: all)
   --connections LIST  concurrency levels, e.g. 64,1000,5000 (default per scenario; generate: streams, 1,4)
   --duration S        seconds per measurement (default 10)
   --warmup S          seconds of unrecorded load per target first, for the JIT (default 5)
@@ -148,6 +149,16 @@ SCENARIOS.push({
   reference: 'node-llama-cpp direct',
   targets: async () => [],
   own: (levels, seconds, rounds) => generateScenario(levels, seconds, rounds, ROOT),
+});
+
+SCENARIOS.push({
+  name: 'overload',
+  description: 'an upstream that serves 8 calls at once, 10x as many clients: admission on vs off',
+  body: '',
+  levels: [80],
+  reference: '',
+  targets: async () => [],
+  own: (_levels, seconds) => overloadScenario(seconds),
 });
 
 function mlpConfig(batching: boolean): string {
