@@ -8,6 +8,7 @@ import { isIP } from 'node:net';
 import { pino, type Logger } from 'pino';
 import { loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
+import type { GenerationStats } from '../backends/llama/llama-backend.js';
 import { VERSION } from './version.js';
 
 export interface ServeOptions {
@@ -37,24 +38,27 @@ export async function serve(options: ServeOptions): Promise<void> {
 
 async function worker(config: Config, log: Logger, file: string): Promise<void> {
   // Imported here, not at the top: the cluster primary only forks and supervises, and stays small.
-  const [{ createHttpServer }, { Gateway }, { Registry }, { RetryBudget }] = await Promise.all([
+  const [{ createHttpServer }, { Gateway }, { Registry }, { RetryBudget }, { createReloader, watchConfig }] = await Promise.all([
     import('../api/http/server.js'),
     import('../core/gateway.js'),
     import('../routing/registry.js'),
     import('../policies/retry-budget.js'),
+    import('./reload.js'),
   ]);
   const workers = config.server.workers === 'auto' ? availableParallelism() : config.server.workers;
   // Per-generation measurements (time to first token, tokens/s) at debug level until metrics export them.
   const budget = config.server.retry_budget;
-  const registry = new Registry(config, {
+  const context = {
     workers,
     log,
     retryBudget: new RetryBudget(budget.ratio, budget.min_per_second),
-    onGeneration: (stats) => log.debug({ ...stats }, 'generation'),
-  });
+    onGeneration: (stats: GenerationStats) => log.debug({ ...stats }, 'generation'),
+  };
+  const registry = new Registry(config, context);
   const gateway = new Gateway(registry);
   const lifecycle = { draining: false };
-  const app = createHttpServer({ config, log, gateway, version: VERSION, lifecycle });
+  const reloader = createReloader({ file, gateway, context, running: config, log });
+  const app = createHttpServer({ config, log, gateway, version: VERSION, lifecycle, reload: () => reloader.reload('POST /admin/reload') });
   const started = performance.now();
   await registry.load((version, error) =>
     log.error({ model: version.model.name, version: version.version, err: error }, 'model failed to load'),
@@ -93,6 +97,8 @@ async function worker(config: Config, log: Logger, file: string): Promise<void> 
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGHUP', () => void reloader.reload('SIGHUP'));
+  if (config.server.watch_config) watchConfig(file, reloader);
 }
 
 function primary(config: Config, workers: number, log: Logger, file: string): void {
@@ -137,6 +143,10 @@ function primary(config: Config, workers: number, log: Logger, file: string): vo
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  // Each worker reloads its own registry.
+  process.on('SIGHUP', () => {
+    for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGHUP');
+  });
 }
 
 function announce(log: Logger, config: Config, url: string, file: string, models: string[], workers: number, ms: number): void {

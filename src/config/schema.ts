@@ -319,6 +319,10 @@ export const ServerSchema = Type.Object(
       { default: 'info' },
     ),
     keep_alive_timeout_ms: Type.Integer({ minimum: 0, default: 72_000, description: 'Idle keep-alive time-out for client connections.' }),
+    watch_config: Type.Boolean({
+      default: false,
+      description: 'Reload the config when its file changes (as on SIGHUP or POST /admin/reload).',
+    }),
     shutdown_grace_ms: Type.Integer({
       minimum: 0,
       default: 0,

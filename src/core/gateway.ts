@@ -79,10 +79,20 @@ const holdText: Hold<TextResponse> = (result, release) => {
 };
 
 export class Gateway {
-  readonly registry: Registry;
+  #registry: Registry;
 
   constructor(registry: Registry) {
-    this.registry = registry;
+    this.#registry = registry;
+  }
+
+  /** The models being served; replaced whole by a reload, while calls in flight keep the versions they started with. */
+  get registry(): Registry {
+    return this.#registry;
+  }
+
+  /** Serves `next` from now on (a reload). */
+  swap(next: Registry): void {
+    this.#registry = next;
   }
 
   generate(request: TextRequest, ctx: RequestContext): Promise<Served<TextResponse>> {

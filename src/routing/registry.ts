@@ -28,6 +28,8 @@ export interface ModelVersion {
 export interface RegistryContext extends Omit<BackendContext, 'modelName'> {
   readonly log?: Logger;
   readonly retryBudget?: RetryBudget;
+  /** The registry this one replaces (a reload): versions whose backend config is unchanged keep its loaded backend. */
+  readonly previous?: Registry;
 }
 
 /** Another model (and maybe version) to try when this one fails. */
@@ -47,6 +49,10 @@ export class Model {
   /** The last-resort answer text for chat and completions; null: none. */
   readonly degradedText: string | null;
   /** Versions with weight > 0 and their cumulative weights, for the weighted pick. */
+  /** Each backend's identity (model, version, backend config), for reuse across reloads. */
+  readonly #backendKeys = new Map<Backend, string>();
+  /** Backends taken over from a previous registry: already loaded. */
+  readonly #reused = new Set<Backend>();
   readonly #weighted: readonly ModelVersion[];
   readonly #cumulative: readonly number[];
   readonly #total: number;
@@ -62,11 +68,16 @@ export class Model {
     const budget = context.retryBudget ?? new RetryBudget(0.2, 10);
     const versions = new Map<string, ModelVersion>();
     for (const v of config.versions) {
+      const key = backendKey(config.name, v.version, v.backend);
+      const reused = context.previous?.backendFor(key);
+      const backend = reused ?? createBackend(v.backend, { ...context, modelName: config.name });
+      this.#backendKeys.set(backend, key);
+      if (reused !== undefined) this.#reused.add(backend);
       versions.set(v.version, {
         model: this,
         version: v.version,
         weight: v.weight,
-        backend: createBackend(v.backend, { ...context, modelName: config.name }),
+        backend,
         policies: v.policies,
         governor: Governor.create(v.policies, v.backend.kind, budget, log, `${config.name}@${v.version}`),
         admission: admissionFor(v.policies),
@@ -101,6 +112,15 @@ export class Model {
     return weighted[weighted.length - 1] as ModelVersion;
   }
 
+  /** Backends by identity, and which of them came loaded from a previous registry. */
+  get backends(): ReadonlyMap<Backend, string> {
+    return this.#backendKeys;
+  }
+
+  isReused(backend: Backend): boolean {
+    return this.#reused.has(backend);
+  }
+
   /** Whether every version has loaded. */
   ready(): boolean {
     for (const v of this.versions.values()) if (!v.backend.health().ready) return false;
@@ -127,14 +147,28 @@ export class Registry {
     return model;
   }
 
-  /** Loads every version; a version that fails stays not-ready and its error is reported, others still load. */
+  /** Loads every version (not those taken over loaded from a previous registry); a version that fails stays not-ready and its error is reported, others still load. */
   async load(onError: (version: ModelVersion, error: Error) => void): Promise<void> {
-    const all = this.models.flatMap((m) => [...m.versions.values()]);
+    const all = this.models.flatMap((m) => [...m.versions.values()]).filter((v) => !v.model.isReused(v.backend));
     await Promise.all(all.map((v) => v.backend.load().catch((err: Error) => onError(v, err))));
   }
 
   async unload(): Promise<void> {
     await Promise.all(this.models.flatMap((m) => [...m.versions.values()].map((v) => v.backend.unload())));
+  }
+
+  /** A loaded backend with this identity, for a registry that replaces this one. */
+  backendFor(key: string): Backend | undefined {
+    for (const model of this.models) {
+      for (const [backend, k] of model.backends) if (k === key && backend.health().ready) return backend;
+    }
+    return undefined;
+  }
+
+  /** This registry's backends that `next` did not take over: to unload once their in-flight calls are done. */
+  retiredBy(next: Registry): Backend[] {
+    const kept = new Set(next.models.flatMap((m) => [...m.backends.keys()]));
+    return this.models.flatMap((m) => [...m.backends.keys()]).filter((b) => !kept.has(b));
   }
 
   ready(): boolean {
@@ -143,6 +177,11 @@ export class Registry {
 }
 
 const SILENT = pino({ level: 'silent' });
+
+/** A backend's identity: the same model, version and backend settings can keep the loaded backend. */
+function backendKey(model: string, version: string, backend: unknown): string {
+  return `${model}\u0000${version}\u0000${JSON.stringify(backend)}`;
+}
 
 function admissionFor(policies: PoliciesConfig): Admission | null {
   const a = policies.admission;

@@ -29,6 +29,7 @@ describe('config loading', () => {
       body_limit_bytes: 4 * 1024 * 1024,
       log_level: 'info',
       keep_alive_timeout_ms: 72_000,
+      watch_config: false,
       shutdown_grace_ms: 0,
       shutdown_timeout_ms: 30_000,
       retry_budget: { ratio: 0.2, min_per_second: 10 },

@@ -14,6 +14,7 @@ import { kserveRoutes } from './kserve/routes.js';
 import { modelCalls } from './model-calls.js';
 import { openaiCalls } from './openai/calls.js';
 import { openaiRoutes } from './openai/routes.js';
+import type { ReloadResult } from '../../cli/reload.js';
 import { requestId } from './request-id.js';
 
 export interface HttpServerOptions {
@@ -24,9 +25,11 @@ export interface HttpServerOptions {
   readonly version: string;
   /** Set by shutdown: readiness answers 503 `draining` from then on. */
   readonly lifecycle?: { draining: boolean };
+  /** Applies the config file again (POST /admin/reload); absent: the route answers 404. */
+  readonly reload?: () => Promise<ReloadResult>;
 }
 
-export function createHttpServer({ config, log, gateway, version, lifecycle }: HttpServerOptions): FastifyInstance {
+export function createHttpServer({ config, log, gateway, version, lifecycle, reload }: HttpServerOptions): FastifyInstance {
   const app = Fastify({
     // No Fastify logger: its per-request child loggers and timers cost about a third of the throughput
     // of a small request (measured with wrk on loopback). Unexpected errors go to `log`, with the request id.
@@ -69,6 +72,29 @@ export function createHttpServer({ config, log, gateway, version, lifecycle }: H
       })),
     ),
   }));
+
+  if (reload !== undefined) {
+    app.post('/admin/reload', async (_request, reply) => {
+      const result = await reload();
+      if (result.ok)
+        return {
+          status: 'reloaded',
+          models: result.models,
+          added: result.added,
+          removed: result.removed,
+          reused: result.reused,
+          restart_needed: result.restartNeeded,
+        };
+      return reply.code(400).send({
+        error: {
+          message: 'the config file is invalid; still serving the previous config',
+          type: 'invalid_request_error',
+          code: 'invalid_config',
+          problems: result.problems,
+        },
+      });
+    });
+  }
 
   app.setErrorHandler((error, request, reply) => sendOpenAIError(toApiError(error, request, log), request, reply));
   app.setNotFoundHandler((request, reply) => sendOpenAIError(routeNotFound(request), request, reply));
