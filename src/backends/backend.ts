@@ -93,6 +93,8 @@ export interface Backend {
   load(): Promise<void>;
   unload(): Promise<void>;
   health(): BackendHealth;
+  /** Remote backends: where calls go (replicas, calls in flight, ejected or not). */
+  endpointStatus?(): ReadonlyArray<{ readonly url: string; readonly outstanding: number; readonly ejected: boolean }>;
   /** Tokens one request can hold (prompt and completion), for text models that know it; null until loaded. */
   contextLength?(): number | null;
   /** Tensor signature, for backends that serve `tensor`; null otherwise. */

@@ -162,6 +162,9 @@ function crossFieldRules(config: Config, problem: Report): void {
     const versions = new Set<string>();
     model.versions.forEach((version, v) => {
       const backend = version.backend;
+      if (backend.kind === 'openai' && (backend.base_url === undefined) === (backend.endpoints === undefined)) {
+        problem(['models', m, 'versions', v, 'backend'], 'an openai backend needs exactly one of `base_url` and `endpoints`');
+      }
       if ((backend.kind === 'onnx' || backend.kind === 'llama') && !existsSync(backend.path)) {
         problem(['models', m, 'versions', v, 'backend', 'path'], `no such file: ${backend.path}`);
       }

@@ -83,6 +83,21 @@ models:
     versions:
       - version: '1'
         backend: { kind: mock }
+  - name: replicated
+    versions:
+      - version: '1'
+        backend:
+          kind: openai
+          endpoints: [{ base_url: '${upstream.url}' }, { base_url: 'http://127.0.0.1:${dead}/v1' }]
+          passive_health: { consecutive_failures: 2, ejection_ms: 60000 }
+        policies: { retry: { attempts: 2, base_delay_ms: 1 }, breaker: { consecutive_failures: 0 } }
+  - name: checked
+    versions:
+      - version: '1'
+        backend:
+          kind: openai
+          endpoints: [{ base_url: '${backup.url}' }, { base_url: 'http://127.0.0.1:${dead}/v1' }]
+          health_check: { interval_ms: 100 }
   - name: capped
     versions:
       - version: '1'
@@ -271,5 +286,36 @@ models:
     const bad = await chat('capped', {}, { 'x-priority': 'urgent' });
     assert.equal(bad.status, 400);
     assert.equal(bad.body.error.param, 'x-priority');
+  });
+
+  it('spreads calls over replicas, retries on another when one is down, and ejects the failing one', async () => {
+    const results = [];
+    for (let i = 0; i < 6; i++) results.push(await chat('replicated'));
+    assert.deepEqual(
+      results.map((r) => r.status),
+      [200, 200, 200, 200, 200, 200],
+      'a refused replica costs a retry, never an error',
+    );
+    const breakers = (await get(`${server.url}/admin/breakers`)).body.breakers;
+    const endpoints = breakers.find((b: { model: string }) => b.model === 'replicated').endpoints as Array<{
+      url: string;
+      ejected: boolean;
+    }>;
+    assert.deepEqual(
+      endpoints.map((e) => e.ejected),
+      [false, true],
+    );
+  });
+
+  it('ejects a replica that fails its active health check before any call reaches it', async () => {
+    await sleep(350);
+    const breakers = (await get(`${server.url}/admin/breakers`)).body.breakers;
+    const endpoints = breakers.find((b: { model: string }) => b.model === 'checked').endpoints as Array<{ ejected: boolean }>;
+    assert.deepEqual(
+      endpoints.map((e) => e.ejected),
+      [false, true],
+    );
+    const res = await chat('checked');
+    assert.equal(res.status, 200);
   });
 });

@@ -69,6 +69,7 @@ export function createHttpServer({ config, log, gateway, version, lifecycle, rel
         model: m.name,
         version: v.version,
         ...(v.governor?.status() ?? { state: 'disabled' }),
+        ...(v.backend.endpointStatus === undefined ? {} : { endpoints: v.backend.endpointStatus() }),
       })),
     ),
   }));

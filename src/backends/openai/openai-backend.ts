@@ -16,47 +16,93 @@ import {
   type TextRequest,
   type TextResponse,
 } from '../backend.js';
+import { Endpoint, Endpoints, type EndpointStatus } from './endpoints.js';
 import { upstreamCall, type UpstreamResponse } from './upstream-call.js';
+
+/** One replica's connection pool and the path its API lives under. */
+interface Upstream {
+  readonly pool: Pool;
+  readonly basePath: string;
+}
 
 export class OpenAIBackend extends TextBackend {
   readonly kind = 'openai';
   readonly #config: OpenAIBackendConfig;
   readonly #modelName: string;
-  readonly #origin: string;
-  readonly #basePath: string;
   readonly #headers: Record<string, string>;
-  #pool: Pool | null = null;
+  #endpoints: Endpoints<Upstream> | null = null;
+  #healthTimer: NodeJS.Timeout | null = null;
 
   /** `modelName` is used upstream unless the config names another. */
   constructor(config: OpenAIBackendConfig, modelName: string) {
     super();
     this.#config = config;
     this.#modelName = config.model ?? modelName;
-    const url = new URL(config.base_url);
-    this.#origin = url.origin;
-    this.#basePath = url.pathname.replace(/\/+$/, '');
     this.#headers = { 'content-type': 'application/json', ...config.headers };
     if (config.api_key !== undefined && config.api_key !== '') this.#headers.authorization = `Bearer ${config.api_key}`;
   }
 
   async load(): Promise<void> {
-    this.#pool = new Pool(this.#origin, {
-      connections: this.#config.connections,
-      headersTimeout: this.#config.timeout_ms,
-      connect: { timeout: this.#config.connect_timeout_ms },
-      bodyTimeout: this.#config.timeout_ms,
-      keepAliveTimeout: 30_000,
+    const config = this.#config;
+    const list = config.endpoints ?? [{ base_url: config.base_url as string, weight: 1 }];
+    const endpoints = list.map((e) => {
+      const url = new URL(e.base_url);
+      const pool = new Pool(url.origin, {
+        connections: config.connections,
+        headersTimeout: config.timeout_ms,
+        connect: { timeout: config.connect_timeout_ms },
+        bodyTimeout: config.timeout_ms,
+        keepAliveTimeout: 30_000,
+      });
+      return new Endpoint<Upstream>(e.base_url, e.weight, { pool, basePath: url.pathname.replace(/\/+$/, '') });
     });
+    this.#endpoints = new Endpoints(endpoints, {
+      balance: config.balance,
+      consecutiveFailures: config.passive_health.consecutive_failures,
+      ejectionMs: config.passive_health.ejection_ms,
+    });
+    if (config.health_check.interval_ms > 0) {
+      this.#healthTimer = setInterval(() => void this.#checkHealth(), config.health_check.interval_ms);
+      this.#healthTimer.unref();
+    }
   }
 
   async unload(): Promise<void> {
-    const pool = this.#pool;
-    this.#pool = null;
-    await pool?.close();
+    const endpoints = this.#endpoints;
+    this.#endpoints = null;
+    if (this.#healthTimer !== null) clearInterval(this.#healthTimer);
+    await Promise.all((endpoints?.list ?? []).map((e) => e.pool.pool.close()));
   }
 
   health(): BackendHealth {
-    return { ready: this.#pool !== null, error: null };
+    return { ready: this.#endpoints !== null, error: null };
+  }
+
+  /** Where calls go: each endpoint's URL, calls in flight, and whether it is ejected. */
+  endpointStatus(): EndpointStatus[] {
+    return this.#endpoints?.status() ?? [];
+  }
+
+  /** Active health checks: GET `path` on each endpoint; a failure ejects it, a pass puts it back. */
+  async #checkHealth(): Promise<void> {
+    const endpoints = this.#endpoints;
+    if (endpoints === null) return;
+    const { path, timeout_ms: timeout } = this.#config.health_check;
+    await Promise.all(
+      endpoints.list.map(async (e) => {
+        const ok = await e.pool.pool
+          .request({ method: 'GET', path: e.pool.basePath + path, headers: this.#headers, headersTimeout: timeout, bodyTimeout: timeout })
+          .then(
+            async (res) => {
+              await res.body.dump();
+              return res.statusCode >= 200 && res.statusCode < 300;
+            },
+            () => false,
+          );
+        if (ok) endpoints.restore(e);
+        else endpoints.eject(e);
+      }),
+    );
   }
 
   async generate(request: TextRequest, call: Cancellation): Promise<TextResponse> {
@@ -91,20 +137,30 @@ export class OpenAIBackend extends TextBackend {
 
   /** POSTs JSON upstream; answers >= 400 become ApiErrors (client errors keep the upstream's message). */
   async #post(path: string, body: object, call: Cancellation, stream: boolean): Promise<UpstreamResponse> {
-    const pool = this.#pool;
-    if (pool === null) throw fastError('model_not_ready', 'the upstream connection pool is closed');
+    const endpoints = this.#endpoints;
+    if (endpoints === null) throw fastError('model_not_ready', 'the upstream connection pool is closed');
+    const endpoint = endpoints.pick();
+    const upstream = endpoint.pool;
     let res: UpstreamResponse;
     try {
       res = await upstreamCall(
-        pool,
-        { method: 'POST', path: this.#basePath + path, headers: this.#headers, body: JSON.stringify(body) },
+        upstream.pool,
+        { method: 'POST', path: upstream.basePath + path, headers: this.#headers, body: JSON.stringify(body) },
         call,
         stream,
       );
     } catch (err) {
-      throw upstreamFailure(err);
+      const e = upstreamFailure(err);
+      endpoints.done(endpoint, e.retryable);
+      throw e;
     }
-    if (res.status < 400) return res;
+    if (res.status < 400) {
+      // A stream stays outstanding on its endpoint until it ends.
+      if (Buffer.isBuffer(res.body)) endpoints.done(endpoint, false);
+      else res.body.once('close', () => endpoints.done(endpoint, false));
+      return res;
+    }
+    endpoints.done(endpoint, res.status >= 500);
     throw upstreamStatus(res.status, (res.body as Buffer).toString('utf8'), headerValue(res.headers['retry-after']));
   }
 }
