@@ -1,25 +1,12 @@
 /**
  * The policies of one deployment (a model version), composed once at start-up: a circuit breaker
- * around retries with back-off. Built on cockatiel (maintained, typed, small, no dependencies):
- * its breaker and retry are the parts with state and timing subtleties worth not rewriting.
- * A version with neither (the default for in-process backends) gets no governor at all, so its
- * calls pay nothing.
+ * around retries with back-off. Hand-written rather than cockatiel's: the same policies through
+ * cockatiel 3.2 cost the proxy benchmark 15 % of its throughput (0.83x against 0.98x without
+ * policies, wrk at 64 connections, interleaved rounds), and what is needed here is small. The
+ * success path of a closed breaker allocates nothing. A version with neither policy (the default
+ * for in-process backends) gets no governor at all.
  */
 import type { Logger } from 'pino';
-import {
-  BrokenCircuitError,
-  CircuitBreakerPolicy,
-  CircuitState,
-  ConsecutiveBreaker,
-  DelegateBackoff,
-  circuitBreaker,
-  handleWhen,
-  noop,
-  retry,
-  wrap,
-  type IPolicy,
-  type IRetryBackoffContext,
-} from 'cockatiel';
 import type { Cancellation } from '../backends/backend.js';
 import type { BackendKind, PoliciesConfig } from '../config/schema.js';
 import { ApiError, fastError } from '../core/errors.js';
@@ -32,35 +19,113 @@ export function isDeploymentFailure(err: unknown): boolean {
   return code === 'upstream_error' || code === 'upstream_unavailable' || code === 'upstream_timeout' || code === 'internal_error';
 }
 
+export type BreakerState = 'closed' | 'open' | 'half-open';
+
 export interface BreakerStatus {
-  readonly state: 'closed' | 'open' | 'half-open';
+  readonly state: BreakerState;
   readonly consecutive_failures: number;
   /** When it last opened (ISO time); null if never. */
   readonly opened_at: string | null;
 }
 
+/**
+ * A consecutive-failures breaker in the manner of gobreaker: closed counts failures in a row;
+ * `threshold` of them open it; open refuses until `halfOpenAfterMs` passed, then lets one probe
+ * through (half-open); the probe's success closes it, its failure opens it again.
+ */
+export class Breaker {
+  readonly #threshold: number;
+  readonly #halfOpenAfterMs: number;
+  readonly #now: () => number;
+  readonly #onChange: (state: BreakerState) => void;
+  #state: BreakerState = 'closed';
+  #failures = 0;
+  #openedAt = 0;
+  #probing = false;
+
+  constructor(threshold: number, halfOpenAfterMs: number, onChange: (state: BreakerState) => void, now: () => number = Date.now) {
+    this.#threshold = threshold;
+    this.#halfOpenAfterMs = halfOpenAfterMs;
+    this.#onChange = onChange;
+    this.#now = now;
+  }
+
+  get state(): BreakerState {
+    return this.#state;
+  }
+
+  get openedAt(): number {
+    return this.#openedAt;
+  }
+
+  /** Whether a call may go now; when half-open, the first call becomes the probe. */
+  allow(): boolean {
+    if (this.#state === 'closed') return true;
+    if (this.#state === 'open') {
+      if (this.#now() - this.#openedAt < this.#halfOpenAfterMs) return false;
+      this.#set('half-open');
+    }
+    if (this.#probing) return false;
+    this.#probing = true;
+    return true;
+  }
+
+  /** Seconds until a probe may go, at least 1. */
+  retryAfterS(): number {
+    return Math.max(1, Math.ceil((this.#openedAt + this.#halfOpenAfterMs - this.#now()) / 1000));
+  }
+
+  success(): void {
+    this.#failures = 0;
+    if (this.#state === 'half-open') {
+      this.#probing = false;
+      this.#set('closed');
+    }
+  }
+
+  failure(): void {
+    if (this.#state === 'half-open') {
+      this.#probing = false;
+      return this.#open();
+    }
+    if (++this.#failures >= this.#threshold) this.#open();
+  }
+
+  /** The call ended neither way (the client's mistake, or it left): a probe slot is given back. */
+  neutral(): void {
+    if (this.#state === 'half-open') this.#probing = false;
+  }
+
+  #open(): void {
+    this.#failures = 0;
+    this.#openedAt = this.#now();
+    this.#set('open');
+  }
+
+  #set(state: BreakerState): void {
+    if (state === this.#state) return;
+    this.#state = state;
+    this.#onChange(state);
+  }
+}
+
 const REMOTE: ReadonlySet<BackendKind> = new Set(['openai']);
 
 export class Governor {
-  readonly #policy: IPolicy;
-  readonly #breaker: CircuitBreakerPolicy | null;
-  readonly #halfOpenAfterMs: number;
+  readonly #attempts: number;
+  readonly #baseDelayMs: number;
+  readonly #maxDelayMs: number;
+  readonly #breaker: Breaker | null;
   readonly #threshold: number;
   readonly #budget: RetryBudget;
-  #openedAt = 0;
 
-  private constructor(
-    policy: IPolicy,
-    breaker: CircuitBreakerPolicy | null,
-    config: PoliciesConfig,
-    threshold: number,
-    budget: RetryBudget,
-  ) {
-    this.#policy = policy;
+  private constructor(config: PoliciesConfig, attempts: number, threshold: number, budget: RetryBudget, breaker: Breaker | null) {
+    this.#attempts = attempts;
+    this.#baseDelayMs = config.retry.base_delay_ms;
+    this.#maxDelayMs = config.retry.max_delay_ms;
+    this.#threshold = threshold;
     this.#budget = budget;
     this.#breaker = breaker;
-    this.#halfOpenAfterMs = config.breaker.half_open_after_ms;
-    this.#threshold = threshold;
   }
 
   /** The governor of a version, or null when it has no retries and no breaker. */
@@ -69,74 +134,84 @@ export class Governor {
     const attempts = config.retry.attempts ?? (remote ? 3 : 1);
     const threshold = config.breaker.consecutive_failures ?? (remote ? 5 : 0);
     if (attempts <= 1 && threshold === 0) return null;
-
-    const { base_delay_ms: base, max_delay_ms: max } = config.retry;
-    const retryPolicy =
-      attempts <= 1
-        ? noop
-        : retry(
-            handleWhen((err) => {
-              if (!(err instanceof ApiError) || !err.retryable) return false;
-              if (err.retryAfterS !== null && err.retryAfterS * 1000 > max) return false; // asked to wait longer than we would
-              return budget.tryRetry();
-            }),
-            {
-              maxAttempts: attempts - 1,
-              // Full jitter (AWS's "Exponential Backoff And Jitter"), or the upstream's Retry-After when it sent one.
-              backoff: new DelegateBackoff<IRetryBackoffContext<unknown>>((context) => {
-                const e = 'error' in context.result ? context.result.error : undefined;
-                if (e instanceof ApiError && e.retryAfterS !== null) return e.retryAfterS * 1000;
-                return Math.random() * Math.min(max, base * 2 ** (context.attempt - 1));
-              }),
-            },
-          );
-    let breaker: CircuitBreakerPolicy | null = null;
-    if (threshold > 0) {
-      breaker = circuitBreaker(handleWhen(isDeploymentFailure), {
-        halfOpenAfter: config.breaker.half_open_after_ms,
-        breaker: new ConsecutiveBreaker(threshold),
-      });
-    }
-    const governor = new Governor(breaker === null ? retryPolicy : wrap(breaker, retryPolicy), breaker, config, threshold, budget);
-    if (breaker !== null) {
-      breaker.onBreak(() => {
-        governor.#openedAt = Date.now();
-        log.warn({ deployment: name, state: 'open' }, 'circuit breaker opened');
-      });
-      breaker.onHalfOpen(() => log.info({ deployment: name, state: 'half-open' }, 'circuit breaker half-open: letting a probe through'));
-      breaker.onReset(() => log.info({ deployment: name, state: 'closed' }, 'circuit breaker closed'));
-    }
-    return governor;
+    const breaker =
+      threshold === 0
+        ? null
+        : new Breaker(threshold, config.breaker.half_open_after_ms, (state) => {
+            const message =
+              state === 'open'
+                ? 'circuit breaker opened'
+                : state === 'half-open'
+                  ? 'circuit breaker half-open: letting a probe through'
+                  : 'circuit breaker closed';
+            log[state === 'open' ? 'warn' : 'info']({ deployment: name, state }, message);
+          });
+    return new Governor(config, attempts, threshold, budget, breaker);
   }
 
-  /** Runs one call under the policies; an open breaker answers 503 `circuit_open` at once, without calling. */
+  /**
+   * Runs one call under the policies: an open breaker answers 503 `circuit_open` at once without
+   * calling; retryable failures are tried again after a back-off, within the attempts and the
+   * retry budget; the final outcome feeds the breaker.
+   */
   async run<T>(call: Cancellation, work: (call: Cancellation) => Promise<T>): Promise<T> {
+    const breaker = this.#breaker;
+    if (breaker !== null && !breaker.allow()) throw this.#openError(breaker);
     this.#budget.call();
-    try {
-      return await this.#policy.execute(() => work(call), call.signal);
-    } catch (err) {
-      if (err instanceof BrokenCircuitError) throw this.#openError();
-      throw err;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const result = await work(call);
+        breaker?.success();
+        return result;
+      } catch (err) {
+        const delay = attempt < this.#attempts ? this.#retryDelay(err, attempt) : null;
+        if (delay === null || !this.#budget.tryRetry()) {
+          if (isDeploymentFailure(err)) breaker?.failure();
+          else breaker?.neutral();
+          throw err;
+        }
+        await backOff(delay, call);
+      }
     }
   }
 
   status(): BreakerStatus | null {
     const breaker = this.#breaker;
     if (breaker === null) return null;
-    const state = breaker.state === CircuitState.Open ? 'open' : breaker.state === CircuitState.HalfOpen ? 'half-open' : 'closed';
     return {
-      state,
+      state: breaker.state,
       consecutive_failures: this.#threshold,
-      opened_at: this.#openedAt === 0 ? null : new Date(this.#openedAt).toISOString(),
+      opened_at: breaker.openedAt === 0 ? null : new Date(breaker.openedAt).toISOString(),
     };
   }
 
-  #openError(): ApiError {
+  /**
+   * The wait before retry `attempt` + 1, or null for no retry: full jitter (AWS's "Exponential
+   * Backoff And Jitter"), or the upstream's Retry-After when it sent one and it is not too long.
+   */
+  #retryDelay(err: unknown, attempt: number): number | null {
+    if (!(err instanceof ApiError) || !err.retryable) return null;
+    if (err.retryAfterS !== null) return err.retryAfterS * 1000 > this.#maxDelayMs ? null : err.retryAfterS * 1000;
+    return Math.random() * Math.min(this.#maxDelayMs, this.#baseDelayMs * 2 ** (attempt - 1));
+  }
+
+  #openError(breaker: Breaker): ApiError {
     const e = fastError(
       'circuit_open',
       'this version failed repeatedly; its circuit breaker is open and calls fail fast until a probe succeeds',
     );
-    e.retryAfterS = Math.max(1, Math.ceil((this.#openedAt + this.#halfOpenAfterMs - Date.now()) / 1000));
+    e.retryAfterS = breaker.retryAfterS();
     return e;
   }
+}
+
+/** Sleeps `ms`, or less if the call is aborted (the next try then fails at once). */
+function backOff(ms: number, call: Cancellation): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    call.onAbort(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
 }
