@@ -79,6 +79,11 @@ models:
       - version: '1'
         backend: { kind: openai, base_url: '${upstream.url}' }
         policies: { timeout_ms: 300, max_timeout_ms: 1000, retry: { attempts: 1 } }
+  - name: stalling
+    versions:
+      - version: '1'
+        backend: { kind: openai, base_url: '${upstream.url}', timeout_ms: 300 }
+        policies: { retry: { attempts: 1 } }
   - name: local
     versions:
       - version: '1'
@@ -180,6 +185,22 @@ models:
     assert.equal(res.status, 200);
     await res.text().catch(() => '');
     assert.equal(upstream.received.length, 1);
+  });
+
+  it('ends a stream whose upstream stalls mid-way after timeout_ms, instead of hanging', async () => {
+    upstream.faults = [{ stallAfterChunks: 1 }];
+    const started = performance.now();
+    const res = await fetch(`${server.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(chatBody('stalling', { stream: true })),
+    });
+    assert.equal(res.status, 200);
+    const text = await res.text().catch(() => 'cut');
+    const took = performance.now() - started;
+    assert.ok(took >= 250 && took < 2000, `ended after ${took} ms`);
+    assert.ok(!text.endsWith('data: [DONE]\n\n'), 'the stream did not pretend to finish');
+    assert.equal((await chat('local')).status, 200, 'the server is fine');
   });
 
   it('opens the breaker after consecutive failures, fails fast without calling, half-opens, then closes on success', async () => {

@@ -16,7 +16,8 @@ export type Fault =
   | { readonly status: number; readonly retryAfter?: string }
   | { readonly reset: true }
   | { readonly delayMs: number }
-  | { readonly cutAfterChunks: number };
+  | { readonly cutAfterChunks: number }
+  | { readonly stallAfterChunks: number };
 
 export interface Upstream {
   readonly url: string;
@@ -79,9 +80,21 @@ export async function startUpstream(): Promise<Upstream> {
       }, fault.delayMs);
       return;
     }
-    serve(req, res, body, fault !== undefined && 'cutAfterChunks' in fault ? fault.cutAfterChunks : 0);
+    serve(
+      req,
+      res,
+      body,
+      fault !== undefined && 'cutAfterChunks' in fault ? fault.cutAfterChunks : 0,
+      fault !== undefined && 'stallAfterChunks' in fault ? fault.stallAfterChunks : 0,
+    );
   }
-  function serve(req: IncomingMessage, res: ServerResponse, body: Record<string, unknown>, cutAfterChunks: number): void {
+  function serve(
+    req: IncomingMessage,
+    res: ServerResponse,
+    body: Record<string, unknown>,
+    cutAfterChunks: number,
+    stallAfterChunks = 0,
+  ): void {
     if (state.failWith !== null) {
       res.writeHead(state.failWith.status, { 'content-type': 'application/json' });
       res.end(
@@ -119,6 +132,7 @@ export async function startUpstream(): Promise<Upstream> {
     const tick = (): void => {
       if (res.destroyed) return;
       if (cutAfterChunks > 0 && i === cutAfterChunks) return void res.socket?.destroy();
+      if (stallAfterChunks > 0 && i === stallAfterChunks) return; // silent, connection open
       if (i < state.streamChunks) {
         const chunk = {
           id: 'up-s',
