@@ -253,6 +253,19 @@ export const PoliciesSchema = Type.Object(
               'Failures in a row (after retries) that open the breaker; 0: no breaker. Default: 5 for `openai` backends, 0 for in-process ones.',
           }),
         ),
+        failure_rate: Type.Number({
+          minimum: 0,
+          maximum: 1,
+          default: 0,
+          description:
+            'Also open when this share of the calls in the last `window_ms` failed (with at least `minimum_calls`); 0: off. Example: 0.5.',
+        }),
+        window_ms: Type.Integer({ minimum: 100, default: 10_000, description: 'The rolling window of `failure_rate`.' }),
+        minimum_calls: Type.Integer({
+          minimum: 1,
+          default: 20,
+          description: 'Calls in the window before `failure_rate` can open the breaker.',
+        }),
         half_open_after_ms: Type.Integer({
           minimum: 1,
           default: 10_000,

@@ -28,26 +28,43 @@ export interface BreakerStatus {
   readonly opened_at: string | null;
 }
 
+export interface BreakerOptions {
+  /** Failures in a row that open it; 0: this rule is off. */
+  readonly consecutiveFailures: number;
+  /** Share of failed calls in the rolling window that opens it; 0: this rule is off. */
+  readonly failureRate: number;
+  readonly windowMs: number;
+  readonly minimumCalls: number;
+  readonly halfOpenAfterMs: number;
+  readonly now?: () => number;
+}
+
+/** Buckets of the rolling window: counts age out a tenth of the window at a time. */
+const BUCKETS = 10;
+
 /**
- * A consecutive-failures breaker in the manner of gobreaker: closed counts failures in a row;
- * `threshold` of them open it; open refuses until `halfOpenAfterMs` passed, then lets one probe
- * through (half-open); the probe's success closes it, its failure opens it again.
+ * A circuit breaker in the manner of gobreaker and resilience4j: closed, it opens after
+ * `consecutiveFailures` in a row or when `failureRate` of the calls in the last `windowMs` failed
+ * (once there were `minimumCalls`); open, it refuses until `halfOpenAfterMs` passed, then lets one
+ * probe through (half-open); the probe's success closes it, its failure opens it again.
  */
 export class Breaker {
-  readonly #threshold: number;
-  readonly #halfOpenAfterMs: number;
+  readonly #options: BreakerOptions;
   readonly #now: () => number;
   readonly #onChange: (state: BreakerState) => void;
   #state: BreakerState = 'closed';
-  #failures = 0;
+  #consecutive = 0;
   #openedAt = 0;
   #probing = false;
+  readonly #calls = new Array<number>(BUCKETS).fill(0);
+  readonly #failures = new Array<number>(BUCKETS).fill(0);
+  #bucket = 0;
+  #bucketStart = 0;
 
-  constructor(threshold: number, halfOpenAfterMs: number, onChange: (state: BreakerState) => void, now: () => number = Date.now) {
-    this.#threshold = threshold;
-    this.#halfOpenAfterMs = halfOpenAfterMs;
+  constructor(options: BreakerOptions, onChange: (state: BreakerState) => void) {
+    this.#options = options;
     this.#onChange = onChange;
-    this.#now = now;
+    this.#now = options.now ?? Date.now;
   }
 
   get state(): BreakerState {
@@ -62,7 +79,7 @@ export class Breaker {
   allow(): boolean {
     if (this.#state === 'closed') return true;
     if (this.#state === 'open') {
-      if (this.#now() - this.#openedAt < this.#halfOpenAfterMs) return false;
+      if (this.#now() - this.#openedAt < this.#options.halfOpenAfterMs) return false;
       this.#set('half-open');
     }
     if (this.#probing) return false;
@@ -72,15 +89,17 @@ export class Breaker {
 
   /** Seconds until a probe may go, at least 1. */
   retryAfterS(): number {
-    return Math.max(1, Math.ceil((this.#openedAt + this.#halfOpenAfterMs - this.#now()) / 1000));
+    return Math.max(1, Math.ceil((this.#openedAt + this.#options.halfOpenAfterMs - this.#now()) / 1000));
   }
 
   success(): void {
-    this.#failures = 0;
+    this.#consecutive = 0;
     if (this.#state === 'half-open') {
       this.#probing = false;
       this.#set('closed');
+      return;
     }
+    if (this.#options.failureRate > 0) this.#count(false);
   }
 
   failure(): void {
@@ -88,7 +107,18 @@ export class Breaker {
       this.#probing = false;
       return this.#open();
     }
-    if (++this.#failures >= this.#threshold) this.#open();
+    const { consecutiveFailures: limit, failureRate: rate, minimumCalls } = this.#options;
+    if (limit > 0 && ++this.#consecutive >= limit) return this.#open();
+    if (rate > 0) {
+      this.#count(true);
+      let calls = 0;
+      let failures = 0;
+      for (let i = 0; i < BUCKETS; i++) {
+        calls += this.#calls[i] as number;
+        failures += this.#failures[i] as number;
+      }
+      if (calls >= minimumCalls && failures / calls >= rate) this.#open();
+    }
   }
 
   /** The call ended neither way (the client's mistake, or it left): a probe slot is given back. */
@@ -96,8 +126,25 @@ export class Breaker {
     if (this.#state === 'half-open') this.#probing = false;
   }
 
+  /** Counts a call in the current bucket, clearing buckets that aged out of the window. */
+  #count(failed: boolean): void {
+    const now = this.#now();
+    const width = this.#options.windowMs / BUCKETS;
+    const steps = Math.min(BUCKETS, Math.floor((now - this.#bucketStart) / width));
+    for (let i = 0; i < steps; i++) {
+      this.#bucket = (this.#bucket + 1) % BUCKETS;
+      this.#calls[this.#bucket] = 0;
+      this.#failures[this.#bucket] = 0;
+    }
+    if (steps > 0) this.#bucketStart = now - ((now - this.#bucketStart) % width);
+    this.#calls[this.#bucket] = (this.#calls[this.#bucket] as number) + 1;
+    if (failed) this.#failures[this.#bucket] = (this.#failures[this.#bucket] as number) + 1;
+  }
+
   #open(): void {
-    this.#failures = 0;
+    this.#consecutive = 0;
+    this.#calls.fill(0);
+    this.#failures.fill(0);
     this.#openedAt = this.#now();
     this.#set('open');
   }
@@ -133,19 +180,29 @@ export class Governor {
     const remote = REMOTE.has(kind);
     const attempts = config.retry.attempts ?? (remote ? 3 : 1);
     const threshold = config.breaker.consecutive_failures ?? (remote ? 5 : 0);
-    if (attempts <= 1 && threshold === 0) return null;
+    if (attempts <= 1 && threshold === 0 && config.breaker.failure_rate === 0) return null;
+    const b = config.breaker;
     const breaker =
-      threshold === 0
+      threshold === 0 && b.failure_rate === 0
         ? null
-        : new Breaker(threshold, config.breaker.half_open_after_ms, (state) => {
-            const message =
-              state === 'open'
-                ? 'circuit breaker opened'
-                : state === 'half-open'
-                  ? 'circuit breaker half-open: letting a probe through'
-                  : 'circuit breaker closed';
-            log[state === 'open' ? 'warn' : 'info']({ deployment: name, state }, message);
-          });
+        : new Breaker(
+            {
+              consecutiveFailures: threshold,
+              failureRate: b.failure_rate,
+              windowMs: b.window_ms,
+              minimumCalls: b.minimum_calls,
+              halfOpenAfterMs: b.half_open_after_ms,
+            },
+            (state) => {
+              const message =
+                state === 'open'
+                  ? 'circuit breaker opened'
+                  : state === 'half-open'
+                    ? 'circuit breaker half-open: letting a probe through'
+                    : 'circuit breaker closed';
+              log[state === 'open' ? 'warn' : 'info']({ deployment: name, state }, message);
+            },
+          );
     return new Governor(config, attempts, threshold, budget, breaker);
   }
 

@@ -3,9 +3,17 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Breaker, type BreakerState } from '../../src/policies/governor.js';
 
-function breaker(now: () => number) {
+function breaker(now: () => number, rate = 0) {
   const changes: BreakerState[] = [];
-  return { b: new Breaker(3, 1000, (s) => changes.push(s), now), changes };
+  const options = {
+    consecutiveFailures: rate > 0 ? 0 : 3,
+    failureRate: rate,
+    windowMs: 1000,
+    minimumCalls: 10,
+    halfOpenAfterMs: 1000,
+    now,
+  };
+  return { b: new Breaker(options, (s) => changes.push(s)), changes };
 }
 
 describe('Breaker', () => {
@@ -49,5 +57,26 @@ describe('Breaker', () => {
     b.failure();
     assert.equal(b.state, 'open');
     assert.equal(b.allow(), false);
+  });
+
+  it('opens when the failure rate in the rolling window passes its limit, once there were enough calls', () => {
+    let now = 0;
+    const { b } = breaker(() => now, 0.5);
+    for (let i = 0; i < 4; i++) b.failure();
+    assert.equal(b.state, 'closed', 'too few calls yet');
+    for (let i = 0; i < 5; i++) b.success();
+    assert.equal(b.state, 'closed', '4 of 9');
+    b.failure();
+    assert.equal(b.state, 'open', '5 of 10');
+  });
+
+  it('forgets calls that aged out of the window', () => {
+    let now = 0;
+    const { b } = breaker(() => now, 0.5);
+    for (let i = 0; i < 9; i++) b.failure();
+    now = 1500; // the window is 1000 ms
+    for (let i = 0; i < 9; i++) b.success();
+    b.failure();
+    assert.equal(b.state, 'closed', '1 failure in the last 10 calls');
   });
 });
