@@ -60,7 +60,7 @@ describe('Breaker', () => {
   });
 
   it('opens when the failure rate in the rolling window passes its limit, once there were enough calls', () => {
-    let now = 0;
+    const now = 0;
     const { b } = breaker(() => now, 0.5);
     for (let i = 0; i < 4; i++) b.failure();
     assert.equal(b.state, 'closed', 'too few calls yet');
