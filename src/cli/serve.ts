@@ -58,7 +58,12 @@ async function worker(config: Config, log: Logger, file: string): Promise<void> 
   const gateway = new Gateway(registry);
   const lifecycle = { draining: false };
   const reloader = createReloader({ file, gateway, context, running: config, log });
-  const app = createHttpServer({ config, log, gateway, version: VERSION, lifecycle, reload: () => reloader.reload('POST /admin/reload') });
+  const reload = (): ReturnType<typeof reloader.reload> => {
+    // The other workers reload too: the primary passes them SIGHUP.
+    if (cluster.isWorker) process.send?.({ type: 'reload' });
+    return reloader.reload('POST /admin/reload');
+  };
+  const app = createHttpServer({ config, log, gateway, version: VERSION, lifecycle, reload });
   const started = performance.now();
   await registry.load((version, error) =>
     log.error({ model: version.model.name, version: version.version, err: error }, 'model failed to load'),
@@ -111,7 +116,11 @@ function primary(config: Config, workers: number, log: Logger, file: string): vo
   let listening = 0;
   let stopping = false;
   const fork = (): void => {
-    cluster.fork().on('message', (msg: { type?: string; url?: string }) => {
+    const worker = cluster.fork();
+    worker.on('message', (msg: { type?: string; url?: string }) => {
+      if (msg.type === 'reload') {
+        for (const w of Object.values(cluster.workers ?? {})) if (w !== undefined && w !== worker) w.process.kill('SIGHUP');
+      }
       if (msg.type === 'listening' && ++listening === workers) {
         announce(
           log,

@@ -92,4 +92,22 @@ describe('hot reload', () => {
       await s.stop();
     }
   });
+
+  it('reloads every worker when one of them gets POST /admin/reload', async () => {
+    const shared = writeConfig(`models:${model('w', 'one')}\n`);
+    const s = await startServer({ config: shared, args: ['--workers', '2'] });
+    try {
+      writeFileSync(shared, `models:${model('w', 'two')}\n`);
+      assert.equal((await post(`${s.url}/admin/reload`, {})).status, 200);
+      let answers: Array<string | number> = [];
+      for (let i = 0; i < 40; i++) {
+        await sleep(50);
+        answers = await Promise.all(Array.from({ length: 20 }, () => answer(s, 'w')));
+        if (answers.every((a) => a === 'two')) break;
+      }
+      assert.deepEqual(new Set(answers), new Set(['two']));
+    } finally {
+      await s.stop();
+    }
+  });
 });
