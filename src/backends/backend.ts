@@ -82,6 +82,8 @@ export interface BackendHealth {
  */
 export interface Cancellation {
   readonly signal: AbortSignal;
+  /** True once a deadline (rather than the client leaving) cancelled the call; absent: no deadline. */
+  readonly expired?: boolean;
   /** Calls `listener` once if the client disconnects before the response is complete. */
   onAbort(listener: () => void): void;
 }
@@ -102,6 +104,13 @@ export interface Backend {
   infer(request: InferRequest, call: Cancellation): Promise<InferResult>;
   embed(request: EmbedRequest, call: Cancellation): Promise<EmbedResult>;
   generate(request: TextRequest, call: Cancellation): Promise<TextResponse>;
+}
+
+/** An AbortSignal that aborts when `cancellation` does: for the `signal` getters, made on first read. */
+export function signalOf(cancellation: Pick<Cancellation, 'onAbort'>): AbortSignal {
+  const controller = new AbortController();
+  cancellation.onAbort(() => controller.abort());
+  return controller.signal;
 }
 
 /** Why a backend stopped work: its client disconnected (nothing can be sent to it any more). */

@@ -7,7 +7,7 @@
  * benchmark a tenth of its throughput; a shared coarse timer kept settled calls alive into old
  * space and cost more than the timer).
  */
-import type { Cancellation } from '../backends/backend.js';
+import { signalOf, type Cancellation } from '../backends/backend.js';
 import { fastError, type ApiError } from '../core/errors.js';
 
 export class DeadlineCall implements Cancellation {
@@ -30,10 +30,7 @@ export class DeadlineCall implements Cancellation {
   }
 
   get signal(): AbortSignal {
-    if (this.#signal !== null) return this.#signal;
-    const controller = new AbortController();
-    this.onAbort(() => controller.abort());
-    return (this.#signal = controller.signal);
+    return (this.#signal ??= signalOf(this));
   }
 
   onAbort(listener: () => void): void {

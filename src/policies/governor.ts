@@ -7,7 +7,7 @@
  * for in-process backends) gets no governor at all.
  */
 import type { Logger } from 'pino';
-import type { Cancellation } from '../backends/backend.js';
+import { ClientGoneError, type Cancellation } from '../backends/backend.js';
 import type { BackendKind, PoliciesConfig } from '../config/schema.js';
 import { ApiError, fastError } from '../core/errors.js';
 import type { RetryBudget } from './retry-budget.js';
@@ -223,7 +223,8 @@ export class Governor {
       } catch (err) {
         const delay = attempt < this.#attempts ? this.#retryDelay(err, attempt) : null;
         if (delay === null || !this.#budget.tryRetry()) {
-          if (isDeploymentFailure(err)) breaker?.failure();
+          // A call cancelled by its deadline counts against the deployment (it was too slow); one the client left does not.
+          if (isDeploymentFailure(err) || (err instanceof ClientGoneError && call.expired === true)) breaker?.failure();
           else breaker?.neutral();
           throw err;
         }

@@ -119,6 +119,7 @@ models:
   beforeEach(() => {
     upstream.faults = [];
     upstream.received.length = 0;
+    upstream.cancelled = 0;
   });
 
   const chat = (model: string, extra: Record<string, unknown> = {}, headers: Record<string, string> = {}) =>
@@ -201,6 +202,28 @@ models:
     assert.ok(took >= 250 && took < 2000, `ended after ${took} ms`);
     assert.ok(!text.endsWith('data: [DONE]\n\n'), 'the stream did not pretend to finish');
     assert.equal((await chat('local')).status, 200, 'the server is fine');
+  });
+
+  it('does not count clients that leave against the breaker', async () => {
+    upstream.faults = Array.from({ length: 5 }, () => ({ delayMs: 1000 }));
+    const leaving = Array.from({ length: 5 }, async () => {
+      const controller = new AbortController();
+      const res = fetch(`${server.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(chatBody('fragile')),
+        signal: controller.signal,
+      }).catch(() => null);
+      await sleep(100);
+      controller.abort();
+      return res;
+    });
+    await Promise.all(leaving);
+    await sleep(100);
+    upstream.faults = [];
+    const breakers = (await get(`${server.url}/admin/breakers`)).body.breakers;
+    assert.equal(breakers.find((b: { model: string }) => b.model === 'fragile').state, 'closed');
+    assert.equal((await chat('fragile')).status, 200);
   });
 
   it('opens the breaker after consecutive failures, fails fast without calling, half-opens, then closes on success', async () => {

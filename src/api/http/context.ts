@@ -1,5 +1,6 @@
 /** The request context of an HTTP request: id, pinned version, and a signal aborted when the client leaves. */
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
+import { signalOf } from '../../backends/backend.js';
 import type { RequestContext } from '../../core/context.js';
 import { fastError } from '../../core/errors.js';
 import type { Priority } from '../../scheduling/admission.js';
@@ -22,10 +23,7 @@ class HttpContext implements RequestContext {
   }
 
   get signal(): AbortSignal {
-    if (this.#signal !== null) return this.#signal;
-    const controller = new AbortController();
-    this.onAbort(() => controller.abort());
-    return (this.#signal = controller.signal);
+    return (this.#signal ??= signalOf(this));
   }
 
   onAbort(listener: () => void): void {

@@ -150,6 +150,11 @@ export class OpenAIBackend extends TextBackend {
         stream,
       );
     } catch (err) {
+      // Cancelled by our side (the client left, or the deadline passed): not the upstream's failure.
+      if (err instanceof undiciErrors.RequestAbortedError || err instanceof ClientGoneError) {
+        endpoints.done(endpoint, false);
+        throw new ClientGoneError();
+      }
       const e = upstreamFailure(err);
       endpoints.done(endpoint, e.retryable);
       throw e;
@@ -176,9 +181,6 @@ function upstreamFailure(err: unknown): ApiError {
     err instanceof undiciErrors.ConnectTimeoutError
   ) {
     return new ApiError('upstream_timeout', 'the upstream model server did not answer in time', null, { cause: err });
-  }
-  if (err instanceof undiciErrors.RequestAbortedError || err instanceof ClientGoneError) {
-    return new ApiError('upstream_unavailable', 'the request was cancelled', null, { cause: err });
   }
   const code = (err as { code?: string }).code ?? (err as Error).message;
   const e = new ApiError('upstream_unavailable', `the upstream model server could not be reached (${code})`, null, { cause: err });
