@@ -62,6 +62,13 @@ export function fastError(code: ErrorCode, message: string, param: string | null
   }
 }
 
+/** The 503 for a full queue or a slot that never came: the client should come back in a second. */
+export function overloadedError(message: string): ApiError {
+  const e = fastError('overloaded', message);
+  e.retryAfterS = 1;
+  return e;
+}
+
 /** Turns a JSON pointer (`/messages/0/role`) into the dotted path users read (`messages[0].role`). */
 export function pointerToPath(pointer: string): string {
   let out = '';

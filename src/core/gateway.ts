@@ -21,7 +21,7 @@ import { MockBackend } from '../backends/mock/mock-backend.js';
 import { QueueFull, type Admission, type Priority } from '../scheduling/admission.js';
 import { DeadlineCall } from '../policies/deadline.js';
 import { isDeploymentFailure } from '../policies/governor.js';
-import { ApiError, fastError } from './errors.js';
+import { ApiError, fastError, overloadedError } from './errors.js';
 import { checkInferRequest } from './signature.js';
 
 /** A result plus the version that served it (reported as `x-model-version`), and what it stood in for. */
@@ -33,9 +33,7 @@ export interface Served<T> {
 }
 
 function overloaded(version: ModelVersion, why: string): ApiError {
-  const e = fastError('overloaded', `model "${version.model.name}" version "${version.version}" is at capacity: ${why}`);
-  e.retryAfterS = 1;
-  return e;
+  return overloadedError(`model "${version.model.name}" version "${version.version}" is at capacity: ${why}`);
 }
 
 function isOverloaded(err: unknown): boolean {

@@ -18,7 +18,7 @@ import type {
   Token,
 } from 'node-llama-cpp';
 import type { LlamaBackendConfig } from '../../config/schema.js';
-import { fastError } from '../../core/errors.js';
+import { fastError, overloadedError } from '../../core/errors.js';
 import { QueueFullError, Slots } from '../../scheduling/slots.js';
 import {
   ClientGoneError,
@@ -196,9 +196,7 @@ export class LlamaBackend implements Backend {
       sequence = await slots.acquire(call, () => new ClientGoneError());
     } catch (err) {
       if (!(err instanceof QueueFullError)) throw err;
-      const e = fastError('overloaded', `model "${request.model}" is busy: ${err.message}; retry shortly`);
-      e.retryAfterS = 1;
-      throw e;
+      throw overloadedError(`model "${request.model}" is busy: ${err.message}; retry shortly`);
     }
     const queuedMs = performance.now() - arrived;
     const generation = new Generation(sequence, model, {

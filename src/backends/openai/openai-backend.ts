@@ -175,11 +175,12 @@ function headerValue(value: string | string[] | undefined): string | undefined {
 }
 
 function upstreamFailure(err: unknown): ApiError {
-  if (
-    err instanceof undiciErrors.HeadersTimeoutError ||
-    err instanceof undiciErrors.BodyTimeoutError ||
-    err instanceof undiciErrors.ConnectTimeoutError
-  ) {
+  if (err instanceof undiciErrors.ConnectTimeoutError) {
+    const e = new ApiError('upstream_timeout', 'the upstream model server could not be reached in time (connect)', null, { cause: err });
+    e.retryable = true; // nothing was sent
+    return e;
+  }
+  if (err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.BodyTimeoutError) {
     return new ApiError('upstream_timeout', 'the upstream model server did not answer in time', null, { cause: err });
   }
   const code = (err as { code?: string }).code ?? (err as Error).message;
