@@ -22,13 +22,11 @@ import { fastError, overloadedError } from '../../core/errors.js';
 import { QueueFullError, Slots } from '../../scheduling/slots.js';
 import {
   ClientGoneError,
+  TextBackend,
   unsupported,
-  type Backend,
   type BackendHealth,
   type Cancellation,
   type EmbedResult,
-  type InferResult,
-  type Signature,
   type Task,
   type TextRequest,
   type TextResponse,
@@ -64,9 +62,9 @@ interface Prompt {
 const DEFAULT_MAX_CONTEXT = 4096;
 const NO_STOP_TOKENS: ReadonlySet<Token> = new Set();
 
-export class LlamaBackend implements Backend {
+export class LlamaBackend extends TextBackend {
   readonly kind = 'llama';
-  readonly tasks: ReadonlySet<Task> = new Set<Task>(['chat', 'completion']);
+  override readonly tasks: ReadonlySet<Task> = new Set<Task>(['chat', 'completion']);
   readonly #config: LlamaBackendConfig;
   readonly #workers: number;
   readonly #onGeneration: GenerationObserver | undefined;
@@ -83,6 +81,7 @@ export class LlamaBackend implements Backend {
   #ids = 0;
 
   constructor(config: LlamaBackendConfig, workers = 1, onGeneration?: GenerationObserver) {
+    super();
     this.#config = config;
     this.#workers = workers;
     this.#onGeneration = onGeneration;
@@ -162,14 +161,6 @@ export class LlamaBackend implements Backend {
   /** Tokens one request can hold, prompt and completion together; null until loaded. */
   contextLength(): number | null {
     return this.#context?.contextSize ?? null;
-  }
-
-  signature(): Signature | null {
-    return null;
-  }
-
-  infer(): Promise<InferResult> {
-    return unsupported(this.kind, 'tensor');
   }
 
   embed(): Promise<EmbedResult> {
