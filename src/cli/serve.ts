@@ -4,9 +4,9 @@
  */
 import cluster from 'node:cluster';
 import { availableParallelism } from 'node:os';
-import { isIP } from 'node:net';
+import { isLoopbackHost } from '../api/http/admin/guard.js';
 import { pino, type Logger } from 'pino';
-import { loadConfig } from '../config/load.js';
+import { ConfigError, loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import type { GenerationStats } from '../backends/llama/llama-backend.js';
 import { VERSION } from './version.js';
@@ -30,6 +30,12 @@ export function withOverrides(config: Config, options: ServeOptions): Config {
 export async function serve(options: ServeOptions): Promise<void> {
   const { config: loaded } = loadConfig(options.configFile);
   const config = withOverrides(loaded, options);
+  if (config.auth.mode === 'none' && !isLoopbackHost(config.server.host) && !config.auth.allow_none_on_public_host) {
+    const message =
+      `refusing to serve without authentication on ${config.server.host}, a non-loopback address: set auth.mode: keys, ` +
+      'or auth.allow_none_on_public_host: true if a proxy in front authenticates';
+    throw new ConfigError(options.configFile, [{ path: 'auth.mode', message, line: null, column: null }]);
+  }
   const log = pino({ level: config.server.log_level });
   const workers = config.server.workers === 'auto' ? availableParallelism() : config.server.workers;
   if (workers > 1 && cluster.isPrimary) return primary(config, workers, log, options.configFile);
@@ -38,13 +44,15 @@ export async function serve(options: ServeOptions): Promise<void> {
 
 async function worker(config: Config, log: Logger, file: string): Promise<void> {
   // Imported here, not at the top: the cluster primary only forks and supervises, and stays small.
-  const [{ createHttpServer }, { Gateway }, { Registry }, { RetryBudget }, { createReloader, watchConfig }] = await Promise.all([
-    import('../api/http/server.js'),
-    import('../core/gateway.js'),
-    import('../routing/registry.js'),
-    import('../policies/retry-budget.js'),
-    import('./reload.js'),
-  ]);
+  const [{ createHttpServer }, { Gateway }, { Registry }, { RetryBudget }, { createReloader, watchConfig }, { setUpTenancy }] =
+    await Promise.all([
+      import('../api/http/server.js'),
+      import('../core/gateway.js'),
+      import('../routing/registry.js'),
+      import('../policies/retry-budget.js'),
+      import('./reload.js'),
+      import('../tenancy/setup.js'),
+    ]);
   const workers = config.server.workers === 'auto' ? availableParallelism() : config.server.workers;
   // Per-generation measurements (time to first token, tokens/s) at debug level until metrics export them.
   const budget = config.server.retry_budget;
@@ -55,7 +63,12 @@ async function worker(config: Config, log: Logger, file: string): Promise<void> 
     onGeneration: (stats: GenerationStats) => log.debug({ ...stats }, 'generation'),
   };
   const registry = new Registry(config, context);
-  const gateway = new Gateway(registry);
+  // Sibling workers reload tenants when one of them changes them (through the primary).
+  const tenancy = await setUpTenancy(config, log, () => process.send?.({ type: 'tenants-changed' }));
+  process.on('message', (msg: { type?: string }) => {
+    if (msg?.type === 'tenants-changed') tenancy.changed();
+  });
+  const gateway = new Gateway(registry, tenancy.tenancy);
   const lifecycle = { draining: false };
   const reloader = createReloader({ file, gateway, context, running: config, log });
   const reload = (): ReturnType<typeof reloader.reload> => {
@@ -63,7 +76,7 @@ async function worker(config: Config, log: Logger, file: string): Promise<void> 
     if (cluster.isWorker) process.send?.({ type: 'reload' });
     return reloader.reload('POST /admin/reload');
   };
-  const app = createHttpServer({ config, log, gateway, version: VERSION, lifecycle, reload });
+  const app = createHttpServer({ config, log, gateway, version: VERSION, lifecycle, reload, tenancy: tenancy.http });
   const started = performance.now();
   await registry.load((version, error) =>
     log.error({ model: version.model.name, version: version.version, err: error }, 'model failed to load'),
@@ -71,8 +84,8 @@ async function worker(config: Config, log: Logger, file: string): Promise<void> 
   const address = await app.listen({ host: config.server.host, port: config.server.port });
   const url = address.replace('[::1]', 'localhost');
   const models = config.models.map((m) => m.name);
-  if (cluster.isWorker) process.send?.({ type: 'listening', url });
-  else announce(log, config, url, file, models, 1, performance.now() - started);
+  if (cluster.isWorker) process.send?.({ type: 'listening', url, storage: tenancy.describe });
+  else announce(log, config, url, file, models, 1, performance.now() - started, tenancy.describe);
 
   const shutdown = (signal: string): void => {
     if (lifecycle.draining) return;
@@ -91,6 +104,8 @@ async function worker(config: Config, log: Logger, file: string): Promise<void> 
     setInterval(() => app.server.closeIdleConnections(), 100).unref();
     app
       .close()
+      // After the last request ended: its usage record is in the buffer, written now.
+      .then(() => tenancy.close())
       .then(() => registry.unload())
       .then(
         () => process.exit(0),
@@ -117,9 +132,12 @@ function primary(config: Config, workers: number, log: Logger, file: string): vo
   let stopping = false;
   const fork = (): void => {
     const worker = cluster.fork();
-    worker.on('message', (msg: { type?: string; url?: string }) => {
+    worker.on('message', (msg: { type?: string; url?: string; storage?: StorageFacts }) => {
       if (msg.type === 'reload') {
         for (const w of Object.values(cluster.workers ?? {})) if (w !== undefined && w !== worker) w.process.kill('SIGHUP');
+      }
+      if (msg.type === 'tenants-changed') {
+        for (const w of Object.values(cluster.workers ?? {})) if (w !== undefined && w !== worker) w.send({ type: 'tenants-changed' });
       }
       if (msg.type === 'listening' && ++listening === workers) {
         announce(
@@ -130,6 +148,7 @@ function primary(config: Config, workers: number, log: Logger, file: string): vo
           config.models.map((m) => m.name),
           workers,
           performance.now() - started,
+          msg.storage ?? null,
         );
       }
     });
@@ -158,15 +177,38 @@ function primary(config: Config, workers: number, log: Logger, file: string): vo
   });
 }
 
-function announce(log: Logger, config: Config, url: string, file: string, models: string[], workers: number, ms: number): void {
+/** Where tenants, usage and limit counters live, as announced at start. */
+interface StorageFacts {
+  readonly database: string;
+  readonly state: string;
+  readonly auth: string;
+  readonly usage: boolean;
+}
+
+function announce(
+  log: Logger,
+  config: Config,
+  url: string,
+  file: string,
+  models: string[],
+  workers: number,
+  ms: number,
+  storage: StorageFacts | null,
+): void {
   const host = config.server.host;
-  const loopback = host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'));
-  log.warn(
-    { host },
-    loopback
-      ? 'running WITHOUT authentication: any local process can call every model (bound to loopback only)'
-      : 'running WITHOUT authentication on a non-loopback address: anyone who can reach this port can call every model',
-  );
+  if (config.auth.mode === 'none') {
+    log.warn(
+      { host },
+      isLoopbackHost(host)
+        ? 'running WITHOUT authentication: any local process can call every model (bound to loopback only)'
+        : 'running WITHOUT authentication on a non-loopback address: anyone who can reach this port can call every model',
+    );
+  } else if (storage?.state === 'memory' && workers > 1) {
+    log.warn(
+      { workers },
+      'limits are counted in memory per worker process: set state.redis_url for one exact limit across workers and replicas',
+    );
+  }
   // Last: the listening line is what scripts and tests wait for, so everything above is already out.
-  log.info({ url, config: file, models, workers, startup_ms: Math.round(ms) }, `infergate ${VERSION} listening on ${url}`);
+  log.info({ url, config: file, models, workers, startup_ms: Math.round(ms), ...storage }, `infergate ${VERSION} listening on ${url}`);
 }

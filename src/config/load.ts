@@ -151,6 +151,12 @@ function isBackendPath(segments: ReadonlyArray<string | number>): boolean {
 }
 
 function crossFieldRules(config: Config, problem: Report): void {
+  if (config.auth.mode === 'keys' && config.auth.admin_key === '') {
+    problem(['auth', 'admin_key'], '`keys` mode needs an admin key to manage tenants; set it, e.g. admin_key: ${INFERGATE_ADMIN_KEY}');
+  }
+  if (config.auth.admin_key !== '' && config.auth.admin_key.length < 16) {
+    problem(['auth', 'admin_key'], `the admin key must be at least 16 characters, got ${config.auth.admin_key.length}`);
+  }
   const names = new Map<string, number>();
   config.models.forEach((model, m) => {
     for (const [i, name] of [model.name, ...model.aliases].entries()) {

@@ -403,10 +403,104 @@ export const ServerSchema = Type.Object(
   { ...strict, default: {} },
 );
 
+/** A limit per minute or month; absent: no limit. */
+const optionalLimit = (description: string) => Type.Optional(Type.Integer({ minimum: 0, description }));
+
+/** Limits of a tenant or a key; each absent one is unlimited. Also the body of the admin API's `limits`. */
+export const LimitsSchema = Type.Object(
+  {
+    requests_per_minute: optionalLimit('Requests admitted per rolling minute. Example: 600.'),
+    tokens_per_minute: optionalLimit(
+      'Prompt plus completion tokens per rolling minute; a stream is cut when it runs out. Example: 100000.',
+    ),
+    concurrent_requests: optionalLimit('Requests (and streams) in flight at once. Example: 8.'),
+    monthly_tokens: optionalLimit('Prompt plus completion tokens per calendar month (UTC). Example: 50000000.'),
+  },
+  strict,
+);
+
+/** Who may call: no authentication on loopback, or API keys per tenant. */
+export const AuthSchema = Type.Object(
+  {
+    mode: Type.Union([Type.Literal('none'), Type.Literal('keys')], {
+      default: 'none',
+      description:
+        '`none`: every caller may use every model (allowed only on a loopback host unless `allow_none_on_public_host`). ' +
+        '`keys`: every API call needs `Authorization: Bearer <key>` or `x-api-key` of a tenant.',
+    }),
+    admin_key: Type.String({
+      default: '',
+      description:
+        'Guards /admin/* (Authorization: Bearer or x-api-key). Required in `keys` mode; in `none` mode, empty leaves /admin/* open on loopback. ' +
+        'Example: ${INFERGATE_ADMIN_KEY}.',
+    }),
+    allow_none_on_public_host: Type.Boolean({
+      default: false,
+      description:
+        'Let `none` mode bind a non-loopback host (anyone who reaches the port may call every model). Off: the server refuses to start.',
+    }),
+    refresh_interval_ms: Type.Integer({
+      minimum: 100,
+      default: 5000,
+      description:
+        'How often each process reloads tenants and keys from the database, for changes made by other replicas. ' +
+        'Changes through this process apply at once; through another worker or a Redis-connected replica, within milliseconds.',
+    }),
+  },
+  { ...strict, default: {} },
+);
+
+/** Where tenants, keys and the usage ledger live. */
+export const StorageSchema = Type.Object(
+  {
+    database_url: Type.String({
+      default: '',
+      description:
+        'postgres://user@host:5432/db for PostgreSQL, or sqlite:PATH. Empty: $DATABASE_URL when set, else sqlite:data/infergate.db (relative to the working directory).',
+    }),
+    pool_size: Type.Integer({ minimum: 1, maximum: 100, default: 4, description: 'PostgreSQL connections per worker process.' }),
+  },
+  { ...strict, default: {} },
+);
+
+/** Shared state for limits across processes and replicas. */
+export const StateSchema = Type.Object(
+  {
+    redis_url: Type.String({
+      default: '',
+      description:
+        'redis://host:6379/0: limits are counted in Redis, shared by every replica. Empty: $REDIS_URL when set, else in memory (each process counts alone).',
+    }),
+    key_prefix: Type.String({
+      default: 'infergate:',
+      description: 'Prefix of every Redis key, so several deployments can share one Redis.',
+    }),
+  },
+  { ...strict, default: {} },
+);
+
+/** The usage ledger: one record per finished model call. */
+export const UsageSchema = Type.Object(
+  {
+    enabled: Type.Boolean({ default: true, description: 'Write a usage record for every finished model call.' }),
+    flush_interval_ms: Type.Integer({
+      minimum: 10,
+      maximum: 60_000,
+      default: 1000,
+      description: 'Records are buffered and written together this often (and on shutdown); a crash loses at most this much.',
+    }),
+  },
+  { ...strict, default: {} },
+);
+
 export const ConfigSchema = Type.Object(
   {
     $schema: Type.Optional(Type.String()),
     server: ServerSchema,
+    auth: AuthSchema,
+    storage: StorageSchema,
+    state: StateSchema,
+    usage: UsageSchema,
     models: Type.Array(ModelSchema, { default: [] }),
   },
   { ...strict, $id: 'https://infergate.dev/schema/config.json', title: 'infergate configuration' },
@@ -424,6 +518,11 @@ export type MockBackendConfig = Static<typeof MockBackendSchema>;
 export type LlamaBackendConfig = Static<typeof LlamaBackendSchema>;
 export type BatchingConfig = Static<typeof BatchingSchema>;
 export type TokenizerConfig = Static<typeof TokenizerSchema>;
+export type AuthConfig = Static<typeof AuthSchema>;
+export type StorageConfig = Static<typeof StorageSchema>;
+export type StateConfig = Static<typeof StateSchema>;
+export type UsageConfig = Static<typeof UsageSchema>;
+export type Limits = Static<typeof LimitsSchema>;
 
 /** Options that were renamed or removed, with what replaced them: reported as errors with a hint. */
 export const REMOVED_OPTIONS: ReadonlyArray<{ readonly path: string; readonly hint: string }> = [

@@ -1,5 +1,6 @@
 import type { Cancellation } from '../backends/backend.js';
 import type { Priority } from '../scheduling/admission.js';
+import type { Principal } from '../tenancy/directory.js';
 
 /** Request-scoped facts, in one typed object passed down the pipeline (never in globals). */
 export interface RequestContext extends Cancellation {
@@ -9,8 +10,10 @@ export interface RequestContext extends Cancellation {
   readonly pinnedVersion: string | undefined;
   /** Deadline the client asked for (`x-request-timeout-ms`), before the version's cap; undefined: the version's default. */
   readonly timeoutMs: number | undefined;
-  /** Admission priority (`x-priority`; the tenant's class later). */
+  /** Admission priority: the tenant's class, or lower when `x-priority` asks. */
   readonly priority: Priority;
+  /** The tenant and key that authenticated; null without authentication (`auth.mode: none`). */
+  readonly principal: Principal | null;
   /** Aborted when the client goes away; backends stop their work on it. */
   readonly signal: AbortSignal;
 }

@@ -7,6 +7,16 @@
 /** Every code a client can receive, with its HTTP status and a one-line meaning (used in docs). */
 export const ERROR_CATALOGUE = {
   invalid_request: { status: 400, doc: 'The body or a parameter is malformed; `param` names the field.' },
+  invalid_api_key: {
+    status: 401,
+    doc: 'No API key, or one that is unknown or revoked (`Authorization: Bearer <key>` or `x-api-key`); for /admin/*, not the admin key.',
+  },
+  permission_denied: { status: 403, doc: 'A tenant key was sent to /admin/*, which only the admin key may use.' },
+  rate_limited: {
+    status: 429,
+    doc: "The tenant's or key's requests, tokens or concurrent requests per its limits are spent; retry after `Retry-After` seconds.",
+  },
+  insufficient_quota: { status: 429, doc: "The tenant's or key's monthly token quota is spent; `Retry-After` says when the month ends." },
   invalid_json: { status: 400, doc: 'The body is not valid JSON.' },
   body_too_large: { status: 413, doc: 'The body exceeds `server.body_limit_bytes`.' },
   not_found: { status: 404, doc: 'No such endpoint (path and method).' },
@@ -38,6 +48,8 @@ export class ApiError extends Error {
   retryAfterS: number | null = null;
   /** Whether trying the same call again may succeed (connection failures, 502/503/504/429 upstream). */
   retryable = false;
+  /** Extra response headers (the `x-ratelimit-*` of a 429); null: none. */
+  headers: Record<string, string> | null = null;
 
   constructor(code: ErrorCode, message: string, param: string | null = null, options?: { cause?: unknown }) {
     super(message, options);

@@ -14,7 +14,10 @@ import type {
   TextRequest,
   TextResponse,
 } from '../backends/backend.js';
-import type { Model, ModelVersion, Registry } from '../routing/registry.js';
+import { modelNotFound, type Model, type ModelVersion, type Registry } from '../routing/registry.js';
+import type { Principal } from '../tenancy/directory.js';
+import { meterText } from '../tenancy/metering.js';
+import type { Session, Tenancy } from '../tenancy/tenancy.js';
 import type { RequestContext } from './context.js';
 import { ClientGoneError } from '../backends/backend.js';
 import { MockBackend } from '../backends/mock/mock-backend.js';
@@ -30,6 +33,8 @@ export interface Served<T> {
   readonly result: T;
   /** `model@version` that failed when a fallback or the degraded answer served; null otherwise. */
   readonly fallbackFrom: string | null;
+  /** Headers the answer carries besides the version's (the tenant's `x-ratelimit-*`); null: none. */
+  readonly headers: Record<string, string> | null;
 }
 
 function overloaded(version: ModelVersion, why: string): ApiError {
@@ -78,9 +83,17 @@ const holdText: Hold<TextResponse> = (result, release) => {
 
 export class Gateway {
   #registry: Registry;
+  readonly #tenancy: Tenancy | null;
 
-  constructor(registry: Registry) {
+  /** `tenancy`: authorize, limit and record around every call; null when there is nothing to do (no keys, no ledger). */
+  constructor(registry: Registry, tenancy: Tenancy | null = null) {
     this.#registry = registry;
+    this.#tenancy = tenancy;
+  }
+
+  /** Whether a caller may see a model (always, without authentication). */
+  visible(model: Model, ctx: { readonly principal: Principal | null }): boolean {
+    return ctx.principal === null || ctx.principal.mayUse(model);
   }
 
   /** The models being served; replaced whole by a reload, while calls in flight keep the versions they started with. */
@@ -94,6 +107,21 @@ export class Gateway {
   }
 
   generate(request: TextRequest, ctx: RequestContext): Promise<Served<TextResponse>> {
+    const tenancy = this.#tenancy;
+    if (tenancy === null) return this.#generate(request, ctx);
+    const body = request.body as { stream_options?: { include_usage?: unknown } | null };
+    const wantsUsage = body.stream_options?.include_usage === true;
+    // Streams are asked for their exact usage; the chunk carrying it is passed on only if the client asked.
+    const metered =
+      request.stream && !wantsUsage ? { ...request, body: { ...request.body, stream_options: { include_usage: true } } } : request;
+    return this.#session(tenancy, request.model, ctx, async (session) => {
+      const served = await this.#generate(metered, ctx);
+      session.served(served.version);
+      return { ...served, result: meterText(served.result, session, wantsUsage) };
+    });
+  }
+
+  #generate(request: TextRequest, ctx: RequestContext): Promise<Served<TextResponse>> {
     return this.#execute(
       request.model,
       ctx,
@@ -105,11 +133,45 @@ export class Gateway {
   }
 
   embed(model: string, request: EmbedRequest, ctx: RequestContext): Promise<Served<EmbedResult>> {
-    return this.#execute(model, ctx, 'embedding', (v, call) => v.backend.embed(request, call));
+    const run = (): Promise<Served<EmbedResult>> => this.#execute(model, ctx, 'embedding', (v, call) => v.backend.embed(request, call));
+    const tenancy = this.#tenancy;
+    if (tenancy === null) return run();
+    return this.#session(tenancy, model, ctx, async (session) => {
+      const served = await run();
+      session.served(served.version);
+      session.finish(served.result.promptTokens, 0, 200);
+      return served;
+    });
   }
 
   infer(model: string, request: InferRequest, ctx: RequestContext): Promise<Served<InferResult>> {
-    return this.#execute(model, ctx, 'tensor', (v, call) => v.backend.infer(checkInferRequest(this.signature(v), request), call));
+    const run = (): Promise<Served<InferResult>> =>
+      this.#execute(model, ctx, 'tensor', (v, call) => v.backend.infer(checkInferRequest(this.signature(v), request), call));
+    const tenancy = this.#tenancy;
+    if (tenancy === null) return run();
+    return this.#session(tenancy, model, ctx, async (session) => {
+      const served = await run();
+      session.served(served.version);
+      session.finish(0, 0, 200);
+      return served;
+    });
+  }
+
+  /** Authorizes and admits a call for its tenant, runs it, and adds the tenant's rate-limit headers; a failure is recorded. */
+  async #session<T>(
+    tenancy: Tenancy,
+    model: string,
+    ctx: RequestContext,
+    call: (session: Session) => Promise<Served<T>>,
+  ): Promise<Served<T>> {
+    const session = await tenancy.open(this.registry, model, ctx);
+    try {
+      const served = await call(session);
+      return session.headers === null ? served : { ...served, headers: session.headers };
+    } catch (err) {
+      session.fail(err);
+      throw err;
+    }
   }
 
   /** A version's tensor signature; 503 while it loads. */
@@ -122,9 +184,14 @@ export class Gateway {
     return signature;
   }
 
-  /** Looks up a model and a version: the pinned one, else the default (for metadata, not traffic). */
-  resolve(model: string, pinned: string | undefined): { model: Model; version: ModelVersion } {
+  /** Looks up a model the caller may see and a version: the pinned one, else the default (for metadata, not traffic). */
+  resolve(
+    model: string,
+    pinned: string | undefined,
+    ctx: { readonly principal: Principal | null },
+  ): { model: Model; version: ModelVersion } {
     const m = this.registry.get(model);
+    if (!this.visible(m, ctx)) throw modelNotFound(model);
     return { model: m, version: pinned === undefined ? m.defaultVersion : m.select(pinned) };
   }
 
@@ -146,7 +213,7 @@ export class Gateway {
     const policies = version.policies;
     const deadline = new DeadlineCall(ctx, Math.min(ctx.timeoutMs ?? policies.timeout_ms, policies.max_timeout_ms));
     try {
-      return { version, result: await this.#call(version, deadline, ctx.priority, work, hold), fallbackFrom: null };
+      return { version, result: await this.#call(version, deadline, ctx.priority, work, hold), fallbackFrom: null, headers: null };
     } catch (err) {
       // Past the deadline: 504, unless the call never left the queue (503 overloaded says so).
       if (deadline.expired) throw isOverloaded(err) ? err : deadline.timeoutError();
@@ -155,14 +222,14 @@ export class Gateway {
       for (const fallback of model.fallbacks) {
         try {
           const v = this.#route(this.registry.get(fallback.model), fallback.version, task);
-          return { version: v, result: await this.#call(v, deadline, ctx.priority, work, hold), fallbackFrom: from };
+          return { version: v, result: await this.#call(v, deadline, ctx.priority, work, hold), fallbackFrom: from, headers: null };
         } catch (e) {
           if (deadline.expired) throw isOverloaded(e) ? e : deadline.timeoutError();
           if (!canFallBack(e)) throw e;
         }
       }
       if (degraded !== undefined && model.degradedText !== null) {
-        return { version, result: await degraded(model.degradedText, deadline), fallbackFrom: from };
+        return { version, result: await degraded(model.degradedText, deadline), fallbackFrom: from, headers: null };
       }
       throw err;
     } finally {

@@ -6,7 +6,7 @@ import { pino, type Logger } from 'pino';
 import type { Backend } from '../backends/backend.js';
 import { createBackend, type BackendContext } from '../backends/index.js';
 import type { Config, ModelConfig, PoliciesConfig } from '../config/schema.js';
-import { fastError } from '../core/errors.js';
+import { fastError, type ApiError } from '../core/errors.js';
 import { Governor } from '../policies/governor.js';
 import { RetryBudget } from '../policies/retry-budget.js';
 import { Admission } from '../scheduling/admission.js';
@@ -143,7 +143,7 @@ export class Registry {
   /** Finds a model by name or alias; throws 404 model_not_found. */
   get(name: string): Model {
     const model = this.#byName.get(name);
-    if (model === undefined) throw fastError('model_not_found', `model "${clip(name)}" does not exist`, 'model');
+    if (model === undefined) throw modelNotFound(name);
     return model;
   }
 
@@ -191,4 +191,9 @@ function admissionFor(policies: PoliciesConfig): Admission | null {
 /** Client-supplied names are echoed in errors; a long one is cut so an error never echoes a whole body. */
 function clip(text: string): string {
   return text.length > 100 ? `${text.slice(0, 100)}...` : text;
+}
+
+/** The 404 for a name no model has, or one the caller may not see (the two must read the same). */
+export function modelNotFound(name: string): ApiError {
+  return fastError('model_not_found', `model "${clip(name)}" does not exist`, 'model');
 }

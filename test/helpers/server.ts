@@ -27,7 +27,10 @@ export function writeConfig(yaml: string): string {
 
 export async function startServer(options: { config: string; args?: string[]; env?: NodeJS.ProcessEnv }): Promise<RunningServer> {
   const args = [BIN, 'serve', '--config', options.config, '--port', '0', '--workers', '1', ...(options.args ?? [])];
-  const child = spawn(process.execPath, args, { env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  // Each server has its own SQLite file and in-memory limits unless the test names a database or Redis.
+  const data = mkdtempSync(join(tmpdir(), 'infergate-data-'));
+  const env = { ...process.env, DATABASE_URL: `sqlite:${join(data, 'infergate.db')}`, REDIS_URL: '', ...options.env };
+  const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.setEncoding('utf8');
   child.stderr.setEncoding('utf8');

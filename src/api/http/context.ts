@@ -3,7 +3,8 @@ import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import { signalOf } from '../../backends/backend.js';
 import type { RequestContext } from '../../core/context.js';
 import { fastError } from '../../core/errors.js';
-import type { Priority } from '../../scheduling/admission.js';
+import { PRIORITIES, type Priority } from '../../scheduling/admission.js';
+import type { Principal } from '../../tenancy/directory.js';
 
 /** Creates the AbortController (about 1 µs and a listener) only when a backend reads `signal`. */
 class HttpContext implements RequestContext {
@@ -11,14 +12,23 @@ class HttpContext implements RequestContext {
   readonly pinnedVersion: string | undefined;
   readonly timeoutMs: number | undefined;
   readonly priority: Priority;
+  readonly principal: Principal | null;
   readonly #res: ServerResponse;
   #signal: AbortSignal | null = null;
 
-  constructor(id: string, pinnedVersion: string | undefined, timeoutMs: number | undefined, priority: Priority, res: ServerResponse) {
+  constructor(
+    id: string,
+    pinnedVersion: string | undefined,
+    timeoutMs: number | undefined,
+    priority: Priority,
+    principal: Principal | null,
+    res: ServerResponse,
+  ) {
     this.id = id;
     this.pinnedVersion = pinnedVersion;
     this.timeoutMs = timeoutMs;
     this.priority = priority;
+    this.principal = principal;
     this.#res = res;
   }
 
@@ -36,11 +46,25 @@ class HttpContext implements RequestContext {
   }
 }
 
-/** The context of one call: a version pinned by the URL wins over the `x-model-version` header. */
-export function httpContext(id: string, headers: IncomingHttpHeaders, res: ServerResponse, pinnedVersion?: string): RequestContext {
+/**
+ * The context of one call: a version pinned by the URL wins over the `x-model-version` header; a
+ * tenant's priority class caps `x-priority` (a tenant may ask for less than its class, never more).
+ */
+export function httpContext(
+  id: string,
+  headers: IncomingHttpHeaders,
+  res: ServerResponse,
+  principal: Principal | null,
+  pinnedVersion?: string,
+): RequestContext {
   const header = headers['x-model-version'];
   const pinned = pinnedVersion ?? (typeof header === 'string' && header !== '' ? header : undefined);
-  return new HttpContext(id, pinned, requestTimeout(headers['x-request-timeout-ms']), priority(headers['x-priority']), res);
+  let asked = priority(headers['x-priority']);
+  if (principal !== null) {
+    const own = principal.tenant.priority;
+    if (headers['x-priority'] === undefined || PRIORITIES.indexOf(asked) < PRIORITIES.indexOf(own)) asked = own;
+  }
+  return new HttpContext(id, pinned, requestTimeout(headers['x-request-timeout-ms']), asked, principal, res);
 }
 
 /** `x-priority`: high, normal (the default) or low, else 400. */

@@ -13,6 +13,10 @@ type OpenAIErrorType = 'invalid_request_error' | 'authentication_error' | 'permi
 /** The OpenAI `error.type` of each code. */
 export const OPENAI_ERROR_TYPES = {
   invalid_request: 'invalid_request_error',
+  invalid_api_key: 'authentication_error',
+  permission_denied: 'permission_error',
+  rate_limited: 'rate_limit_error',
+  insufficient_quota: 'rate_limit_error',
   invalid_json: 'invalid_request_error',
   body_too_large: 'invalid_request_error',
   not_found: 'invalid_request_error',
@@ -109,7 +113,10 @@ export function kserveErrorBody(error: ApiError): string {
 
 /** The headers of an error response besides content type and request id. */
 export function errorHeaders(error: ApiError): Record<string, string> {
-  return error.retryAfterS === null ? {} : { 'retry-after': String(error.retryAfterS) };
+  const headers = error.headers === null ? {} : { ...error.headers };
+  if (error.retryAfterS !== null) headers['retry-after'] = String(error.retryAfterS);
+  if (error.code === 'invalid_api_key') headers['www-authenticate'] = 'Bearer';
+  return headers;
 }
 
 export function sendOpenAIError(error: ApiError, request: FastifyRequest, reply: FastifyReply): void {

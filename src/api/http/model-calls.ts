@@ -8,7 +8,7 @@
  * framework would add here is small: route by exact path, read the body with a limit, parse,
  * validate with the compiled schema, call, write.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline, type Readable } from 'node:stream';
 import { Ajv, type ValidateFunction } from 'ajv';
 import type { TSchema } from '@sinclair/typebox';
@@ -17,6 +17,7 @@ import sjson from 'secure-json-parse';
 import { ApiError, fastError } from '../../core/errors.js';
 import type { RequestContext } from '../../core/context.js';
 import type { Served } from '../../core/gateway.js';
+import type { Principal } from '../../tenancy/directory.js';
 import { errorHeaders, kserveErrorBody, openaiErrorBody, toApiError, validationError, type AjvError } from './errors.js';
 import { httpContext } from './context.js';
 import { requestId } from './request-id.js';
@@ -31,7 +32,10 @@ export interface HttpResult {
 
 /** The headers that say what served a call: the version, and the deployment a fallback stood in for. */
 export function servedHeaders(served: Served<unknown>, contentType: string): Record<string, string> {
-  const headers: Record<string, string> = { 'x-model-version': served.version.version, 'content-type': contentType };
+  const headers: Record<string, string> =
+    served.headers === null
+      ? { 'x-model-version': served.version.version, 'content-type': contentType }
+      : { ...served.headers, 'x-model-version': served.version.version, 'content-type': contentType };
   if (served.fallbackFrom !== null) headers['x-fallback-from'] = served.fallbackFrom;
   return headers;
 }
@@ -47,6 +51,9 @@ export interface ModelCall<Body> {
   readonly protocol: 'openai' | 'kserve';
   readonly handle: (body: Body, ctx: RequestContext, params: CallParams) => Promise<HttpResult>;
 }
+
+/** The authenticate stage: the caller's principal from its headers, else throws 401. */
+export type Authenticate = (headers: IncomingHttpHeaders) => Principal;
 
 /** Path parameters of KServe URLs. */
 export interface CallParams {
@@ -79,6 +86,7 @@ export function modelCalls(
   log: Logger,
   next: (req: IncomingMessage, res: ServerResponse) => void,
   lifecycle: { readonly draining: boolean } = { draining: false },
+  authenticate: Authenticate | null = null,
 ) {
   // Bodies are checked as sent: no type coercion, no defaults, no removal of fields.
   // `verbose` keeps each failing schema on the error, so messages can quote its description.
@@ -105,9 +113,11 @@ export function modelCalls(
   async function run(route: Compiled, params: CallParams, req: IncomingMessage, res: ServerResponse): Promise<void> {
     const id = requestId(req.headers['x-request-id']);
     try {
+      // Who is calling, before the body is read: an unknown caller costs no parsing.
+      const principal = authenticate === null ? null : authenticate(req.headers);
       const body = parse(await readBody(req, bodyLimit));
       if (!route.validate(body)) throw validationError(route.validate.errors as AjvError[]);
-      const ctx = httpContext(id, req.headers, res, params.version);
+      const ctx = httpContext(id, req.headers, res, principal, params.version);
       const result = await route.call.handle(body, ctx, params);
       // While draining, ask the client to open its next request elsewhere.
       if (lifecycle.draining) result.headers.connection = 'close';
@@ -115,6 +125,7 @@ export function modelCalls(
     } catch (error) {
       const e = toApiError(error, { id, method: req.method, url: req.url }, log);
       if (res.headersSent) return void res.destroy();
+      if (!req.complete) req.resume(); // a body left unread (refused before reading) is discarded
       const body = route.call.protocol === 'openai' ? openaiErrorBody(e) : kserveErrorBody(e);
       write(res, id, e.status, { ...errorHeaders(e), 'content-type': 'application/json' }, body);
     }

@@ -16,6 +16,16 @@ import { openaiCalls } from './openai/calls.js';
 import { openaiRoutes } from './openai/routes.js';
 import type { ReloadResult } from '../../cli/reload.js';
 import { requestId } from './request-id.js';
+import sjson from 'secure-json-parse';
+import { fastError } from '../../core/errors.js';
+import { adminGuard } from './admin/guard.js';
+import { adminTenantRoutes } from './admin/tenants.js';
+import type { Authenticate } from './model-calls.js';
+import { presentedKey } from '../../tenancy/keys.js';
+import type { Directory, Principal } from '../../tenancy/directory.js';
+import type { TenantAdmin } from '../../tenancy/admin.js';
+import type { Ledger } from '../../tenancy/ledger.js';
+import type { UsageStore } from '../../store/usage.js';
 
 export interface HttpServerOptions {
   readonly config: Config;
@@ -27,10 +37,35 @@ export interface HttpServerOptions {
   readonly lifecycle?: { draining: boolean };
   /** Applies the config file again (POST /admin/reload); absent: the route answers 404. */
   readonly reload?: () => Promise<ReloadResult>;
+  /** Tenants, keys and usage; absent: no /admin tenant routes and no authentication (tests of other features). */
+  readonly tenancy?: TenancyHttp;
 }
 
-export function createHttpServer({ config, log, gateway, version, lifecycle, reload }: HttpServerOptions): FastifyInstance {
+/** What the HTTP layer needs of tenancy. */
+export interface TenancyHttp {
+  /** The key directory in `keys` mode; null in `none` mode (no authentication). */
+  readonly directory: Directory | null;
+  readonly admin: TenantAdmin;
+  readonly usage: UsageStore;
+  readonly ledger: Ledger | null;
+  /** The admin key; '' leaves /admin/* open (allowed on a loopback host only). */
+  readonly adminKey: string;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The authenticated tenant and key; null without authentication. */
+    principal: Principal | null;
+  }
+}
+
+export function createHttpServer({ config, log, gateway, version, lifecycle, reload, tenancy }: HttpServerOptions): FastifyInstance {
+  const directory = tenancy?.directory ?? null;
+  const authenticate: Authenticate | null =
+    directory === null ? null : (headers) => directory.authenticate(presentedKey(headers.authorization, headers['x-api-key']));
   const app = Fastify({
+    // Admin bodies are checked as sent: unknown fields are errors, nothing is coerced or dropped.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false } },
     // No Fastify logger: its per-request child loggers and timers cost about a third of the throughput
     // of a small request (measured with wrk on loopback). Unexpected errors go to `log`, with the request id.
     logger: false,
@@ -41,7 +76,7 @@ export function createHttpServer({ config, log, gateway, version, lifecycle, rel
     // Fastify serves the rest (models, metadata, health) and every 404.
     serverFactory: (fastifyHandler) => {
       const routes = { exact: openaiCalls(gateway, log), kserveInfer: kserveInfer(gateway) };
-      const server = createServer(modelCalls(routes, config.server.body_limit_bytes, log, fastifyHandler, lifecycle));
+      const server = createServer(modelCalls(routes, config.server.body_limit_bytes, log, fastifyHandler, lifecycle, authenticate));
       server.keepAliveTimeout = config.server.keep_alive_timeout_ms;
       return server;
     },
@@ -50,7 +85,16 @@ export function createHttpServer({ config, log, gateway, version, lifecycle, rel
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined));
 
-  app.register(openaiRoutes(gateway), { prefix: '/v1' });
+  // Authenticate: every API route under /v1 and /v2 except the KServe health probes.
+  app.decorateRequest('principal', null);
+  if (authenticate !== null) {
+    app.addHook('onRequest', async (request) => {
+      const url = request.url;
+      if ((url.startsWith('/v1/') || url.startsWith('/v2')) && !url.startsWith('/v2/health/'))
+        request.principal = authenticate(request.headers);
+    });
+  }
+  app.register(openaiRoutes(gateway, tenancy?.usage ?? null, tenancy?.ledger ?? null), { prefix: '/v1' });
   app.register(kserveRoutes(gateway, log, version), { prefix: '/v2' });
 
   app.get('/health/live', async () => ({ status: 'live' }));
@@ -62,42 +106,61 @@ export function createHttpServer({ config, log, gateway, version, lifecycle, rel
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'loading', models });
   });
 
-  // Circuit breakers per deployment (model@version); versions without one are listed as `disabled`.
-  app.get('/admin/breakers', async () => ({
-    breakers: gateway.registry.models.flatMap((m) =>
-      [...m.versions.values()].map((v) => ({
-        model: m.name,
-        version: v.version,
-        ...(v.governor?.status() ?? { state: 'disabled' }),
-        ...(v.backend.endpointStatus === undefined ? {} : { endpoints: v.backend.endpointStatus() }),
-      })),
-    ),
-  }));
+  app.register(
+    async (admin) => {
+      admin.addHook('onRequest', adminGuard(tenancy?.adminKey ?? config.auth.admin_key, directory, config.server.host));
+      admin.addContentTypeParser('application/json', { parseAs: 'string' }, parseJsonBody);
+      // Circuit breakers per deployment (model@version); versions without one are listed as `disabled`.
+      admin.get('/breakers', async () => ({
+        breakers: gateway.registry.models.flatMap((m) =>
+          [...m.versions.values()].map((v) => ({
+            model: m.name,
+            version: v.version,
+            ...(v.governor?.status() ?? { state: 'disabled' }),
+            ...(v.backend.endpointStatus === undefined ? {} : { endpoints: v.backend.endpointStatus() }),
+          })),
+        ),
+      }));
 
-  if (reload !== undefined) {
-    app.post('/admin/reload', async (_request, reply) => {
-      const result = await reload();
-      if (result.ok)
-        return {
-          status: 'reloaded',
-          models: result.models,
-          added: result.added,
-          removed: result.removed,
-          reused: result.reused,
-          restart_needed: result.restartNeeded,
-        };
-      return reply.code(400).send({
-        error: {
-          message: 'the config file is invalid; still serving the previous config',
-          type: 'invalid_request_error',
-          code: 'invalid_config',
-          problems: result.problems,
-        },
-      });
-    });
-  }
+      if (reload !== undefined) {
+        admin.post('/reload', async (_request, reply) => {
+          const result = await reload();
+          if (result.ok)
+            return {
+              status: 'reloaded',
+              models: result.models,
+              added: result.added,
+              removed: result.removed,
+              reused: result.reused,
+              restart_needed: result.restartNeeded,
+            };
+          return reply.code(400).send({
+            error: {
+              message: 'the config file is invalid; still serving the previous config',
+              type: 'invalid_request_error',
+              code: 'invalid_config',
+              problems: result.problems,
+            },
+          });
+        });
+      }
+      if (tenancy !== undefined) admin.register(adminTenantRoutes(tenancy.admin, tenancy.usage, tenancy.ledger));
+    },
+    { prefix: '/admin' },
+  );
 
   app.setErrorHandler((error, request, reply) => sendOpenAIError(toApiError(error, request, log), request, reply));
   app.setNotFoundHandler((request, reply) => sendOpenAIError(routeNotFound(request), request, reply));
   return app;
+}
+
+/** JSON bodies of the admin API: an empty body is null; prototype poisoning is refused. */
+function parseJsonBody(_request: unknown, body: string | Buffer, done: (err: Error | null, body?: unknown) => void): void {
+  const text = body.toString();
+  if (text === '') return done(null, null);
+  try {
+    done(null, sjson.parse(text, null, { protoAction: 'error', constructorAction: 'error' }));
+  } catch (err) {
+    done(fastError('invalid_json', `the body is not valid JSON: ${(err as Error).message}`));
+  }
 }

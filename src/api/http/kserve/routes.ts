@@ -6,6 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Gateway } from '../../../core/gateway.js';
 import type { ModelVersion } from '../../../routing/registry.js';
+import type { Principal } from '../../../tenancy/directory.js';
 import { routeNotFound, sendKServeError, toApiError } from '../errors.js';
 
 interface ModelParams {
@@ -26,9 +27,9 @@ export function kserveRoutes(gateway: Gateway, log: Logger, serverVersion: strin
     });
 
     for (const base of ['/models/:name', '/models/:name/versions/:version']) {
-      app.get<{ Params: ModelParams }>(base, async (request) => metadata(gateway, request.params));
+      app.get<{ Params: ModelParams }>(base, async (request) => metadata(gateway, request.params, request));
       app.get<{ Params: ModelParams }>(`${base}/ready`, async (request, reply) => {
-        const { model, version } = gateway.resolve(request.params.name, request.params.version);
+        const { model, version } = gateway.resolve(request.params.name, request.params.version, request);
         const ready = request.params.version === undefined ? model.ready() : version.backend.health().ready;
         return reply.code(ready ? 200 : 503).send({ name: model.name, ready });
       });
@@ -36,8 +37,8 @@ export function kserveRoutes(gateway: Gateway, log: Logger, serverVersion: strin
   };
 }
 
-function metadata(gateway: Gateway, params: ModelParams): object {
-  const { model, version } = gateway.resolve(params.name, params.version);
+function metadata(gateway: Gateway, params: ModelParams, caller: { readonly principal: Principal | null }): object {
+  const { model, version } = gateway.resolve(params.name, params.version, caller);
   const signature = gateway.signature(version);
   return {
     name: model.name,

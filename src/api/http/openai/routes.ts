@@ -4,15 +4,38 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { Gateway } from '../../../core/gateway.js';
-import type { Model } from '../../../routing/registry.js';
+import { modelNotFound, type Model } from '../../../routing/registry.js';
+import type { UsageStore } from '../../../store/usage.js';
+import type { Ledger } from '../../../tenancy/ledger.js';
+import { ANONYMOUS } from '../../../tenancy/tenancy.js';
+import { usageQuery } from '../admin/usage-query.js';
 
-export function openaiRoutes(gateway: Gateway) {
+export function openaiRoutes(gateway: Gateway, usage: UsageStore | null, ledger: Ledger | null) {
   return async function openai(app: FastifyInstance): Promise<void> {
     // Errors and 404s here take the server's own handlers, which answer in OpenAI's shape.
-    app.get('/models', async () => ({ object: 'list', data: gateway.registry.models.map(describeModel) }));
+    // A tenant sees only the models it may use.
+    app.get('/models', async (request) => ({
+      object: 'list',
+      data: gateway.registry.models.filter((m) => gateway.visible(m, request)).map(describeModel),
+    }));
 
     // A wildcard, since model names may contain '/' (e.g. org/model).
-    app.get<{ Params: { '*': string } }>('/models/*', async (request) => describeModel(gateway.registry.get(request.params['*'])));
+    app.get<{ Params: { '*': string } }>('/models/*', async (request) => {
+      const name = request.params['*'];
+      const model = gateway.registry.get(name);
+      if (!gateway.visible(model, request)) throw modelNotFound(name);
+      return describeModel(model);
+    });
+
+    // The caller's own usage: a tenant's, or the anonymous calls' without authentication.
+    if (usage !== null) {
+      app.get<{ Querystring: Record<string, string | undefined> }>('/usage', async (request) => {
+        const { tenant: _ignored, ...params } = request.query;
+        const query = usageQuery(params, request.principal?.tenant.id ?? ANONYMOUS);
+        await ledger?.flush();
+        return { object: 'usage', from: query.from, to: query.to, group_by: query.groupBy, data: await usage.aggregate(query) };
+      });
+    }
   };
 }
 

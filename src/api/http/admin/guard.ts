@@ -1,0 +1,38 @@
+/**
+ * Guards /admin/*: only the admin key opens it. A tenant's key gets 403 (it is a key, just not
+ * this one); no key or a wrong one, 401. Without an admin key the admin API is open on a loopback
+ * host (the embedded default) and closed elsewhere.
+ */
+import { isIP } from 'node:net';
+import type { FastifyRequest } from 'fastify';
+import { fastError } from '../../../core/errors.js';
+import type { Directory } from '../../../tenancy/directory.js';
+import { presentedKey, sameSecret } from '../../../tenancy/keys.js';
+
+export function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'));
+}
+
+export function adminGuard(adminKey: string, directory: Directory | null, host: string) {
+  const open = adminKey === '' && isLoopbackHost(host);
+  return async function guardAdmin(request: FastifyRequest): Promise<void> {
+    if (open) return;
+    if (adminKey === '') throw fastError('invalid_api_key', 'the admin API is closed on a non-loopback host until auth.admin_key is set');
+    const presented = presentedKey(request.headers.authorization, request.headers['x-api-key']);
+    if (presented === null) throw fastError('invalid_api_key', 'the admin API needs the admin key (Authorization: Bearer <admin key>)');
+    if (sameSecret(presented, adminKey)) return;
+    if (directory !== null && isTenantKey(directory, presented)) {
+      throw fastError('permission_denied', 'tenant keys cannot use the admin API; use the admin key');
+    }
+    throw fastError('invalid_api_key', 'the admin key is not valid');
+  };
+}
+
+function isTenantKey(directory: Directory, key: string): boolean {
+  try {
+    directory.authenticate(key);
+    return true;
+  } catch {
+    return false;
+  }
+}

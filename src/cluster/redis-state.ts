@@ -1,0 +1,168 @@
+/**
+ * The limit counters in Redis, so every replica enforces one global limit. Each check is one Lua
+ * script (atomic, one round trip). When Redis cannot be reached the limits fail open, logged once
+ * per outage: a rate limiter should not take the gateway down with it.
+ */
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { WINDOW_MS, type LimitState, type WindowCounts } from './state.js';
+
+/** KEYS: current window, previous window. ARGV: limit, cost, need. Counts `cost` if the rolling estimate allows `need`. */
+const TAKE = `
+local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
+local prev = tonumber(redis.call('GET', KEYS[2]) or '0')
+local limit = tonumber(ARGV[1])
+local cost = tonumber(ARGV[2])
+local allowed = 0
+if prev * tonumber(ARGV[4]) + cur + tonumber(ARGV[3]) <= limit then
+  allowed = 1
+  if cost > 0 then
+    cur = redis.call('INCRBY', KEYS[1], cost)
+    redis.call('PEXPIRE', KEYS[1], ARGV[5])
+  end
+end
+return {allowed, cur, prev}`;
+
+/** KEYS: slot counter. ARGV: limit, ttl ms. */
+const ACQUIRE = `
+local n = redis.call('INCR', KEYS[1])
+if n > tonumber(ARGV[1]) then
+  redis.call('DECR', KEYS[1])
+  return 0
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1`;
+
+/** A slot held by a replica that crashed frees itself after this long without activity on its key. */
+const SLOT_TTL_MS = 10 * 60_000;
+const MONTH_TTL_S = 40 * 86_400;
+
+type Commands = Redis & {
+  take(
+    cur: string,
+    prev: string,
+    limit: number,
+    cost: number,
+    need: number,
+    weight: number,
+    ttl: number,
+  ): Promise<[number, number, number]>;
+  acquireSlot(key: string, limit: number, ttl: number): Promise<number>;
+};
+
+export class RedisState implements LimitState {
+  readonly kind = 'redis';
+  readonly #redis: Commands;
+  readonly #prefix: string;
+  readonly #log: Logger;
+  #subscriber: Redis | null = null;
+  #down = false;
+  /** Tells this process's own change messages from other replicas' (pids repeat across hosts). */
+  readonly #instance = randomUUID();
+
+  constructor(url: string, prefix: string, log: Logger) {
+    // Fail fast instead of queueing while disconnected: a limit check must not hold a request.
+    const redis = new Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: 500, lazyConnect: false });
+    redis.defineCommand('take', { numberOfKeys: 2, lua: TAKE });
+    redis.defineCommand('acquireSlot', { numberOfKeys: 1, lua: ACQUIRE });
+    redis.on('error', (err: Error) => this.#outage(err));
+    redis.on('ready', () => {
+      if (this.#down) this.#log.info('redis is back: limits are enforced again');
+      this.#down = false;
+    });
+    this.#redis = redis as Commands;
+    this.#prefix = prefix;
+    this.#log = log;
+  }
+
+  /** Resolves when connected; rejects with the connection error after `timeoutMs`. */
+  async ready(timeoutMs = 5000): Promise<void> {
+    if (this.#redis.status === 'ready') return;
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`redis did not answer within ${timeoutMs} ms`)), timeoutMs);
+      this.#redis.once('ready', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  async take(key: string, limit: number, cost: number, need: number, now: number): Promise<WindowCounts> {
+    const index = Math.floor(now / WINDOW_MS);
+    const base = `${this.#prefix}rl:${key}:`;
+    try {
+      const [allowed, current, previous] = await this.#redis.take(
+        base + index,
+        base + (index - 1),
+        limit,
+        cost,
+        need,
+        1 - (now % WINDOW_MS) / WINDOW_MS,
+        2 * WINDOW_MS,
+      );
+      return { allowed: allowed === 1, current, previous };
+    } catch (err) {
+      this.#outage(err as Error);
+      return { allowed: true, current: 0, previous: 0 };
+    }
+  }
+
+  add(key: string, amount: number, now: number): Promise<WindowCounts> {
+    return this.take(key, Number.MAX_SAFE_INTEGER, amount, 0, now);
+  }
+
+  async acquire(key: string, limit: number): Promise<boolean> {
+    try {
+      return (await this.#redis.acquireSlot(`${this.#prefix}cc:${key}`, limit, SLOT_TTL_MS)) === 1;
+    } catch (err) {
+      this.#outage(err as Error);
+      return true;
+    }
+  }
+
+  release(key: string): void {
+    this.#redis.decr(`${this.#prefix}cc:${key}`).catch((err: Error) => this.#outage(err));
+  }
+
+  async addMonthly(key: string, month: string, amount: number): Promise<number> {
+    const k = `${this.#prefix}mo:${key}:${month}`;
+    try {
+      const [[, total]] = (await this.#redis.multi().incrby(k, amount).expire(k, MONTH_TTL_S).exec()) as [[Error | null, number]];
+      return total;
+    } catch (err) {
+      this.#outage(err as Error);
+      return 0;
+    }
+  }
+
+  async seedMonthly(key: string, month: string, value: number): Promise<void> {
+    await this.#redis.set(`${this.#prefix}mo:${key}:${month}`, value, 'EX', MONTH_TTL_S, 'NX');
+  }
+
+  publishChange(): void {
+    this.#redis.publish(`${this.#prefix}changes`, this.#instance).catch((err: Error) => this.#outage(err));
+  }
+
+  onChange(listener: () => void): void {
+    const sub = this.#redis.duplicate({ enableOfflineQueue: true });
+    sub.on('error', () => undefined); // reported by the main connection
+    const channel = `${this.#prefix}changes`;
+    void sub.subscribe(channel);
+    sub.on('message', (ch: string, from: string) => {
+      if (ch === channel && from !== this.#instance) listener();
+    });
+    this.#subscriber = sub;
+  }
+
+  async close(): Promise<void> {
+    this.#subscriber?.disconnect();
+    await this.#redis.quit().catch(() => undefined);
+  }
+
+  #outage(err: Error): void {
+    if (this.#down) return;
+    this.#down = true;
+    this.#log.error({ err: err.message }, 'redis unreachable: limits are NOT enforced until it is back');
+  }
+}

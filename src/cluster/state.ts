@@ -1,0 +1,140 @@
+/**
+ * Counters behind the limits, shared by whoever enforces them: in memory for one process, in Redis
+ * for many (see redis-state.ts). Windows are per minute; a rolling minute is estimated from the
+ * current and previous windows (the sliding-window counter of Cloudflare and nginx), so there is no
+ * doubled burst at a window's edge.
+ */
+
+/** The length of a rate window: one minute. */
+export const WINDOW_MS = 60_000;
+
+/** The two windows a rolling minute spans, as counted. */
+export interface WindowCounts {
+  /** Whether the cost was admitted (and counted). */
+  readonly allowed: boolean;
+  readonly current: number;
+  readonly previous: number;
+}
+
+export interface LimitState {
+  /**
+   * Counts `cost` in the current window of `key` if the rolling-minute estimate plus `need` stays
+   * within `limit`. `need` is at least `cost`: a token check passes `cost` 0 and `need` 1 (one token left).
+   */
+  take(key: string, limit: number, cost: number, need: number, now: number): Promise<WindowCounts>;
+  /** Counts `amount` (tokens already spent) without a check. */
+  add(key: string, amount: number, now: number): Promise<WindowCounts>;
+  /** Takes one of `limit` concurrent slots; false when all are taken. */
+  acquire(key: string, limit: number): Promise<boolean>;
+  release(key: string): void;
+  /** Adds to a month's total and returns it. */
+  addMonthly(key: string, month: string, amount: number): Promise<number>;
+  /** Sets a month's total unless it is already counted (a restart seeding from the ledger). */
+  seedMonthly(key: string, month: string, value: number): Promise<void>;
+  /** Publishes that tenants or keys changed; `onChange` runs in every other subscriber. */
+  publishChange(): void;
+  onChange(listener: () => void): void;
+  close(): Promise<void>;
+  readonly kind: 'memory' | 'redis';
+}
+
+/** The rolling-minute estimate: all of the current window plus the part of the previous one still inside the minute. */
+export function estimate(counts: WindowCounts, now: number): number {
+  return counts.previous * (1 - (now % WINDOW_MS) / WINDOW_MS) + counts.current;
+}
+
+/** Milliseconds until the estimate has dropped by `excess` (nothing more counted meanwhile). */
+export function waitFor(counts: WindowCounts, excess: number, now: number): number {
+  if (excess <= 0) return 0;
+  const elapsed = now % WINDOW_MS;
+  const left = WINDOW_MS - elapsed;
+  const previousLeft = (counts.previous * left) / WINDOW_MS;
+  if (excess <= previousLeft) return Math.ceil((excess * WINDOW_MS) / counts.previous);
+  // The previous window is gone when this one ends; then the current one decays as the next minute passes.
+  if (counts.current === 0) return left;
+  return Math.ceil(left + Math.min(WINDOW_MS, ((excess - previousLeft) * WINDOW_MS) / counts.current));
+}
+
+/** `2025-11` for a time: the month a quota counts in (UTC). */
+export function monthOf(now: number): string {
+  return new Date(now).toISOString().slice(0, 7);
+}
+
+/** Milliseconds from `now` to the start of the next UTC month. */
+export function untilNextMonth(now: number): number {
+  const d = new Date(now);
+  return Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1) - now;
+}
+
+interface Windows {
+  index: number;
+  current: number;
+  previous: number;
+}
+
+/** One process's counters. */
+export class MemoryState implements LimitState {
+  readonly kind = 'memory';
+  readonly #windows = new Map<string, Windows>();
+  readonly #slots = new Map<string, number>();
+  readonly #months = new Map<string, number>();
+
+  async take(key: string, limit: number, cost: number, need: number, now: number): Promise<WindowCounts> {
+    const w = this.#roll(key, now);
+    const allowed = w.previous * (1 - (now % WINDOW_MS) / WINDOW_MS) + w.current + need <= limit;
+    if (allowed) w.current += cost;
+    return { allowed, current: w.current, previous: w.previous };
+  }
+
+  async add(key: string, amount: number, now: number): Promise<WindowCounts> {
+    const w = this.#roll(key, now);
+    w.current += amount;
+    return { allowed: true, current: w.current, previous: w.previous };
+  }
+
+  async acquire(key: string, limit: number): Promise<boolean> {
+    const n = this.#slots.get(key) ?? 0;
+    if (n >= limit) return false;
+    this.#slots.set(key, n + 1);
+    return true;
+  }
+
+  release(key: string): void {
+    const n = (this.#slots.get(key) ?? 1) - 1;
+    if (n <= 0) this.#slots.delete(key);
+    else this.#slots.set(key, n);
+  }
+
+  async addMonthly(key: string, month: string, amount: number): Promise<number> {
+    const k = `${key}:${month}`;
+    const total = (this.#months.get(k) ?? 0) + amount;
+    this.#months.set(k, total);
+    return total;
+  }
+
+  async seedMonthly(key: string, month: string, value: number): Promise<void> {
+    const k = `${key}:${month}`;
+    if (!this.#months.has(k)) this.#months.set(k, value);
+  }
+
+  publishChange(): void {}
+
+  onChange(): void {}
+
+  async close(): Promise<void> {}
+
+  /** The windows of `key` as of `now`: a new minute moves the current count to previous (or drops both after a gap). */
+  #roll(key: string, now: number): Windows {
+    const index = Math.floor(now / WINDOW_MS);
+    let w = this.#windows.get(key);
+    if (w === undefined) {
+      w = { index, current: 0, previous: 0 };
+      this.#windows.set(key, w);
+    } else if (w.index !== index) {
+      w.previous = w.index === index - 1 ? w.current : 0;
+      w.current = 0;
+      w.index = index;
+    }
+    return w;
+  }
+}

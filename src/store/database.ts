@@ -1,0 +1,108 @@
+/**
+ * The database behind tenants, keys and the usage ledger: Kysely over SQLite (better-sqlite3, the
+ * embedded default) or PostgreSQL (pg), one code path and one set of migrations for both.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import SQLite from 'better-sqlite3';
+import { Kysely, PostgresDialect, SqliteDialect, type Generated } from 'kysely';
+import pg from 'pg';
+import { migrate } from './migrations.js';
+
+export interface TenantsTable {
+  id: string;
+  /** Admission priority class: high, normal or low. */
+  priority: string;
+  /** JSON array of model names and patterns (`*` matches any run of characters). */
+  models: string;
+  /** JSON object of limits (see LimitsSchema). */
+  limits: string;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface ApiKeysTable {
+  id: string;
+  tenant_id: string;
+  name: string;
+  /** The first characters of the key, shown in lists so people can tell keys apart. */
+  prefix: string;
+  /** SHA-256 of the key, hex: the key itself is never stored. */
+  hash: string;
+  limits: string;
+  created_at: number;
+  revoked_at: number | null;
+}
+
+export interface UsageTable {
+  seq: Generated<number>;
+  ts: number;
+  request_id: string;
+  tenant_id: string;
+  key_id: string | null;
+  model: string;
+  version: string;
+  status: number;
+  prompt_tokens: number;
+  completion_tokens: number;
+  latency_ms: number;
+}
+
+export interface Tables {
+  tenants: TenantsTable;
+  api_keys: ApiKeysTable;
+  usage: UsageTable;
+}
+
+export type Db = Kysely<Tables>;
+
+/** A connected, migrated database and what it is, for logs. */
+export interface Database {
+  readonly db: Db;
+  readonly kind: 'sqlite' | 'postgres';
+  /** The URL without its password. */
+  readonly where: string;
+  close(): Promise<void>;
+}
+
+/** `postgres://` or `postgresql://` → PostgreSQL; `sqlite:PATH` (or a bare path) → SQLite, creating the folder. */
+export async function openDatabase(url: string, poolSize: number): Promise<Database> {
+  const postgres = /^postgres(ql)?:\/\//.test(url);
+  const db = postgres ? postgresDb(url, poolSize) : sqliteDb(url.replace(/^sqlite:(\/\/)?/, ''));
+  await migrate(db as Kysely<unknown>, postgres ? 'postgres' : 'sqlite');
+  return {
+    db,
+    kind: postgres ? 'postgres' : 'sqlite',
+    where: url.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@'),
+    close: () => db.destroy(),
+  };
+}
+
+/** Which database a config names: the config's URL, else $DATABASE_URL, else the SQLite file under ./data. */
+export function databaseUrl(configured: string, env: NodeJS.ProcessEnv = process.env): string {
+  if (configured !== '') return configured;
+  const fromEnv = env.DATABASE_URL;
+  return fromEnv !== undefined && fromEnv !== '' ? fromEnv : 'sqlite:data/infergate.db';
+}
+
+function sqliteDb(path: string): Db {
+  const file = resolve(path);
+  mkdirSync(dirname(file), { recursive: true });
+  const sqlite = new SQLite(file);
+  // WAL lets the worker processes read while one writes; they wait up to 5 s for the write lock.
+  sqlite.pragma('journal_mode = WAL');
+  sqlite.pragma('busy_timeout = 5000');
+  // NORMAL in WAL mode: a committed batch survives a process crash; only a power loss may drop the last one.
+  sqlite.pragma('synchronous = NORMAL');
+  return new Kysely<Tables>({ dialect: new SqliteDialect({ database: sqlite }) });
+}
+
+/** pg returns BIGINT (int8) as strings; every bigint here is a millisecond time or a count, exact as a double. */
+const types = {
+  getTypeParser: (oid: number, format?: 'text' | 'binary') => (oid === 20 ? Number : pg.types.getTypeParser(oid, format)),
+} as pg.CustomTypesConfig;
+
+function postgresDb(url: string, poolSize: number): Db {
+  const pool = new pg.Pool({ connectionString: url, max: poolSize, types, connectionTimeoutMillis: 5000 });
+  return new Kysely<Tables>({ dialect: new PostgresDialect({ pool }) });
+}

@@ -1,0 +1,78 @@
+/**
+ * Builds the tenancy stages from the config, once per worker: the database (migrated), the limit
+ * counters (memory or Redis), the key directory, the limiter, the ledger, and what the gateway and
+ * the HTTP layer take from them. `close` writes the last usage records and disconnects.
+ */
+import type { Logger } from 'pino';
+import type { Config } from '../config/schema.js';
+import { MemoryState, type LimitState } from '../cluster/state.js';
+import { RedisState } from '../cluster/redis-state.js';
+import { databaseUrl, openDatabase } from '../store/database.js';
+import { TenantStore } from '../store/tenants.js';
+import { UsageStore } from '../store/usage.js';
+import type { TenancyHttp } from '../api/http/server.js';
+import { TenantAdmin } from './admin.js';
+import { Directory } from './directory.js';
+import { Ledger } from './ledger.js';
+import { Limiter } from './limits.js';
+import { Tenancy } from './tenancy.js';
+
+export interface TenancySetup {
+  /** For the gateway; null when there is nothing to do per call (no keys and no ledger). */
+  readonly tenancy: Tenancy | null;
+  readonly http: TenancyHttp;
+  /** Where things are, for the start-up log line. */
+  readonly describe: { database: string; state: string; auth: string; usage: boolean };
+  /** Another process changed tenants or keys: reload them now. */
+  changed(): void;
+  close(): Promise<void>;
+}
+
+/** `announce` tells sibling workers of a change made here (through the cluster primary). */
+export async function setUpTenancy(config: Config, log: Logger, announce: () => void): Promise<TenancySetup> {
+  const database = await openDatabase(databaseUrl(config.storage.database_url), config.storage.pool_size);
+  const tenants = new TenantStore(database.db);
+  const usage = new UsageStore(database.db);
+  const redisUrl = config.state.redis_url !== '' ? config.state.redis_url : (process.env.REDIS_URL ?? '');
+  let state: LimitState;
+  if (redisUrl === '') state = new MemoryState();
+  else {
+    const redis = new RedisState(redisUrl, config.state.key_prefix, log);
+    await redis.ready();
+    state = redis;
+  }
+  const keys = config.auth.mode === 'keys';
+  const directory = keys ? new Directory(tenants, log) : null;
+  if (directory !== null) {
+    await directory.start(config.auth.refresh_interval_ms);
+    state.onChange(() => void directory.refresh().catch((err: unknown) => log.warn({ err }, 'reloading tenants failed')));
+  }
+  const ledger = config.usage.enabled ? new Ledger(usage, config.usage.flush_interval_ms, log) : null;
+  const limiter = keys
+    ? new Limiter(state, async (scope, month) => {
+        const totals = await usage.tokensSince(Date.parse(`${month}-01T00:00:00Z`));
+        return (scope.kind === 'tenant' ? totals.tenants : totals.keys).get(scope.id) ?? 0;
+      })
+    : null;
+  const admin = new TenantAdmin(tenants, directory, () => {
+    announce();
+    state.publishChange();
+  });
+  return {
+    tenancy: limiter === null && ledger === null ? null : new Tenancy(limiter, ledger),
+    http: { directory, admin, usage, ledger, adminKey: config.auth.admin_key },
+    describe: {
+      database: database.where,
+      state: state.kind === 'redis' ? redisUrl.replace(/\/\/[^@/]*@/, '//***@') : 'memory',
+      auth: config.auth.mode,
+      usage: ledger !== null,
+    },
+    changed: () => void directory?.refresh().catch((err: unknown) => log.warn({ err }, 'reloading tenants failed')),
+    async close() {
+      directory?.stop();
+      await ledger?.close();
+      await state.close();
+      await database.close();
+    },
+  };
+}

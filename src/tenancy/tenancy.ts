@@ -1,0 +1,119 @@
+/**
+ * The tenancy stages around a model call, in the order of DESIGN.md: authorize (the tenant may use
+ * this model, else 404 as if it did not exist), limit (429), and record (one usage record when the
+ * call, or its stream, ends). Authentication happens in the transport, which puts the principal on
+ * the request context. Absent when neither keys nor the ledger are configured.
+ */
+import type { RequestContext } from '../core/context.js';
+import type { ApiError } from '../core/errors.js';
+import type { Model, ModelVersion, Registry } from '../routing/registry.js';
+import { modelNotFound } from '../routing/registry.js';
+import type { Grant, Limiter } from './limits.js';
+import type { Ledger } from './ledger.js';
+import { statusOf, type Meter } from './metering.js';
+
+/** Tenant id recorded for calls made without authentication (`auth.mode: none`). */
+export const ANONYMOUS = 'anonymous';
+
+export class Tenancy {
+  readonly #limiter: Limiter | null;
+  readonly #ledger: Ledger | null;
+  readonly #now: () => number;
+
+  constructor(limiter: Limiter | null, ledger: Ledger | null, now: () => number = Date.now) {
+    this.#limiter = limiter;
+    this.#ledger = ledger;
+    this.#now = now;
+  }
+
+  /** The model a caller asked for, if the caller's tenant may use it; otherwise the same 404 as an unknown name. */
+  authorize(registry: Registry, name: string, ctx: RequestContext): Model {
+    const model = registry.get(name);
+    if (ctx.principal !== null && !ctx.principal.mayUse(model)) throw modelNotFound(name);
+    return model;
+  }
+
+  /** Authorizes and admits a call; its session records it when it ends. */
+  async open(registry: Registry, name: string, ctx: RequestContext): Promise<Session> {
+    const model = this.authorize(registry, name, ctx);
+    const started = this.#now();
+    const grant = ctx.principal === null || this.#limiter === null ? null : await this.#limiter.admit(ctx.principal);
+    return new Session(ctx, model, grant, this.#ledger, started, this.#now);
+  }
+}
+
+const NO_HEADERS = null;
+
+/** One admitted call: its limits' grant and what the ledger will record. */
+export class Session implements Meter {
+  readonly #ctx: RequestContext;
+  readonly #grant: Grant | null;
+  readonly #ledger: Ledger | null;
+  readonly #started: number;
+  readonly #now: () => number;
+  #model: string;
+  #version = '-';
+  #finished = false;
+  #charged = 0;
+
+  constructor(ctx: RequestContext, model: Model, grant: Grant | null, ledger: Ledger | null, started: number, now: () => number) {
+    this.#ctx = ctx;
+    this.#grant = grant;
+    this.#ledger = ledger;
+    this.#started = started;
+    this.#now = now;
+    this.#model = model.name;
+  }
+
+  /** `x-ratelimit-*` headers for the answer; null when no rate limit applies. */
+  get headers(): Record<string, string> | null {
+    return this.#grant?.headers ?? NO_HEADERS;
+  }
+
+  get allowance(): number {
+    return this.#grant?.allowance ?? Infinity;
+  }
+
+  charge(tokens: number): Promise<number> {
+    this.#charged += tokens;
+    return this.#grant === null ? Promise.resolve(Infinity) : this.#grant.charge(tokens);
+  }
+
+  /** The version that answered (a fallback may be another model). */
+  served(version: ModelVersion): void {
+    this.#model = version.model.name;
+    this.#version = version.version;
+  }
+
+  finish(prompt: number, completion: number, status: number): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    const grant = this.#grant;
+    if (grant !== null) {
+      // Whatever was not charged as it flowed (all of a whole answer; a stream's prompt and rounding).
+      const rest = prompt + completion - this.#charged;
+      if (rest > 0) void grant.charge(rest);
+      grant.release();
+    }
+    if (this.#ledger === null) return;
+    const principal = this.#ctx.principal;
+    const now = this.#now();
+    this.#ledger.record({
+      ts: now,
+      request_id: this.#ctx.id,
+      tenant_id: principal?.tenant.id ?? ANONYMOUS,
+      key_id: principal?.key.id ?? null,
+      model: this.#model,
+      version: this.#version,
+      status,
+      prompt_tokens: prompt,
+      completion_tokens: completion,
+      latency_ms: now - this.#started,
+    });
+  }
+
+  /** The call failed before an answer: recorded with its status and no tokens. */
+  fail(error: unknown): void {
+    this.finish(0, 0, statusOf(error as ApiError));
+  }
+}
