@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util';
 import { validateConfig } from './cli/config-validate.js';
 import { serve } from './cli/serve.js';
 import { VERSION } from './cli/version.js';
+import { ADMIN_HELP, AdminCliError, adminCommand } from './cli/admin.js';
 import { ConfigError } from './config/load.js';
 
 const HELP = `infergate ${VERSION}: a model-serving backend and gateway
@@ -15,7 +16,11 @@ Usage:
       PORT in the environment sets the port; --port wins over it.
   infergate config validate FILE
       Check a config file; prints each problem as FILE:LINE:COL path: message, exits 1 if any.
+  infergate tenants|keys|usage ...
+      Manage tenants and API keys and read usage through a running server (see below).
   infergate --help | --version
+
+${ADMIN_HELP}
 
 Docs: README.md. Config schema: config/infergate.schema.json.`;
 
@@ -26,6 +31,7 @@ function defaultConfig(): string {
 }
 
 async function main(argv: string[]): Promise<number> {
+  if (argv[0] === 'tenants' || argv[0] === 'keys' || argv[0] === 'usage') return adminCommand(argv);
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -79,7 +85,7 @@ main(process.argv.slice(2)).then(
   },
   (err: unknown) => {
     if (err instanceof ConfigError) console.error(err.message);
-    else if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS'))
+    else if (err instanceof UsageError || err instanceof AdminCliError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS'))
       console.error(`infergate: ${(err as Error).message}`);
     else console.error(err);
     process.exitCode = 2;

@@ -147,8 +147,12 @@ export async function startUpstream(): Promise<Upstream> {
         return;
       }
       finished = true;
+      // With stream_options.include_usage, as OpenAI does: a last chunk with usage and no choices.
+      const usage = (body.stream_options as { include_usage?: boolean } | undefined)?.include_usage
+        ? `data: ${JSON.stringify({ id: 'up-s', object: 'chat.completion.chunk', created: 1, model, choices: [], usage: { prompt_tokens: 2, completion_tokens: state.streamChunks, total_tokens: 2 + state.streamChunks } })}\n\n`
+        : '';
       res.end(
-        `data: ${JSON.stringify({ id: 'up-s', object: 'chat.completion.chunk', created: 1, model, choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] })}\n\ndata: [DONE]\n\n`,
+        `data: ${JSON.stringify({ id: 'up-s', object: 'chat.completion.chunk', created: 1, model, choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] })}\n\n${usage}data: [DONE]\n\n`,
       );
     };
     tick();

@@ -1,0 +1,40 @@
+/** Admin calls for tests: tenants and keys created through the real admin API. */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { BIN } from './server.js';
+
+export const ADMIN_KEY = 'test-admin-key-0123456789';
+export const ADMIN = { authorization: `Bearer ${ADMIN_KEY}` };
+
+export async function adminCall(base: string, method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
+  const res = await fetch(base + path, {
+    method,
+    headers: { ...ADMIN, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  return { status: res.status, body: text === '' ? null : JSON.parse(text) };
+}
+
+/** Creates a tenant and one key; returns the key's id and secret. */
+export async function tenantWithKey(
+  base: string,
+  tenant: { id: string; models: string[]; priority?: string; limits?: Record<string, number> },
+  keyLimits: Record<string, number> = {},
+): Promise<{ id: string; key: string }> {
+  const t = await adminCall(base, 'POST', '/admin/tenants', tenant);
+  assert.equal(t.status, 201, JSON.stringify(t.body));
+  const k = await adminCall(base, 'POST', `/admin/tenants/${tenant.id}/keys`, { name: 'test', limits: keyLimits });
+  assert.equal(k.status, 201, JSON.stringify(k.body));
+  return { id: k.body.id, key: k.body.key };
+}
+
+/** Runs `infergate ARGS` to the end; returns its exit code and output. */
+export function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env } });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  return new Promise((resolve) => child.once('close', (code) => resolve({ code, stdout, stderr })));
+}
