@@ -8,7 +8,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from '../../config/schema.js';
 import type { Gateway } from '../../core/gateway.js';
-import { routeNotFound, sendOpenAIError, toApiError } from './errors.js';
+import { routeNotFound, sendKServeError, sendOpenAIError, toApiError } from './errors.js';
 import { kserveInfer } from './kserve/infer.js';
 import { kserveRoutes } from './kserve/routes.js';
 import { modelCalls } from './model-calls.js';
@@ -17,7 +17,7 @@ import { openaiRoutes } from './openai/routes.js';
 import type { ReloadResult } from '../../cli/reload.js';
 import { requestId } from './request-id.js';
 import sjson from 'secure-json-parse';
-import { fastError } from '../../core/errors.js';
+import { ApiError, fastError } from '../../core/errors.js';
 import { adminGuard } from './admin/guard.js';
 import { adminTenantRoutes } from './admin/tenants.js';
 import type { Authenticate } from './model-calls.js';
@@ -71,6 +71,12 @@ export function createHttpServer({ config, log, gateway, version, lifecycle, rel
     logger: false,
     return503OnClosing: true,
     requestIdHeader: false,
+    // Errors Fastify raises before routing (a malformed URL escape, a bad content type) take our shapes too.
+    frameworkErrors: (error, request, reply) => {
+      const e = new ApiError('invalid_request', error.message);
+      if (request.url.startsWith('/v2')) sendKServeError(e, request, reply);
+      else sendOpenAIError(e, request, reply);
+    },
     genReqId: (req) => requestId(req.headers['x-request-id']),
     // The model calls (every POST that reaches a model) are served before Fastify sees them;
     // Fastify serves the rest (models, metadata, health) and every 404.
