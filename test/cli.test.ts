@@ -27,6 +27,23 @@ describe('infergate CLI', () => {
     assert.match(run(['--version']).stdout, /^\d+\.\d+\.\d+\n$/);
   });
 
+  it('refuses to serve without authentication on a non-loopback host unless the config says so', () => {
+    const config = writeConfig('models: []\n');
+    const refused = run(['serve', '--config', config, '--host', '0.0.0.0', '--port', '0']);
+    assert.equal(refused.status, 2);
+    assert.match(refused.stderr, /auth\.mode: refusing to serve without authentication on 0\.0\.0\.0/);
+    const keysWithoutAdmin = run(['config', 'validate', writeConfig('auth: { mode: keys }\nmodels: []\n')]);
+    assert.equal(keysWithoutAdmin.status, 1);
+    assert.match(keysWithoutAdmin.stdout + keysWithoutAdmin.stderr, /auth\.admin_key: `keys` mode needs an admin key/);
+  });
+
+  it('lists the tenant commands in its help and explains an unreachable server', () => {
+    assert.match(run(['--help']).stdout, /infergate keys rotate KEY_ID/);
+    const down = run(['tenants', 'list', '--url', 'http://127.0.0.1:9']);
+    assert.equal(down.status, 2);
+    assert.match(down.stderr, /cannot reach http:\/\/127\.0\.0\.1:9/);
+  });
+
   it('exits 2 with a message on an unknown command or flag', () => {
     const cmd = run(['frobnicate']);
     assert.equal(cmd.status, 2);

@@ -38,6 +38,11 @@ models:
     versions: [{ version: '1', backend: { kind: mock, latency_ms: 0, text: '${LONG_TEXT}', stream_chunks: 40 } }]
   - name: chat-slow
     versions: [{ version: '1', backend: { kind: mock, latency_ms: 300 } }]
+  - name: capped
+    versions:
+      - version: '1'
+        backend: { kind: mock, latency_ms: 150 }
+        policies: { admission: { max_concurrent: 1 } }
   - name: remote
     versions: [{ version: '1', backend: { kind: openai, base_url: '${upstream.url}' } }]
   - name: tiny-mlp
@@ -180,6 +185,24 @@ models:
     assert.equal(refused.status, 429);
     assert.equal(refused.body.error.code, 'insufficient_quota');
     assert.ok(Number(refused.headers.get('retry-after')) > 0);
+  });
+
+  it("queues a tenant's calls by its priority class, which x-priority can lower but not raise", async () => {
+    const vip = await tenantWithKey(url, { id: 'vip', models: ['capped'], priority: 'high' });
+    const bulk = await tenantWithKey(url, { id: 'bulk', models: ['capped'], priority: 'low' });
+    const done: string[] = [];
+    const send = (name: string, key: string, headers: Record<string, string> = {}) =>
+      post(`${url}/v1/chat/completions`, { model: 'capped', messages: hi }, { authorization: `Bearer ${key}`, ...headers }).then((r) => {
+        assert.equal(r.status, 200);
+        done.push(name);
+      });
+    const first = send('first', bulk.key);
+    await new Promise((r) => setTimeout(r, 40));
+    const pushy = send('bulk asking for high', bulk.key, { 'x-priority': 'high' });
+    await new Promise((r) => setTimeout(r, 20));
+    const high = send('vip', vip.key);
+    await Promise.all([first, pushy, high]);
+    assert.deepEqual(done, ['first', 'vip', 'bulk asking for high']);
   });
 
   it('stops a revoked key at once, and a rotated key replaces the old one', async () => {
