@@ -15,6 +15,7 @@ import { loadGenerator, runLoad, type LoadResult } from './load.js';
 import { generateScenario } from './generate.js';
 import { inprocLoad } from './inproc.js';
 import { overloadScenario } from './overload.js';
+import { tenancyTargets } from './tenancy.js';
 import { measure } from './proc.js';
 import { ROOT, external, peer, startInfergate, type Target } from './targets.js';
 
@@ -64,7 +65,7 @@ const { values } = parseArgs({
 });
 
 const HELP = `npm run bench -- [options]
-  --scenario NAME     chat | proxy | batching | batching-model | generate | overload (repeatable; default: all)
+  --scenario NAME     chat | tenancy | proxy | batching | batching-model | generate | overload (repeatable; default: all)
   --connections LIST  concurrency levels, e.g. 64,1000,5000 (default per scenario; generate: streams, 1,4)
   --duration S        seconds per measurement (default 10)
   --warmup S          seconds of unrecorded load per target first, for the JIT (default 5)
@@ -90,6 +91,14 @@ const SCENARIOS: Scenario[] = [
         await startInfergate('infergate mock', join(configs, 'mock.yaml'), '/v1/chat/completions', workers),
         await peer('go-handler :9102', 9102, '/v1/chat/completions', 'goref.pid'),
       ].filter((t): t is Target => t !== null),
+  },
+  {
+    name: 'tenancy',
+    description: 'the chat scenario behind each tenancy setting: what keys, limits and the usage ledger cost',
+    body: join(bodies, 'chat.json'),
+    levels: [64],
+    reference: 'no ledger, no auth',
+    targets: () => tenancyTargets(workers),
   },
   {
     name: 'proxy',

@@ -1,6 +1,6 @@
 /** The servers a benchmark loads: infergate processes it starts itself, and the peers of ../shared/peers. */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -30,11 +30,20 @@ async function freePort(): Promise<number> {
 }
 
 /** Starts `infergate serve` on a free port and waits until /health/ready answers 200. */
-export async function startInfergate(name: string, configFile: string, path: string, workers?: number): Promise<Target> {
+export async function startInfergate(
+  name: string,
+  configFile: string,
+  path: string,
+  workers?: number,
+  env: NodeJS.ProcessEnv = {},
+): Promise<Target> {
   const port = await freePort();
   const args = [join(ROOT, 'bin/infergate.js'), 'serve', '--config', configFile, '--port', String(port)];
   if (workers !== undefined) args.push('--workers', String(workers));
-  const child: ChildProcess = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'] });
+  // A fresh usage database per run (unless the caller names one), so benchmarks leave nothing in ./data.
+  const data = mkdtempSync(join(tmpdir(), 'infergate-bench-'));
+  const childEnv = { ...process.env, DATABASE_URL: `sqlite:${join(data, 'infergate.db')}`, REDIS_URL: '', ...env };
+  const child: ChildProcess = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'], env: childEnv });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const base = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 60_000;

@@ -88,6 +88,8 @@ main(process.argv.slice(2)).then(
     else if (err instanceof UsageError || err instanceof AdminCliError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS'))
       console.error(`infergate: ${(err as Error).message}`);
     else console.error(err);
-    process.exitCode = 2;
+    // A server that failed half-way through starting may hold handles (a database, timers) that
+    // would keep the process alive; a cluster primary restarts a worker only once it exits.
+    process.exit(2);
   },
 );

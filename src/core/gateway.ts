@@ -113,7 +113,9 @@ export class Gateway {
     const wantsUsage = body.stream_options?.include_usage === true;
     // Streams are asked for their exact usage; the chunk carrying it is passed on only if the client asked.
     const metered =
-      request.stream && !wantsUsage ? { ...request, body: { ...request.body, stream_options: { include_usage: true } } } : request;
+      request.stream && !wantsUsage
+        ? { ...request, body: { ...request.body, stream_options: { ...body.stream_options, include_usage: true } } }
+        : request;
     return this.#session(tenancy, request.model, ctx, async (session) => {
       const served = await this.#generate(metered, ctx);
       session.served(served.version);

@@ -69,7 +69,7 @@ export interface Database {
 export async function openDatabase(url: string, poolSize: number): Promise<Database> {
   const postgres = /^postgres(ql)?:\/\//.test(url);
   const db = postgres ? postgresDb(url, poolSize) : sqliteDb(url.replace(/^sqlite:(\/\/)?/, ''));
-  await migrate(db as Kysely<unknown>, postgres ? 'postgres' : 'sqlite');
+  await migrateWithRetry(db as Kysely<unknown>, postgres ? 'postgres' : 'sqlite');
   return {
     db,
     kind: postgres ? 'postgres' : 'sqlite',
@@ -89,9 +89,10 @@ function sqliteDb(path: string): Db {
   const file = resolve(path);
   mkdirSync(dirname(file), { recursive: true });
   const sqlite = new SQLite(file);
-  // WAL lets the worker processes read while one writes; they wait up to 5 s for the write lock.
-  sqlite.pragma('journal_mode = WAL');
+  // Worker processes share the file: each waits up to 5 s for another's lock (set first: switching
+  // to WAL takes a lock too), and WAL lets them read while one writes.
   sqlite.pragma('busy_timeout = 5000');
+  sqlite.pragma('journal_mode = WAL');
   // NORMAL in WAL mode: a committed batch survives a process crash; only a power loss may drop the last one.
   sqlite.pragma('synchronous = NORMAL');
   return new Kysely<Tables>({ dialect: new SqliteDialect({ database: sqlite }) });
@@ -105,4 +106,20 @@ const types = {
 function postgresDb(url: string, poolSize: number): Db {
   const pool = new pg.Pool({ connectionString: url, max: poolSize, types, connectionTimeoutMillis: 5000 });
   return new Kysely<Tables>({ dialect: new PostgresDialect({ pool }) });
+}
+
+/**
+ * Runs the migrations; on failure, tries again a few times. Processes starting together on one
+ * SQLite file race (Kysely's migration lock is per connection there): the loser fails, and its
+ * next try finds the work done. On PostgreSQL the lock makes the first try succeed.
+ */
+async function migrateWithRetry(db: Kysely<unknown>, kind: 'sqlite' | 'postgres'): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await migrate(db, kind);
+    } catch (err) {
+      if (attempt === 5) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 50 * attempt + Math.random() * 100));
+    }
+  }
 }
