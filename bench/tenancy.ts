@@ -18,6 +18,7 @@ function config(extra: string): string {
 ${extra}
 models:
   - name: mock-chat
+    aliases: [lab]
     versions: [{ version: '1', backend: { kind: mock, latency_ms: 0 } }]
 `,
   );

@@ -63,7 +63,14 @@ export class RedisState implements LimitState {
 
   constructor(url: string, prefix: string, log: Logger) {
     // Fail fast instead of queueing while disconnected: a limit check must not hold a request.
-    const redis = new Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: 500, lazyConnect: false });
+    // Auto-pipelining sends the commands of one event-loop turn (many requests' checks) in one write.
+    const redis = new Redis(url, {
+      enableOfflineQueue: false,
+      enableAutoPipelining: true,
+      maxRetriesPerRequest: 1,
+      commandTimeout: 500,
+      lazyConnect: false,
+    });
     redis.defineCommand('take', { numberOfKeys: 2, lua: TAKE });
     redis.defineCommand('acquireSlot', { numberOfKeys: 1, lua: ACQUIRE });
     redis.on('error', (err: Error) => this.#outage(err));

@@ -16,19 +16,22 @@ export interface WindowCounts {
   readonly previous: number;
 }
 
+/** A memory state answers at once; a Redis one after a round trip. Callers await only promises. */
+export type Maybe<T> = T | Promise<T>;
+
 export interface LimitState {
   /**
    * Counts `cost` in the current window of `key` if the rolling-minute estimate plus `need` stays
    * within `limit`. `need` is at least `cost`: a token check passes `cost` 0 and `need` 1 (one token left).
    */
-  take(key: string, limit: number, cost: number, need: number, now: number): Promise<WindowCounts>;
+  take(key: string, limit: number, cost: number, need: number, now: number): Maybe<WindowCounts>;
   /** Counts `amount` (tokens already spent) without a check. */
-  add(key: string, amount: number, now: number): Promise<WindowCounts>;
+  add(key: string, amount: number, now: number): Maybe<WindowCounts>;
   /** Takes one of `limit` concurrent slots; false when all are taken. */
-  acquire(key: string, limit: number): Promise<boolean>;
+  acquire(key: string, limit: number): Maybe<boolean>;
   release(key: string): void;
   /** Adds to a month's total and returns it. */
-  addMonthly(key: string, month: string, amount: number): Promise<number>;
+  addMonthly(key: string, month: string, amount: number): Maybe<number>;
   /** Sets a month's total unless it is already counted (a restart seeding from the ledger). */
   seedMonthly(key: string, month: string, value: number): Promise<void>;
   /** Publishes that tenants or keys changed; `onChange` runs in every other subscriber. */
@@ -55,9 +58,16 @@ export function waitFor(counts: WindowCounts, excess: number, now: number): numb
   return Math.ceil(left + Math.min(WINDOW_MS, ((excess - previousLeft) * WINDOW_MS) / counts.current));
 }
 
-/** `2025-11` for a time: the month a quota counts in (UTC). */
+let monthCache = { from: 0, to: 0, name: '' };
+
+/** `2025-11` for a time: the month a quota counts in (UTC). Cached: formatting a date costs more than a limit check. */
 export function monthOf(now: number): string {
-  return new Date(now).toISOString().slice(0, 7);
+  const c = monthCache;
+  if (now >= c.from && now < c.to) return c.name;
+  const d = new Date(now);
+  const from = Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1);
+  monthCache = { from, to: now + untilNextMonth(now), name: d.toISOString().slice(0, 7) };
+  return monthCache.name;
 }
 
 /** Milliseconds from `now` to the start of the next UTC month. */
@@ -79,20 +89,20 @@ export class MemoryState implements LimitState {
   readonly #slots = new Map<string, number>();
   readonly #months = new Map<string, number>();
 
-  async take(key: string, limit: number, cost: number, need: number, now: number): Promise<WindowCounts> {
+  take(key: string, limit: number, cost: number, need: number, now: number): WindowCounts {
     const w = this.#roll(key, now);
     const allowed = w.previous * (1 - (now % WINDOW_MS) / WINDOW_MS) + w.current + need <= limit;
     if (allowed) w.current += cost;
     return { allowed, current: w.current, previous: w.previous };
   }
 
-  async add(key: string, amount: number, now: number): Promise<WindowCounts> {
+  add(key: string, amount: number, now: number): WindowCounts {
     const w = this.#roll(key, now);
     w.current += amount;
     return { allowed: true, current: w.current, previous: w.previous };
   }
 
-  async acquire(key: string, limit: number): Promise<boolean> {
+  acquire(key: string, limit: number): boolean {
     const n = this.#slots.get(key) ?? 0;
     if (n >= limit) return false;
     this.#slots.set(key, n + 1);
@@ -105,7 +115,7 @@ export class MemoryState implements LimitState {
     else this.#slots.set(key, n);
   }
 
-  async addMonthly(key: string, month: string, amount: number): Promise<number> {
+  addMonthly(key: string, month: string, amount: number): number {
     const k = `${key}:${month}`;
     const total = (this.#months.get(k) ?? 0) + amount;
     this.#months.set(k, total);

@@ -1,3 +1,5 @@
+import type { RateLimit } from './rate-limit.js';
+
 /**
  * The one error catalogue. Every failure a user can see is an {@link ApiError} with a stable
  * snake_case `code`; each protocol maps the code once (see `api/http/errors.ts`). The README's
@@ -48,8 +50,8 @@ export class ApiError extends Error {
   retryAfterS: number | null = null;
   /** Whether trying the same call again may succeed (connection failures, 502/503/504/429 upstream). */
   retryable = false;
-  /** Extra response headers (the `x-ratelimit-*` of a 429); null: none. */
-  headers: Record<string, string> | null = null;
+  /** Where the caller stands against its rate limits (a 429's `x-ratelimit-*`); null: not a limit. */
+  rateLimit: RateLimit | null = null;
 
   constructor(code: ErrorCode, message: string, param: string | null = null, options?: { cause?: unknown }) {
     super(message, options);

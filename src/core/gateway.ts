@@ -19,6 +19,7 @@ import type { Principal } from '../tenancy/directory.js';
 import { meterText } from '../tenancy/metering.js';
 import type { Session, Tenancy } from '../tenancy/tenancy.js';
 import type { RequestContext } from './context.js';
+import type { RateLimit } from './rate-limit.js';
 import { ClientGoneError } from '../backends/backend.js';
 import { MockBackend } from '../backends/mock/mock-backend.js';
 import { QueueFull, type Admission, type Priority } from '../scheduling/admission.js';
@@ -33,8 +34,8 @@ export interface Served<T> {
   readonly result: T;
   /** `model@version` that failed when a fallback or the degraded answer served; null otherwise. */
   readonly fallbackFrom: string | null;
-  /** Headers the answer carries besides the version's (the tenant's `x-ratelimit-*`); null: none. */
-  readonly headers: Record<string, string> | null;
+  /** Where the tenant stands against its rate limits (sent as `x-ratelimit-*`); null: no limit applies. */
+  readonly rateLimit: RateLimit | null;
 }
 
 function overloaded(version: ModelVersion, why: string): ApiError {
@@ -169,7 +170,8 @@ export class Gateway {
     const session = await tenancy.open(this.registry, model, ctx);
     try {
       const served = await call(session);
-      return session.headers === null ? served : { ...served, headers: session.headers };
+      const rateLimit = session.rateLimit;
+      return rateLimit === null ? served : { version: served.version, result: served.result, fallbackFrom: served.fallbackFrom, rateLimit };
     } catch (err) {
       session.fail(err);
       throw err;
@@ -215,7 +217,7 @@ export class Gateway {
     const policies = version.policies;
     const deadline = new DeadlineCall(ctx, Math.min(ctx.timeoutMs ?? policies.timeout_ms, policies.max_timeout_ms));
     try {
-      return { version, result: await this.#call(version, deadline, ctx.priority, work, hold), fallbackFrom: null, headers: null };
+      return { version, result: await this.#call(version, deadline, ctx.priority, work, hold), fallbackFrom: null, rateLimit: null };
     } catch (err) {
       // Past the deadline: 504, unless the call never left the queue (503 overloaded says so).
       if (deadline.expired) throw isOverloaded(err) ? err : deadline.timeoutError();
@@ -224,14 +226,14 @@ export class Gateway {
       for (const fallback of model.fallbacks) {
         try {
           const v = this.#route(this.registry.get(fallback.model), fallback.version, task);
-          return { version: v, result: await this.#call(v, deadline, ctx.priority, work, hold), fallbackFrom: from, headers: null };
+          return { version: v, result: await this.#call(v, deadline, ctx.priority, work, hold), fallbackFrom: from, rateLimit: null };
         } catch (e) {
           if (deadline.expired) throw isOverloaded(e) ? e : deadline.timeoutError();
           if (!canFallBack(e)) throw e;
         }
       }
       if (degraded !== undefined && model.degradedText !== null) {
-        return { version, result: await degraded(model.degradedText, deadline), fallbackFrom: from, headers: null };
+        return { version, result: await degraded(model.degradedText, deadline), fallbackFrom: from, rateLimit: null };
       }
       throw err;
     } finally {

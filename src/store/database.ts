@@ -60,6 +60,8 @@ export type Db = Kysely<Tables>;
 export interface Database {
   readonly db: Db;
   readonly kind: 'sqlite' | 'postgres';
+  /** The SQLite connection itself, for the ledger's prepared insert; null on PostgreSQL. */
+  readonly sqlite: SQLite.Database | null;
   /** The URL without its password. */
   readonly where: string;
   close(): Promise<void>;
@@ -68,11 +70,13 @@ export interface Database {
 /** `postgres://` or `postgresql://` → PostgreSQL; `sqlite:PATH` (or a bare path) → SQLite, creating the folder. */
 export async function openDatabase(url: string, poolSize: number): Promise<Database> {
   const postgres = /^postgres(ql)?:\/\//.test(url);
-  const db = postgres ? postgresDb(url, poolSize) : sqliteDb(url.replace(/^sqlite:(\/\/)?/, ''));
+  const sqlite = postgres ? null : openSqlite(url.replace(/^sqlite:(\/\/)?/, ''));
+  const db = sqlite === null ? postgresDb(url, poolSize) : new Kysely<Tables>({ dialect: new SqliteDialect({ database: sqlite }) });
   await migrateWithRetry(db as Kysely<unknown>, postgres ? 'postgres' : 'sqlite');
   return {
     db,
     kind: postgres ? 'postgres' : 'sqlite',
+    sqlite,
     where: url.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@'),
     close: () => db.destroy(),
   };
@@ -85,7 +89,7 @@ export function databaseUrl(configured: string, env: NodeJS.ProcessEnv = process
   return fromEnv !== undefined && fromEnv !== '' ? fromEnv : 'sqlite:data/infergate.db';
 }
 
-function sqliteDb(path: string): Db {
+function openSqlite(path: string): SQLite.Database {
   const file = resolve(path);
   mkdirSync(dirname(file), { recursive: true });
   const sqlite = new SQLite(file);
@@ -95,7 +99,7 @@ function sqliteDb(path: string): Db {
   sqlite.pragma('journal_mode = WAL');
   // NORMAL in WAL mode: a committed batch survives a process crash; only a power loss may drop the last one.
   sqlite.pragma('synchronous = NORMAL');
-  return new Kysely<Tables>({ dialect: new SqliteDialect({ database: sqlite }) });
+  return sqlite;
 }
 
 /** pg returns BIGINT (int8) as strings; every bigint here is a millisecond time or a count, exact as a double. */

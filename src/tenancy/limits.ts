@@ -6,22 +6,25 @@
  */
 import type { Limits } from '../config/schema.js';
 import { fastError, type ApiError } from '../core/errors.js';
+import type { RateLimit, RateWindow } from '../core/rate-limit.js';
 import { estimate, monthOf, untilNextMonth, waitFor, type LimitState, type WindowCounts } from '../cluster/state.js';
 import type { Principal } from './directory.js';
 
-/** One set of limits and whose they are. */
+/** One set of limits and whose they are, with its counter keys made once. */
 interface Scope {
   /** The counter key: `t:<tenant>` or `k:<key id>`. */
   readonly id: string;
+  readonly requestsKey: string;
+  readonly tokensKey: string;
   /** For messages: `tenant "acme"` or `key key_1f2e`. */
   readonly label: string;
   readonly limits: Limits;
 }
 
-/** What the limits say about one admitted call: the headers to send and the tokens it may still spend. */
+/** What the limits say about one admitted call: where the caller stands and the tokens it may still spend. */
 export interface Grant {
-  /** `x-ratelimit-*` headers; null when no rate limit applies. */
-  readonly headers: Record<string, string> | null;
+  /** Where the caller stands (sent as `x-ratelimit-*`); null when no rate limit applies. */
+  readonly rateLimit: RateLimit | null;
   /** Tokens this call may spend before a token limit or quota runs out; Infinity when none applies. */
   readonly allowance: number;
   /** Counts tokens spent; resolves to the allowance left (at most 0 means stop). */
@@ -30,7 +33,7 @@ export interface Grant {
   release(): void;
 }
 
-const UNLIMITED: Grant = { headers: null, allowance: Infinity, charge: async () => Infinity, release: () => undefined };
+const UNLIMITED: Grant = { rateLimit: null, allowance: Infinity, charge: async () => Infinity, release: () => undefined };
 
 /** Seeds a scope's month total from the ledger the first time the scope is checked in a month. */
 export type MonthSeed = (scope: { kind: 'tenant' | 'key'; id: string }, month: string) => Promise<number>;
@@ -76,15 +79,16 @@ export class Limiter {
       for (const scope of scopes) {
         const limit = scope.limits.tokens_per_minute;
         if (limit === undefined) continue;
-        const counts = await state.take(`${scope.id}:tok`, limit, 0, 1, now);
+        const taken = state.take(scope.tokensKey, limit, 0, 1, now);
+        const counts = taken instanceof Promise ? await taken : taken;
         const used = estimate(counts, now);
         if (!counts.allowed) {
-          const headers = rateHeaders(requests, [{ counts, limit }], now);
+          const rateLimit = rateLimitOf(requests, [{ counts, limit }], now);
           throw refusal(
             'rate_limited',
             `${scope.label} is over its limit of ${limit} tokens per minute`,
             waitFor(counts, used + 1 - limit, now),
-            headers,
+            rateLimit,
           );
         }
         tokens.push({ scope, counts, limit });
@@ -93,14 +97,15 @@ export class Limiter {
       for (const scope of scopes) {
         const limit = scope.limits.requests_per_minute;
         if (limit === undefined) continue;
-        const counts = await state.take(`${scope.id}:req`, limit, 1, 1, now);
+        const taken = state.take(scope.requestsKey, limit, 1, 1, now);
+        const counts = taken instanceof Promise ? await taken : taken;
         if (!counts.allowed) {
-          const headers = rateHeaders([{ counts, limit }], tokens, now);
+          const rateLimit = rateLimitOf([{ counts, limit }], tokens, now);
           throw refusal(
             'rate_limited',
             `${scope.label} is over its limit of ${limit} requests per minute`,
             waitFor(counts, estimate(counts, now) + 1 - limit, now),
-            headers,
+            rateLimit,
           );
         }
         requests.push({ scope, counts, limit });
@@ -108,12 +113,13 @@ export class Limiter {
       for (const scope of scopes) {
         const limit = scope.limits.concurrent_requests;
         if (limit === undefined) continue;
-        if (!(await state.acquire(scope.id, limit))) {
+        const acquired = state.acquire(scope.id, limit);
+        if (!(acquired instanceof Promise ? await acquired : acquired)) {
           throw refusal(
             'rate_limited',
             `${scope.label} already has ${limit} requests in flight, its limit`,
             1000,
-            rateHeaders(requests, tokens, now),
+            rateLimitOf(requests, tokens, now),
           );
         }
         held.push(scope.id);
@@ -121,17 +127,17 @@ export class Limiter {
     } catch (err) {
       for (const id of held) state.release(id);
       // An admitted request count is given back, so a refusal does not use up the minute.
-      for (const r of requests) void state.add(`${r.scope.id}:req`, -1, now);
+      for (const r of requests) void state.add(r.scope.requestsKey, -1, now);
       throw err;
     }
-    return this.#grant(scopes, allowance, held, rateHeaders(requests, tokens, now), month);
+    return this.#grant(scopes, allowance, held, rateLimitOf(requests, tokens, now), month);
   }
 
-  #grant(scopes: readonly Scope[], initial: number, held: string[], headers: Record<string, string> | null, month: string): Grant {
+  #grant(scopes: readonly Scope[], initial: number, held: string[], rateLimit: RateLimit | null, month: string): Grant {
     const state = this.#state;
     let released = false;
     const grant: Grant = {
-      headers,
+      rateLimit,
       allowance: initial,
       charge: async (n: number): Promise<number> => {
         if (n <= 0) return grant.allowance;
@@ -139,7 +145,10 @@ export class Limiter {
         let left = Infinity;
         for (const scope of scopes) {
           const tpm = scope.limits.tokens_per_minute;
-          if (tpm !== undefined) left = Math.min(left, tpm - estimate(await state.add(`${scope.id}:tok`, n, now), now));
+          if (tpm !== undefined) {
+            const added = state.add(scope.tokensKey, n, now);
+            left = Math.min(left, tpm - estimate(added instanceof Promise ? await added : added, now));
+          }
           const quota = scope.limits.monthly_tokens;
           if (quota !== undefined) left = Math.min(left, quota - (await this.#monthly(scope, month, n)));
         }
@@ -156,6 +165,7 @@ export class Limiter {
   }
 
   async #monthly(scope: Scope, month: string, add: number): Promise<number> {
+    // Rare enough (only scopes with a monthly quota) to stay simple.
     const key = `${scope.id}:${month}`;
     if (!this.#seeded.has(key)) {
       const [kind, id] = scope.id.startsWith('t:') ? (['tenant', scope.id.slice(2)] as const) : (['key', scope.id.slice(2)] as const);
@@ -166,13 +176,25 @@ export class Limiter {
   }
 }
 
-function scopesOf(principal: Principal): Scope[] {
-  const scopes: Scope[] = [];
-  if (hasLimits(principal.tenant.limits)) {
-    scopes.push({ id: `t:${principal.tenant.id}`, label: `tenant "${principal.tenant.id}"`, limits: principal.tenant.limits });
-  }
-  if (hasLimits(principal.key.limits))
-    scopes.push({ id: `k:${principal.key.id}`, label: `key ${principal.key.id}`, limits: principal.key.limits });
+/** Scopes per principal, made once (a reload of the directory makes new principals). */
+const scopeCache = new WeakMap<Principal, readonly Scope[]>();
+
+function scopesOf(principal: Principal): readonly Scope[] {
+  let scopes = scopeCache.get(principal);
+  if (scopes !== undefined) return scopes;
+  const scope = (id: string, label: string, limits: Limits): Scope => ({
+    id,
+    requestsKey: `${id}:req`,
+    tokensKey: `${id}:tok`,
+    label,
+    limits,
+  });
+  const list: Scope[] = [];
+  const { tenant, key } = principal;
+  if (hasLimits(tenant.limits)) list.push(scope(`t:${tenant.id}`, `tenant "${tenant.id}"`, tenant.limits));
+  if (hasLimits(key.limits)) list.push(scope(`k:${key.id}`, `key ${key.id}`, key.limits));
+  scopes = list;
+  scopeCache.set(principal, scopes);
   return scopes;
 }
 
@@ -185,51 +207,30 @@ function hasLimits(limits: Limits): boolean {
   );
 }
 
-function refusal(
-  code: 'rate_limited' | 'insufficient_quota',
-  message: string,
-  waitMs: number,
-  headers: Record<string, string> | null,
-): ApiError {
+function refusal(code: 'rate_limited' | 'insufficient_quota', message: string, waitMs: number, rateLimit: RateLimit | null): ApiError {
   const seconds = Math.max(1, Math.ceil(waitMs / 1000));
   const e = fastError(code, `${message}; retry after ${seconds} s`);
   e.retryAfterS = seconds;
-  e.headers = headers;
+  e.rateLimit = rateLimit;
   return e;
 }
 
-/**
- * OpenAI's rate-limit headers, for the scope closest to its limit of each kind: `limit`, `remaining`,
- * and `reset` (how long until the rolling minute is back to its full limit, as "1m2.5s").
- */
-function rateHeaders(
+/** Where the caller stands, for the scope closest to its limit of each kind. */
+function rateLimitOf(
   requests: ReadonlyArray<{ counts: WindowCounts; limit: number }>,
   tokens: ReadonlyArray<{ counts: WindowCounts; limit: number }>,
   now: number,
-): Record<string, string> | null {
+): RateLimit | null {
   if (requests.length === 0 && tokens.length === 0) return null;
-  const headers: Record<string, string> = {};
-  for (const [kind, list] of [
-    ['requests', requests],
-    ['tokens', tokens],
-  ] as const) {
-    let tightest: { remaining: number; limit: number; counts: WindowCounts } | null = null;
-    for (const { counts, limit } of list) {
-      const remaining = Math.max(0, Math.floor(limit - estimate(counts, now)));
-      if (tightest === null || remaining < tightest.remaining) tightest = { remaining, limit, counts };
-    }
-    if (tightest === null) continue;
-    headers[`x-ratelimit-limit-${kind}`] = String(tightest.limit);
-    headers[`x-ratelimit-remaining-${kind}`] = String(tightest.remaining);
-    headers[`x-ratelimit-reset-${kind}`] = duration(waitFor(tightest.counts, estimate(tightest.counts, now), now));
-  }
-  return headers;
+  return { requests: tightest(requests, now), tokens: tightest(tokens, now) };
 }
 
-/** Milliseconds as OpenAI writes them: "20ms", "1.5s", "6m0s". */
-export function duration(ms: number): string {
-  if (ms < 1000) return `${Math.max(0, Math.round(ms))}ms`;
-  const s = ms / 1000;
-  if (s < 60) return `${Number(s.toFixed(3))}s`;
-  return `${Math.floor(s / 60)}m${Number((s % 60).toFixed(3))}s`;
+function tightest(list: ReadonlyArray<{ counts: WindowCounts; limit: number }>, now: number): RateWindow | null {
+  let best: RateWindow | null = null;
+  for (const { counts, limit } of list) {
+    const used = estimate(counts, now);
+    const remaining = Math.max(0, Math.floor(limit - used));
+    if (best === null || remaining < best.remaining) best = { limit, remaining, resetMs: waitFor(counts, used, now) };
+  }
+  return best;
 }

@@ -6,6 +6,7 @@
  */
 import type { RequestContext } from '../core/context.js';
 import type { ApiError } from '../core/errors.js';
+import type { RateLimit } from '../core/rate-limit.js';
 import type { Model, ModelVersion, Registry } from '../routing/registry.js';
 import { modelNotFound } from '../routing/registry.js';
 import type { Grant, Limiter } from './limits.js';
@@ -42,8 +43,6 @@ export class Tenancy {
   }
 }
 
-const NO_HEADERS = null;
-
 /** One admitted call: its limits' grant and what the ledger will record. */
 export class Session implements Meter {
   readonly #ctx: RequestContext;
@@ -65,9 +64,9 @@ export class Session implements Meter {
     this.#model = model.name;
   }
 
-  /** `x-ratelimit-*` headers for the answer; null when no rate limit applies. */
-  get headers(): Record<string, string> | null {
-    return this.#grant?.headers ?? NO_HEADERS;
+  /** Where the tenant stands against its rate limits; null when none applies. */
+  get rateLimit(): RateLimit | null {
+    return this.#grant === null ? null : this.#grant.rateLimit;
   }
 
   get allowance(): number {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { generateKey, hashKey, presentedKey, sameSecret } from '../../src/tenancy/keys.js';
 import { modelMatcher } from '../../src/tenancy/models.js';
-import { duration } from '../../src/tenancy/limits.js';
+import { duration } from '../../src/api/http/rate-limit.js';
 
 describe('API keys', () => {
   it('are random, prefixed, and stored only as a SHA-256 hash', () => {

@@ -20,6 +20,7 @@ import type { Served } from '../../core/gateway.js';
 import type { Principal } from '../../tenancy/directory.js';
 import { errorHeaders, kserveErrorBody, openaiErrorBody, toApiError, validationError, type AjvError } from './errors.js';
 import { httpContext } from './context.js';
+import { withRateLimit } from './rate-limit.js';
 import { requestId } from './request-id.js';
 
 /** What a handler answers: status, headers, and a body to write whole or to stream. */
@@ -32,10 +33,7 @@ export interface HttpResult {
 
 /** The headers that say what served a call: the version, and the deployment a fallback stood in for. */
 export function servedHeaders(served: Served<unknown>, contentType: string): Record<string, string> {
-  const headers: Record<string, string> =
-    served.headers === null
-      ? { 'x-model-version': served.version.version, 'content-type': contentType }
-      : { ...served.headers, 'x-model-version': served.version.version, 'content-type': contentType };
+  const headers = withRateLimit(served.rateLimit, served.version.version, contentType);
   if (served.fallbackFrom !== null) headers['x-fallback-from'] = served.fallbackFrom;
   return headers;
 }

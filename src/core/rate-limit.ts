@@ -1,0 +1,14 @@
+/** Where a caller stands against its rate limits, as numbers; each transport writes it its own way (HTTP: OpenAI's `x-ratelimit-*`). */
+
+/** One kind of limit (requests or tokens per minute), for the scope closest to it. */
+export interface RateWindow {
+  readonly limit: number;
+  readonly remaining: number;
+  /** Milliseconds until the rolling minute is back to its full limit. */
+  readonly resetMs: number;
+}
+
+export interface RateLimit {
+  readonly requests: RateWindow | null;
+  readonly tokens: RateWindow | null;
+}
