@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { WINDOW_MS, type LimitState, type WindowCounts } from './state.js';
+import { WINDOW_MS, type Admitted, type Check, type LimitState, type WindowCounts } from './state.js';
 
 /** KEYS: current window, previous window. ARGV: limit, cost, need. Counts `cost` if the rolling estimate allows `need`. */
 const TAKE = `
@@ -34,6 +34,60 @@ end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1`;
 
+/**
+ * A whole admission in one script. KEYS: two per check (a window's current and previous counters,
+ * or a slot counter and an unused key). ARGV: weight of the previous window, window TTL, slot TTL,
+ * then kind and limit per check. Returns the 1-based index of the failed check (0: none), then two
+ * numbers per check evaluated (the window's current and previous counts; for a slot, its count and 0).
+ */
+const ADMIT = `
+local w = tonumber(ARGV[1])
+local n = (#ARGV - 3) / 2
+local out = {0}
+local function undo(upto)
+  for j = 1, upto do
+    local kind = ARGV[2 + 2 * j]
+    if kind == 'r' then redis.call('DECRBY', KEYS[2 * j - 1], 1)
+    elseif kind == 'c' then redis.call('DECR', KEYS[2 * j - 1]) end
+  end
+end
+for i = 1, n do
+  local kind = ARGV[2 + 2 * i]
+  local limit = tonumber(ARGV[3 + 2 * i])
+  local k = KEYS[2 * i - 1]
+  if kind == 'c' then
+    local v = redis.call('INCR', k)
+    if v > limit then
+      redis.call('DECR', k)
+      undo(i - 1)
+      out[1] = i
+      out[#out + 1] = v - 1
+      out[#out + 1] = 0
+      return out
+    end
+    redis.call('PEXPIRE', k, ARGV[3])
+    out[#out + 1] = v
+    out[#out + 1] = 0
+  else
+    local cur = tonumber(redis.call('GET', k) or '0')
+    local prev = tonumber(redis.call('GET', KEYS[2 * i]) or '0')
+    if prev * w + cur + 1 > limit then
+      undo(i - 1)
+      out[1] = i
+      out[#out + 1] = cur
+      out[#out + 1] = prev
+      return out
+    end
+    if kind == 'r' then
+      cur = redis.call('INCRBY', k, 1)
+      redis.call('PEXPIRE', k, ARGV[2])
+    end
+    out[#out + 1] = cur
+    out[#out + 1] = prev
+  end
+end
+return out`;
+
 /** A slot held by a replica that crashed frees itself after this long without activity on its key. */
 const SLOT_TTL_MS = 10 * 60_000;
 const MONTH_TTL_S = 40 * 86_400;
@@ -49,6 +103,7 @@ type Commands = Redis & {
     ttl: number,
   ): Promise<[number, number, number]>;
   acquireSlot(key: string, limit: number, ttl: number): Promise<number>;
+  admitAll(...args: Array<string | number>): Promise<number[]>;
 };
 
 export class RedisState implements LimitState {
@@ -73,6 +128,7 @@ export class RedisState implements LimitState {
     });
     redis.defineCommand('take', { numberOfKeys: 2, lua: TAKE });
     redis.defineCommand('acquireSlot', { numberOfKeys: 1, lua: ACQUIRE });
+    redis.defineCommand('admitAll', { lua: ADMIT });
     redis.on('error', (err: Error) => this.#outage(err));
     redis.on('ready', () => {
       if (this.#down) this.#log.info('redis is back: limits are enforced again');
@@ -93,6 +149,31 @@ export class RedisState implements LimitState {
         resolve();
       });
     });
+  }
+
+  async admit(checks: readonly Check[], now: number): Promise<Admitted> {
+    const index = Math.floor(now / WINDOW_MS);
+    const keys: string[] = [];
+    const argv: Array<string | number> = [1 - (now % WINDOW_MS) / WINDOW_MS, 2 * WINDOW_MS, SLOT_TTL_MS];
+    for (const c of checks) {
+      if (c.kind === 'concurrency') keys.push(`${this.#prefix}cc:${c.key}`, `${this.#prefix}cc:${c.key}`);
+      else keys.push(`${this.#prefix}rl:${c.key}:${index}`, `${this.#prefix}rl:${c.key}:${index - 1}`);
+      argv.push(c.kind === 'tokens' ? 't' : c.kind === 'requests' ? 'r' : 'c', c.limit);
+    }
+    try {
+      const out = await this.#redis.admitAll(keys.length, ...keys, ...argv);
+      const counts: Array<WindowCounts | null> = [];
+      for (let i = 0; 2 * i + 1 < out.length; i++) {
+        const kind = (checks[i] as Check).kind;
+        counts.push(
+          kind === 'concurrency' ? null : { allowed: true, current: out[2 * i + 1] as number, previous: out[2 * i + 2] as number },
+        );
+      }
+      return { failed: (out[0] as number) - 1, counts };
+    } catch (err) {
+      this.#outage(err as Error);
+      return { failed: -1, counts: checks.map(() => ({ allowed: true, current: 0, previous: 0 })) };
+    }
   }
 
   async take(key: string, limit: number, cost: number, need: number, now: number): Promise<WindowCounts> {

@@ -19,7 +19,30 @@ export interface WindowCounts {
 /** A memory state answers at once; a Redis one after a round trip. Callers await only promises. */
 export type Maybe<T> = T | Promise<T>;
 
+/**
+ * One check of an admission: `tokens` passes while at least one token is left (counts nothing),
+ * `requests` counts one request, `concurrency` takes a slot. Keys: the counter's, or for windows
+ * its base (the current and previous windows' keys are made from it).
+ */
+export interface Check {
+  readonly kind: 'tokens' | 'requests' | 'concurrency';
+  readonly key: string;
+  readonly limit: number;
+}
+
+/** The outcome of a batch of checks: the index of the first that failed (-1: none), and each evaluated window's counts. */
+export interface Admitted {
+  readonly failed: number;
+  /** Per check up to and including the failed one; null for concurrency checks. */
+  readonly counts: ReadonlyArray<WindowCounts | null>;
+}
+
 export interface LimitState {
+  /**
+   * Runs checks in order, atomically; at the first that fails, undoes what the earlier ones took
+   * (a counted request, a slot) and stops. One round trip in Redis, whatever the number of checks.
+   */
+  admit(checks: readonly Check[], now: number): Maybe<Admitted>;
   /**
    * Counts `cost` in the current window of `key` if the rolling-minute estimate plus `need` stays
    * within `limit`. `need` is at least `cost`: a token check passes `cost` 0 and `need` 1 (one token left).
@@ -88,6 +111,31 @@ export class MemoryState implements LimitState {
   readonly #windows = new Map<string, Windows>();
   readonly #slots = new Map<string, number>();
   readonly #months = new Map<string, number>();
+
+  admit(checks: readonly Check[], now: number): Admitted {
+    const counts: Array<WindowCounts | null> = [];
+    for (let i = 0; i < checks.length; i++) {
+      const c = checks[i] as Check;
+      let ok: boolean;
+      if (c.kind === 'concurrency') {
+        ok = this.acquire(c.key, c.limit);
+        counts.push(null);
+      } else {
+        const w = this.take(c.key, c.limit, c.kind === 'requests' ? 1 : 0, 1, now);
+        ok = w.allowed;
+        counts.push(w);
+      }
+      if (!ok) {
+        for (let j = 0; j < i; j++) {
+          const done = checks[j] as Check;
+          if (done.kind === 'concurrency') this.release(done.key);
+          else if (done.kind === 'requests') this.add(done.key, -1, now);
+        }
+        return { failed: i, counts };
+      }
+    }
+    return { failed: -1, counts };
+  }
 
   take(key: string, limit: number, cost: number, need: number, now: number): WindowCounts {
     const w = this.#roll(key, now);

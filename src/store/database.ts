@@ -8,6 +8,7 @@ import SQLite from 'better-sqlite3';
 import { Kysely, PostgresDialect, SqliteDialect, type Generated } from 'kysely';
 import pg from 'pg';
 import { migrate } from './migrations.js';
+import { openSqliteFile } from './sqlite-writer.js';
 
 export interface TenantsTable {
   id: string;
@@ -60,8 +61,8 @@ export type Db = Kysely<Tables>;
 export interface Database {
   readonly db: Db;
   readonly kind: 'sqlite' | 'postgres';
-  /** The SQLite connection itself, for the ledger's prepared insert; null on PostgreSQL. */
-  readonly sqlite: SQLite.Database | null;
+  /** The SQLite file, for the ledger's writer thread; null on PostgreSQL. */
+  readonly sqliteFile: string | null;
   /** The URL without its password. */
   readonly where: string;
   close(): Promise<void>;
@@ -70,13 +71,14 @@ export interface Database {
 /** `postgres://` or `postgresql://` → PostgreSQL; `sqlite:PATH` (or a bare path) → SQLite, creating the folder. */
 export async function openDatabase(url: string, poolSize: number): Promise<Database> {
   const postgres = /^postgres(ql)?:\/\//.test(url);
-  const sqlite = postgres ? null : openSqlite(url.replace(/^sqlite:(\/\/)?/, ''));
+  const sqliteFile = postgres ? null : resolve(url.replace(/^sqlite:(\/\/)?/, ''));
+  const sqlite = sqliteFile === null ? null : openSqlite(sqliteFile);
   const db = sqlite === null ? postgresDb(url, poolSize) : new Kysely<Tables>({ dialect: new SqliteDialect({ database: sqlite }) });
   await migrateWithRetry(db as Kysely<unknown>, postgres ? 'postgres' : 'sqlite');
   return {
     db,
     kind: postgres ? 'postgres' : 'sqlite',
-    sqlite,
+    sqliteFile,
     where: url.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@'),
     close: () => db.destroy(),
   };
@@ -89,17 +91,9 @@ export function databaseUrl(configured: string, env: NodeJS.ProcessEnv = process
   return fromEnv !== undefined && fromEnv !== '' ? fromEnv : 'sqlite:data/infergate.db';
 }
 
-function openSqlite(path: string): SQLite.Database {
-  const file = resolve(path);
+function openSqlite(file: string): SQLite.Database {
   mkdirSync(dirname(file), { recursive: true });
-  const sqlite = new SQLite(file);
-  // Worker processes share the file: each waits up to 5 s for another's lock (set first: switching
-  // to WAL takes a lock too), and WAL lets them read while one writes.
-  sqlite.pragma('busy_timeout = 5000');
-  sqlite.pragma('journal_mode = WAL');
-  // NORMAL in WAL mode: a committed batch survives a process crash; only a power loss may drop the last one.
-  sqlite.pragma('synchronous = NORMAL');
-  return sqlite;
+  return openSqliteFile(file);
 }
 
 /** pg returns BIGINT (int8) as strings; every bigint here is a millisecond time or a count, exact as a double. */

@@ -1,7 +1,8 @@
 /** The usage ledger in the database: batched inserts and the aggregates the admin and tenant APIs show. */
 import { sql, type RawBuilder } from 'kysely';
-import type SQLite from 'better-sqlite3';
+import { Worker } from 'node:worker_threads';
 import type { Db, UsageTable } from './database.js';
+import { COLUMNS } from './sqlite-writer.js';
 
 export type UsageRecord = Omit<UsageTable, 'seq'>;
 
@@ -24,60 +25,68 @@ export interface UsageRow {
 }
 
 const DAY_MS = 86_400_000;
-/** Rows per SQLite transaction; the event loop gets a turn between two (1000 rows take about 1 ms). */
-const ROWS_PER_TRANSACTION = 1000;
-const COLUMNS = 'ts, request_id, tenant_id, key_id, model, version, status, prompt_tokens, completion_tokens, latency_ms';
+
+/** Writes batches on the SQLite writer thread, one at a time. */
+class SqliteWriter {
+  readonly #worker: Worker;
+  #pending: { resolve: () => void; reject: (err: Error) => void } | null = null;
+
+  constructor(file: string) {
+    this.#worker = new Worker(new URL('./sqlite-writer.js', import.meta.url), { workerData: { ledger: file } });
+    this.#worker.unref();
+    this.#worker.on('message', (m: { ok: boolean; error?: string }) => {
+      const p = this.#pending;
+      this.#pending = null;
+      if (m.ok) p?.resolve();
+      else p?.reject(new Error(m.error));
+    });
+    this.#worker.on('error', (err) => {
+      this.#pending?.reject(err);
+      this.#pending = null;
+    });
+  }
+
+  write(rows: readonly UsageRecord[]): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#pending = { resolve, reject };
+      this.#worker.postMessage(rows);
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.#worker.terminate();
+  }
+}
 
 export class UsageStore {
   readonly #db: Db;
-  readonly #sqliteInsert: ((rows: readonly UsageRecord[]) => void) | null;
+  readonly #sqlite: SqliteWriter | null;
 
   /**
    * Reads go through Kysely. Writes are the ledger's hot path (tens of thousands of rows a second
    * under load), where building a many-row INSERT in Kysely cost more than the requests: on SQLite
-   * they use one prepared statement in a transaction, on PostgreSQL one INSERT ... SELECT FROM unnest
-   * of an array per column (11 parameters, whatever the rows).
+   * one prepared statement in a transaction on a writer thread (`sqliteFile`), on PostgreSQL one
+   * INSERT ... SELECT FROM unnest of an array per column (10 parameters, whatever the rows). The
+   * caller does not overlap writes (the ledger chains its flushes).
    */
-  constructor(db: Db, sqlite: SQLite.Database | null) {
+  constructor(db: Db, sqliteFile: string | null) {
     this.#db = db;
-    if (sqlite === null) this.#sqliteInsert = null;
-    else {
-      const insert = sqlite.prepare(`INSERT INTO usage (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
-      this.#sqliteInsert = sqlite.transaction((rows: readonly UsageRecord[]) => {
-        for (const r of rows) {
-          insert.run(
-            r.ts,
-            r.request_id,
-            r.tenant_id,
-            r.key_id,
-            r.model,
-            r.version,
-            r.status,
-            r.prompt_tokens,
-            r.completion_tokens,
-            r.latency_ms,
-          );
-        }
-      });
-    }
+    this.#sqlite = sqliteFile === null ? null : new SqliteWriter(sqliteFile);
   }
 
-  /** Writes records; on SQLite in transactions of a thousand, each all or nothing, yielding between them. */
   async insert(records: readonly UsageRecord[]): Promise<void> {
     if (records.length === 0) return;
-    const sqliteInsert = this.#sqliteInsert;
-    if (sqliteInsert !== null) {
-      for (let i = 0; i < records.length; i += ROWS_PER_TRANSACTION) {
-        if (i > 0) await new Promise((resolve) => setImmediate(resolve));
-        sqliteInsert(records.slice(i, i + ROWS_PER_TRANSACTION));
-      }
-      return;
-    }
+    if (this.#sqlite !== null) return this.#sqlite.write(records);
     const column = <K extends keyof UsageRecord>(k: K): Array<UsageRecord[K]> => records.map((r) => r[k]);
     await sql`insert into usage (${sql.raw(COLUMNS)})
       select * from unnest(${column('ts')}::bigint[], ${column('request_id')}::text[], ${column('tenant_id')}::text[],
         ${column('key_id')}::text[], ${column('model')}::text[], ${column('version')}::text[], ${column('status')}::int[],
         ${column('prompt_tokens')}::int[], ${column('completion_tokens')}::int[], ${column('latency_ms')}::float8[])`.execute(this.#db);
+  }
+
+  /** Stops the writer thread (after the ledger's last flush). */
+  async close(): Promise<void> {
+    await this.#sqlite?.close();
   }
 
   /** Totals per tenant, and per model or per UTC day when asked, over [from, to). */

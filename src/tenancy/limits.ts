@@ -7,7 +7,7 @@
 import type { Limits } from '../config/schema.js';
 import { fastError, type ApiError } from '../core/errors.js';
 import type { RateLimit, RateWindow } from '../core/rate-limit.js';
-import { estimate, monthOf, untilNextMonth, waitFor, type LimitState, type WindowCounts } from '../cluster/state.js';
+import { estimate, monthOf, untilNextMonth, waitFor, type Check, type LimitState, type WindowCounts } from '../cluster/state.js';
 import type { Principal } from './directory.js';
 
 /** One set of limits and whose they are, with its counter keys made once. */
@@ -52,88 +52,70 @@ export class Limiter {
 
   /** Admits a call of `principal` or throws 429; the checks that passed are undone when a later one fails. */
   async admit(principal: Principal): Promise<Grant> {
-    const scopes = scopesOf(principal);
-    if (scopes.length === 0) return UNLIMITED;
+    const plan = planOf(principal);
+    if (plan.scopes.length === 0) return UNLIMITED;
     const now = this.#now();
-    const state = this.#state;
     const month = monthOf(now);
     let allowance = Infinity;
-    const requests: Array<{ scope: Scope; counts: WindowCounts; limit: number }> = [];
-    const tokens: Array<{ scope: Scope; counts: WindowCounts; limit: number }> = [];
-    const held: string[] = [];
-    try {
-      for (const scope of scopes) {
-        const quota = scope.limits.monthly_tokens;
-        if (quota === undefined) continue;
-        const used = await this.#monthly(scope, month, 0);
-        if (used >= quota) {
-          throw refusal(
-            'insufficient_quota',
-            `${scope.label} has used its monthly quota of ${quota} tokens (${used} used in ${month}); it renews at the start of next month (UTC)`,
-            untilNextMonth(now),
-            null,
-          );
-        }
-        allowance = Math.min(allowance, quota - used);
+    for (const scope of plan.quotas) {
+      const quota = scope.limits.monthly_tokens as number;
+      const used = await this.#monthly(scope, month, 0);
+      if (used >= quota) {
+        throw refusal(
+          'insufficient_quota',
+          `${scope.label} has used its monthly quota of ${quota} tokens (${used} used in ${month}); it renews at the start of next month (UTC)`,
+          untilNextMonth(now),
+          null,
+        );
       }
-      for (const scope of scopes) {
-        const limit = scope.limits.tokens_per_minute;
-        if (limit === undefined) continue;
-        const taken = state.take(scope.tokensKey, limit, 0, 1, now);
-        const counts = taken instanceof Promise ? await taken : taken;
-        const used = estimate(counts, now);
-        if (!counts.allowed) {
-          const rateLimit = rateLimitOf(requests, [{ counts, limit }], now);
-          throw refusal(
-            'rate_limited',
-            `${scope.label} is over its limit of ${limit} tokens per minute`,
-            waitFor(counts, used + 1 - limit, now),
-            rateLimit,
-          );
-        }
-        tokens.push({ scope, counts, limit });
-        allowance = Math.min(allowance, limit - used);
-      }
-      for (const scope of scopes) {
-        const limit = scope.limits.requests_per_minute;
-        if (limit === undefined) continue;
-        const taken = state.take(scope.requestsKey, limit, 1, 1, now);
-        const counts = taken instanceof Promise ? await taken : taken;
-        if (!counts.allowed) {
-          const rateLimit = rateLimitOf([{ counts, limit }], tokens, now);
-          throw refusal(
-            'rate_limited',
-            `${scope.label} is over its limit of ${limit} requests per minute`,
-            waitFor(counts, estimate(counts, now) + 1 - limit, now),
-            rateLimit,
-          );
-        }
-        requests.push({ scope, counts, limit });
-      }
-      for (const scope of scopes) {
-        const limit = scope.limits.concurrent_requests;
-        if (limit === undefined) continue;
-        const acquired = state.acquire(scope.id, limit);
-        if (!(acquired instanceof Promise ? await acquired : acquired)) {
-          throw refusal(
-            'rate_limited',
-            `${scope.label} already has ${limit} requests in flight, its limit`,
-            1000,
-            rateLimitOf(requests, tokens, now),
-          );
-        }
-        held.push(scope.id);
-      }
-    } catch (err) {
-      for (const id of held) state.release(id);
-      // An admitted request count is given back, so a refusal does not use up the minute.
-      for (const r of requests) void state.add(r.scope.requestsKey, -1, now);
-      throw err;
+      allowance = Math.min(allowance, quota - used);
     }
-    return this.#grant(scopes, allowance, held, rateLimitOf(requests, tokens, now), month);
+    const pending = this.#state.admit(plan.checks, now);
+    const { failed, counts } = pending instanceof Promise ? await pending : pending;
+    const requests: Windowed[] = [];
+    const tokens: Windowed[] = [];
+    for (let i = 0; i < counts.length && i !== failed; i++) {
+      const c = counts[i];
+      const check = plan.checks[i] as Check;
+      if (c === null || c === undefined) continue;
+      if (check.kind === 'tokens') {
+        tokens.push({ counts: c, limit: check.limit });
+        allowance = Math.min(allowance, check.limit - estimate(c, now));
+      } else requests.push({ counts: c, limit: check.limit });
+    }
+    if (failed >= 0) throw this.#refused(plan, failed, counts[failed] ?? null, requests, tokens, now);
+    return this.#grant(plan.scopes, allowance, plan.slots, rateLimitOf(requests, tokens, now), month);
   }
 
-  #grant(scopes: readonly Scope[], initial: number, held: string[], rateLimit: RateLimit | null, month: string): Grant {
+  #refused(plan: Plan, failed: number, counts: WindowCounts | null, requests: Windowed[], tokens: Windowed[], now: number): ApiError {
+    const check = plan.checks[failed] as Check;
+    const label = (plan.owners[failed] as Scope).label;
+    if (check.kind === 'concurrency' || counts === null) {
+      return refusal(
+        'rate_limited',
+        `${label} already has ${check.limit} requests in flight, its limit`,
+        1000,
+        rateLimitOf(requests, tokens, now),
+      );
+    }
+    const wait = waitFor(counts, estimate(counts, now) + 1 - check.limit, now);
+    const windowed = { counts, limit: check.limit };
+    return check.kind === 'tokens'
+      ? refusal(
+          'rate_limited',
+          `${label} is over its limit of ${check.limit} tokens per minute`,
+          wait,
+          rateLimitOf(requests, [windowed], now),
+        )
+      : refusal(
+          'rate_limited',
+          `${label} is over its limit of ${check.limit} requests per minute`,
+          wait,
+          rateLimitOf([windowed], tokens, now),
+        );
+  }
+
+  #grant(scopes: readonly Scope[], initial: number, held: readonly string[], rateLimit: RateLimit | null, month: string): Grant {
     const state = this.#state;
     let released = false;
     const grant: Grant = {
@@ -176,12 +158,29 @@ export class Limiter {
   }
 }
 
-/** Scopes per principal, made once (a reload of the directory makes new principals). */
-const scopeCache = new WeakMap<Principal, readonly Scope[]>();
+interface Windowed {
+  readonly counts: WindowCounts;
+  readonly limit: number;
+}
 
-function scopesOf(principal: Principal): readonly Scope[] {
-  let scopes = scopeCache.get(principal);
-  if (scopes !== undefined) return scopes;
+/** What to check for a principal, made once (a reload of the directory makes new principals). */
+interface Plan {
+  readonly scopes: readonly Scope[];
+  /** Scopes with a monthly quota. */
+  readonly quotas: readonly Scope[];
+  /** Tokens, then requests, then concurrency, per scope: a refused call has spent nothing. */
+  readonly checks: readonly Check[];
+  /** The scope of each check. */
+  readonly owners: readonly Scope[];
+  /** Concurrency slots an admitted call holds. */
+  readonly slots: readonly string[];
+}
+
+const planCache = new WeakMap<Principal, Plan>();
+
+function planOf(principal: Principal): Plan {
+  let plan = planCache.get(principal);
+  if (plan !== undefined) return plan;
   const scope = (id: string, label: string, limits: Limits): Scope => ({
     id,
     requestsKey: `${id}:req`,
@@ -189,13 +188,31 @@ function scopesOf(principal: Principal): readonly Scope[] {
     label,
     limits,
   });
-  const list: Scope[] = [];
+  const scopes: Scope[] = [];
   const { tenant, key } = principal;
-  if (hasLimits(tenant.limits)) list.push(scope(`t:${tenant.id}`, `tenant "${tenant.id}"`, tenant.limits));
-  if (hasLimits(key.limits)) list.push(scope(`k:${key.id}`, `key ${key.id}`, key.limits));
-  scopes = list;
-  scopeCache.set(principal, scopes);
-  return scopes;
+  if (hasLimits(tenant.limits)) scopes.push(scope(`t:${tenant.id}`, `tenant "${tenant.id}"`, tenant.limits));
+  if (hasLimits(key.limits)) scopes.push(scope(`k:${key.id}`, `key ${key.id}`, key.limits));
+  const checks: Check[] = [];
+  const owners: Scope[] = [];
+  const add = (s: Scope, check: Check): void => {
+    checks.push(check);
+    owners.push(s);
+  };
+  for (const s of scopes)
+    if (s.limits.tokens_per_minute !== undefined) add(s, { kind: 'tokens', key: s.tokensKey, limit: s.limits.tokens_per_minute });
+  for (const s of scopes)
+    if (s.limits.requests_per_minute !== undefined) add(s, { kind: 'requests', key: s.requestsKey, limit: s.limits.requests_per_minute });
+  for (const s of scopes)
+    if (s.limits.concurrent_requests !== undefined) add(s, { kind: 'concurrency', key: s.id, limit: s.limits.concurrent_requests });
+  plan = {
+    scopes,
+    quotas: scopes.filter((s) => s.limits.monthly_tokens !== undefined),
+    checks,
+    owners,
+    slots: checks.filter((c) => c.kind === 'concurrency').map((c) => c.key),
+  };
+  planCache.set(principal, plan);
+  return plan;
 }
 
 function hasLimits(limits: Limits): boolean {

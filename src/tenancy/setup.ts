@@ -32,7 +32,7 @@ export interface TenancySetup {
 export async function setUpTenancy(config: Config, log: Logger, announce: () => void): Promise<TenancySetup> {
   const database = await openDatabase(databaseUrl(config.storage.database_url), config.storage.pool_size);
   const tenants = new TenantStore(database.db);
-  const usage = new UsageStore(database.db, database.sqlite);
+  const usage = new UsageStore(database.db, database.sqliteFile);
   const redisUrl = config.state.redis_url !== '' ? config.state.redis_url : (process.env.REDIS_URL ?? '');
   let state: LimitState;
   if (redisUrl === '') state = new MemoryState();
@@ -71,6 +71,7 @@ export async function setUpTenancy(config: Config, log: Logger, announce: () => 
     async close() {
       directory?.stop();
       await ledger?.close();
+      await usage.close();
       await state.close();
       await database.close();
     },

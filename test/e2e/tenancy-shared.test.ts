@@ -11,26 +11,12 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import SQLite from 'better-sqlite3';
-import { Redis } from 'ioredis';
 import pg from 'pg';
 import { post, startServer, writeConfig, type RunningServer } from '../helpers/server.js';
-import { ADMIN_KEY, tenantWithKey } from '../helpers/tenancy.js';
+import { ADMIN_KEY, redisAnswers, tenantWithKey } from '../helpers/tenancy.js';
 
 const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
 const DATABASE_URL = process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test';
-
-async function redisAnswers(): Promise<boolean> {
-  const redis = new Redis(REDIS_URL, { lazyConnect: true, connectTimeout: 1000, maxRetriesPerRequest: 0, retryStrategy: () => null });
-  redis.on('error', () => undefined);
-  try {
-    await redis.connect();
-    return (await redis.ping()) === 'PONG';
-  } catch {
-    return false;
-  } finally {
-    redis.disconnect();
-  }
-}
 
 async function postgresAnswers(): Promise<boolean> {
   const client = new pg.Client({ connectionString: DATABASE_URL, connectionTimeoutMillis: 1000 });
@@ -52,7 +38,7 @@ models:
     versions: [{ version: '1', backend: { kind: mock, latency_ms: 0 } }]`;
 
 describe('limits shared through Redis', async () => {
-  const up = await redisAnswers();
+  const up = await redisAnswers(REDIS_URL);
   if (!up) {
     it('needs Redis', (t) => t.skip(`no Redis answers at ${REDIS_URL}; set REDIS_URL to run these tests`));
     return;

@@ -1,6 +1,7 @@
 /** Admin calls for tests: tenants and keys created through the real admin API. */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { Redis } from 'ioredis';
 import { BIN } from './server.js';
 
 export const ADMIN_KEY = 'test-admin-key-0123456789';
@@ -37,4 +38,18 @@ export function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code
   child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
   child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
   return new Promise((resolve) => child.once('close', (code) => resolve({ code, stdout, stderr })));
+}
+
+/** Whether a Redis server answers PING at `url` within a second. */
+export async function redisAnswers(url: string): Promise<boolean> {
+  const redis = new Redis(url, { lazyConnect: true, connectTimeout: 1000, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  redis.on('error', () => undefined);
+  try {
+    await redis.connect();
+    return (await redis.ping()) === 'PONG';
+  } catch {
+    return false;
+  } finally {
+    redis.disconnect();
+  }
 }
