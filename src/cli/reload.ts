@@ -29,6 +29,9 @@ export interface Reloader {
   reload(reason: string): Promise<ReloadResult>;
 }
 
+/** Sections read once at start: a change in them applies after a restart. */
+const RESTART_SECTIONS = ['server', 'auth', 'storage', 'state', 'usage'] as const;
+
 export function createReloader(options: {
   readonly file: string;
   readonly gateway: Gateway;
@@ -60,8 +63,14 @@ export function createReloader(options: {
     const after = registry.models.map((m) => m.name);
     const added = after.filter((m) => !before.has(m));
     const removed = [...before].filter((m) => !after.includes(m));
-    const restartNeeded = Object.keys(next.server).filter(
-      (k) => JSON.stringify(next.server[k as keyof Config['server']]) !== JSON.stringify(running.server[k as keyof Config['server']]),
+    const restartNeeded = RESTART_SECTIONS.flatMap((section) =>
+      Object.keys(next[section])
+        .filter(
+          (k) =>
+            JSON.stringify((next[section] as Record<string, unknown>)[k]) !==
+            JSON.stringify((running[section] as Record<string, unknown>)[k]),
+        )
+        .map((k) => `${section}.${k}`),
     );
     const retired = previous.retiredBy(registry);
     const reused = registry.models.reduce((n, m) => n + [...m.backends.keys()].filter((b) => m.isReused(b)).length, 0);
@@ -70,8 +79,7 @@ export function createReloader(options: {
       setTimeout(() => void Promise.all(retired.map((b) => b.unload())), running.server.shutdown_timeout_ms).unref();
     }
     log.info({ reason, models: after, added, removed, reused, retired: retired.length, restart_needed: restartNeeded }, 'config reloaded');
-    if (restartNeeded.length > 0)
-      log.warn({ options: restartNeeded.map((k) => `server.${k}`) }, 'changed server options apply after a restart');
+    if (restartNeeded.length > 0) log.warn({ options: restartNeeded }, 'changed options apply after a restart (only models reload)');
     return { ok: true, models: after, added, removed, reused, restartNeeded };
   }
 
