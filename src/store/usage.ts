@@ -26,35 +26,48 @@ export interface UsageRow {
 
 const DAY_MS = 86_400_000;
 
-/** Writes batches on the SQLite writer thread, one at a time. */
+/** Writes batches on the SQLite writer thread, one at a time; a thread that died is started again for the next batch. */
 class SqliteWriter {
-  readonly #worker: Worker;
+  readonly #file: string;
+  #worker: Worker | null = null;
   #pending: { resolve: () => void; reject: (err: Error) => void } | null = null;
 
   constructor(file: string) {
-    this.#worker = new Worker(new URL('./sqlite-writer.js', import.meta.url), { workerData: { ledger: file } });
-    this.#worker.unref();
-    this.#worker.on('message', (m: { ok: boolean; error?: string }) => {
-      const p = this.#pending;
-      this.#pending = null;
-      if (m.ok) p?.resolve();
-      else p?.reject(new Error(m.error));
-    });
-    this.#worker.on('error', (err) => {
-      this.#pending?.reject(err);
-      this.#pending = null;
-    });
+    this.#file = file;
   }
 
   write(rows: readonly UsageRecord[]): Promise<void> {
+    const worker = (this.#worker ??= this.#start());
     return new Promise((resolve, reject) => {
       this.#pending = { resolve, reject };
-      this.#worker.postMessage(rows);
+      worker.postMessage(rows);
     });
   }
 
   async close(): Promise<void> {
-    await this.#worker.terminate();
+    const worker = this.#worker;
+    this.#worker = null;
+    await worker?.terminate();
+  }
+
+  #start(): Worker {
+    const worker = new Worker(new URL('./sqlite-writer.js', import.meta.url), { workerData: { ledger: this.#file } });
+    worker.unref();
+    worker.on('message', (m: { ok: boolean; error?: string }) => this.#settle(m.ok ? null : new Error(m.error)));
+    worker.on('error', (err) => this.#settle(err));
+    worker.on('exit', (code) => {
+      if (this.#worker === worker) this.#worker = null;
+      this.#settle(new Error(`the ledger's writer thread exited with code ${code}`));
+    });
+    return worker;
+  }
+
+  #settle(error: Error | null): void {
+    const p = this.#pending;
+    this.#pending = null;
+    if (p === null) return;
+    if (error === null) p.resolve();
+    else p.reject(error);
   }
 }
 

@@ -5,7 +5,7 @@
  * the request context. Absent when neither keys nor the ledger are configured.
  */
 import type { RequestContext } from '../core/context.js';
-import type { ApiError } from '../core/errors.js';
+import { ApiError } from '../core/errors.js';
 import type { RateLimit } from '../core/rate-limit.js';
 import type { Model, ModelVersion, Registry } from '../routing/registry.js';
 import { modelNotFound } from '../routing/registry.js';
@@ -85,6 +85,21 @@ export class Session implements Meter {
   }
 
   finish(prompt: number, completion: number, status: number): void {
+    this.#end(prompt, completion, status, true);
+  }
+
+  /**
+   * The call failed before an answer. Recorded when the deployment failed or the client left
+   * (status 499 and up, and an upstream's 429); a request refused as invalid (other 4xx: an unknown
+   * version, a bad tensor) never reached a model and is not.
+   */
+  fail(error: unknown): void {
+    const status = statusOf(error);
+    const reachedModel = status >= 499 || (error instanceof ApiError && error.code === 'upstream_rate_limited');
+    this.#end(0, 0, status, reachedModel);
+  }
+
+  #end(prompt: number, completion: number, status: number, record: boolean): void {
     if (this.#finished) return;
     this.#finished = true;
     const grant = this.#grant;
@@ -94,7 +109,7 @@ export class Session implements Meter {
       if (rest > 0) void grant.charge(rest);
       grant.release();
     }
-    if (this.#ledger === null) return;
+    if (this.#ledger === null || !record) return;
     const principal = this.#ctx.principal;
     const now = this.#now();
     this.#ledger.record({
@@ -109,10 +124,5 @@ export class Session implements Meter {
       completion_tokens: completion,
       latency_ms: now - this.#started,
     });
-  }
-
-  /** The call failed before an answer: recorded with its status and no tokens. */
-  fail(error: unknown): void {
-    this.finish(0, 0, statusOf(error as ApiError));
   }
 }

@@ -327,6 +327,26 @@ models:
       assert.equal(bad.body.error.param, 'group_by');
     });
 
+    it('records a call the deployment failed, with its status, and none for a request refused as invalid', async () => {
+      const f = await tenantWithKey(url, { id: 'failing', models: ['remote', 'chat-a'] });
+      const headers = { authorization: `Bearer ${f.key}` };
+      assert.equal(
+        (await post(`${url}/v1/chat/completions`, { model: 'chat-a', messages: hi }, { ...headers, 'x-model-version': '9' })).status,
+        404,
+      );
+      assert.equal((await post(`${url}/v1/chat/completions`, { model: 'chat-a', messages: 'hi' }, headers)).status, 400);
+      upstream.failWith = { status: 500, message: 'boom' };
+      try {
+        assert.equal((await post(`${url}/v1/chat/completions`, { model: 'remote', messages: hi }, headers)).status, 502);
+      } finally {
+        upstream.failWith = null;
+      }
+      const usage = await get(`${url}/v1/usage`, headers);
+      assert.deepEqual(usage.body.data, [
+        { tenant: 'failing', group: null, requests: 1, errors: 1, prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 },
+      ]);
+    });
+
     it('manages tenants and keys from the CLI', async () => {
       const env = { INFERGATE_URL: url, INFERGATE_ADMIN_KEY: ADMIN_KEY };
       const created = await cli(['tenants', 'create', 'cli-team', '--models', 'chat-a,chat-b', '--priority', 'high', '--rpm', '100'], env);
