@@ -44,8 +44,9 @@ export function withRateLimit(rateLimit: RateLimit | null, version: string, cont
 
 /** Milliseconds as OpenAI writes them: "20ms", "1.5s", "6m0s". */
 export function duration(ms: number): string {
-  if (ms < 1000) return `${Math.max(0, Math.round(ms))}ms`;
-  const s = ms / 1000;
-  if (s < 60) return `${Number(s.toFixed(3))}s`;
-  return `${Math.floor(s / 60)}m${Number((s % 60).toFixed(3))}s`;
+  // Whole milliseconds divided by 1000 print with at most three decimals, without toFixed's cost.
+  const whole = Math.max(0, Math.round(ms));
+  if (whole < 1000) return `${whole}ms`;
+  if (whole < 60_000) return `${whole / 1000}s`;
+  return `${Math.floor(whole / 60_000)}m${(whole % 60_000) / 1000}s`;
 }
