@@ -19,6 +19,7 @@ import { requestId } from './request-id.js';
 import sjson from 'secure-json-parse';
 import { ApiError, fastError } from '../../core/errors.js';
 import { adminGuard } from './admin/guard.js';
+import { adminDebugRoutes } from './admin/debug.js';
 import { adminTenantRoutes } from './admin/tenants.js';
 import type { Authenticate } from './model-calls.js';
 import { presentedKey } from '../../tenancy/keys.js';
@@ -150,6 +151,7 @@ export function createHttpServer({ config, log, gateway, version, lifecycle, rel
           });
         });
       }
+      admin.register(adminDebugRoutes);
       if (tenancy !== undefined) admin.register(adminTenantRoutes(tenancy.admin, tenancy.usage, tenancy.ledger));
     },
     { prefix: '/admin' },
