@@ -5,6 +5,7 @@
 import cluster from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import { isLoopbackHost } from '../api/http/admin/guard.js';
+import { answerScrape } from '../telemetry/cluster-metrics.js';
 import { pino, type Logger } from 'pino';
 import { ConfigError, loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
@@ -53,6 +54,7 @@ async function worker(config: Config, log: Logger, file: string): Promise<void> 
       import('./reload.js'),
       import('../tenancy/setup.js'),
     ]);
+  const [{ Metrics }, { scrapeFor }] = await Promise.all([import('../telemetry/metrics.js'), import('../telemetry/cluster-metrics.js')]);
   const workers = config.server.workers === 'auto' ? availableParallelism() : config.server.workers;
   // Per-generation measurements (time to first token, tokens/s) at debug level until metrics export them.
   const budget = config.server.retry_budget;
@@ -69,6 +71,7 @@ async function worker(config: Config, log: Logger, file: string): Promise<void> 
     if (msg?.type === 'tenants-changed') tenancy.changed();
   });
   const gateway = new Gateway(registry, tenancy.tenancy);
+  const metrics = config.metrics.enabled ? new Metrics({ tenantLabel: config.metrics.tenant_label }) : null;
   const lifecycle = { draining: false };
   const reloader = createReloader({ file, gateway, context, running: config, log });
   const reload = (): ReturnType<typeof reloader.reload> => {
@@ -76,7 +79,16 @@ async function worker(config: Config, log: Logger, file: string): Promise<void> 
     if (cluster.isWorker) process.send?.({ type: 'reload' });
     return reloader.reload('POST /admin/reload');
   };
-  const app = createHttpServer({ config, log, gateway, version: VERSION, lifecycle, reload, tenancy: tenancy.http });
+  const app = createHttpServer({
+    config,
+    log,
+    gateway,
+    version: VERSION,
+    lifecycle,
+    reload,
+    tenancy: tenancy.http,
+    metrics: metrics === null ? undefined : { metrics, scrape: scrapeFor(metrics.registry) },
+  });
   const started = performance.now();
   await registry.load((version, error) =>
     log.error({ model: version.model.name, version: version.version, err: error }, 'model failed to load'),
@@ -132,10 +144,11 @@ function primary(config: Config, workers: number, log: Logger, file: string): vo
   let stopping = false;
   const fork = (): void => {
     const worker = cluster.fork();
-    worker.on('message', (msg: { type?: string; url?: string; storage?: StorageFacts }) => {
+    worker.on('message', (msg: { type?: string; id?: number; url?: string; storage?: StorageFacts }) => {
       if (msg.type === 'reload') {
         for (const w of Object.values(cluster.workers ?? {})) if (w !== undefined && w !== worker) w.process.kill('SIGHUP');
       }
+      if (answerScrape(worker, msg)) return;
       if (msg.type === 'tenants-changed') {
         for (const w of Object.values(cluster.workers ?? {})) if (w !== undefined && w !== worker) w.send({ type: 'tenants-changed' });
       }

@@ -493,6 +493,21 @@ export const UsageSchema = Type.Object(
   { ...strict, default: {} },
 );
 
+/** Prometheus metrics at GET /metrics. */
+export const MetricsSchema = Type.Object(
+  {
+    enabled: Type.Boolean({
+      default: true,
+      description: 'Serve GET /metrics (Prometheus text format), aggregated over the worker processes.',
+    }),
+    tenant_label: Type.Boolean({
+      default: true,
+      description: 'Label request series by tenant. Turn off with very many tenants: each tenant multiplies the series.',
+    }),
+  },
+  { ...strict, default: {} },
+);
+
 export const ConfigSchema = Type.Object(
   {
     $schema: Type.Optional(Type.String()),
@@ -501,6 +516,7 @@ export const ConfigSchema = Type.Object(
     storage: StorageSchema,
     state: StateSchema,
     usage: UsageSchema,
+    metrics: MetricsSchema,
     models: Type.Array(ModelSchema, { default: [] }),
   },
   { ...strict, $id: 'https://infergate.dev/schema/config.json', title: 'infergate configuration' },

@@ -1,6 +1,10 @@
 import type { Cancellation } from '../backends/backend.js';
 import type { Priority } from '../scheduling/admission.js';
 import type { Principal } from '../tenancy/directory.js';
+import type { ModelVersion } from '../routing/registry.js';
+
+/** Model and version of a call that did not resolve to one (a 401, an unknown name): never the name sent, so clients cannot add metric series. */
+export const NO_MODEL = '';
 
 /** Request-scoped facts, in one typed object passed down the pipeline (never in globals). */
 export interface RequestContext extends Cancellation {
@@ -16,4 +20,6 @@ export interface RequestContext extends Cancellation {
   readonly principal: Principal | null;
   /** Aborted when the client goes away; backends stop their work on it. */
   readonly signal: AbortSignal;
+  /** Told the version chosen to serve the call (each fallback tried tells again), for metrics and logs. */
+  routed(version: ModelVersion): void;
 }

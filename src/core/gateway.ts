@@ -214,6 +214,7 @@ export class Gateway {
   ): Promise<Served<T>> {
     const model = this.registry.get(name);
     const version = this.#route(model, ctx.pinnedVersion, task);
+    ctx.routed(version);
     const policies = version.policies;
     const deadline = new DeadlineCall(ctx, Math.min(ctx.timeoutMs ?? policies.timeout_ms, policies.max_timeout_ms));
     try {
@@ -226,6 +227,7 @@ export class Gateway {
       for (const fallback of model.fallbacks) {
         try {
           const v = this.#route(this.registry.get(fallback.model), fallback.version, task);
+          ctx.routed(v);
           return { version: v, result: await this.#call(v, deadline, ctx.priority, work, hold), fallbackFrom: from, rateLimit: null };
         } catch (e) {
           if (deadline.expired) throw isOverloaded(e) ? e : deadline.timeoutError();

@@ -1,13 +1,14 @@
 /** The request context of an HTTP request: id, pinned version, and a signal aborted when the client leaves. */
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import { signalOf } from '../../backends/backend.js';
-import type { RequestContext } from '../../core/context.js';
+import { NO_MODEL, type RequestContext } from '../../core/context.js';
 import { fastError } from '../../core/errors.js';
 import { PRIORITIES, type Priority } from '../../scheduling/admission.js';
 import type { Principal } from '../../tenancy/directory.js';
+import type { ModelVersion } from '../../routing/registry.js';
 
 /** Creates the AbortController (about 1 µs and a listener) only when a backend reads `signal`. */
-class HttpContext implements RequestContext {
+export class HttpContext implements RequestContext {
   readonly id: string;
   readonly pinnedVersion: string | undefined;
   readonly timeoutMs: number | undefined;
@@ -15,6 +16,9 @@ class HttpContext implements RequestContext {
   readonly principal: Principal | null;
   readonly #res: ServerResponse;
   #signal: AbortSignal | null = null;
+  /** The model and version that served (or last tried); NO_MODEL until routed. */
+  model = NO_MODEL;
+  version = NO_MODEL;
 
   constructor(
     id: string,
@@ -30,6 +34,11 @@ class HttpContext implements RequestContext {
     this.priority = priority;
     this.principal = principal;
     this.#res = res;
+  }
+
+  routed(version: ModelVersion): void {
+    this.model = version.model.name;
+    this.version = version.version;
   }
 
   get signal(): AbortSignal {
@@ -56,7 +65,7 @@ export function httpContext(
   res: ServerResponse,
   principal: Principal | null,
   pinnedVersion?: string,
-): RequestContext {
+): HttpContext {
   const header = headers['x-model-version'];
   const pinned = pinnedVersion ?? (typeof header === 'string' && header !== '' ? header : undefined);
   let asked = priority(headers['x-priority']);

@@ -15,11 +15,12 @@ import type { TSchema } from '@sinclair/typebox';
 import type { Logger } from 'pino';
 import sjson from 'secure-json-parse';
 import { ApiError, fastError } from '../../core/errors.js';
-import type { RequestContext } from '../../core/context.js';
+import { NO_MODEL, type RequestContext } from '../../core/context.js';
+import type { Metrics } from '../../telemetry/metrics.js';
 import type { Served } from '../../core/gateway.js';
 import type { Principal } from '../../tenancy/directory.js';
 import { errorHeaders, kserveErrorBody, openaiErrorBody, toApiError, validationError, type AjvError } from './errors.js';
-import { httpContext } from './context.js';
+import { httpContext, type HttpContext } from './context.js';
 import { withRateLimit } from './rate-limit.js';
 import { requestId } from './request-id.js';
 
@@ -85,6 +86,7 @@ export function modelCalls(
   next: (req: IncomingMessage, res: ServerResponse) => void,
   lifecycle: { readonly draining: boolean } = { draining: false },
   authenticate: Authenticate | null = null,
+  metrics: Metrics | null = null,
 ) {
   // Bodies are checked as sent: no type coercion, no defaults, no removal of fields.
   // `verbose` keeps each failing schema on the error, so messages can quote its description.
@@ -110,24 +112,52 @@ export function modelCalls(
 
   async function run(route: Compiled, params: CallParams, req: IncomingMessage, res: ServerResponse): Promise<void> {
     const id = requestId(req.headers['x-request-id']);
+    const started = metrics === null ? 0 : performance.now();
+    let ctx: HttpContext | null = null;
     try {
       // Who is calling, before the body is read: an unknown caller costs no parsing.
       const principal = authenticate === null ? null : authenticate(req.headers);
       const body = parse(await readBody(req, bodyLimit));
       if (!route.validate(body)) throw validationError(route.validate.errors as AjvError[]);
-      const ctx = httpContext(id, req.headers, res, principal, params.version);
+      ctx = httpContext(id, req.headers, res, principal, params.version);
       const result = await route.call.handle(body, ctx, params);
       // While draining, ask the client to open its next request elsewhere.
       if (lifecycle.draining) result.headers.connection = 'close';
       write(res, id, result.status, result.headers, result.body);
+      if (metrics !== null)
+        record(metrics, ctx, result.status, '', started, res, typeof result.body !== 'string' && !Buffer.isBuffer(result.body));
     } catch (error) {
       const e = toApiError(error, { id, method: req.method, url: req.url }, log);
       if (res.headersSent) return void res.destroy();
       if (!req.complete) req.resume(); // a body left unread (refused before reading) is discarded
       const body = route.call.protocol === 'openai' ? openaiErrorBody(e) : kserveErrorBody(e);
       write(res, id, e.status, { ...errorHeaders(e), 'content-type': 'application/json' }, body);
+      if (metrics !== null) record(metrics, ctx, e.status, e.code, started, res, false);
     }
   }
+}
+
+/** Counts a finished call; a streamed answer when its stream ends. */
+function record(
+  metrics: Metrics,
+  ctx: HttpContext | null,
+  status: number,
+  code: string,
+  started: number,
+  res: ServerResponse,
+  streamed: boolean,
+): void {
+  const done = (): void =>
+    metrics.call(
+      ctx?.model ?? NO_MODEL,
+      ctx?.version ?? NO_MODEL,
+      ctx?.principal?.tenant.id ?? '',
+      status,
+      code,
+      (performance.now() - started) / 1000,
+    );
+  if (!streamed || res.writableFinished) done();
+  else res.once('close', done);
 }
 
 function decode(segment: string): string | null {

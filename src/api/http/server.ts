@@ -27,6 +27,7 @@ import type { Directory, Principal } from '../../tenancy/directory.js';
 import type { TenantAdmin } from '../../tenancy/admin.js';
 import type { Ledger } from '../../tenancy/ledger.js';
 import type { UsageStore } from '../../store/usage.js';
+import type { Metrics } from '../../telemetry/metrics.js';
 
 export interface HttpServerOptions {
   readonly config: Config;
@@ -40,6 +41,8 @@ export interface HttpServerOptions {
   readonly reload?: () => Promise<ReloadResult>;
   /** Tenants, keys and usage; absent: no /admin tenant routes and no authentication (tests of other features). */
   readonly tenancy?: TenancyHttp;
+  /** Metrics to record, and how to read them all (every worker's); absent: no /metrics. */
+  readonly metrics?: { readonly metrics: Metrics; readonly scrape: () => Promise<string> };
 }
 
 /** What the HTTP layer needs of tenancy. */
@@ -60,7 +63,16 @@ declare module 'fastify' {
   }
 }
 
-export function createHttpServer({ config, log, gateway, version, lifecycle, reload, tenancy }: HttpServerOptions): FastifyInstance {
+export function createHttpServer({
+  config,
+  log,
+  gateway,
+  version,
+  lifecycle,
+  reload,
+  tenancy,
+  metrics,
+}: HttpServerOptions): FastifyInstance {
   const directory = tenancy?.directory ?? null;
   const authenticate: Authenticate | null =
     directory === null ? null : (headers) => directory.authenticate(presentedKey(headers.authorization, headers['x-api-key']));
@@ -83,7 +95,9 @@ export function createHttpServer({ config, log, gateway, version, lifecycle, rel
     // Fastify serves the rest (models, metadata, health) and every 404.
     serverFactory: (fastifyHandler) => {
       const routes = { exact: openaiCalls(gateway, log), kserveInfer: kserveInfer(gateway) };
-      const server = createServer(modelCalls(routes, config.server.body_limit_bytes, log, fastifyHandler, lifecycle, authenticate));
+      const server = createServer(
+        modelCalls(routes, config.server.body_limit_bytes, log, fastifyHandler, lifecycle, authenticate, metrics?.metrics ?? null),
+      );
       server.keepAliveTimeout = config.server.keep_alive_timeout_ms;
       return server;
     },
@@ -112,6 +126,14 @@ export function createHttpServer({ config, log, gateway, version, lifecycle, rel
     const ready = Object.values(models).every(Boolean);
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'loading', models });
   });
+
+  if (metrics !== undefined) {
+    // Guarded like /admin: open on loopback without an admin key, else the admin key (Prometheus: `authorization: { credentials: ... }`).
+    app.register(async (scope) => {
+      scope.addHook('onRequest', adminGuard(tenancy?.adminKey ?? config.auth.admin_key, directory, config.server.host));
+      scope.get('/metrics', async (_request, reply) => reply.type('text/plain; version=0.0.4; charset=utf-8').send(await metrics.scrape()));
+    });
+  }
 
   app.register(
     async (admin) => {
