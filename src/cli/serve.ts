@@ -54,7 +54,11 @@ async function worker(config: Config, log: Logger, file: string): Promise<void> 
       import('./reload.js'),
       import('../tenancy/setup.js'),
     ]);
-  const [{ Metrics }, { scrapeFor }] = await Promise.all([import('../telemetry/metrics.js'), import('../telemetry/cluster-metrics.js')]);
+  const [{ Metrics }, { scrapeFor }, { AccessLog }] = await Promise.all([
+    import('../telemetry/metrics.js'),
+    import('../telemetry/cluster-metrics.js'),
+    import('../telemetry/access-log.js'),
+  ]);
   const workers = config.server.workers === 'auto' ? availableParallelism() : config.server.workers;
   // Per-generation measurements (time to first token, tokens/s) at debug level until metrics export them.
   const budget = config.server.retry_budget;
@@ -72,6 +76,7 @@ async function worker(config: Config, log: Logger, file: string): Promise<void> 
   });
   const gateway = new Gateway(registry, tenancy.tenancy);
   const metrics = config.metrics.enabled ? new Metrics({ tenantLabel: config.metrics.tenant_label }) : null;
+  const accessLog = config.server.access_log ? new AccessLog() : null;
   const lifecycle = { draining: false };
   const reloader = createReloader({ file, gateway, context, running: config, log });
   const reload = (): ReturnType<typeof reloader.reload> => {
@@ -88,6 +93,7 @@ async function worker(config: Config, log: Logger, file: string): Promise<void> 
     reload,
     tenancy: tenancy.http,
     metrics: metrics === null ? undefined : { metrics, scrape: scrapeFor(metrics.registry) },
+    accessLog: accessLog ?? undefined,
   });
   const started = performance.now();
   await registry.load((version, error) =>
@@ -118,6 +124,7 @@ async function worker(config: Config, log: Logger, file: string): Promise<void> 
       .close()
       // After the last request ended: its usage record is in the buffer, written now.
       .then(() => tenancy.close())
+      .then(() => accessLog?.flush())
       .then(() => registry.unload())
       .then(
         () => process.exit(0),

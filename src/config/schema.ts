@@ -369,6 +369,12 @@ export const ServerSchema = Type.Object(
       ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
       { default: 'info' },
     ),
+    access_log: Type.Boolean({
+      default: false,
+      description:
+        'One JSON line per model call on stdout (request id, tenant, key id, model, version, status, code, duration, tokens); never prompts or completions. ' +
+        'Off by default: it measured 0.88x the throughput of a mock model at 45k calls/s (negligible against real model calls).',
+    }),
     keep_alive_timeout_ms: Type.Integer({ minimum: 0, default: 72_000, description: 'Idle keep-alive time-out for client connections.' }),
     watch_config: Type.Boolean({
       default: false,

@@ -22,4 +22,6 @@ export interface RequestContext extends Cancellation {
   readonly signal: AbortSignal;
   /** Told the version chosen to serve the call (each fallback tried tells again), for metrics and logs. */
   routed(version: ModelVersion): void;
+  /** Told the call's tokens once they are known (where the usage ledger counts them), for the access log. */
+  counted(prompt: number, completion: number): void;
 }

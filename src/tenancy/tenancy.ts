@@ -109,6 +109,7 @@ export class Session implements Meter {
       if (rest > 0) void grant.charge(rest);
       grant.release();
     }
+    this.#ctx.counted(prompt, completion);
     if (this.#ledger === null || !record) return;
     const principal = this.#ctx.principal;
     const now = this.#now();

@@ -19,6 +19,9 @@ export class HttpContext implements RequestContext {
   /** The model and version that served (or last tried); NO_MODEL until routed. */
   model = NO_MODEL;
   version = NO_MODEL;
+  /** Tokens, once counted; null when nothing counts them (no ledger). */
+  promptTokens: number | null = null;
+  completionTokens: number | null = null;
 
   constructor(
     id: string,
@@ -39,6 +42,11 @@ export class HttpContext implements RequestContext {
   routed(version: ModelVersion): void {
     this.model = version.model.name;
     this.version = version.version;
+  }
+
+  counted(prompt: number, completion: number): void {
+    this.promptTokens = prompt;
+    this.completionTokens = completion;
   }
 
   get signal(): AbortSignal {

@@ -17,6 +17,7 @@ import sjson from 'secure-json-parse';
 import { ApiError, fastError } from '../../core/errors.js';
 import { NO_MODEL, type RequestContext } from '../../core/context.js';
 import type { Metrics } from '../../telemetry/metrics.js';
+import type { AccessLog } from '../../telemetry/access-log.js';
 import type { Served } from '../../core/gateway.js';
 import type { Principal } from '../../tenancy/directory.js';
 import { errorHeaders, kserveErrorBody, openaiErrorBody, toApiError, validationError, type AjvError } from './errors.js';
@@ -79,15 +80,28 @@ export interface ModelCallRoutes {
  * Returns a request listener that serves the model calls and hands every other request to `next`.
  * Validators are compiled once here; the request path only looks up.
  */
-export function modelCalls(
-  routes: ModelCallRoutes,
-  bodyLimit: number,
-  log: Logger,
-  next: (req: IncomingMessage, res: ServerResponse) => void,
-  lifecycle: { readonly draining: boolean } = { draining: false },
-  authenticate: Authenticate | null = null,
-  metrics: Metrics | null = null,
-) {
+export interface ModelCallOptions {
+  readonly bodyLimit: number;
+  /** Where unexpected errors go. */
+  readonly log: Logger;
+  /** Serves every request that is not a model call. */
+  readonly next: (req: IncomingMessage, res: ServerResponse) => void;
+  readonly lifecycle?: { readonly draining: boolean };
+  /** null: no authentication (`auth.mode: none`). */
+  readonly authenticate?: Authenticate | null;
+  readonly metrics?: Metrics | null;
+  /** One line per call; null: none. */
+  readonly accessLog?: AccessLog | null;
+}
+
+export function modelCalls(routes: ModelCallRoutes, options: ModelCallOptions) {
+  const { bodyLimit, log, next } = options;
+  const lifecycle = options.lifecycle ?? { draining: false };
+  const authenticate = options.authenticate ?? null;
+  const metrics = options.metrics ?? null;
+  const accessLog = options.accessLog ?? null;
+  // Absent when nothing observes calls: then no clock is read either.
+  const observe: Observers | null = metrics === null && accessLog === null ? null : { metrics, accessLog };
   // Bodies are checked as sent: no type coercion, no defaults, no removal of fields.
   // `verbose` keeps each failing schema on the error, so messages can quote its description.
   const ajv = new Ajv({ coerceTypes: false, useDefaults: false, removeAdditional: false, allErrors: false, verbose: true, strict: false });
@@ -112,7 +126,7 @@ export function modelCalls(
 
   async function run(route: Compiled, params: CallParams, req: IncomingMessage, res: ServerResponse): Promise<void> {
     const id = requestId(req.headers['x-request-id']);
-    const started = metrics === null ? 0 : performance.now();
+    const started = observe === null ? 0 : performance.now();
     let ctx: HttpContext | null = null;
     try {
       // Who is calling, before the body is read: an unknown caller costs no parsing.
@@ -124,22 +138,28 @@ export function modelCalls(
       // While draining, ask the client to open its next request elsewhere.
       if (lifecycle.draining) result.headers.connection = 'close';
       write(res, id, result.status, result.headers, result.body);
-      if (metrics !== null)
-        record(metrics, ctx, result.status, '', started, res, typeof result.body !== 'string' && !Buffer.isBuffer(result.body));
+      if (observe !== null)
+        record(observe, id, ctx, result.status, '', started, res, typeof result.body !== 'string' && !Buffer.isBuffer(result.body));
     } catch (error) {
       const e = toApiError(error, { id, method: req.method, url: req.url }, log);
       if (res.headersSent) return void res.destroy();
       if (!req.complete) req.resume(); // a body left unread (refused before reading) is discarded
       const body = route.call.protocol === 'openai' ? openaiErrorBody(e) : kserveErrorBody(e);
       write(res, id, e.status, { ...errorHeaders(e), 'content-type': 'application/json' }, body);
-      if (metrics !== null) record(metrics, ctx, e.status, e.code, started, res, false);
+      if (observe !== null) record(observe, id, ctx, e.status, e.code, started, res, false);
     }
   }
 }
 
-/** Counts a finished call; a streamed answer when its stream ends. */
+interface Observers {
+  readonly metrics: Metrics | null;
+  readonly accessLog: AccessLog | null;
+}
+
+/** Counts and logs a finished call; a streamed answer when its stream ends. */
 function record(
-  metrics: Metrics,
+  observers: Observers,
+  id: string,
   ctx: HttpContext | null,
   status: number,
   code: string,
@@ -147,15 +167,25 @@ function record(
   res: ServerResponse,
   streamed: boolean,
 ): void {
-  const done = (): void =>
-    metrics.call(
-      ctx?.model ?? NO_MODEL,
-      ctx?.version ?? NO_MODEL,
-      ctx?.principal?.tenant.id ?? '',
+  const done = (): void => {
+    const seconds = (performance.now() - started) / 1000;
+    const tenant = ctx?.principal?.tenant.id ?? '';
+    const model = ctx?.model ?? NO_MODEL;
+    const version = ctx?.version ?? NO_MODEL;
+    observers.metrics?.call(model, version, tenant, status, code, seconds);
+    observers.accessLog?.write({
+      id,
+      tenant,
+      key: ctx?.principal?.key.id ?? '',
+      model,
+      version,
       status,
       code,
-      (performance.now() - started) / 1000,
-    );
+      ms: Math.round(seconds * 1e4) / 10,
+      promptTokens: ctx?.promptTokens ?? null,
+      completionTokens: ctx?.completionTokens ?? null,
+    });
+  };
   if (!streamed || res.writableFinished) done();
   else res.once('close', done);
 }

@@ -28,6 +28,7 @@ import type { TenantAdmin } from '../../tenancy/admin.js';
 import type { Ledger } from '../../tenancy/ledger.js';
 import type { UsageStore } from '../../store/usage.js';
 import type { Metrics } from '../../telemetry/metrics.js';
+import type { AccessLog } from '../../telemetry/access-log.js';
 
 export interface HttpServerOptions {
   readonly config: Config;
@@ -41,6 +42,8 @@ export interface HttpServerOptions {
   readonly reload?: () => Promise<ReloadResult>;
   /** Tenants, keys and usage; absent: no /admin tenant routes and no authentication (tests of other features). */
   readonly tenancy?: TenancyHttp;
+  /** One JSON line per model call; absent: none. */
+  readonly accessLog?: AccessLog;
   /** Metrics to record, and how to read them all (every worker's); absent: no /metrics. */
   readonly metrics?: { readonly metrics: Metrics; readonly scrape: () => Promise<string> };
 }
@@ -72,6 +75,7 @@ export function createHttpServer({
   reload,
   tenancy,
   metrics,
+  accessLog,
 }: HttpServerOptions): FastifyInstance {
   const directory = tenancy?.directory ?? null;
   const authenticate: Authenticate | null =
@@ -96,7 +100,15 @@ export function createHttpServer({
     serverFactory: (fastifyHandler) => {
       const routes = { exact: openaiCalls(gateway, log), kserveInfer: kserveInfer(gateway) };
       const server = createServer(
-        modelCalls(routes, config.server.body_limit_bytes, log, fastifyHandler, lifecycle, authenticate, metrics?.metrics ?? null),
+        modelCalls(routes, {
+          bodyLimit: config.server.body_limit_bytes,
+          log,
+          next: fastifyHandler,
+          lifecycle,
+          authenticate,
+          metrics: metrics?.metrics ?? null,
+          accessLog: accessLog ?? null,
+        }),
       );
       server.keepAliveTimeout = config.server.keep_alive_timeout_ms;
       return server;
