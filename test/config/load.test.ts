@@ -28,12 +28,18 @@ describe('config loading', () => {
       accept_policy: 'direct',
       body_limit_bytes: 4 * 1024 * 1024,
       log_level: 'info',
+      access_log: false,
       keep_alive_timeout_ms: 72_000,
       watch_config: false,
       shutdown_grace_ms: 0,
       shutdown_timeout_ms: 30_000,
       retry_budget: { ratio: 0.2, min_per_second: 10 },
     });
+    assert.deepEqual(config.auth, { mode: 'none', admin_key: '', allow_none_on_public_host: false, refresh_interval_ms: 5000 });
+    assert.deepEqual(config.storage, { database_url: '', pool_size: 4 });
+    assert.deepEqual(config.state, { redis_url: '', key_prefix: 'infergate:' });
+    assert.deepEqual(config.usage, { enabled: true, flush_interval_ms: 1000 });
+    assert.deepEqual(config.metrics, { enabled: true, tenant_label: true });
     const version = config.models[0]?.versions[0];
     assert.equal(version?.weight, 0);
     assert.deepEqual(version?.policies, {
