@@ -48,56 +48,65 @@ export class HistogramSeries {
   }
 }
 
-export class CounterFamily {
-  readonly type = 'counter';
+/** A metric family: its series, made on demand by the callers that keep them, and written out by `get()`. */
+abstract class Family<S> {
+  abstract readonly type: Exported['type'];
   readonly aggregator = 'sum';
-  readonly #series: CounterSeries[] = [];
+  protected readonly all: S[] = [];
 
   constructor(
     readonly name: string,
     readonly help: string,
   ) {}
 
-  series(labels: Labels): CounterSeries {
-    const s = new CounterSeries(labels);
-    this.#series.push(s);
+  /** A new series with these labels: the caller keeps it (ask once per label combination). */
+  series(labels: Labels): S {
+    const s = this.make(labels);
+    this.all.push(s);
     return s;
   }
 
   async get(): Promise<Exported> {
-    return {
-      name: this.name,
-      help: this.help,
-      type: 'counter',
-      aggregator: 'sum',
-      values: this.#series.map((s) => ({ labels: s.labels, value: s.value })),
-    };
+    return { name: this.name, help: this.help, type: this.type, aggregator: 'sum', values: this.values() };
   }
 
   reset(): void {}
+
+  protected abstract make(labels: Labels): S;
+  protected abstract values(): Exported['values'];
 }
 
-export class HistogramFamily {
-  readonly type = 'histogram';
-  readonly aggregator = 'sum';
-  readonly #series: HistogramSeries[] = [];
+export class CounterFamily extends Family<CounterSeries> {
+  readonly type = 'counter';
 
-  constructor(
-    readonly name: string,
-    readonly help: string,
-    readonly bounds: readonly number[],
-  ) {}
-
-  series(labels: Labels): HistogramSeries {
-    const s = new HistogramSeries(labels, this.bounds);
-    this.#series.push(s);
-    return s;
+  protected make(labels: Labels): CounterSeries {
+    return new CounterSeries(labels);
   }
 
-  async get(): Promise<Exported> {
+  protected values(): Exported['values'] {
+    return this.all.map((s) => ({ labels: s.labels, value: s.value }));
+  }
+}
+
+export class HistogramFamily extends Family<HistogramSeries> {
+  readonly type = 'histogram';
+
+  constructor(
+    name: string,
+    help: string,
+    readonly bounds: readonly number[],
+  ) {
+    super(name, help);
+  }
+
+  protected make(labels: Labels): HistogramSeries {
+    return new HistogramSeries(labels, this.bounds);
+  }
+
+  protected values(): Exported['values'] {
     const values: Array<Exported['values'][number]> = [];
     const bucket = `${this.name}_bucket`;
-    for (const s of this.#series) {
+    for (const s of this.all) {
       let acc = 0;
       this.bounds.forEach((le, i) => {
         acc += s.counts[i] as number;
@@ -107,8 +116,6 @@ export class HistogramFamily {
       values.push({ metricName: `${this.name}_sum`, labels: s.labels, value: s.sum });
       values.push({ metricName: `${this.name}_count`, labels: s.labels, value: s.count });
     }
-    return { name: this.name, help: this.help, type: 'histogram', aggregator: 'sum', values };
+    return values;
   }
-
-  reset(): void {}
 }

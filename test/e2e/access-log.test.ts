@@ -1,18 +1,12 @@
 /** The access log: one JSON line per model call, with the request id, tenant, model and tokens, and never a prompt or a key. */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { post, startServer, writeConfig } from '../helpers/server.js';
-import { ADMIN_KEY, tenantWithKey } from '../helpers/tenancy.js';
+import { post, startServer } from '../helpers/server.js';
+import { keysConfig, tenantWithKey } from '../helpers/tenancy.js';
 
 describe('access log', () => {
   it('writes one line per call, flushed on shutdown, without prompts or keys', async () => {
-    const config = writeConfig(`
-server: { access_log: true }
-auth: { mode: keys, admin_key: '${ADMIN_KEY}' }
-models:
-  - name: chat
-    versions: [{ version: '1', backend: { kind: mock, latency_ms: 0 } }]
-`);
+    const config = keysConfig('server: { access_log: true }');
     const server = await startServer({ config });
     after(() => server.stop());
     const t = await tenantWithKey(server.url, { id: 'acme', models: ['chat'] });

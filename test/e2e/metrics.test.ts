@@ -6,8 +6,8 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
-import { get, post, startServer, writeConfig, type RunningServer } from '../helpers/server.js';
-import { ADMIN, ADMIN_KEY, tenantWithKey } from '../helpers/tenancy.js';
+import { get, post, startServer, type RunningServer } from '../helpers/server.js';
+import { ADMIN, keysConfig, tenantWithKey } from '../helpers/tenancy.js';
 
 /** Prometheus text as `name{labels}` → value (labels as written). */
 function parse(text: string): Map<string, number> {
@@ -27,12 +27,7 @@ describe('Prometheus metrics', () => {
   let key: string;
 
   before(async () => {
-    const config = writeConfig(`
-auth: { mode: keys, admin_key: '${ADMIN_KEY}' }
-models:
-  - name: chat
-    versions: [{ version: '1', backend: { kind: mock, latency_ms: 0 } }]
-`);
+    const config = keysConfig();
     server = await startServer({ config, args: ['--workers', '2'] });
     key = (await tenantWithKey(server.url, { id: 'acme', models: ['chat'] })).key;
   });
@@ -93,13 +88,7 @@ models:
 
 describe('Prometheus metrics without tenant labels', () => {
   it('labels no tenant when tenant_label is off', async () => {
-    const config = writeConfig(`
-metrics: { tenant_label: false }
-auth: { mode: keys, admin_key: '${ADMIN_KEY}' }
-models:
-  - name: chat
-    versions: [{ version: '1', backend: { kind: mock, latency_ms: 0 } }]
-`);
+    const config = keysConfig('metrics: { tenant_label: false }');
     const server = await startServer({ config });
     try {
       const key = (await tenantWithKey(server.url, { id: 'acme', models: ['chat'] })).key;

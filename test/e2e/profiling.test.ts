@@ -1,19 +1,14 @@
 /** Profiles on demand through the admin API: a CPU profile and a heap snapshot, guarded by the admin key. */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { get, startServer, writeConfig, type RunningServer } from '../helpers/server.js';
-import { ADMIN, ADMIN_KEY, tenantWithKey } from '../helpers/tenancy.js';
+import { get, startServer, type RunningServer } from '../helpers/server.js';
+import { ADMIN, keysConfig, tenantWithKey } from '../helpers/tenancy.js';
 
 describe('profiling endpoints', () => {
   let server: RunningServer;
 
   before(async () => {
-    const config = writeConfig(`
-auth: { mode: keys, admin_key: '${ADMIN_KEY}' }
-models:
-  - name: chat
-    versions: [{ version: '1', backend: { kind: mock, latency_ms: 0 } }]
-`);
+    const config = keysConfig();
     server = await startServer({ config });
   });
 

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { Redis } from 'ioredis';
-import { BIN } from './server.js';
+import { BIN, writeConfig } from './server.js';
 
 export const ADMIN_KEY = 'test-admin-key-0123456789';
 export const ADMIN = { authorization: `Bearer ${ADMIN_KEY}` };
@@ -52,4 +52,15 @@ export async function redisAnswers(url: string): Promise<boolean> {
   } finally {
     redis.disconnect();
   }
+}
+
+/** A config in `keys` mode with the test admin key and one mock chat model named `chat`; `extra` is more YAML. */
+export function keysConfig(extra = ''): string {
+  return writeConfig(`
+${extra}
+auth: { mode: keys, admin_key: '${ADMIN_KEY}' }
+models:
+  - name: chat
+    versions: [{ version: '1', backend: { kind: mock, latency_ms: 0 } }]
+`);
 }
