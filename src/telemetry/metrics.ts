@@ -17,6 +17,19 @@ export const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0
 interface Children {
   readonly requests: CounterSeries;
   readonly duration: HistogramSeries;
+  readonly promptTokens: CounterSeries;
+  readonly completionTokens: CounterSeries;
+}
+
+/** What the deployment gauges read at scrape time (nothing is counted on the request path for them). */
+export interface DeploymentView {
+  readonly model: string;
+  readonly version: string;
+  /** closed, half-open, open; null without a breaker. */
+  readonly breaker: string | null;
+  /** Calls holding an admission slot and waiting for one; null without admission control. */
+  readonly active: number | null;
+  readonly queued: number | null;
 }
 
 export interface MetricsOptions {
@@ -28,6 +41,8 @@ export class Metrics {
   readonly registry = new Registry();
   readonly #requests: CounterFamily;
   readonly #duration: HistogramFamily;
+  readonly #promptTokens: CounterFamily;
+  readonly #completionTokens: CounterFamily;
   readonly #tenantLabel: boolean;
   /** model → version → tenant → "status code" → children. */
   readonly #children = new Map<string, Map<string, Map<string, Map<string, Children>>>>();
@@ -44,8 +59,18 @@ export class Metrics {
       'Time from receiving a model call to its last byte (a stream: to its end), by model, version, tenant and status.',
       DURATION_BUCKETS,
     );
-    this.registry.registerMetric(this.#requests as unknown as Metric);
-    this.registry.registerMetric(this.#duration as unknown as Metric);
+    // As vLLM's prompt_tokens_total / generation_tokens_total; counted where the usage ledger counts them.
+    this.#promptTokens = new CounterFamily(
+      'infergate_prompt_tokens_total',
+      'Prompt tokens of finished calls (when the usage ledger is on).',
+    );
+    this.#completionTokens = new CounterFamily(
+      'infergate_completion_tokens_total',
+      'Completion tokens of finished calls, streams included (when the usage ledger is on).',
+    );
+    for (const family of [this.#requests, this.#duration, this.#promptTokens, this.#completionTokens]) {
+      this.registry.registerMetric(family as unknown as Metric);
+    }
     // prom-client's process metrics (CPU, RSS, heap per space, GC pauses by kind, event-loop lag),
     // less its three gauges named `_total` (Prometheus' conventions and promtool reserve the suffix for
     // counters); `infergate_nodejs_active_handles` and `_resources` by type stay.
@@ -70,10 +95,59 @@ export class Metrics {
   }
 
   /** Records one finished model call. `model` and `version` are NO_MODEL when the call never reached one. */
-  call(model: string, version: string, tenant: string, status: number, code: string, seconds: number): void {
+  call(
+    model: string,
+    version: string,
+    tenant: string,
+    status: number,
+    code: string,
+    seconds: number,
+    prompt: number,
+    completion: number,
+  ): void {
     const c = this.#child(model, version, this.#tenantLabel ? tenant : '', status, code);
     c.requests.value++;
     c.duration.observe(seconds);
+    c.promptTokens.value += prompt;
+    c.completionTokens.value += completion;
+  }
+
+  /** Gauges per deployment, read when scraped: circuit breaker state (0 closed, 1 half-open, 2 open) and admission slots. */
+  watch(deployments: () => readonly DeploymentView[]): void {
+    const registers = [this.registry];
+    const labelNames = ['model', 'version'] as const;
+    const STATES: Record<string, number> = { closed: 0, 'half-open': 1, open: 2 };
+    new Gauge({
+      name: 'infergate_circuit_breaker_state',
+      help: 'Circuit breaker state per deployment: 0 closed, 1 half-open, 2 open (the worst over workers).',
+      labelNames,
+      aggregator: 'max',
+      registers,
+      collect() {
+        this.reset();
+        for (const d of deployments()) if (d.breaker !== null) this.set({ model: d.model, version: d.version }, STATES[d.breaker] ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'infergate_admission_active_calls',
+      help: 'Calls holding an admission slot per deployment (versions with policies.admission).',
+      labelNames,
+      registers,
+      collect() {
+        this.reset();
+        for (const d of deployments()) if (d.active !== null) this.set({ model: d.model, version: d.version }, d.active);
+      },
+    });
+    new Gauge({
+      name: 'infergate_admission_queued_calls',
+      help: 'Calls waiting for an admission slot per deployment.',
+      labelNames,
+      registers,
+      collect() {
+        this.reset();
+        for (const d of deployments()) if (d.queued !== null) this.set({ model: d.model, version: d.version }, d.queued);
+      },
+    });
   }
 
   #child(model: string, version: string, tenant: string, status: number, code: string): Children {
@@ -90,6 +164,8 @@ export class Metrics {
       children = {
         requests: this.#requests.series({ model, version, tenant, status: s, code }),
         duration: this.#duration.series({ model, version, tenant, status: s }),
+        promptTokens: this.#promptTokens.series({ model, version, tenant, status: s }),
+        completionTokens: this.#completionTokens.series({ model, version, tenant, status: s }),
       };
       outcomes.set(key, children);
     }

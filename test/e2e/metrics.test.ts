@@ -27,9 +27,16 @@ describe('Prometheus metrics', () => {
   let key: string;
 
   before(async () => {
-    const config = keysConfig();
+    const config = keysConfig(
+      '',
+      `  - name: guarded
+    versions:
+      - version: '2'
+        backend: { kind: mock, latency_ms: 0 }
+        policies: { breaker: { consecutive_failures: 3 }, admission: { max_concurrent: 4 } }`,
+    );
     server = await startServer({ config, args: ['--workers', '2'] });
-    key = (await tenantWithKey(server.url, { id: 'acme', models: ['chat'] })).key;
+    key = (await tenantWithKey(server.url, { id: 'acme', models: ['chat', 'guarded'] })).key;
   });
 
   after(async () => {
@@ -38,6 +45,8 @@ describe('Prometheus metrics', () => {
 
   it('counts every worker’s calls by model, version, tenant, status and code, in one scrape', async () => {
     const auth = { authorization: `Bearer ${key}` };
+    let prompt = 0;
+    let completion = 0;
     // New connections each time, so both workers serve some.
     for (let i = 0; i < 12; i++) {
       const res = await fetch(`${server.url}/v1/chat/completions`, {
@@ -46,7 +55,9 @@ describe('Prometheus metrics', () => {
         body: JSON.stringify({ model: 'chat', messages: hi }),
       });
       assert.equal(res.status, 200);
-      await res.text();
+      const usage = ((await res.json()) as { usage: { prompt_tokens: number; completion_tokens: number } }).usage;
+      prompt += usage.prompt_tokens;
+      completion += usage.completion_tokens;
     }
     assert.equal((await post(`${server.url}/v1/chat/completions`, { model: 'secret-name', messages: hi }, auth)).status, 404);
     assert.equal((await post(`${server.url}/v1/chat/completions`, { model: 'chat', messages: hi })).status, 401);
@@ -61,6 +72,12 @@ describe('Prometheus metrics', () => {
     assert.equal(m.get('infergate_requests_total{model="",version="",tenant="acme",status="404",code="model_not_found"}'), 1);
     assert.equal(m.get('infergate_requests_total{model="",version="",tenant="",status="401",code="invalid_api_key"}'), 1);
     assert.doesNotMatch(text, /secret-name/, 'a name a client sent never becomes a label');
+    assert.equal(m.get('infergate_prompt_tokens_total{model="chat",version="1",tenant="acme",status="200"}'), prompt);
+    assert.equal(m.get('infergate_completion_tokens_total{model="chat",version="1",tenant="acme",status="200"}'), completion);
+    assert.equal(m.get('infergate_circuit_breaker_state{model="guarded",version="2"}'), 0);
+    assert.equal(m.get('infergate_admission_active_calls{model="guarded",version="2"}'), 0);
+    assert.equal(m.get('infergate_admission_queued_calls{model="guarded",version="2"}'), 0);
+    assert.ok(!m.has('infergate_circuit_breaker_state{model="chat",version="1"}'), 'no series for a version without a breaker');
     for (const name of [
       'infergate_process_resident_memory_bytes',
       'infergate_nodejs_heap_size_used_bytes',
@@ -91,7 +108,7 @@ describe('Prometheus metrics without tenant labels', () => {
     const config = keysConfig('metrics: { tenant_label: false }');
     const server = await startServer({ config });
     try {
-      const key = (await tenantWithKey(server.url, { id: 'acme', models: ['chat'] })).key;
+      const key = (await tenantWithKey(server.url, { id: 'acme', models: ['chat', 'guarded'] })).key;
       assert.equal(
         (await post(`${server.url}/v1/chat/completions`, { model: 'chat', messages: hi }, { authorization: `Bearer ${key}` })).status,
         200,

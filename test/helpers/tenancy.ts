@@ -54,13 +54,13 @@ export async function redisAnswers(url: string): Promise<boolean> {
   }
 }
 
-/** A config in `keys` mode with the test admin key and one mock chat model named `chat`; `extra` is more YAML. */
-export function keysConfig(extra = ''): string {
+/** A config in `keys` mode with the test admin key and a mock chat model named `chat`; `extra` is more YAML, `models` more model entries. */
+export function keysConfig(extra = '', models = ''): string {
   return writeConfig(`
 ${extra}
 auth: { mode: keys, admin_key: '${ADMIN_KEY}' }
 models:
   - name: chat
     versions: [{ version: '1', backend: { kind: mock, latency_ms: 0 } }]
-`);
+${models}`);
 }

@@ -172,7 +172,7 @@ function record(
     const tenant = ctx?.principal?.tenant.id ?? '';
     const model = ctx?.model ?? NO_MODEL;
     const version = ctx?.version ?? NO_MODEL;
-    observers.metrics?.call(model, version, tenant, status, code, seconds);
+    observers.metrics?.call(model, version, tenant, status, code, seconds, ctx?.promptTokens ?? 0, ctx?.completionTokens ?? 0);
     observers.accessLog?.write({
       id,
       tenant,
