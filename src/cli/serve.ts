@@ -77,15 +77,13 @@ async function worker(config: Config, log: Logger, file: string): Promise<void> 
   const gateway = new Gateway(registry, tenancy.tenancy);
   const metrics = config.metrics.enabled ? new Metrics({ tenantLabel: config.metrics.tenant_label }) : null;
   metrics?.watch(() =>
-    gateway.registry.models.flatMap((m) =>
-      [...m.versions.values()].map((v) => ({
-        model: m.name,
-        version: v.version,
-        breaker: v.governor?.status()?.state ?? null,
-        active: v.admission?.active ?? null,
-        queued: v.admission?.queued ?? null,
-      })),
-    ),
+    gateway.deployments().map((v) => ({
+      model: v.model.name,
+      version: v.version,
+      breaker: v.governor?.status()?.state ?? null,
+      active: v.admission?.active ?? null,
+      queued: v.admission?.queued ?? null,
+    })),
   );
   const accessLog = config.server.access_log ? new AccessLog() : null;
   const lifecycle = { draining: false };

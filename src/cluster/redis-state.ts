@@ -1,6 +1,6 @@
 /**
- * The limit counters in Redis, so every replica enforces one global limit. Each check is one Lua
- * script (atomic, one round trip). When Redis cannot be reached the limits fail open, logged once
+ * The limit counters in Redis, so every replica enforces one global limit. An admission is one Lua
+ * script (atomic, one round trip), counting spent tokens another. When Redis cannot be reached the limits fail open, logged once
  * per outage: a rate limiter should not take the gateway down with it.
  */
 import { randomUUID } from 'node:crypto';
@@ -8,31 +8,11 @@ import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { WINDOW_MS, type Admitted, type Check, type LimitState, type WindowCounts } from './state.js';
 
-/** KEYS: current window, previous window. ARGV: limit, cost, need. Counts `cost` if the rolling estimate allows `need`. */
-const TAKE = `
-local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
-local prev = tonumber(redis.call('GET', KEYS[2]) or '0')
-local limit = tonumber(ARGV[1])
-local cost = tonumber(ARGV[2])
-local allowed = 0
-if prev * tonumber(ARGV[4]) + cur + tonumber(ARGV[3]) <= limit then
-  allowed = 1
-  if cost > 0 then
-    cur = redis.call('INCRBY', KEYS[1], cost)
-    redis.call('PEXPIRE', KEYS[1], ARGV[5])
-  end
-end
-return {allowed, cur, prev}`;
-
-/** KEYS: slot counter. ARGV: limit, ttl ms. */
-const ACQUIRE = `
-local n = redis.call('INCR', KEYS[1])
-if n > tonumber(ARGV[1]) then
-  redis.call('DECR', KEYS[1])
-  return 0
-end
+/** KEYS: current window, previous window. ARGV: amount, window TTL. Counts spent tokens; returns both windows' counts. */
+const ADD = `
+local cur = redis.call('INCRBY', KEYS[1], ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return 1`;
+return {cur, tonumber(redis.call('GET', KEYS[2]) or '0')}`;
 
 /**
  * A whole admission in one script. KEYS: two per check (a window's current and previous counters,
@@ -93,16 +73,7 @@ const SLOT_TTL_MS = 10 * 60_000;
 const MONTH_TTL_S = 40 * 86_400;
 
 type Commands = Redis & {
-  take(
-    cur: string,
-    prev: string,
-    limit: number,
-    cost: number,
-    need: number,
-    weight: number,
-    ttl: number,
-  ): Promise<[number, number, number]>;
-  acquireSlot(key: string, limit: number, ttl: number): Promise<number>;
+  addSpent(cur: string, prev: string, amount: number, ttl: number): Promise<[number, number]>;
   admitAll(...args: Array<string | number>): Promise<number[]>;
 };
 
@@ -126,8 +97,7 @@ export class RedisState implements LimitState {
       commandTimeout: 500,
       lazyConnect: false,
     });
-    redis.defineCommand('take', { numberOfKeys: 2, lua: TAKE });
-    redis.defineCommand('acquireSlot', { numberOfKeys: 1, lua: ACQUIRE });
+    redis.defineCommand('addSpent', { numberOfKeys: 2, lua: ADD });
     redis.defineCommand('admitAll', { lua: ADMIT });
     redis.on('error', (err: Error) => this.#outage(err));
     redis.on('ready', () => {
@@ -176,36 +146,15 @@ export class RedisState implements LimitState {
     }
   }
 
-  async take(key: string, limit: number, cost: number, need: number, now: number): Promise<WindowCounts> {
+  async add(key: string, amount: number, now: number): Promise<WindowCounts> {
     const index = Math.floor(now / WINDOW_MS);
     const base = `${this.#prefix}rl:${key}:`;
     try {
-      const [allowed, current, previous] = await this.#redis.take(
-        base + index,
-        base + (index - 1),
-        limit,
-        cost,
-        need,
-        1 - (now % WINDOW_MS) / WINDOW_MS,
-        2 * WINDOW_MS,
-      );
-      return { allowed: allowed === 1, current, previous };
+      const [current, previous] = await this.#redis.addSpent(base + index, base + (index - 1), amount, 2 * WINDOW_MS);
+      return { allowed: true, current, previous };
     } catch (err) {
       this.#outage(err as Error);
       return { allowed: true, current: 0, previous: 0 };
-    }
-  }
-
-  add(key: string, amount: number, now: number): Promise<WindowCounts> {
-    return this.take(key, Number.MAX_SAFE_INTEGER, amount, 0, now);
-  }
-
-  async acquire(key: string, limit: number): Promise<boolean> {
-    try {
-      return (await this.#redis.acquireSlot(`${this.#prefix}cc:${key}`, limit, SLOT_TTL_MS)) === 1;
-    } catch (err) {
-      this.#outage(err as Error);
-      return true;
     }
   }
 

@@ -43,15 +43,9 @@ export interface LimitState {
    * (a counted request, a slot) and stops. One round trip in Redis, whatever the number of checks.
    */
   admit(checks: readonly Check[], now: number): Maybe<Admitted>;
-  /**
-   * Counts `cost` in the current window of `key` if the rolling-minute estimate plus `need` stays
-   * within `limit`. `need` is at least `cost`: a token check passes `cost` 0 and `need` 1 (one token left).
-   */
-  take(key: string, limit: number, cost: number, need: number, now: number): Maybe<WindowCounts>;
   /** Counts `amount` (tokens already spent) without a check. */
   add(key: string, amount: number, now: number): Maybe<WindowCounts>;
-  /** Takes one of `limit` concurrent slots; false when all are taken. */
-  acquire(key: string, limit: number): Maybe<boolean>;
+  /** Frees a concurrency slot that `admit` took. */
   release(key: string): void;
   /** Adds to a month's total and returns it. */
   addMonthly(key: string, month: string, amount: number): Maybe<number>;
@@ -137,6 +131,10 @@ export class MemoryState implements LimitState {
     return { failed: -1, counts };
   }
 
+  /**
+   * Counts `cost` in the current window of `key` if the rolling-minute estimate plus `need` stays
+   * within `limit`. `need` is at least `cost`: a token check passes `cost` 0 and `need` 1 (one token left).
+   */
   take(key: string, limit: number, cost: number, need: number, now: number): WindowCounts {
     const w = this.#roll(key, now);
     const allowed = w.previous * (1 - (now % WINDOW_MS) / WINDOW_MS) + w.current + need <= limit;
@@ -150,6 +148,7 @@ export class MemoryState implements LimitState {
     return { allowed: true, current: w.current, previous: w.previous };
   }
 
+  /** Takes one of `limit` concurrent slots; false when all are taken. */
   acquire(key: string, limit: number): boolean {
     const n = this.#slots.get(key) ?? 0;
     if (n >= limit) return false;

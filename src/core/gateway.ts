@@ -82,6 +82,9 @@ const holdText: Hold<TextResponse> = (result, release) => {
   return result;
 };
 
+/** Who asks, as far as authorization cares. */
+type Caller = { readonly principal: Principal | null };
+
 export class Gateway {
   #registry: Registry;
   readonly #tenancy: Tenancy | null;
@@ -93,8 +96,20 @@ export class Gateway {
   }
 
   /** Whether a caller may see a model (always, without authentication). */
-  visible(model: Model, ctx: { readonly principal: Principal | null }): boolean {
-    return ctx.principal === null || ctx.principal.mayUse(model);
+  visible(model: Model, caller: Caller): boolean {
+    return caller.principal === null || caller.principal.mayUse(model);
+  }
+
+  /** The authorize stage: the model `name` names, if the caller may use it; else the same 404 as an unknown name, so names do not leak. */
+  model(name: string, caller: Caller): Model {
+    const model = this.registry.get(name);
+    if (!this.visible(model, caller)) throw modelNotFound(name);
+    return model;
+  }
+
+  /** Every deployment (model@version) being served. */
+  deployments(): ModelVersion[] {
+    return this.registry.models.flatMap((m) => [...m.versions.values()]);
   }
 
   /** The models being served; replaced whole by a reload, while calls in flight keep the versions they started with. */
@@ -167,7 +182,7 @@ export class Gateway {
     ctx: RequestContext,
     call: (session: Session) => Promise<Served<T>>,
   ): Promise<Served<T>> {
-    const session = await tenancy.open(this.registry, model, ctx);
+    const session = await tenancy.open(this.model(model, ctx), ctx);
     try {
       const served = await call(session);
       const rateLimit = session.rateLimit;

@@ -114,40 +114,36 @@ export class Metrics {
 
   /** Gauges per deployment, read when scraped: circuit breaker state (0 closed, 1 half-open, 2 open) and admission slots. */
   watch(deployments: () => readonly DeploymentView[]): void {
-    const registers = [this.registry];
-    const labelNames = ['model', 'version'] as const;
     const STATES: Record<string, number> = { closed: 0, 'half-open': 1, open: 2 };
-    new Gauge({
-      name: 'infergate_circuit_breaker_state',
-      help: 'Circuit breaker state per deployment: 0 closed, 1 half-open, 2 open (the worst over workers).',
-      labelNames,
-      aggregator: 'max',
-      registers,
-      collect() {
-        this.reset();
-        for (const d of deployments()) if (d.breaker !== null) this.set({ model: d.model, version: d.version }, STATES[d.breaker] ?? 0);
-      },
-    });
-    new Gauge({
-      name: 'infergate_admission_active_calls',
-      help: 'Calls holding an admission slot per deployment (versions with policies.admission).',
-      labelNames,
-      registers,
-      collect() {
-        this.reset();
-        for (const d of deployments()) if (d.active !== null) this.set({ model: d.model, version: d.version }, d.active);
-      },
-    });
-    new Gauge({
-      name: 'infergate_admission_queued_calls',
-      help: 'Calls waiting for an admission slot per deployment.',
-      labelNames,
-      registers,
-      collect() {
-        this.reset();
-        for (const d of deployments()) if (d.queued !== null) this.set({ model: d.model, version: d.version }, d.queued);
-      },
-    });
+    /** A gauge per deployment, set from `value` at each scrape; deployments where it is null have no series. */
+    const gauge = (name: string, help: string, value: (d: DeploymentView) => number | null, aggregator: 'sum' | 'max' = 'sum'): void => {
+      new Gauge({
+        name,
+        help,
+        labelNames: ['model', 'version'],
+        aggregator,
+        registers: [this.registry],
+        collect() {
+          this.reset();
+          for (const d of deployments()) {
+            const v = value(d);
+            if (v !== null) this.set({ model: d.model, version: d.version }, v);
+          }
+        },
+      });
+    };
+    gauge(
+      'infergate_circuit_breaker_state',
+      'Circuit breaker state per deployment: 0 closed, 1 half-open, 2 open (the worst over workers).',
+      (d) => (d.breaker === null ? null : (STATES[d.breaker] ?? 0)),
+      'max',
+    );
+    gauge(
+      'infergate_admission_active_calls',
+      'Calls holding an admission slot per deployment (versions with policies.admission).',
+      (d) => d.active,
+    );
+    gauge('infergate_admission_queued_calls', 'Calls waiting for an admission slot per deployment.', (d) => d.queued);
   }
 
   #child(model: string, version: string, tenant: string, status: number, code: string): Children {

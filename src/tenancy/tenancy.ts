@@ -1,14 +1,12 @@
 /**
- * The tenancy stages around a model call, in the order of DESIGN.md: authorize (the tenant may use
- * this model, else 404 as if it did not exist), limit (429), and record (one usage record when the
+ * The tenancy stages around a model call, in the order of DESIGN.md: limit (429) and record (one usage record when the
  * call, or its stream, ends). Authentication happens in the transport, which puts the principal on
  * the request context. Absent when neither keys nor the ledger are configured.
  */
 import type { RequestContext } from '../core/context.js';
 import { ApiError } from '../core/errors.js';
 import type { RateLimit } from '../core/rate-limit.js';
-import type { Model, ModelVersion, Registry } from '../routing/registry.js';
-import { modelNotFound } from '../routing/registry.js';
+import type { Model, ModelVersion } from '../routing/registry.js';
 import type { Grant, Limiter } from './limits.js';
 import type { Ledger } from './ledger.js';
 import { statusOf, type Meter } from './metering.js';
@@ -27,16 +25,8 @@ export class Tenancy {
     this.#now = now;
   }
 
-  /** The model a caller asked for, if the caller's tenant may use it; otherwise the same 404 as an unknown name. */
-  authorize(registry: Registry, name: string, ctx: RequestContext): Model {
-    const model = registry.get(name);
-    if (ctx.principal !== null && !ctx.principal.mayUse(model)) throw modelNotFound(name);
-    return model;
-  }
-
-  /** Authorizes and admits a call; its session records it when it ends. */
-  async open(registry: Registry, name: string, ctx: RequestContext): Promise<Session> {
-    const model = this.authorize(registry, name, ctx);
+  /** Admits a call to `model` (already authorized by the gateway); its session records it when it ends. */
+  async open(model: Model, ctx: RequestContext): Promise<Session> {
     const started = this.#now();
     const grant = ctx.principal === null || this.#limiter === null ? null : await this.#limiter.admit(ctx.principal);
     return new Session(ctx, model, grant, this.#ledger, started, this.#now);

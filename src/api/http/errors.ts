@@ -7,7 +7,7 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { ClientGoneError } from '../../backends/backend.js';
 import { ApiError, fastError, pointerToPath, type ErrorCode } from '../../core/errors.js';
-import { duration } from './rate-limit.js';
+import { withRateLimit } from './rate-limit.js';
 
 type OpenAIErrorType = 'invalid_request_error' | 'authentication_error' | 'permission_error' | 'rate_limit_error' | 'server_error';
 
@@ -114,19 +114,7 @@ export function kserveErrorBody(error: ApiError): string {
 
 /** The headers of an error response besides content type and request id. */
 export function errorHeaders(error: ApiError): Record<string, string> {
-  const headers: Record<string, string> = {};
-  const rl = error.rateLimit;
-  if (rl !== null) {
-    for (const [kind, w] of [
-      ['requests', rl.requests],
-      ['tokens', rl.tokens],
-    ] as const) {
-      if (w === null) continue;
-      headers[`x-ratelimit-limit-${kind}`] = String(w.limit);
-      headers[`x-ratelimit-remaining-${kind}`] = String(w.remaining);
-      headers[`x-ratelimit-reset-${kind}`] = duration(w.resetMs);
-    }
-  }
+  const headers = error.rateLimit === null ? {} : withRateLimit(error.rateLimit, null, null);
   if (error.retryAfterS !== null) headers['retry-after'] = String(error.retryAfterS);
   if (error.code === 'invalid_api_key') headers['www-authenticate'] = 'Bearer';
   return headers;

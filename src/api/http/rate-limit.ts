@@ -5,8 +5,12 @@
  */
 import type { RateLimit, RateWindow } from '../../core/rate-limit.js';
 
-/** The answer's headers: `x-model-version` and `content-type`, plus the rate-limit headers when there are any. */
-export function withRateLimit(rateLimit: RateLimit | null, version: string, contentType: string): Record<string, string> {
+/**
+ * The answer's headers: `x-model-version` and `content-type`, plus the rate-limit headers when there
+ * are any. A 429 passes null for both and gets the rate-limit headers alone.
+ */
+export function withRateLimit(rateLimit: RateLimit | null, version: string | null, contentType: string | null): Record<string, string> {
+  if (version === null || contentType === null) return rateLimit === null ? {} : strip(withRateLimit(rateLimit, '', ''));
   if (rateLimit === null) return { 'x-model-version': version, 'content-type': contentType };
   const r = rateLimit.requests;
   const t = rateLimit.tokens;
@@ -49,4 +53,11 @@ export function duration(ms: number): string {
   if (whole < 1000) return `${whole}ms`;
   if (whole < 60_000) return `${whole / 1000}s`;
   return `${Math.floor(whole / 60_000)}m${(whole % 60_000) / 1000}s`;
+}
+
+/** Drops the two headers a refusal does not carry. */
+function strip(headers: Record<string, string>): Record<string, string> {
+  delete headers['x-model-version'];
+  delete headers['content-type'];
+  return headers;
 }

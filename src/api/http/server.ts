@@ -153,14 +153,12 @@ export function createHttpServer({
       admin.addContentTypeParser('application/json', { parseAs: 'string' }, parseJsonBody);
       // Circuit breakers per deployment (model@version); versions without one are listed as `disabled`.
       admin.get('/breakers', async () => ({
-        breakers: gateway.registry.models.flatMap((m) =>
-          [...m.versions.values()].map((v) => ({
-            model: m.name,
-            version: v.version,
-            ...(v.governor?.status() ?? { state: 'disabled' }),
-            ...(v.backend.endpointStatus === undefined ? {} : { endpoints: v.backend.endpointStatus() }),
-          })),
-        ),
+        breakers: gateway.deployments().map((v) => ({
+          model: v.model.name,
+          version: v.version,
+          ...(v.governor?.status() ?? { state: 'disabled' }),
+          ...(v.backend.endpointStatus === undefined ? {} : { endpoints: v.backend.endpointStatus() }),
+        })),
       }));
 
       if (reload !== undefined) {

@@ -4,7 +4,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { Gateway } from '../../../core/gateway.js';
-import { modelNotFound, type Model } from '../../../routing/registry.js';
+import type { Model } from '../../../routing/registry.js';
 import type { UsageStore } from '../../../store/usage.js';
 import type { Ledger } from '../../../tenancy/ledger.js';
 import { ANONYMOUS } from '../../../tenancy/tenancy.js';
@@ -20,12 +20,7 @@ export function openaiRoutes(gateway: Gateway, usage: UsageStore | null, ledger:
     }));
 
     // A wildcard, since model names may contain '/' (e.g. org/model).
-    app.get<{ Params: { '*': string } }>('/models/*', async (request) => {
-      const name = request.params['*'];
-      const model = gateway.registry.get(name);
-      if (!gateway.visible(model, request)) throw modelNotFound(name);
-      return describeModel(model);
-    });
+    app.get<{ Params: { '*': string } }>('/models/*', async (request) => describeModel(gateway.model(request.params['*'], request)));
 
     // The caller's own usage: a tenant's, or the anonymous calls' without authentication.
     if (usage !== null) {
