@@ -88,6 +88,12 @@ export interface Cancellation {
   onAbort(listener: () => void): void;
 }
 
+/** Requests a backend is working on, and waiting inside it (for a sequence, a batch). */
+export interface Occupancy {
+  readonly running: number;
+  readonly waiting: number;
+}
+
 export interface Backend {
   readonly kind: string;
   readonly tasks: ReadonlySet<Task>;
@@ -97,6 +103,8 @@ export interface Backend {
   health(): BackendHealth;
   /** Remote backends: where calls go (replicas, calls in flight, ejected or not). */
   endpointStatus?(): ReadonlyArray<{ readonly url: string; readonly outstanding: number; readonly ejected: boolean }>;
+  /** Requests in the backend now, for the metrics; null: not loaded. Absent: it does not say. */
+  occupancy?(): Occupancy | null;
   /** Tokens one request can hold (prompt and completion), for text models that know it; null until loaded. */
   contextLength?(): number | null;
   /** Tensor signature, for backends that serve `tensor`; null otherwise. */

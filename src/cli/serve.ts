@@ -60,13 +60,15 @@ async function worker(config: Config, log: Logger, file: string): Promise<void> 
     import('../telemetry/access-log.js'),
   ]);
   const workers = config.server.workers === 'auto' ? availableParallelism() : config.server.workers;
-  // Per-generation measurements (time to first token, tokens/s) at debug level until metrics export them.
+  // Per-generation measurements in the backend (queue, prompt time, tokens/s) go to the debug log.
   const budget = config.server.retry_budget;
+  const metrics = config.metrics.enabled ? new Metrics({ tenantLabel: config.metrics.tenant_label }) : null;
   const context = {
     workers,
     log,
     retryBudget: new RetryBudget(budget.ratio, budget.min_per_second),
     onGeneration: (stats: GenerationStats) => log.debug({ ...stats }, 'generation'),
+    observe: metrics === null ? undefined : (model: string, version: string) => metrics.deployment(model, version),
   };
   const registry = new Registry(config, context);
   // Sibling workers reload tenants when one of them changes them (through the primary).
@@ -75,15 +77,19 @@ async function worker(config: Config, log: Logger, file: string): Promise<void> 
     if (msg?.type === 'tenants-changed') tenancy.changed();
   });
   const gateway = new Gateway(registry, tenancy.tenancy);
-  const metrics = config.metrics.enabled ? new Metrics({ tenantLabel: config.metrics.tenant_label }) : null;
   metrics?.watch(() =>
-    gateway.deployments().map((v) => ({
-      model: v.model.name,
-      version: v.version,
-      breaker: v.governor?.status()?.state ?? null,
-      active: v.admission?.active ?? null,
-      queued: v.admission?.queued ?? null,
-    })),
+    gateway.deployments().map((v) => {
+      const occupancy = v.backend.occupancy?.() ?? null;
+      return {
+        model: v.model.name,
+        version: v.version,
+        breaker: v.governor?.status()?.state ?? null,
+        active: v.admission?.active ?? null,
+        queued: v.admission?.queued ?? null,
+        running: occupancy?.running ?? null,
+        waiting: occupancy?.waiting ?? null,
+      };
+    }),
   );
   const accessLog = config.server.access_log ? new AccessLog() : null;
   const lifecycle = { draining: false };

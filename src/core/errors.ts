@@ -52,6 +52,8 @@ export class ApiError extends Error {
   retryable = false;
   /** Where the caller stands against its rate limits (a 429's `x-ratelimit-*`); null: not a limit. */
   rateLimit: RateLimit | null = null;
+  /** The tenant or key limit that refused the call (`requests_per_minute`, ...), for metrics; null: not a limit. */
+  limit: string | null = null;
 
   constructor(code: ErrorCode, message: string, param: string | null = null, options?: { cause?: unknown }) {
     super(message, options);

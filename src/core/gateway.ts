@@ -27,6 +27,7 @@ import { DeadlineCall } from '../policies/deadline.js';
 import { isDeploymentFailure } from '../policies/governor.js';
 import { ApiError, fastError, overloadedError } from './errors.js';
 import { checkInferRequest } from './signature.js';
+import { NO_OBSERVER } from '../telemetry/observer.js';
 
 /** A result plus the version that served it (reported as `x-model-version`), and what it stood in for. */
 export interface Served<T> {
@@ -239,6 +240,7 @@ export class Gateway {
       if (deadline.expired) throw isOverloaded(err) ? err : deadline.timeoutError();
       if (!canFallBack(err) || (model.fallbacks.length === 0 && (degraded === undefined || model.degradedText === null))) throw err;
       const from = `${model.name}@${version.version}`;
+      version.observer.fellBack();
       for (const fallback of model.fallbacks) {
         try {
           const v = this.#route(this.registry.get(fallback.model), fallback.version, task);
@@ -258,7 +260,19 @@ export class Gateway {
     }
   }
 
-  #call<T>(version: ModelVersion, call: DeadlineCall, priority: Priority, work: Work<T>, hold: Hold<T> | undefined): Promise<T> {
+  #call<T>(version: ModelVersion, call: DeadlineCall, priority: Priority, untimed: Work<T>, hold: Hold<T> | undefined): Promise<T> {
+    const observer = version.observer;
+    // Each attempt is timed (retries included), only when something observes it.
+    const work: Work<T> =
+      observer === NO_OBSERVER
+        ? untimed
+        : (v, c) => {
+            const started = performance.now();
+            const done = (): void => observer.attempt((performance.now() - started) / 1000);
+            const attempt = untimed(v, c);
+            attempt.then(done, done);
+            return attempt;
+          };
     const governor = version.governor;
     if (version.admission === null) return governor === null ? work(version, call) : governor.run(call, (c) => work(version, c));
     return this.#admitted(version, version.admission, call, priority, work, hold);
@@ -274,15 +288,24 @@ export class Gateway {
     hold: Hold<T> | undefined,
   ): Promise<T> {
     const governor = version.governor;
+    const observer = version.observer;
+    const arrived = observer === NO_OBSERVER ? 0 : performance.now();
     try {
       await admission.acquire(
         priority,
         (listener) => call.onAbort(listener),
-        () => (call.expired ? overloaded(version, 'waited past its deadline in the queue') : new ClientGoneError()),
+        () => {
+          if (!call.expired) return new ClientGoneError();
+          observer.shed('queue_timeout');
+          return overloaded(version, 'waited past its deadline in the queue');
+        },
       );
     } catch (err) {
-      throw err instanceof QueueFull ? overloaded(version, `all ${admission.active} slots are busy and ${err.message}`) : err;
+      if (!(err instanceof QueueFull)) throw err;
+      observer.shed('queue_full');
+      throw overloaded(version, `all ${admission.active} slots are busy and ${err.message}`);
     }
+    if (observer !== NO_OBSERVER) observer.queued((performance.now() - arrived) / 1000);
     let held = false;
     try {
       const result = await (governor === null ? work(version, call) : governor.run(call, (c) => work(version, c)));

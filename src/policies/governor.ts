@@ -11,6 +11,7 @@ import { ClientGoneError, type Cancellation } from '../backends/backend.js';
 import type { BackendKind, PoliciesConfig } from '../config/schema.js';
 import { ApiError, fastError } from '../core/errors.js';
 import type { RetryBudget } from './retry-budget.js';
+import type { DeploymentObserver } from '../telemetry/observer.js';
 
 /** Failures that say the deployment is unwell (not the client's mistake, not flow control). */
 export function isDeploymentFailure(err: unknown): boolean {
@@ -165,18 +166,34 @@ export class Governor {
   readonly #breaker: Breaker | null;
   readonly #threshold: number;
   readonly #budget: RetryBudget;
+  readonly #observer: DeploymentObserver;
 
-  private constructor(config: PoliciesConfig, attempts: number, threshold: number, budget: RetryBudget, breaker: Breaker | null) {
+  private constructor(
+    config: PoliciesConfig,
+    attempts: number,
+    threshold: number,
+    budget: RetryBudget,
+    breaker: Breaker | null,
+    observer: DeploymentObserver,
+  ) {
     this.#attempts = attempts;
     this.#baseDelayMs = config.retry.base_delay_ms;
     this.#maxDelayMs = config.retry.max_delay_ms;
     this.#threshold = threshold;
     this.#budget = budget;
     this.#breaker = breaker;
+    this.#observer = observer;
   }
 
   /** The governor of a version, or null when it has no retries and no breaker. */
-  static create(config: PoliciesConfig, kind: BackendKind, budget: RetryBudget, log: Logger, name: string): Governor | null {
+  static create(
+    config: PoliciesConfig,
+    kind: BackendKind,
+    budget: RetryBudget,
+    log: Logger,
+    name: string,
+    observer: DeploymentObserver,
+  ): Governor | null {
     const remote = REMOTE.has(kind);
     const attempts = config.retry.attempts ?? (remote ? 3 : 1);
     const threshold = config.breaker.consecutive_failures ?? (remote ? 5 : 0);
@@ -203,7 +220,7 @@ export class Governor {
               log[state === 'open' ? 'warn' : 'info']({ deployment: name, state }, message);
             },
           );
-    return new Governor(config, attempts, threshold, budget, breaker);
+    return new Governor(config, attempts, threshold, budget, breaker, observer);
   }
 
   /**
@@ -228,6 +245,7 @@ export class Governor {
           else breaker?.neutral();
           throw err;
         }
+        this.#observer.retried();
         await backOff(delay, call);
       }
     }

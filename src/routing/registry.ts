@@ -10,6 +10,7 @@ import { fastError, type ApiError } from '../core/errors.js';
 import { Governor } from '../policies/governor.js';
 import { RetryBudget } from '../policies/retry-budget.js';
 import { Admission } from '../scheduling/admission.js';
+import { NO_OBSERVER, type DeploymentObserver } from '../telemetry/observer.js';
 
 /** One version of a model, with its loaded backend. */
 export interface ModelVersion {
@@ -22,10 +23,14 @@ export interface ModelVersion {
   readonly governor: Governor | null;
   /** The bulkhead and its priority queue; null when concurrency is not capped. */
   readonly admission: Admission | null;
+  /** Where its stages report queue times, attempts, retries, fallbacks and executions. */
+  readonly observer: DeploymentObserver;
 }
 
 /** What a registry needs besides the config: backend hooks, and where policies log and take retries from. */
-export interface RegistryContext extends Omit<BackendContext, 'modelName'> {
+export interface RegistryContext extends Omit<BackendContext, 'modelName' | 'observer'> {
+  /** The observer of each deployment (metrics); absent: nobody watches. */
+  readonly observe?: (model: string, version: string) => DeploymentObserver;
   readonly log?: Logger;
   readonly retryBudget?: RetryBudget;
   /** The registry this one replaces (a reload): versions whose backend config is unchanged keep its loaded backend. */
@@ -70,7 +75,8 @@ export class Model {
     for (const v of config.versions) {
       const key = backendKey(config.name, v.version, v.backend);
       const reused = context.previous?.backendFor(key);
-      const backend = reused ?? createBackend(v.backend, { ...context, modelName: config.name });
+      const observer = context.observe?.(config.name, v.version) ?? NO_OBSERVER;
+      const backend = reused ?? createBackend(v.backend, { ...context, modelName: config.name, observer });
       this.#backendKeys.set(backend, key);
       if (reused !== undefined) this.#reused.add(backend);
       versions.set(v.version, {
@@ -79,8 +85,9 @@ export class Model {
         weight: v.weight,
         backend,
         policies: v.policies,
-        governor: Governor.create(v.policies, v.backend.kind, budget, log, `${config.name}@${v.version}`),
+        governor: Governor.create(v.policies, v.backend.kind, budget, log, `${config.name}@${v.version}`, observer),
         admission: admissionFor(v.policies),
+        observer,
       });
     }
     this.versions = versions;

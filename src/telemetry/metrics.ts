@@ -10,15 +10,96 @@
 import { collectDefaultMetrics, Gauge, Registry, type Metric } from 'prom-client';
 import { CounterFamily, HistogramFamily, type CounterSeries, type HistogramSeries } from './families.js';
 import { performance } from 'node:perf_hooks';
+import type { DeploymentObserver, ShedReason } from './observer.js';
+import { NO_MODEL } from '../core/context.js';
 
 /** Buckets from 1 ms to 60 s, fit for a tensor call and a long generation alike. */
 export const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+/** Time per output token: 1 ms (a tiny model) to 2.5 s (a large one on a busy CPU), as vLLM's. */
+const TOKEN_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1, 2.5];
+/** Rows per model execution: powers of two up to 256, as batch sizes are configured. */
+const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256];
 
+/** A call's series by (model, version, tenant, outcome), plus its deployment's. */
 interface Children {
   readonly requests: CounterSeries;
   readonly duration: HistogramSeries;
   readonly promptTokens: CounterSeries;
   readonly completionTokens: CounterSeries;
+  readonly deployment: Deployment | null;
+}
+
+/** Label values of one deployment: a model and version. */
+type DeploymentLabels = { readonly model: string; readonly version: string };
+
+/** The series of one deployment, kept by its version (its {@link DeploymentObserver}) and by the request series. */
+class Deployment implements DeploymentObserver {
+  readonly ttft: HistogramSeries;
+  readonly tpot: HistogramSeries;
+  readonly #queue: HistogramSeries;
+  readonly #backend: HistogramSeries;
+  readonly #retries: CounterSeries;
+  readonly #fallbacks: CounterSeries;
+  readonly #shed: Record<ShedReason, CounterSeries>;
+  readonly #batch: HistogramSeries;
+  readonly #inferences: CounterSeries;
+  readonly #executions: CounterSeries;
+
+  constructor(f: DeploymentFamilies, labels: DeploymentLabels) {
+    this.ttft = f.ttft.series(labels);
+    this.tpot = f.tpot.series(labels);
+    this.#queue = f.queue.series(labels);
+    this.#backend = f.backend.series(labels);
+    this.#retries = f.retries.series(labels);
+    this.#fallbacks = f.fallbacks.series(labels);
+    this.#shed = {
+      queue_full: f.shed.series({ ...labels, reason: 'queue_full' }),
+      queue_timeout: f.shed.series({ ...labels, reason: 'queue_timeout' }),
+    };
+    this.#batch = f.batch.series(labels);
+    this.#inferences = f.inferences.series(labels);
+    this.#executions = f.executions.series(labels);
+  }
+
+  queued(seconds: number): void {
+    this.#queue.observe(seconds);
+  }
+
+  shed(reason: ShedReason): void {
+    this.#shed[reason].value++;
+  }
+
+  attempt(seconds: number): void {
+    this.#backend.observe(seconds);
+  }
+
+  retried(): void {
+    this.#retries.value++;
+  }
+
+  fellBack(): void {
+    this.#fallbacks.value++;
+  }
+
+  executed(rows: number, requests: number): void {
+    this.#batch.observe(rows);
+    this.#inferences.value += requests;
+    this.#executions.value++;
+  }
+}
+
+/** The families whose series are per deployment. */
+interface DeploymentFamilies {
+  readonly ttft: HistogramFamily;
+  readonly tpot: HistogramFamily;
+  readonly queue: HistogramFamily;
+  readonly backend: HistogramFamily;
+  readonly retries: CounterFamily;
+  readonly fallbacks: CounterFamily;
+  readonly shed: CounterFamily;
+  readonly batch: HistogramFamily;
+  readonly inferences: CounterFamily;
+  readonly executions: CounterFamily;
 }
 
 /** What the deployment gauges read at scrape time (nothing is counted on the request path for them). */
@@ -30,6 +111,9 @@ export interface DeploymentView {
   /** Calls holding an admission slot and waiting for one; null without admission control. */
   readonly active: number | null;
   readonly queued: number | null;
+  /** Requests the backend is working on and waiting inside it (sequences, a batch queue, upstream calls); null: it does not say. */
+  readonly running: number | null;
+  readonly waiting: number | null;
 }
 
 export interface MetricsOptions {
@@ -43,9 +127,15 @@ export class Metrics {
   readonly #duration: HistogramFamily;
   readonly #promptTokens: CounterFamily;
   readonly #completionTokens: CounterFamily;
+  readonly #limited: CounterFamily;
+  readonly #families: DeploymentFamilies;
   readonly #tenantLabel: boolean;
   /** model → version → tenant → "status code" → children. */
   readonly #children = new Map<string, Map<string, Map<string, Map<string, Children>>>>();
+  /** "model\0version" → its series (kept across reloads, so a reloaded version keeps counting in the same series). */
+  readonly #deployments = new Map<string, Deployment>();
+  /** "tenant\0limit" → refusals. */
+  readonly #limitedSeries = new Map<string, CounterSeries>();
 
   constructor(options: MetricsOptions) {
     this.#tenantLabel = options.tenantLabel;
@@ -68,7 +158,60 @@ export class Metrics {
       'infergate_completion_tokens_total',
       'Completion tokens of finished calls, streams included (when the usage ledger is on).',
     );
-    for (const family of [this.#requests, this.#duration, this.#promptTokens, this.#completionTokens]) {
+    this.#limited = new CounterFamily(
+      'infergate_rate_limited_requests_total',
+      'Calls refused with 429 by a tenant or key limit, by tenant and limit (requests_per_minute, tokens_per_minute, concurrent_requests, monthly_tokens).',
+    );
+    // Meanings as vLLM's time_to_first_token_seconds / time_per_output_token_seconds, Triton's
+    // nv_inference_queue_duration_us / compute time, inference_count / exec_count, in base units.
+    this.#families = {
+      ttft: new HistogramFamily(
+        'infergate_time_to_first_token_seconds',
+        'Streamed text calls: time from receiving the call to writing its first token.',
+        DURATION_BUCKETS,
+      ),
+      tpot: new HistogramFamily(
+        'infergate_time_per_output_token_seconds',
+        'Streamed text calls: time per completion token after the first (when the usage ledger counts tokens).',
+        TOKEN_BUCKETS,
+      ),
+      queue: new HistogramFamily(
+        'infergate_queue_duration_seconds',
+        'Time a call waited for an admission slot (versions with policies.admission).',
+        DURATION_BUCKETS,
+      ),
+      backend: new HistogramFamily(
+        'infergate_backend_duration_seconds',
+        'Time one attempt at the backend took (in-process model or upstream server; a stream: until it began).',
+        DURATION_BUCKETS,
+      ),
+      retries: new CounterFamily('infergate_retries_total', 'Failed attempts at a deployment that were tried again.'),
+      fallbacks: new CounterFamily(
+        'infergate_fallbacks_total',
+        'Calls a deployment failed that its fallbacks (or its degraded answer) then served or tried.',
+      ),
+      shed: new CounterFamily(
+        'infergate_shed_requests_total',
+        'Calls refused with 503 overloaded before running, by reason (queue_full, queue_timeout).',
+      ),
+      batch: new HistogramFamily('infergate_batch_size', 'Rows per model execution of tensor and embedding models.', BATCH_BUCKETS),
+      inferences: new CounterFamily(
+        'infergate_inference_count_total',
+        'Requests executed by tensor and embedding models (Triton: inference count); over execution count, the batching gain.',
+      ),
+      executions: new CounterFamily(
+        'infergate_inference_exec_count_total',
+        'Model executions of tensor and embedding models (Triton: exec count): one per batch.',
+      ),
+    };
+    for (const family of [
+      this.#requests,
+      this.#duration,
+      this.#promptTokens,
+      this.#completionTokens,
+      this.#limited,
+      ...Object.values(this.#families),
+    ]) {
       this.registry.registerMetric(family as unknown as Metric);
     }
     // prom-client's process metrics (CPU, RSS, heap per space, GC pauses by kind, event-loop lag),
@@ -94,7 +237,15 @@ export class Metrics {
     });
   }
 
-  /** Records one finished model call. `model` and `version` are NO_MODEL when the call never reached one. */
+  /** The observer of one deployment: its queue, policies and backend report to it. */
+  deployment(model: string, version: string): DeploymentObserver {
+    return this.#deployment(model, version);
+  }
+
+  /**
+   * Records one finished model call. `model` and `version` are NO_MODEL when the call never
+   * reached one; `firstToken` is seconds to the first token of a stream, else -1.
+   */
   call(
     model: string,
     version: string,
@@ -104,12 +255,26 @@ export class Metrics {
     seconds: number,
     prompt: number,
     completion: number,
+    firstToken: number,
   ): void {
     const c = this.#child(model, version, this.#tenantLabel ? tenant : '', status, code);
     c.requests.value++;
     c.duration.observe(seconds);
     c.promptTokens.value += prompt;
     c.completionTokens.value += completion;
+    if (firstToken >= 0 && c.deployment !== null) {
+      c.deployment.ttft.observe(firstToken);
+      if (completion > 1) c.deployment.tpot.observe((seconds - firstToken) / (completion - 1));
+    }
+  }
+
+  /** A call refused by `limit` of a tenant or key. */
+  limited(tenant: string, limit: string): void {
+    const t = this.#tenantLabel ? tenant : '';
+    const key = `${t}\u0000${limit}`;
+    let series = this.#limitedSeries.get(key);
+    if (series === undefined) this.#limitedSeries.set(key, (series = this.#limited.series({ tenant: t, limit })));
+    series.value++;
   }
 
   /** Gauges per deployment, read when scraped: circuit breaker state (0 closed, 1 half-open, 2 open) and admission slots. */
@@ -144,6 +309,24 @@ export class Metrics {
       (d) => d.active,
     );
     gauge('infergate_admission_queued_calls', 'Calls waiting for an admission slot per deployment.', (d) => d.queued);
+    // As vLLM's num_requests_running / num_requests_waiting.
+    gauge(
+      'infergate_backend_running_requests',
+      'Requests a backend is working on: llama.cpp sequences in use, upstream calls in flight.',
+      (d) => d.running,
+    );
+    gauge(
+      'infergate_backend_waiting_requests',
+      'Requests waiting inside a backend: for a llama.cpp sequence, or for a batch.',
+      (d) => d.waiting,
+    );
+  }
+
+  #deployment(model: string, version: string): Deployment {
+    const key = `${model}\u0000${version}`;
+    let d = this.#deployments.get(key);
+    if (d === undefined) this.#deployments.set(key, (d = new Deployment(this.#families, { model, version })));
+    return d;
   }
 
   #child(model: string, version: string, tenant: string, status: number, code: string): Children {
@@ -162,6 +345,7 @@ export class Metrics {
         duration: this.#duration.series({ model, version, tenant, status: s }),
         promptTokens: this.#promptTokens.series({ model, version, tenant, status: s }),
         completionTokens: this.#completionTokens.series({ model, version, tenant, status: s }),
+        deployment: model === NO_MODEL ? null : this.#deployment(model, version),
       };
       outcomes.set(key, children);
     }

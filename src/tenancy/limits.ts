@@ -63,6 +63,7 @@ export class Limiter {
       if (used >= quota) {
         throw refusal(
           'insufficient_quota',
+          'monthly_tokens',
           `${scope.label} has used its monthly quota of ${quota} tokens (${used} used in ${month}); it renews at the start of next month (UTC)`,
           untilNextMonth(now),
           null,
@@ -93,6 +94,7 @@ export class Limiter {
     if (check.kind === 'concurrency' || counts === null) {
       return refusal(
         'rate_limited',
+        'concurrent_requests',
         `${label} already has ${check.limit} requests in flight, its limit`,
         1000,
         rateLimitOf(requests, tokens, now),
@@ -103,12 +105,14 @@ export class Limiter {
     return check.kind === 'tokens'
       ? refusal(
           'rate_limited',
+          'tokens_per_minute',
           `${label} is over its limit of ${check.limit} tokens per minute`,
           wait,
           rateLimitOf(requests, [windowed], now),
         )
       : refusal(
           'rate_limited',
+          'requests_per_minute',
           `${label} is over its limit of ${check.limit} requests per minute`,
           wait,
           rateLimitOf([windowed], tokens, now),
@@ -224,11 +228,21 @@ function hasLimits(limits: Limits): boolean {
   );
 }
 
-function refusal(code: 'rate_limited' | 'insufficient_quota', message: string, waitMs: number, rateLimit: RateLimit | null): ApiError {
+/** The limit of a tenant or key that refused a call, as its config names it. */
+type LimitName = 'requests_per_minute' | 'tokens_per_minute' | 'concurrent_requests' | 'monthly_tokens';
+
+function refusal(
+  code: 'rate_limited' | 'insufficient_quota',
+  limit: LimitName,
+  message: string,
+  waitMs: number,
+  rateLimit: RateLimit | null,
+): ApiError {
   const seconds = Math.max(1, Math.ceil(waitMs / 1000));
   const e = fastError(code, `${message}; retry after ${seconds} s`);
   e.retryAfterS = seconds;
   e.rateLimit = rateLimit;
+  e.limit = limit;
   return e;
 }
 

@@ -5,6 +5,7 @@ import { OnnxBackend } from '../../src/backends/onnx/onnx-backend.js';
 import { parseConfig } from '../../src/config/load.js';
 import type { OnnxBackendConfig } from '../../src/config/schema.js';
 import type { Tensor } from '../../src/core/tensor.js';
+import { NO_OBSERVER } from '../../src/telemetry/observer.js';
 import { MODELS, post, startServer, writeConfig, type RunningServer } from '../helpers/server.js';
 
 function backend(model: string, batching: boolean, extra = ''): OnnxBackendConfig {
@@ -25,7 +26,7 @@ const input = (i: number, rows = 1): Tensor => ({
 describe('ONNX dynamic batching', () => {
   it('merges concurrent requests into fewer model calls with the same results', async () => {
     const sizes: number[] = [];
-    const batched = new OnnxBackend(backend('tiny-mlp', true), (rows) => sizes.push(rows));
+    const batched = new OnnxBackend(backend('tiny-mlp', true), { ...NO_OBSERVER, executed: (rows) => sizes.push(rows) });
     const single = new OnnxBackend(backend('tiny-mlp', false));
     await Promise.all([batched.load(), single.load()]);
     try {
@@ -52,7 +53,10 @@ describe('ONNX dynamic batching', () => {
 
   it('batches embeddings of different lengths, padding without changing the vectors', async () => {
     const sizes: number[] = [];
-    const batched = new OnnxBackend(backend('tiny-embed', true, 'task: embedding,'), (rows) => sizes.push(rows));
+    const batched = new OnnxBackend(backend('tiny-embed', true, 'task: embedding,'), {
+      ...NO_OBSERVER,
+      executed: (rows) => sizes.push(rows),
+    });
     const single = new OnnxBackend(backend('tiny-embed', false, 'task: embedding,'));
     await Promise.all([batched.load(), single.load()]);
     try {

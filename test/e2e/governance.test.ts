@@ -4,21 +4,11 @@
  * fail fast, half-open and close, fallbacks and a degraded answer, and deadlines that cancel.
  */
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import OpenAI from 'openai';
 import { get, post, startServer, writeConfig, type RunningServer } from '../helpers/server.js';
-import { startUpstream, type Upstream } from '../helpers/upstream.js';
-
-/** A loopback port with nothing listening: connections to it are refused. */
-async function closedPort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
-}
+import { closedPort, startUpstream, type Upstream } from '../helpers/upstream.js';
 
 const chatBody = (model: string, extra: Record<string, unknown> = {}) => ({
   model,

@@ -5,9 +5,10 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe, it, type TestContext } from 'node:test';
 import { get, post, startServer, type RunningServer } from '../helpers/server.js';
 import { ADMIN, keysConfig, tenantWithKey } from '../helpers/tenancy.js';
+import { closedPort } from '../helpers/upstream.js';
 
 /** Prometheus text as `name{labels}` → value (labels as written). */
 function parse(text: string): Map<string, number> {
@@ -21,6 +22,15 @@ function parse(text: string): Map<string, number> {
 }
 
 const hi = [{ role: 'user', content: 'hi' }];
+
+/** Runs `promtool check metrics` on a scrape; skips where promtool is not installed. */
+async function promtool(t: TestContext, url: string): Promise<void> {
+  if (spawnSync('promtool', ['--version']).error !== undefined)
+    return t.skip('promtool is not installed (Debian package prometheus; .ci/run installs it)');
+  const text = await (await fetch(`${url}/metrics`, { headers: ADMIN })).text();
+  const check = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
+  assert.equal(check.status, 0, check.stdout + check.stderr);
+}
 
 describe('Prometheus metrics', () => {
   let server: RunningServer;
@@ -89,13 +99,7 @@ describe('Prometheus metrics', () => {
     assert.ok([...m.keys()].some((k) => k.startsWith('infergate_nodejs_gc_duration_seconds_count{kind=')));
   });
 
-  it('passes promtool check metrics', async (t) => {
-    if (spawnSync('promtool', ['--version']).error !== undefined)
-      return t.skip('promtool is not installed (Debian package prometheus; .ci/run installs it)');
-    const text = await (await fetch(`${server.url}/metrics`, { headers: ADMIN })).text();
-    const check = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
-    assert.equal(check.status, 0, check.stdout + check.stderr);
-  });
+  it('passes promtool check metrics', (t) => promtool(t, server.url));
 
   it('is for the admin key only when one is set', async () => {
     assert.equal((await get(`${server.url}/metrics`)).status, 401);
@@ -119,4 +123,135 @@ describe('Prometheus metrics without tenant labels', () => {
       await server.stop();
     }
   });
+});
+
+/** Sums the series of `name` whose labels contain every `label="value"` pair given. */
+function sum(m: Map<string, number>, name: string, labels: Record<string, string> = {}): number {
+  const want = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
+  let total = 0;
+  for (const [series, value] of m) {
+    const brace = series.indexOf('{');
+    if ((brace === -1 ? series : series.slice(0, brace)) !== name) continue;
+    if (want.every((pair) => series.includes(pair))) total += value;
+  }
+  return total;
+}
+
+describe('Prometheus metrics of each stage', () => {
+  let server: RunningServer;
+  let auth: Record<string, string>;
+  const scrape = async (): Promise<Map<string, number>> => parse(await (await fetch(`${server.url}/metrics`, { headers: ADMIN })).text());
+
+  before(async () => {
+    const dead = await closedPort();
+    const config = keysConfig(
+      'server: { retry_budget: { ratio: 0, min_per_second: 1000 } }',
+      `  - name: streamer
+    versions: [{ version: s, backend: { kind: mock, latency_ms: 5, stream_chunks: 4 } }]
+  - name: tiny-mlp
+    versions:
+      - version: '1'
+        backend: { kind: onnx, path: \${MODELS}/tiny-mlp/1/model.onnx, batching: { enabled: true, max_batch_size: 64, max_queue_delay_ms: 20 } }
+  - name: narrow
+    versions:
+      - version: n
+        backend: { kind: mock, latency_ms: 300 }
+        policies: { admission: { max_concurrent: 1, queue_size: 1 } }
+  - name: flaky
+    versions:
+      - version: f
+        backend: { kind: openai, base_url: 'http://127.0.0.1:${dead}/v1' }
+        policies: { retry: { attempts: 3, base_delay_ms: 1 }, breaker: { consecutive_failures: 0 } }
+    fallbacks: [{ model: chat }]`,
+    );
+    server = await startServer({ config });
+    const { key } = await tenantWithKey(server.url, { id: 'acme', models: ['*'] });
+    auth = { authorization: `Bearer ${key}` };
+  });
+
+  after(async () => {
+    await server.stop();
+  });
+
+  it('times streams to their first token and per output token', async () => {
+    for (let i = 0; i < 3; i++) {
+      const res = await fetch(`${server.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: auth,
+        body: JSON.stringify({ model: 'streamer', messages: hi, stream: true }),
+      });
+      assert.equal(res.status, 200);
+      assert.match(await res.text(), /\[DONE\]/);
+    }
+    await post(`${server.url}/v1/chat/completions`, { model: 'streamer', messages: hi }, auth); // not streamed: no TTFT
+    const m = await scrape();
+    const labels = { model: 'streamer', version: 's' };
+    assert.equal(sum(m, 'infergate_time_to_first_token_seconds_count', labels), 3);
+    assert.equal(sum(m, 'infergate_time_per_output_token_seconds_count', labels), 3);
+    const ttft = sum(m, 'infergate_time_to_first_token_seconds_sum', labels) / 3;
+    const total = sum(m, 'infergate_request_duration_seconds_sum', { ...labels, status: '200' }) / 4;
+    assert.ok(ttft >= 0.005 && ttft <= total, `first token after ${ttft} s, of ${total} s a call`);
+    assert.equal(sum(m, 'infergate_backend_duration_seconds_count', labels), 4);
+  });
+
+  it('counts executions against inferences as dynamic batching merges requests (Triton exec vs inference count)', async () => {
+    const body = { inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 32], data: Array.from({ length: 32 }, (_, i) => i / 32) }] };
+    const answers = await Promise.all(Array.from({ length: 24 }, () => post(`${server.url}/v2/models/tiny-mlp/infer`, body, auth)));
+    for (const a of answers) assert.equal(a.status, 200);
+    const m = await scrape();
+    const labels = { model: 'tiny-mlp', version: '1' };
+    const executions = sum(m, 'infergate_inference_exec_count_total', labels);
+    assert.equal(sum(m, 'infergate_inference_count_total', labels), 24);
+    assert.ok(executions >= 1 && executions < 24, `24 requests ran as ${executions} executions`);
+    assert.equal(sum(m, 'infergate_batch_size_count', labels), executions);
+    assert.equal(sum(m, 'infergate_batch_size_sum', labels), 24, 'rows over all executions');
+  });
+
+  it('times the admission queue and counts what it sheds', async () => {
+    const answers = await Promise.all(
+      Array.from({ length: 3 }, () => post(`${server.url}/v1/chat/completions`, { model: 'narrow', messages: hi }, auth)),
+    );
+    assert.deepEqual(answers.map((a) => a.status).sort(), [200, 200, 503]);
+    const m = await scrape();
+    const labels = { model: 'narrow', version: 'n' };
+    assert.equal(sum(m, 'infergate_shed_requests_total', { ...labels, reason: 'queue_full' }), 1);
+    assert.equal(sum(m, 'infergate_shed_requests_total', { ...labels, reason: 'queue_timeout' }), 0);
+    assert.equal(sum(m, 'infergate_queue_duration_seconds_count', labels), 2);
+    const waited = sum(m, 'infergate_queue_duration_seconds_sum', labels);
+    assert.ok(waited > 0.2, `the second call waited for the first (${waited} s in all)`);
+    assert.equal(m.get('infergate_admission_active_calls{model="narrow",version="n"}'), 0);
+  });
+
+  it('counts retries, fallbacks and every attempt at the backend', async () => {
+    const res = await post(`${server.url}/v1/chat/completions`, { model: 'flaky', messages: hi }, auth);
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('x-fallback-from'), 'flaky@f');
+    const m = await scrape();
+    const labels = { model: 'flaky', version: 'f' };
+    assert.equal(sum(m, 'infergate_retries_total', labels), 2);
+    assert.equal(sum(m, 'infergate_fallbacks_total', labels), 1);
+    assert.equal(sum(m, 'infergate_backend_duration_seconds_count', labels), 3);
+    assert.equal(m.get('infergate_backend_running_requests{model="flaky",version="f"}'), 0);
+    assert.equal(
+      m.get('infergate_requests_total{model="chat",version="1",tenant="acme",status="200",code=""}'),
+      1,
+      'counted where it was served',
+    );
+  });
+
+  it('counts 429s by the limit that refused them', async () => {
+    const { key } = await tenantWithKey(server.url, { id: 'metered', models: ['chat'], limits: { requests_per_minute: 2 } });
+    const statuses: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      statuses.push(
+        (await post(`${server.url}/v1/chat/completions`, { model: 'chat', messages: hi }, { authorization: `Bearer ${key}` })).status,
+      );
+    }
+    assert.deepEqual(statuses, [200, 200, 429]);
+    const m = await scrape();
+    assert.equal(m.get('infergate_rate_limited_requests_total{tenant="metered",limit="requests_per_minute"}'), 1);
+    assert.equal(sum(m, 'infergate_rate_limited_requests_total', { tenant: 'acme' }), 0);
+  });
+
+  it('passes promtool check metrics with every family populated', (t) => promtool(t, server.url));
 });

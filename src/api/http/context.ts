@@ -22,6 +22,8 @@ export class HttpContext implements RequestContext {
   /** Tokens, once counted; null when nothing counts them (no ledger). */
   promptTokens: number | null = null;
   completionTokens: number | null = null;
+  /** When a streamed answer's first chunk was written (performance.now()); 0: not yet, or not streamed. */
+  firstByteAt = 0;
 
   constructor(
     id: string,

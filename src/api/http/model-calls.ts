@@ -137,16 +137,19 @@ export function modelCalls(routes: ModelCallRoutes, options: ModelCallOptions) {
       const result = await route.call.handle(body, ctx, params);
       // While draining, ask the client to open its next request elsewhere.
       if (lifecycle.draining) result.headers.connection = 'close';
-      write(res, id, result.status, result.headers, result.body);
-      if (observe !== null)
-        record(observe, id, ctx, result.status, '', started, res, typeof result.body !== 'string' && !Buffer.isBuffer(result.body));
+      const streamed = typeof result.body !== 'string' && !Buffer.isBuffer(result.body);
+      write(res, id, result.status, result.headers, result.body, streamed && observe !== null ? ctx : null);
+      if (observe !== null) record(observe, id, ctx, result.status, '', started, res, streamed);
     } catch (error) {
       const e = toApiError(error, { id, method: req.method, url: req.url }, log);
       if (res.headersSent) return void res.destroy();
       if (!req.complete) req.resume(); // a body left unread (refused before reading) is discarded
       const body = route.call.protocol === 'openai' ? openaiErrorBody(e) : kserveErrorBody(e);
-      write(res, id, e.status, { ...errorHeaders(e), 'content-type': 'application/json' }, body);
-      if (observe !== null) record(observe, id, ctx, e.status, e.code, started, res, false);
+      write(res, id, e.status, { ...errorHeaders(e), 'content-type': 'application/json' }, body, null);
+      if (observe !== null) {
+        if (e.limit !== null) observe.metrics?.limited(ctx?.principal?.tenant.id ?? '', e.limit);
+        record(observe, id, ctx, e.status, e.code, started, res, false);
+      }
     }
   }
 }
@@ -172,7 +175,8 @@ function record(
     const tenant = ctx?.principal?.tenant.id ?? '';
     const model = ctx?.model ?? NO_MODEL;
     const version = ctx?.version ?? NO_MODEL;
-    observers.metrics?.call(model, version, tenant, status, code, seconds, ctx?.promptTokens ?? 0, ctx?.completionTokens ?? 0);
+    const firstToken = ctx === null || ctx.firstByteAt === 0 ? -1 : (ctx.firstByteAt - started) / 1000;
+    observers.metrics?.call(model, version, tenant, status, code, seconds, ctx?.promptTokens ?? 0, ctx?.completionTokens ?? 0, firstToken);
     observers.accessLog?.write({
       id,
       tenant,
@@ -198,8 +202,18 @@ function decode(segment: string): string | null {
   }
 }
 
-/** Writes a result; `headers` is the handler's fresh object, completed here rather than copied. */
-function write(res: ServerResponse, id: string, status: number, headers: Record<string, string>, body: HttpResult['body']): void {
+/**
+ * Writes a result; `headers` is the handler's fresh object, completed here rather than copied.
+ * A stream marks `timed`'s first byte (its first token: backends send nothing before one).
+ */
+function write(
+  res: ServerResponse,
+  id: string,
+  status: number,
+  headers: Record<string, string>,
+  body: HttpResult['body'],
+  timed: HttpContext | null,
+): void {
   headers['x-request-id'] = id;
   if (typeof body === 'string' || Buffer.isBuffer(body)) {
     headers['content-length'] = String(Buffer.byteLength(body));
@@ -208,9 +222,11 @@ function write(res: ServerResponse, id: string, status: number, headers: Record<
     return;
   }
   res.writeHead(status, headers);
-  if ('chunks' in body) return void writeChunks(res, body.chunks[Symbol.asyncIterator]());
+  const first = timed === null ? null : () => (timed.firstByteAt = performance.now());
+  if ('chunks' in body) return void writeChunks(res, body.chunks[Symbol.asyncIterator](), first);
   // pipeline destroys the body when the client goes away: that cancels an upstream request or a generator.
   pipeline(body, res, () => undefined);
+  if (first !== null) body.once('data', first);
 }
 
 /**
@@ -219,11 +235,11 @@ function write(res: ServerResponse, id: string, status: number, headers: Record<
  * for `drain` when the socket is full; when the client goes away it ends the iterator, which
  * cancels the generation behind it.
  */
-async function writeChunks(res: ServerResponse, chunks: AsyncIterator<string>): Promise<void> {
+async function writeChunks(res: ServerResponse, chunks: AsyncIterator<string>, first: (() => void) | null): Promise<void> {
   try {
-    for (;;) {
-      const next = await chunks.next();
-      if (next.done === true) break;
+    let next = await chunks.next();
+    if (next.done !== true) first?.();
+    for (; next.done !== true; next = await chunks.next()) {
       if (res.destroyed) break;
       if (!res.write(next.value)) {
         await new Promise<void>((resolve) => {

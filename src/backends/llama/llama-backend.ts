@@ -20,12 +20,14 @@ import type {
 import type { LlamaBackendConfig } from '../../config/schema.js';
 import { fastError, overloadedError } from '../../core/errors.js';
 import { QueueFullError, Slots } from '../../scheduling/slots.js';
+import { NO_OBSERVER, type DeploymentObserver } from '../../telemetry/observer.js';
 import {
   ClientGoneError,
   TextBackend,
   unsupported,
   type BackendHealth,
   type Cancellation,
+  type Occupancy,
   type EmbedResult,
   type Task,
   type TextRequest,
@@ -68,6 +70,7 @@ export class LlamaBackend extends TextBackend {
   readonly #config: LlamaBackendConfig;
   readonly #workers: number;
   readonly #onGeneration: GenerationObserver | undefined;
+  readonly #observer: DeploymentObserver;
   #lib: NodeLlamaCpp | null = null;
   #llama: Llama | null = null;
   #model: LlamaModel | null = null;
@@ -80,11 +83,18 @@ export class LlamaBackend extends TextBackend {
   #error: string | null = null;
   #ids = 0;
 
-  constructor(config: LlamaBackendConfig, workers = 1, onGeneration?: GenerationObserver) {
+  constructor(config: LlamaBackendConfig, workers = 1, onGeneration?: GenerationObserver, observer: DeploymentObserver = NO_OBSERVER) {
     super();
     this.#config = config;
     this.#workers = workers;
     this.#onGeneration = onGeneration;
+    this.#observer = observer;
+  }
+
+  /** Sequences generating, and requests waiting for one. */
+  occupancy(): Occupancy | null {
+    const slots = this.#slots;
+    return slots === null ? null : { running: slots.busy, waiting: slots.queued };
   }
 
   async load(): Promise<void> {
@@ -187,6 +197,7 @@ export class LlamaBackend extends TextBackend {
       sequence = await slots.acquire(call, () => new ClientGoneError());
     } catch (err) {
       if (!(err instanceof QueueFullError)) throw err;
+      this.#observer.shed('queue_full');
       throw overloadedError(`model "${request.model}" is busy: ${err.message}; retry shortly`);
     }
     const queuedMs = performance.now() - arrived;
@@ -258,14 +269,20 @@ export class LlamaBackend extends TextBackend {
     finished: () => Timings,
   ): AsyncGenerator<object> {
     try {
-      if (format.chat) yield format.role();
+      // The role goes with the first token, not before it (as vLLM sends it), so a client's time to first byte is its time to first token.
+      let role = format.chat;
       let offset = 0;
       for await (const piece of generation.pieces()) {
+        if (role) {
+          role = false;
+          yield format.role();
+        }
         yield format.delta(piece.text, piece.logprobs, offset);
         offset += piece.text.length;
       }
       const reason = generation.finishReason;
       if (reason === null) return; // the client left
+      if (role) yield format.role();
       yield format.finish(reason);
       const t = finished();
       if (params.includeUsage) yield format.usage(usage(promptTokens, generation.completionTokens), t);

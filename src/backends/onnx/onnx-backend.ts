@@ -7,6 +7,7 @@ import type { OnnxBackendConfig } from '../../config/schema.js';
 import { fastError } from '../../core/errors.js';
 import { datatypeFromOrt, type Tensor, type TensorSpec } from '../../core/tensor.js';
 import { Batcher } from '../../scheduling/batcher.js';
+import { NO_OBSERVER, type DeploymentObserver } from '../../telemetry/observer.js';
 import {
   checkDimensions,
   unsupported,
@@ -16,6 +17,7 @@ import {
   type EmbedResult,
   type InferRequest,
   type InferResult,
+  type Occupancy,
   type Signature,
   type Task,
   type TextResponse,
@@ -24,14 +26,11 @@ import { concatRows, fromOrt, splitRows, toOrt } from './tensors.js';
 import { loadOrt, type OrtModule, type OrtSession, type OrtTensor, type OrtValueMetadata } from './runtime.js';
 import { createTokenizer } from './tokenizer.js';
 
-/** Observes batch sizes (rows, requests) as they execute. */
-export type BatchObserver = (rows: number, requests: number) => void;
-
 export class OnnxBackend implements Backend {
   readonly kind = 'onnx';
   readonly tasks: ReadonlySet<Task>;
   readonly #config: OnnxBackendConfig;
-  readonly #onBatch: BatchObserver | undefined;
+  readonly #observer: DeploymentObserver;
   readonly #tokenize: (text: string) => number[];
   #ort: OrtModule | null = null;
   #session: OrtSession | null = null;
@@ -41,9 +40,9 @@ export class OnnxBackend implements Backend {
   #batchers: Map<string, Batcher<InferRequest, InferResult>> | null = null;
   #embedBatcher: Batcher<number[][], Float32Array[]> | null = null;
 
-  constructor(config: OnnxBackendConfig, onBatch?: BatchObserver) {
+  constructor(config: OnnxBackendConfig, observer: DeploymentObserver = NO_OBSERVER) {
     this.#config = config;
-    this.#onBatch = onBatch;
+    this.#observer = observer;
     this.#tokenize = createTokenizer(config.tokenizer);
     this.tasks = new Set<Task>(config.task === 'embedding' ? ['tensor', 'embedding'] : ['tensor']);
   }
@@ -74,7 +73,7 @@ export class OnnxBackend implements Backend {
         maxQueueDelayMs: batching.max_queue_delay_ms,
         rows: (rows) => rows.length,
         execute: (items) => this.#embedBatch(items),
-        onBatch: this.#onBatch,
+        onBatch: (rows, requests) => this.#observer.executed(rows, requests),
       });
     }
   }
@@ -89,12 +88,23 @@ export class OnnxBackend implements Backend {
     return { ready: this.#session !== null, error: this.#error };
   }
 
+  /** Requests waiting for a batch (those in the running one are not counted). */
+  occupancy(): Occupancy | null {
+    if (this.#session === null) return null;
+    let waiting = this.#embedBatcher?.queued ?? 0;
+    for (const b of this.#batchers?.values() ?? []) waiting += b.queued;
+    return { running: 0, waiting };
+  }
+
   signature(): Signature | null {
     return this.#signature;
   }
 
   infer(request: InferRequest): Promise<InferResult> {
-    if (this.#batchers === null) return this.#run(request);
+    if (this.#batchers === null) {
+      this.#observer.executed((request.inputs[0]?.shape[0] as number | undefined) ?? 1, 1);
+      return this.#run(request);
+    }
     let key = '';
     for (const t of request.inputs) key += `${t.name}:${t.shape.slice(1).join('x')};`;
     if (request.outputs !== null) key += `>${request.outputs.join(',')}`;
@@ -105,7 +115,7 @@ export class OnnxBackend implements Backend {
         maxQueueDelayMs: this.#config.batching.max_queue_delay_ms,
         rows: (r) => (r.inputs[0]?.shape[0] as number | undefined) ?? 1,
         execute: (items) => this.#inferBatch(items),
-        onBatch: this.#onBatch,
+        onBatch: (rows, requests) => this.#observer.executed(rows, requests),
       });
       this.#batchers.set(key, batcher);
     }
@@ -129,6 +139,7 @@ export class OnnxBackend implements Backend {
       promptTokens += ids.length;
       return ids;
     });
+    if (this.#embedBatcher === null) this.#observer.executed(rows.length, 1);
     const vectors =
       this.#embedBatcher === null
         ? await this.#embedBatch([rows]).then((r) => r[0] as Float32Array[])

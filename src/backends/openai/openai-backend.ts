@@ -11,6 +11,7 @@ import {
   TextBackend,
   type BackendHealth,
   type Cancellation,
+  type Occupancy,
   type EmbedRequest,
   type EmbedResult,
   type TextRequest,
@@ -81,6 +82,15 @@ export class OpenAIBackend extends TextBackend {
   /** Where calls go: each endpoint's URL, calls in flight, and whether it is ejected. */
   endpointStatus(): EndpointStatus[] {
     return this.#endpoints?.status() ?? [];
+  }
+
+  /** Upstream calls in flight (over every endpoint); what waits is the upstream's to say. */
+  occupancy(): Occupancy | null {
+    const endpoints = this.#endpoints;
+    if (endpoints === null) return null;
+    let running = 0;
+    for (const e of endpoints.status()) running += e.outstanding;
+    return { running, waiting: 0 };
   }
 
   /** Active health checks: GET `path` on each endpoint; a failure ejects it, a pass puts it back. */

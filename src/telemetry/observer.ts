@@ -1,0 +1,35 @@
+/**
+ * What one deployment (a model version) tells telemetry as it serves, from the stages that know
+ * it: the admission queue, the policies, the backend. Metrics implement it; without metrics every
+ * version gets {@link NO_OBSERVER}, and the stages skip their clocks when they see it.
+ */
+
+/** Why a call was refused at admission: its queue was full, or its deadline passed while it waited. */
+export type ShedReason = 'queue_full' | 'queue_timeout';
+
+export interface DeploymentObserver {
+  /** Waited `seconds` for an admission slot (versions with `policies.admission`; 0 when one was free). */
+  queued(seconds: number): void;
+  /** Refused before it ran, the version being at capacity. */
+  shed(reason: ShedReason): void;
+  /** One attempt at the backend took `seconds` (a stream: until it began). */
+  attempt(seconds: number): void;
+  /** A failed attempt is tried again. */
+  retried(): void;
+  /** The version failed and a fallback (or the degraded answer) was tried in its place. */
+  fellBack(): void;
+  /** The backend executed the model once for `requests` requests holding `rows` rows (Triton's exec vs inference counts). */
+  executed(rows: number, requests: number): void;
+}
+
+const noop = (): void => undefined;
+
+/** The observer of a version nobody watches. */
+export const NO_OBSERVER: DeploymentObserver = Object.freeze({
+  queued: noop,
+  shed: noop,
+  attempt: noop,
+  retried: noop,
+  fellBack: noop,
+  executed: noop,
+});
