@@ -76,6 +76,17 @@ export interface BackendHealth {
   readonly error: string | null;
 }
 
+/** Span attribute values, as OpenTelemetry takes them. */
+export type TraceAttributes = Readonly<Record<string, string | number | boolean>>;
+
+/** The span of a traced call that a backend may add to: its stages become child spans; remote calls carry its id. */
+export interface TraceScope {
+  /** The W3C `traceparent` header naming this span, for requests to remote servers. */
+  readonly traceparent: string;
+  /** Records a finished stage (`performance.now()` times) as a child span. */
+  stage(name: string, start: number, end: number, attributes?: TraceAttributes): void;
+}
+
 /**
  * How a call learns that its client went away. `signal` is created on first read; `onAbort` is
  * the cheaper hook (no AbortController, no EventTarget) for backends that can stop work directly.
@@ -86,6 +97,8 @@ export interface Cancellation {
   readonly expired?: boolean;
   /** Calls `listener` once if the client disconnects before the response is complete. */
   onAbort(listener: () => void): void;
+  /** The trace this call is part of; undefined: not traced (not sampled, or tracing is off). */
+  readonly traceScope?: TraceScope | undefined;
 }
 
 /** Requests a backend is working on, and waiting inside it (for a sequence, a batch). */

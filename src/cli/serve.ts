@@ -54,10 +54,11 @@ async function worker(config: Config, log: Logger, file: string): Promise<void> 
       import('./reload.js'),
       import('../tenancy/setup.js'),
     ]);
-  const [{ Metrics }, { scrapeFor }, { AccessLog }] = await Promise.all([
+  const [{ Metrics }, { scrapeFor }, { AccessLog }, { Tracing, tracingSettings }] = await Promise.all([
     import('../telemetry/metrics.js'),
     import('../telemetry/cluster-metrics.js'),
     import('../telemetry/access-log.js'),
+    import('../telemetry/tracing.js'),
   ]);
   const workers = config.server.workers === 'auto' ? availableParallelism() : config.server.workers;
   // Per-generation measurements in the backend (queue, prompt time, tokens/s) go to the debug log.
@@ -92,6 +93,8 @@ async function worker(config: Config, log: Logger, file: string): Promise<void> 
     }),
   );
   const accessLog = config.server.access_log ? new AccessLog() : null;
+  const traced = tracingSettings(config.tracing);
+  const tracing = traced === null ? null : new Tracing(traced, VERSION);
   const lifecycle = { draining: false };
   const reloader = createReloader({ file, gateway, context, running: config, log });
   const reload = (): ReturnType<typeof reloader.reload> => {
@@ -109,6 +112,7 @@ async function worker(config: Config, log: Logger, file: string): Promise<void> 
     tenancy: tenancy.http,
     metrics: metrics === null ? undefined : { metrics, scrape: scrapeFor(metrics.registry) },
     accessLog: accessLog ?? undefined,
+    tracing: tracing ?? undefined,
   });
   const started = performance.now();
   await registry.load((version, error) =>
@@ -140,6 +144,7 @@ async function worker(config: Config, log: Logger, file: string): Promise<void> 
       // After the last request ended: its usage record is in the buffer, written now.
       .then(() => tenancy.close())
       .then(() => accessLog?.flush())
+      .then(() => tracing?.shutdown())
       .then(() => registry.unload())
       .then(
         () => process.exit(0),

@@ -514,6 +514,26 @@ export const MetricsSchema = Type.Object(
   { ...strict, default: {} },
 );
 
+/** OpenTelemetry traces, exported over OTLP/HTTP when the standard OTEL_EXPORTER_OTLP_* variables name a collector. */
+export const TracingSchema = Type.Object(
+  {
+    enabled: Type.Boolean({
+      default: true,
+      description:
+        'Trace when OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set (else tracing is off and costs nothing); false: never.',
+    }),
+    sample_ratio: Type.Number({
+      minimum: 0,
+      maximum: 1,
+      default: 1,
+      description:
+        'Share of requests without a sampled parent that are traced (OTel parentbased_traceidratio; a client traceparent decides for its own). ' +
+        'OTEL_TRACES_SAMPLER_ARG overrides it.',
+    }),
+  },
+  { ...strict, default: {} },
+);
+
 export const ConfigSchema = Type.Object(
   {
     $schema: Type.Optional(Type.String()),
@@ -523,6 +543,7 @@ export const ConfigSchema = Type.Object(
     state: StateSchema,
     usage: UsageSchema,
     metrics: MetricsSchema,
+    tracing: TracingSchema,
     models: Type.Array(ModelSchema, { default: [] }),
   },
   { ...strict, $id: 'https://infergate.dev/schema/config.json', title: 'infergate configuration' },
@@ -530,6 +551,7 @@ export const ConfigSchema = Type.Object(
 
 export type Config = Static<typeof ConfigSchema>;
 export type ServerConfig = Static<typeof ServerSchema>;
+export type TracingConfig = Static<typeof TracingSchema>;
 export type ModelConfig = Static<typeof ModelSchema>;
 export type VersionConfig = Static<typeof VersionSchema>;
 export type PoliciesConfig = Static<typeof PoliciesSchema>;

@@ -2,6 +2,7 @@ import type { Cancellation } from '../backends/backend.js';
 import type { Priority } from '../scheduling/admission.js';
 import type { Principal } from '../tenancy/directory.js';
 import type { ModelVersion } from '../routing/registry.js';
+import type { RequestTrace } from '../telemetry/tracing.js';
 
 /** Model and version of a call that did not resolve to one (a 401, an unknown name): never the name sent, so clients cannot add metric series. */
 export const NO_MODEL = '';
@@ -18,6 +19,8 @@ export interface RequestContext extends Cancellation {
   readonly priority: Priority;
   /** The tenant and key that authenticated; null without authentication (`auth.mode: none`). */
   readonly principal: Principal | null;
+  /** The request's trace when it is sampled; its stages add child spans. Null: not traced. */
+  readonly trace: RequestTrace | null;
   /** Aborted when the client goes away; backends stop their work on it. */
   readonly signal: AbortSignal;
   /** Told the version chosen to serve the call (each fallback tried tells again), for metrics and logs. */

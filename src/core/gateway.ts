@@ -22,12 +22,13 @@ import type { RequestContext } from './context.js';
 import type { RateLimit } from './rate-limit.js';
 import { ClientGoneError } from '../backends/backend.js';
 import { MockBackend } from '../backends/mock/mock-backend.js';
-import { QueueFull, type Admission, type Priority } from '../scheduling/admission.js';
+import { QueueFull, type Admission } from '../scheduling/admission.js';
 import { DeadlineCall } from '../policies/deadline.js';
 import { isDeploymentFailure } from '../policies/governor.js';
 import { ApiError, fastError, overloadedError } from './errors.js';
 import { checkInferRequest } from './signature.js';
 import { NO_OBSERVER } from '../telemetry/observer.js';
+import { TracedCall, type RequestTrace, type SpanScope } from '../telemetry/tracing.js';
 
 /** A result plus the version that served it (reported as `x-model-version`), and what it stood in for. */
 export interface Served<T> {
@@ -55,6 +56,28 @@ function canFallBack(err: unknown): boolean {
 }
 
 type Work<T> = (version: ModelVersion, call: Cancellation) => Promise<T>;
+
+/** GenAI semantic-convention operation names of the tasks (`infer` for tensors, which the conventions do not name). */
+const OPERATIONS: Readonly<Record<Task, string>> = {
+  chat: 'chat',
+  completion: 'text_completion',
+  embedding: 'embeddings',
+  tensor: 'infer',
+};
+
+/** The span of one attempt at a version's backend: `chat my-model`, a client span when the backend is a remote server. */
+function backendSpan(trace: RequestTrace, version: ModelVersion, task: Task, started: number): SpanScope {
+  const operation = OPERATIONS[task];
+  const kind = version.backend.kind;
+  const attributes: Record<string, string> = {
+    'gen_ai.operation.name': operation,
+    'gen_ai.request.model': version.model.name,
+    'infergate.model.version': version.version,
+    'infergate.backend.kind': kind,
+  };
+  if (kind === 'openai') attributes['gen_ai.provider.name'] = 'openai';
+  return trace.child(`${operation} ${version.model.name}`, started, kind === 'openai', attributes);
+}
 /** Keeps an admission slot until the result is consumed (a stream), calling `release` once. */
 type Hold<T> = (result: T, release: () => void) => T;
 
@@ -183,7 +206,16 @@ export class Gateway {
     ctx: RequestContext,
     call: (session: Session) => Promise<Served<T>>,
   ): Promise<Served<T>> {
-    const session = await tenancy.open(this.model(model, ctx), ctx);
+    const trace = ctx.trace;
+    const started = trace === null ? 0 : performance.now();
+    let session: Session;
+    try {
+      session = await tenancy.open(this.model(model, ctx), ctx);
+    } catch (err) {
+      trace?.failed('limit', started, performance.now(), err);
+      throw err;
+    }
+    if (trace !== null) trace.stage('limit', started, performance.now());
     try {
       const served = await call(session);
       const rateLimit = session.rateLimit;
@@ -228,13 +260,16 @@ export class Gateway {
     degraded?: (text: string, call: Cancellation) => Promise<T>,
     hold?: Hold<T>,
   ): Promise<Served<T>> {
+    const trace = ctx.trace;
+    const started = trace === null ? 0 : performance.now();
     const model = this.registry.get(name);
     const version = this.#route(model, ctx.pinnedVersion, task);
+    if (trace !== null) trace.stage('route', started, performance.now(), { 'infergate.model.version': version.version });
     ctx.routed(version);
     const policies = version.policies;
     const deadline = new DeadlineCall(ctx, Math.min(ctx.timeoutMs ?? policies.timeout_ms, policies.max_timeout_ms));
     try {
-      return { version, result: await this.#call(version, deadline, ctx.priority, work, hold), fallbackFrom: null, rateLimit: null };
+      return { version, result: await this.#call(version, deadline, ctx, task, work, hold), fallbackFrom: null, rateLimit: null };
     } catch (err) {
       // Past the deadline: 504, unless the call never left the queue (503 overloaded says so).
       if (deadline.expired) throw isOverloaded(err) ? err : deadline.timeoutError();
@@ -245,7 +280,7 @@ export class Gateway {
         try {
           const v = this.#route(this.registry.get(fallback.model), fallback.version, task);
           ctx.routed(v);
-          return { version: v, result: await this.#call(v, deadline, ctx.priority, work, hold), fallbackFrom: from, rateLimit: null };
+          return { version: v, result: await this.#call(v, deadline, ctx, task, work, hold), fallbackFrom: from, rateLimit: null };
         } catch (e) {
           if (deadline.expired) throw isOverloaded(e) ? e : deadline.timeoutError();
           if (!canFallBack(e)) throw e;
@@ -260,22 +295,35 @@ export class Gateway {
     }
   }
 
-  #call<T>(version: ModelVersion, call: DeadlineCall, priority: Priority, untimed: Work<T>, hold: Hold<T> | undefined): Promise<T> {
+  #call<T>(
+    version: ModelVersion,
+    call: DeadlineCall,
+    ctx: RequestContext,
+    task: Task,
+    untimed: Work<T>,
+    hold: Hold<T> | undefined,
+  ): Promise<T> {
     const observer = version.observer;
-    // Each attempt is timed (retries included), only when something observes it.
+    const trace = ctx.trace;
+    // Each attempt (retries included) is timed and traced, only when something observes it.
     const work: Work<T> =
-      observer === NO_OBSERVER
+      observer === NO_OBSERVER && trace === null
         ? untimed
         : (v, c) => {
             const started = performance.now();
-            const done = (): void => observer.attempt((performance.now() - started) / 1000);
-            const attempt = untimed(v, c);
-            attempt.then(done, done);
+            const span = trace === null ? null : backendSpan(trace, v, task, started);
+            const done = (error?: unknown): void => {
+              const now = performance.now();
+              observer.attempt((now - started) / 1000);
+              span?.end(now, error);
+            };
+            const attempt = untimed(v, span === null ? c : new TracedCall(c, span));
+            attempt.then(() => done(), done);
             return attempt;
           };
     const governor = version.governor;
     if (version.admission === null) return governor === null ? work(version, call) : governor.run(call, (c) => work(version, c));
-    return this.#admitted(version, version.admission, call, priority, work, hold);
+    return this.#admitted(version, version.admission, call, ctx, work, hold);
   }
 
   /** A call through the version's bulkhead: waits for a slot by priority, holds it until the answer (or its stream) is done. */
@@ -283,16 +331,18 @@ export class Gateway {
     version: ModelVersion,
     admission: Admission,
     call: DeadlineCall,
-    priority: Priority,
+    ctx: RequestContext,
     work: Work<T>,
     hold: Hold<T> | undefined,
   ): Promise<T> {
     const governor = version.governor;
     const observer = version.observer;
-    const arrived = observer === NO_OBSERVER ? 0 : performance.now();
+    const trace = ctx.trace;
+    const timed = observer !== NO_OBSERVER || trace !== null;
+    const arrived = timed ? performance.now() : 0;
     try {
       await admission.acquire(
-        priority,
+        ctx.priority,
         (listener) => call.onAbort(listener),
         () => {
           if (!call.expired) return new ClientGoneError();
@@ -301,11 +351,19 @@ export class Gateway {
         },
       );
     } catch (err) {
-      if (!(err instanceof QueueFull)) throw err;
-      observer.shed('queue_full');
-      throw overloaded(version, `all ${admission.active} slots are busy and ${err.message}`);
+      let error = err;
+      if (err instanceof QueueFull) {
+        observer.shed('queue_full');
+        error = overloaded(version, `all ${admission.active} slots are busy and ${err.message}`);
+      }
+      trace?.failed('queue', arrived, performance.now(), error);
+      throw error;
     }
-    if (observer !== NO_OBSERVER) observer.queued((performance.now() - arrived) / 1000);
+    if (timed) {
+      const now = performance.now();
+      observer.queued((now - arrived) / 1000);
+      trace?.stage('queue', arrived, now);
+    }
     let held = false;
     try {
       const result = await (governor === null ? work(version, call) : governor.run(call, (c) => work(version, c)));

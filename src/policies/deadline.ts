@@ -7,7 +7,7 @@
  * benchmark a tenth of its throughput; a shared coarse timer kept settled calls alive into old
  * space and cost more than the timer).
  */
-import { signalOf, type Cancellation } from '../backends/backend.js';
+import { signalOf, type Cancellation, type TraceScope } from '../backends/backend.js';
 import { fastError, type ApiError } from '../core/errors.js';
 
 export class DeadlineCall implements Cancellation {
@@ -27,6 +27,10 @@ export class DeadlineCall implements Cancellation {
   /** Whether the deadline passed (rather than the client leaving). */
   get expired(): boolean {
     return this.#expired;
+  }
+
+  get traceScope(): TraceScope | undefined {
+    return this.#parent.traceScope;
   }
 
   get signal(): AbortSignal {

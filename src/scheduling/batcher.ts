@@ -23,7 +23,11 @@ interface Pending<Item, Result> {
   readonly rows: number;
   readonly resolve: (result: Result) => void;
   readonly reject: (error: unknown) => void;
+  readonly traced: Traced | undefined;
 }
+
+/** Told, before its item's result, the batch it ran in: rows, items, and when it began executing (`performance.now()`). */
+export type Traced = (rows: number, items: number, started: number) => void;
 
 export class Batcher<Item, Result> {
   readonly #options: BatcherOptions<Item, Result>;
@@ -41,10 +45,11 @@ export class Batcher<Item, Result> {
     return this.#queue.length;
   }
 
-  submit(item: Item): Promise<Result> {
+  /** Queues `item` for the next batch; `traced` learns which batch it ran in. */
+  submit(item: Item, traced?: Traced): Promise<Result> {
     return new Promise<Result>((resolve, reject) => {
       const rows = this.#options.rows(item);
-      this.#queue.push({ item, rows, resolve, reject });
+      this.#queue.push({ item, rows, resolve, reject, traced });
       this.#queuedRows += rows;
       if (this.#running) return; // the running batch flushes the queue when it returns
       if (this.#queuedRows >= this.#options.maxBatchSize) this.#flush();
@@ -103,12 +108,15 @@ export class Batcher<Item, Result> {
 
   async #run(batch: Array<Pending<Item, Result>>): Promise<void> {
     try {
+      const started = performance.now();
       const results = await this.#options.execute(batch.map((p) => p.item));
-      this.#options.onBatch?.(
-        batch.reduce((n, p) => n + p.rows, 0),
-        batch.length,
-      );
-      for (let i = 0; i < batch.length; i++) (batch[i] as Pending<Item, Result>).resolve(results[i] as Result);
+      const rows = batch.reduce((n, p) => n + p.rows, 0);
+      this.#options.onBatch?.(rows, batch.length);
+      for (let i = 0; i < batch.length; i++) {
+        const p = batch[i] as Pending<Item, Result>;
+        p.traced?.(rows, batch.length, started);
+        p.resolve(results[i] as Result);
+      }
     } catch (error) {
       for (const p of batch) p.reject(error);
     }

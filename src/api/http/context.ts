@@ -6,6 +6,8 @@ import { fastError } from '../../core/errors.js';
 import { PRIORITIES, type Priority } from '../../scheduling/admission.js';
 import type { Principal } from '../../tenancy/directory.js';
 import type { ModelVersion } from '../../routing/registry.js';
+import type { RequestTrace } from '../../telemetry/tracing.js';
+import type { TraceScope } from '../../backends/backend.js';
 
 /** Creates the AbortController (about 1 µs and a listener) only when a backend reads `signal`. */
 export class HttpContext implements RequestContext {
@@ -14,6 +16,9 @@ export class HttpContext implements RequestContext {
   readonly timeoutMs: number | undefined;
   readonly priority: Priority;
   readonly principal: Principal | null;
+  readonly trace: RequestTrace | null;
+  /** The trace remote backends join: ours when sampled, else the client's own `traceparent`, passed on as sent. */
+  readonly traceScope: TraceScope | undefined;
   readonly #res: ServerResponse;
   #signal: AbortSignal | null = null;
   /** The model and version that served (or last tried); NO_MODEL until routed. */
@@ -32,6 +37,8 @@ export class HttpContext implements RequestContext {
     priority: Priority,
     principal: Principal | null,
     res: ServerResponse,
+    trace: RequestTrace | null,
+    traceparent: string | string[] | undefined,
   ) {
     this.id = id;
     this.pinnedVersion = pinnedVersion;
@@ -39,6 +46,8 @@ export class HttpContext implements RequestContext {
     this.priority = priority;
     this.principal = principal;
     this.#res = res;
+    this.trace = trace;
+    this.traceScope = trace ?? (typeof traceparent === 'string' && TRACEPARENT.test(traceparent) ? passOn(traceparent) : undefined);
   }
 
   routed(version: ModelVersion): void {
@@ -74,7 +83,8 @@ export function httpContext(
   headers: IncomingHttpHeaders,
   res: ServerResponse,
   principal: Principal | null,
-  pinnedVersion?: string,
+  pinnedVersion: string | undefined,
+  trace: RequestTrace | null,
 ): HttpContext {
   const header = headers['x-model-version'];
   const pinned = pinnedVersion ?? (typeof header === 'string' && header !== '' ? header : undefined);
@@ -83,7 +93,15 @@ export function httpContext(
     const own = principal.tenant.priority;
     if (headers['x-priority'] === undefined || PRIORITIES.indexOf(asked) < PRIORITIES.indexOf(own)) asked = own;
   }
-  return new HttpContext(id, pinned, requestTimeout(headers['x-request-timeout-ms']), asked, principal, res);
+  return new HttpContext(id, pinned, requestTimeout(headers['x-request-timeout-ms']), asked, principal, res, trace, headers.traceparent);
+}
+
+/** A W3C traceparent of version 00 (lower-case hex, not all zeros is the receiver's to check). */
+const TRACEPARENT = /^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
+
+/** A client's trace this process does not record: remote backends get its traceparent unchanged. */
+function passOn(traceparent: string): TraceScope {
+  return { traceparent, stage: () => undefined };
 }
 
 /** `x-priority`: high, normal (the default) or low, else 400. */

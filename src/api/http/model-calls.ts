@@ -18,6 +18,8 @@ import { ApiError, fastError } from '../../core/errors.js';
 import { NO_MODEL, type RequestContext } from '../../core/context.js';
 import type { Metrics } from '../../telemetry/metrics.js';
 import type { AccessLog } from '../../telemetry/access-log.js';
+import type { RequestTrace, Tracing } from '../../telemetry/tracing.js';
+import type { TraceAttributes } from '../../backends/backend.js';
 import type { Served } from '../../core/gateway.js';
 import type { Principal } from '../../tenancy/directory.js';
 import { errorHeaders, kserveErrorBody, openaiErrorBody, toApiError, validationError, type AjvError } from './errors.js';
@@ -64,7 +66,17 @@ export interface CallParams {
 interface Compiled {
   readonly validate: ValidateFunction;
   readonly call: ModelCall<unknown>;
+  /** The server span's name (`POST /v1/chat/completions`) and its GenAI operation, if it is one. */
+  readonly span: string;
+  readonly operation: string | null;
 }
+
+/** GenAI semantic-convention operation names of the OpenAI routes. */
+const OPERATIONS: Readonly<Record<string, string>> = {
+  '/v1/chat/completions': 'chat',
+  '/v1/completions': 'text_completion',
+  '/v1/embeddings': 'embeddings',
+};
 
 const KSERVE_INFER = /^\/v2\/models\/([^/]+)(?:\/versions\/([^/]+))?\/infer$/;
 const NO_PARAMS: CallParams = { model: undefined, version: undefined };
@@ -92,6 +104,8 @@ export interface ModelCallOptions {
   readonly metrics?: Metrics | null;
   /** One line per call; null: none. */
   readonly accessLog?: AccessLog | null;
+  /** Traces of sampled calls; null: tracing is off. */
+  readonly tracing?: Tracing | null;
 }
 
 export function modelCalls(routes: ModelCallRoutes, options: ModelCallOptions) {
@@ -100,14 +114,20 @@ export function modelCalls(routes: ModelCallRoutes, options: ModelCallOptions) {
   const authenticate = options.authenticate ?? null;
   const metrics = options.metrics ?? null;
   const accessLog = options.accessLog ?? null;
+  const tracing = options.tracing ?? null;
   // Absent when nothing observes calls: then no clock is read either.
-  const observe: Observers | null = metrics === null && accessLog === null ? null : { metrics, accessLog };
+  const observe: Observers | null = metrics === null && accessLog === null && tracing === null ? null : { metrics, accessLog };
   // Bodies are checked as sent: no type coercion, no defaults, no removal of fields.
   // `verbose` keeps each failing schema on the error, so messages can quote its description.
   const ajv = new Ajv({ coerceTypes: false, useDefaults: false, removeAdditional: false, allErrors: false, verbose: true, strict: false });
-  const compile = (call: ModelCall<never>): Compiled => ({ validate: ajv.compile(call.schema), call: call as ModelCall<unknown> });
-  const exact = new Map(Object.entries(routes.exact).map(([path, call]) => [path, compile(call)]));
-  const kserve = compile(routes.kserveInfer);
+  const compile = (call: ModelCall<never>, path: string): Compiled => ({
+    validate: ajv.compile(call.schema),
+    call: call as ModelCall<unknown>,
+    span: `POST ${path}`,
+    operation: OPERATIONS[path] ?? null,
+  });
+  const exact = new Map(Object.entries(routes.exact).map(([path, call]) => [path, compile(call, path)]));
+  const kserve = compile(routes.kserveInfer, '/v2/models/{model}/infer');
 
   return function serveModelCall(req: IncomingMessage, res: ServerResponse): void {
     if (req.method !== 'POST') return next(req, res);
@@ -127,19 +147,22 @@ export function modelCalls(routes: ModelCallRoutes, options: ModelCallOptions) {
   async function run(route: Compiled, params: CallParams, req: IncomingMessage, res: ServerResponse): Promise<void> {
     const id = requestId(req.headers['x-request-id']);
     const started = observe === null ? 0 : performance.now();
+    const trace = tracing === null ? null : startTrace(tracing, route, id, req, started);
     let ctx: HttpContext | null = null;
     try {
       // Who is calling, before the body is read: an unknown caller costs no parsing.
       const principal = authenticate === null ? null : authenticate(req.headers);
+      if (trace !== null && authenticate !== null) trace.stage('authenticate', started, performance.now());
       const body = parse(await readBody(req, bodyLimit));
       if (!route.validate(body)) throw validationError(route.validate.errors as AjvError[]);
-      ctx = httpContext(id, req.headers, res, principal, params.version);
+      if (trace !== null) trace.span.setAttributes(requestAttributes(body));
+      ctx = httpContext(id, req.headers, res, principal, params.version, trace);
       const result = await route.call.handle(body, ctx, params);
       // While draining, ask the client to open its next request elsewhere.
       if (lifecycle.draining) result.headers.connection = 'close';
       const streamed = typeof result.body !== 'string' && !Buffer.isBuffer(result.body);
       write(res, id, result.status, result.headers, result.body, streamed && observe !== null ? ctx : null);
-      if (observe !== null) record(observe, id, ctx, result.status, '', started, res, streamed);
+      if (observe !== null) record(observe, id, ctx, trace, result.status, '', started, res, streamed);
     } catch (error) {
       const e = toApiError(error, { id, method: req.method, url: req.url }, log);
       if (res.headersSent) return void res.destroy();
@@ -148,7 +171,7 @@ export function modelCalls(routes: ModelCallRoutes, options: ModelCallOptions) {
       write(res, id, e.status, { ...errorHeaders(e), 'content-type': 'application/json' }, body, null);
       if (observe !== null) {
         if (e.limit !== null) observe.metrics?.limited(ctx?.principal?.tenant.id ?? '', e.limit);
-        record(observe, id, ctx, e.status, e.code, started, res, false);
+        record(observe, id, ctx, trace, e.status, e.code, started, res, false);
       }
     }
   }
@@ -159,11 +182,35 @@ interface Observers {
   readonly accessLog: AccessLog | null;
 }
 
-/** Counts and logs a finished call; a streamed answer when its stream ends. */
+/** The server span of a call, if it is sampled: named by its route, with the request id. */
+function startTrace(tracing: Tracing, route: Compiled, id: string, req: IncomingMessage, started: number): RequestTrace | null {
+  const attributes: Record<string, string> = {
+    'http.request.method': 'POST',
+    'http.route': route.span.slice(5),
+    'url.path': (req.url ?? '').split('?')[0] as string,
+    'infergate.request_id': id,
+  };
+  if (route.operation !== null) attributes['gen_ai.operation.name'] = route.operation;
+  return tracing.start(route.span, req.headers.traceparent, started, attributes);
+}
+
+/** GenAI request attributes of a traced call: the sampling parameters it asked for. */
+function requestAttributes(body: unknown): TraceAttributes {
+  const b = body as Record<string, unknown>;
+  const attributes: Record<string, number> = {};
+  const maxTokens = b.max_completion_tokens ?? b.max_tokens;
+  if (typeof maxTokens === 'number') attributes['gen_ai.request.max_tokens'] = maxTokens;
+  if (typeof b.temperature === 'number') attributes['gen_ai.request.temperature'] = b.temperature;
+  if (typeof b.top_p === 'number') attributes['gen_ai.request.top_p'] = b.top_p;
+  return attributes;
+}
+
+/** Counts, logs and ends the trace of a finished call; a streamed answer when its stream ends. */
 function record(
   observers: Observers,
   id: string,
   ctx: HttpContext | null,
+  trace: RequestTrace | null,
   status: number,
   code: string,
   started: number,
@@ -171,7 +218,8 @@ function record(
   streamed: boolean,
 ): void {
   const done = (): void => {
-    const seconds = (performance.now() - started) / 1000;
+    const now = performance.now();
+    const seconds = (now - started) / 1000;
     const tenant = ctx?.principal?.tenant.id ?? '';
     const model = ctx?.model ?? NO_MODEL;
     const version = ctx?.version ?? NO_MODEL;
@@ -189,9 +237,25 @@ function record(
       promptTokens: ctx?.promptTokens ?? null,
       completionTokens: ctx?.completionTokens ?? null,
     });
+    if (trace !== null) trace.finish(status, code, now, responseAttributes(ctx, tenant, started));
   };
   if (!streamed || res.writableFinished) done();
   else res.once('close', done);
+}
+
+/** What a traced call ended with: the model and version that served, the tenant, and GenAI token usage. */
+function responseAttributes(ctx: HttpContext | null, tenant: string, started: number): TraceAttributes {
+  const attributes: Record<string, string | number> = {};
+  if (ctx === null) return attributes;
+  if (ctx.model !== NO_MODEL) {
+    attributes['gen_ai.request.model'] = ctx.model;
+    attributes['infergate.model.version'] = ctx.version;
+  }
+  if (tenant !== '') attributes['infergate.tenant'] = tenant;
+  if (ctx.promptTokens !== null) attributes['gen_ai.usage.input_tokens'] = ctx.promptTokens;
+  if (ctx.completionTokens !== null) attributes['gen_ai.usage.output_tokens'] = ctx.completionTokens;
+  if (ctx.firstByteAt !== 0) attributes['infergate.time_to_first_token_ms'] = Math.round((ctx.firstByteAt - started) * 1000) / 1000;
+  return attributes;
 }
 
 function decode(segment: string): string | null {

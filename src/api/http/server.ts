@@ -28,6 +28,7 @@ import type { TenantAdmin } from '../../tenancy/admin.js';
 import type { Ledger } from '../../tenancy/ledger.js';
 import type { UsageStore } from '../../store/usage.js';
 import type { Metrics } from '../../telemetry/metrics.js';
+import type { Tracing } from '../../telemetry/tracing.js';
 import type { AccessLog } from '../../telemetry/access-log.js';
 
 export interface HttpServerOptions {
@@ -46,6 +47,8 @@ export interface HttpServerOptions {
   readonly accessLog?: AccessLog;
   /** Metrics to record, and how to read them all (every worker's); absent: no /metrics. */
   readonly metrics?: { readonly metrics: Metrics; readonly scrape: () => Promise<string> };
+  /** Traces of sampled model calls; absent: tracing is off. */
+  readonly tracing?: Tracing;
 }
 
 /** What the HTTP layer needs of tenancy. */
@@ -76,6 +79,7 @@ export function createHttpServer({
   tenancy,
   metrics,
   accessLog,
+  tracing,
 }: HttpServerOptions): FastifyInstance {
   const directory = tenancy?.directory ?? null;
   const authenticate: Authenticate | null =
@@ -108,6 +112,7 @@ export function createHttpServer({
           authenticate,
           metrics: metrics?.metrics ?? null,
           accessLog: accessLog ?? null,
+          tracing: tracing ?? null,
         }),
       );
       server.keepAliveTimeout = config.server.keep_alive_timeout_ms;

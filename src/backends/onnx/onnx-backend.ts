@@ -18,6 +18,8 @@ import {
   type InferRequest,
   type InferResult,
   type Occupancy,
+  type Cancellation,
+  type TraceScope,
   type Signature,
   type Task,
   type TextResponse,
@@ -25,6 +27,19 @@ import {
 import { concatRows, fromOrt, splitRows, toOrt } from './tensors.js';
 import { loadOrt, type OrtModule, type OrtSession, type OrtTensor, type OrtValueMetadata } from './runtime.js';
 import { createTokenizer } from './tokenizer.js';
+
+/** Submits to a batcher; a traced call gets a `batch` span: its wait for the batch, the batch's size, and its run. */
+function submitTraced<Item, Result>(batcher: Batcher<Item, Result>, item: Item, scope: TraceScope | undefined): Promise<Result> {
+  if (scope === undefined) return batcher.submit(item);
+  const queued = performance.now();
+  return batcher.submit(item, (rows, requests, started) =>
+    scope.stage('batch', queued, performance.now(), {
+      'infergate.batch.rows': rows,
+      'infergate.batch.requests': requests,
+      'infergate.batch.queue_ms': Math.round((started - queued) * 1000) / 1000,
+    }),
+  );
+}
 
 export class OnnxBackend implements Backend {
   readonly kind = 'onnx';
@@ -100,7 +115,7 @@ export class OnnxBackend implements Backend {
     return this.#signature;
   }
 
-  infer(request: InferRequest): Promise<InferResult> {
+  infer(request: InferRequest, call?: Cancellation): Promise<InferResult> {
     if (this.#batchers === null) {
       this.#observer.executed((request.inputs[0]?.shape[0] as number | undefined) ?? 1, 1);
       return this.#run(request);
@@ -119,10 +134,10 @@ export class OnnxBackend implements Backend {
       });
       this.#batchers.set(key, batcher);
     }
-    return batcher.submit(request);
+    return submitTraced(batcher, request, call?.traceScope);
   }
 
-  async embed(request: EmbedRequest): Promise<EmbedResult> {
+  async embed(request: EmbedRequest, call?: Cancellation): Promise<EmbedResult> {
     checkDimensions(request, this.#signature?.outputs[0]?.shape[1] as number);
     const max = this.#config.tokenizer.max_tokens;
     let promptTokens = 0;
@@ -143,7 +158,7 @@ export class OnnxBackend implements Backend {
     const vectors =
       this.#embedBatcher === null
         ? await this.#embedBatch([rows]).then((r) => r[0] as Float32Array[])
-        : await this.#embedBatcher.submit(rows);
+        : await submitTraced(this.#embedBatcher, rows, call?.traceScope);
     return { vectors, promptTokens };
   }
 

@@ -145,6 +145,12 @@ export class OpenAIBackend extends TextBackend {
     return { vectors, promptTokens: body.usage?.prompt_tokens ?? 0 };
   }
 
+  /** The upstream request's headers: the configured ones, and the trace the call is part of (W3C traceparent). */
+  #headersFor(call: Cancellation): Record<string, string> {
+    const scope = call.traceScope;
+    return scope === undefined ? this.#headers : { ...this.#headers, traceparent: scope.traceparent };
+  }
+
   /** POSTs JSON upstream; answers >= 400 become ApiErrors (client errors keep the upstream's message). */
   async #post(path: string, body: object, call: Cancellation, stream: boolean): Promise<UpstreamResponse> {
     const endpoints = this.#endpoints;
@@ -155,7 +161,7 @@ export class OpenAIBackend extends TextBackend {
     try {
       res = await upstreamCall(
         upstream.pool,
-        { method: 'POST', path: upstream.basePath + path, headers: this.#headers, body: JSON.stringify(body) },
+        { method: 'POST', path: upstream.basePath + path, headers: this.#headersFor(call), body: JSON.stringify(body) },
         call,
         stream,
       );

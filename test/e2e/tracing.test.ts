@@ -1,0 +1,285 @@
+/**
+ * OpenTelemetry traces through the real server: an OTLP/HTTP receiver on loopback collects what
+ * the OpenTelemetry exporter sends (OTEL_EXPORTER_OTLP_ENDPOINT), and the test checks the spans of
+ * each stage, their parent links, GenAI attributes, the client's traceparent honoured and passed on
+ * to a remote backend, and sampling.
+ */
+import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { post, startServer, writeConfig, type RunningServer } from '../helpers/server.js';
+import { ADMIN_KEY, tenantWithKey } from '../helpers/tenancy.js';
+import { startUpstream, type Upstream } from '../helpers/upstream.js';
+
+type AnyValue = { stringValue?: string; intValue?: string | number; doubleValue?: number; boolValue?: boolean };
+
+/** A span as received, its attributes flattened. */
+interface Received {
+  readonly traceId: string;
+  readonly spanId: string;
+  readonly parentSpanId: string;
+  readonly name: string;
+  readonly kind: number;
+  readonly status: number;
+  readonly attributes: Record<string, string | number | boolean>;
+  readonly resource: Record<string, string | number | boolean>;
+}
+
+/** OTLP/JSON ids are hex strings (the OTel JS exporter's JSON encoding); base64 is accepted too. */
+function hex(id: string | undefined): string {
+  if (id === undefined || id === '') return '';
+  return /^[0-9a-f]+$/.test(id) ? id : Buffer.from(id, 'base64').toString('hex');
+}
+
+function flatten(list: Array<{ key: string; value: AnyValue }> | undefined): Record<string, string | number | boolean> {
+  const out: Record<string, string | number | boolean> = {};
+  for (const { key, value } of list ?? []) {
+    out[key] = value.stringValue ?? value.boolValue ?? value.doubleValue ?? Number(value.intValue);
+  }
+  return out;
+}
+
+/** A loopback OTLP/HTTP trace receiver (JSON encoding), as a collector would be. */
+async function startReceiver(): Promise<{ url: string; spans: Received[]; server: Server }> {
+  const spans: Received[] = [];
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      assert.equal(req.url, '/v1/traces');
+      assert.match(req.headers['content-type'] ?? '', /application\/json/);
+      const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as {
+        resourceSpans: Array<{
+          resource: { attributes: Array<{ key: string; value: AnyValue }> };
+          scopeSpans: Array<{ spans: Array<Record<string, unknown>> }>;
+        }>;
+      };
+      for (const rs of body.resourceSpans) {
+        const resource = flatten(rs.resource.attributes);
+        for (const ss of rs.scopeSpans) {
+          for (const s of ss.spans) {
+            spans.push({
+              traceId: hex(s.traceId as string),
+              spanId: hex(s.spanId as string),
+              parentSpanId: hex(s.parentSpanId as string | undefined),
+              name: s.name as string,
+              kind: s.kind as number,
+              status: (s.status as { code?: number } | undefined)?.code ?? 0,
+              attributes: flatten(s.attributes as Array<{ key: string; value: AnyValue }>),
+              resource,
+            });
+          }
+        }
+      }
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{}');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, spans, server };
+}
+
+/** The spans of one trace once its root (the server span) has arrived. */
+async function traceOf(spans: Received[], match: (root: Received) => boolean, count: number): Promise<Received[]> {
+  for (let i = 0; i < 100; i++) {
+    const root = spans.find((s) => s.kind === 2 && match(s));
+    if (root !== undefined) {
+      const all = spans.filter((s) => s.traceId === root.traceId);
+      if (all.length >= count) return all;
+    }
+    await sleep(100);
+  }
+  assert.fail(`no trace with ${count} spans arrived; received: ${JSON.stringify(spans.map((s) => s.name))}`);
+}
+
+const SPAN_KIND = { INTERNAL: 1, SERVER: 2, CLIENT: 3 };
+const hi = [{ role: 'user', content: 'hi' }];
+const randomHex = (bytes: number): string =>
+  Buffer.from(Array.from({ length: bytes }, () => Math.floor(Math.random() * 256))).toString('hex');
+
+describe('OpenTelemetry traces', () => {
+  let server: RunningServer;
+  let receiver: Awaited<ReturnType<typeof startReceiver>>;
+  let upstream: Upstream;
+  let auth: Record<string, string>;
+
+  before(async () => {
+    receiver = await startReceiver();
+    upstream = await startUpstream();
+    const config = writeConfig(`
+auth: { mode: keys, admin_key: '${ADMIN_KEY}' }
+models:
+  - name: chat
+    versions: [{ version: '1', backend: { kind: mock, latency_ms: 0 } }]
+  - name: remote
+    versions: [{ version: r, backend: { kind: openai, base_url: '${upstream.url}' } }]
+  - name: tiny-mlp
+    versions:
+      - version: '1'
+        backend: { kind: onnx, path: \${MODELS}/tiny-mlp/1/model.onnx, batching: { enabled: true, max_batch_size: 8, max_queue_delay_ms: 2 } }
+  - name: narrow
+    versions:
+      - version: n
+        backend: { kind: mock, latency_ms: 20 }
+        policies: { admission: { max_concurrent: 1, queue_size: 4 } }
+`);
+    server = await startServer({
+      config,
+      env: { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_SERVICE_NAME: 'gateway-under-test' },
+    });
+    const { key } = await tenantWithKey(server.url, { id: 'acme', models: ['*'] });
+    auth = { authorization: `Bearer ${key}` };
+  });
+
+  after(async () => {
+    await server?.stop();
+    await upstream?.close();
+    receiver?.server.close();
+  });
+
+  it('joins the client’s trace: a server span with a child per stage, and the backend span’s id sent upstream', async () => {
+    const traceId = randomHex(16);
+    const clientSpan = randomHex(8);
+    const res = await post(
+      `${server.url}/v1/chat/completions`,
+      { model: 'remote', messages: hi, max_tokens: 7, temperature: 0.5 },
+      { ...auth, traceparent: `00-${traceId}-${clientSpan}-01`, 'x-request-id': 'traced-1' },
+    );
+    assert.equal(res.status, 200);
+    const spans = await traceOf(receiver.spans, (s) => s.traceId === traceId, 5);
+    const root = spans.find((s) => s.kind === SPAN_KIND.SERVER) as Received;
+    assert.equal(root.name, 'POST /v1/chat/completions');
+    assert.equal(root.parentSpanId, clientSpan, 'the server span is a child of the client’s');
+    assert.equal(root.resource['service.name'], 'gateway-under-test');
+    assert.deepEqual(
+      {
+        op: root.attributes['gen_ai.operation.name'],
+        model: root.attributes['gen_ai.request.model'],
+        version: root.attributes['infergate.model.version'],
+        tenant: root.attributes['infergate.tenant'],
+        maxTokens: root.attributes['gen_ai.request.max_tokens'],
+        temperature: root.attributes['gen_ai.request.temperature'],
+        status: root.attributes['http.response.status_code'],
+        id: root.attributes['infergate.request_id'],
+        input: root.attributes['gen_ai.usage.input_tokens'],
+        output: root.attributes['gen_ai.usage.output_tokens'],
+      },
+      {
+        op: 'chat',
+        model: 'remote',
+        version: 'r',
+        tenant: 'acme',
+        maxTokens: 7,
+        temperature: 0.5,
+        status: 200,
+        id: 'traced-1',
+        input: res.body.usage.prompt_tokens,
+        output: res.body.usage.completion_tokens,
+      },
+    );
+    const children = spans.filter((s) => s.parentSpanId === root.spanId);
+    assert.deepEqual(children.map((s) => s.name).sort(), ['authenticate', 'chat remote', 'limit', 'route']);
+    const backend = children.find((s) => s.name === 'chat remote') as Received;
+    assert.equal(backend.kind, SPAN_KIND.CLIENT);
+    assert.equal(backend.attributes['gen_ai.provider.name'], 'openai');
+    assert.equal(backend.attributes['gen_ai.request.model'], 'remote');
+    const sent = upstream.received.at(-1)?.headers.traceparent;
+    assert.equal(sent, `00-${traceId}-${backend.spanId}-01`, 'the upstream joins the trace under the backend span');
+  });
+
+  it('passes an unsampled client trace on unchanged and records nothing of it', async () => {
+    const traceId = randomHex(16);
+    const traceparent = `00-${traceId}-${randomHex(8)}-00`;
+    assert.equal(
+      (await post(`${server.url}/v1/chat/completions`, { model: 'remote', messages: hi }, { ...auth, traceparent })).status,
+      200,
+    );
+    assert.equal(upstream.received.at(-1)?.headers.traceparent, traceparent);
+    // A later sampled trace has arrived by the time this one would have.
+    const marker = randomHex(16);
+    await post(
+      `${server.url}/v1/chat/completions`,
+      { model: 'chat', messages: hi },
+      { ...auth, traceparent: `00-${marker}-${randomHex(8)}-01` },
+    );
+    await traceOf(receiver.spans, (s) => s.traceId === marker, 4);
+    assert.equal(receiver.spans.filter((s) => s.traceId === traceId).length, 0);
+  });
+
+  it('traces the admission queue, and batches inside a tensor call’s backend span', async () => {
+    const answers = await Promise.all(
+      Array.from({ length: 2 }, () => post(`${server.url}/v1/chat/completions`, { model: 'narrow', messages: hi }, auth)),
+    );
+    for (const a of answers) assert.equal(a.status, 200);
+    const queued = await traceOf(receiver.spans, (s) => s.attributes['gen_ai.request.model'] === 'narrow', 5);
+    assert.ok(queued.some((s) => s.name === 'queue'));
+
+    const body = { inputs: [{ name: 'input', datatype: 'FP32', shape: [2, 32], data: Array.from({ length: 64 }, (_, i) => i / 64) }] };
+    assert.equal((await post(`${server.url}/v2/models/tiny-mlp/infer`, body, { ...auth, 'x-request-id': 'tensor-1' })).status, 200);
+    const spans = await traceOf(receiver.spans, (s) => s.attributes['infergate.request_id'] === 'tensor-1', 6);
+    const root = spans.find((s) => s.kind === SPAN_KIND.SERVER) as Received;
+    assert.equal(root.name, 'POST /v2/models/{model}/infer');
+    assert.equal(root.attributes['url.path'], '/v2/models/tiny-mlp/infer');
+    const backend = spans.find((s) => s.name === 'infer tiny-mlp') as Received;
+    assert.equal(backend.parentSpanId, root.spanId);
+    assert.equal(backend.kind, SPAN_KIND.INTERNAL);
+    const batch = spans.find((s) => s.name === 'batch') as Received;
+    assert.equal(batch.parentSpanId, backend.spanId);
+    assert.equal(batch.attributes['infergate.batch.rows'], 2);
+    assert.equal(batch.attributes['infergate.batch.requests'], 1);
+  });
+
+  it('marks failures: a 404 names its code, a 5xx sets the error status', async () => {
+    const res = await post(`${server.url}/v1/chat/completions`, { model: 'nope', messages: hi }, { ...auth, 'x-request-id': 'missing-1' });
+    assert.equal(res.status, 404);
+    const missing = await traceOf(receiver.spans, (s) => s.attributes['infergate.request_id'] === 'missing-1', 2);
+    const root = missing.find((s) => s.kind === SPAN_KIND.SERVER);
+    assert.equal(root?.attributes['error.type'], 'model_not_found');
+    assert.equal(root?.attributes['http.response.status_code'], 404);
+    assert.equal(root?.status, 0, 'a client error leaves the server span unset');
+    const limit = missing.find((s) => s.name === 'limit');
+    assert.equal(limit?.attributes['error.type'], 'model_not_found');
+
+    upstream.failWith = { status: 500, message: 'boom' };
+    try {
+      const failed = await post(
+        `${server.url}/v1/chat/completions`,
+        { model: 'remote', messages: hi },
+        { ...auth, 'x-request-id': 'failed-1' },
+      );
+      assert.equal(failed.status, 502);
+    } finally {
+      upstream.failWith = null;
+    }
+    const spans = await traceOf(receiver.spans, (s) => s.attributes['infergate.request_id'] === 'failed-1', 5);
+    const server5xx = spans.find((s) => s.kind === SPAN_KIND.SERVER) as Received;
+    assert.equal(server5xx.status, 2, 'ERROR');
+    const attempts = spans.filter((s) => s.name === 'chat remote');
+    assert.ok(attempts.length >= 1 && attempts.every((s) => s.status === 2 && s.attributes['error.type'] === 'upstream_error'));
+  });
+});
+
+describe('OpenTelemetry sampling', () => {
+  it('samples roots at the configured ratio and always follows a sampled parent', async () => {
+    const receiver = await startReceiver();
+    const config = writeConfig(`
+tracing: { sample_ratio: 0 }
+models:
+  - name: chat
+    versions: [{ version: '1', backend: { kind: mock, latency_ms: 0 } }]
+`);
+    const server = await startServer({ config, env: { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: `${receiver.url}/v1/traces` } });
+    try {
+      for (let i = 0; i < 20; i++)
+        assert.equal((await post(`${server.url}/v1/chat/completions`, { model: 'chat', messages: hi })).status, 200);
+      const traceId = randomHex(16);
+      await post(`${server.url}/v1/chat/completions`, { model: 'chat', messages: hi }, { traceparent: `00-${traceId}-${randomHex(8)}-01` });
+      await traceOf(receiver.spans, (s) => s.traceId === traceId, 3);
+      assert.deepEqual(new Set(receiver.spans.map((s) => s.traceId)), new Set([traceId]), 'ratio 0: only the parent-sampled trace');
+    } finally {
+      await server.stop();
+      receiver.server.close();
+    }
+  });
+});
