@@ -16,6 +16,7 @@ import { generateScenario } from './generate.js';
 import { inprocLoad } from './inproc.js';
 import { overloadScenario } from './overload.js';
 import { tenancyTargets } from './tenancy.js';
+import { observabilityTargets } from './observability.js';
 import { measure } from './proc.js';
 import { ROOT, external, peer, startInfergate, type Target } from './targets.js';
 
@@ -65,7 +66,7 @@ const { values } = parseArgs({
 });
 
 const HELP = `npm run bench -- [options]
-  --scenario NAME     chat | tenancy | proxy | batching | batching-model | generate | overload (repeatable; default: all)
+  --scenario NAME     chat | tenancy | observability | proxy | batching | batching-model | generate | overload (repeatable; default: all)
   --connections LIST  concurrency levels, e.g. 64,1000,5000 (default per scenario; generate: streams, 1,4)
   --duration S        seconds per measurement (default 10)
   --warmup S          seconds of unrecorded load per target first, for the JIT (default 5)
@@ -99,6 +100,14 @@ const SCENARIOS: Scenario[] = [
     levels: [64],
     reference: 'no ledger, no auth',
     targets: () => tenancyTargets(workers),
+  },
+  {
+    name: 'observability',
+    description: 'the chat scenario with metrics, tracing (1 % and 100 % sampled) and the access log on and off: what each costs',
+    body: join(bodies, 'chat.json'),
+    levels: [64],
+    reference: 'metrics off',
+    targets: () => observabilityTargets(workers),
   },
   {
     name: 'proxy',

@@ -61,13 +61,19 @@ export class Tracing {
 
   /**
    * The trace of one request, or null when it is not sampled: a client's `traceparent` decides by
-   * its sampled flag (parent-based), else a draw at the configured ratio.
+   * its sampled flag (parent-based), else a draw at the configured ratio. `attributes` are made
+   * only for a sampled request.
    */
-  start(name: string, traceparent: string | string[] | undefined, startTime: number, attributes: TraceAttributes): RequestTrace | null {
+  start(
+    name: string,
+    traceparent: string | string[] | undefined,
+    startTime: number,
+    attributes: () => TraceAttributes,
+  ): RequestTrace | null {
     const parent = typeof traceparent === 'string' ? parseTraceParent(traceparent) : null;
     if (parent !== null ? (parent.traceFlags & TraceFlags.SAMPLED) === 0 : Math.random() >= this.#ratio) return null;
     const context = parent === null ? ROOT_CONTEXT : trace.setSpanContext(ROOT_CONTEXT, { ...parent, isRemote: true });
-    const root = this.#tracer.startSpan(name, { kind: SpanKind.SERVER, startTime, attributes }, context);
+    const root = this.#tracer.startSpan(name, { kind: SpanKind.SERVER, startTime, attributes: attributes() }, context);
     return new RequestTrace(this.#tracer, root);
   }
 

@@ -5,8 +5,10 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
-import { get, post, startServer, type RunningServer } from '../helpers/server.js';
+import { get, post, ROOT, startServer, type RunningServer } from '../helpers/server.js';
 import { ADMIN, keysConfig, tenantWithKey } from '../helpers/tenancy.js';
 import { closedPort } from '../helpers/upstream.js';
 
@@ -254,4 +256,30 @@ describe('Prometheus metrics of each stage', () => {
   });
 
   it('passes promtool check metrics with every family populated', (t) => promtool(t, server.url));
+
+  it('backs every query of the Grafana dashboard and the alert rules with a metric it exports', async () => {
+    const text = await (await fetch(`${server.url}/metrics`, { headers: ADMIN })).text();
+    const exported = new Set([...text.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1] as string));
+    const dashboard = JSON.parse(readFileSync(join(ROOT, 'deploy/grafana/infergate.json'), 'utf8')) as {
+      panels: Array<{ type: string; title: string; targets?: Array<{ expr: string }> }>;
+    };
+    const queries = dashboard.panels.flatMap((p) => (p.targets ?? []).map((t) => ({ where: `panel "${p.title}"`, expr: t.expr })));
+    assert.ok(queries.length >= 20, `${queries.length} queries`);
+    const rules = readFileSync(join(ROOT, 'deploy/prometheus/alerts.yml'), 'utf8');
+    queries.push(...[...rules.matchAll(/expr: \|?\n?([^]*?)\n\s+for:/g)].map((m) => ({ where: 'alerts.yml', expr: m[1] as string })));
+    for (const { where, expr } of queries) {
+      const names = [...expr.matchAll(/infergate_[a-z0-9_]+/g)].map((m) => m[0].replace(/_(bucket|sum|count)$/, ''));
+      assert.ok(names.length > 0, `${where}: ${expr}`);
+      for (const name of names) assert.ok(exported.has(name), `${where} queries ${name}, which /metrics does not export`);
+    }
+  });
+
+  it('has alert rules that promtool accepts and that fire as their unit tests expect', (t) => {
+    if (spawnSync('promtool', ['--version']).error !== undefined)
+      return t.skip('promtool is not installed (Debian package prometheus; .ci/run installs it)');
+    const check = spawnSync('promtool', ['check', 'rules', join(ROOT, 'deploy/prometheus/alerts.yml')], { encoding: 'utf8' });
+    assert.equal(check.status, 0, check.stdout + check.stderr);
+    const unit = spawnSync('promtool', ['test', 'rules', join(ROOT, 'deploy/prometheus/alerts.test.yml')], { encoding: 'utf8' });
+    assert.equal(unit.status, 0, unit.stdout + unit.stderr);
+  });
 });

@@ -184,14 +184,16 @@ interface Observers {
 
 /** The server span of a call, if it is sampled: named by its route, with the request id. */
 function startTrace(tracing: Tracing, route: Compiled, id: string, req: IncomingMessage, started: number): RequestTrace | null {
-  const attributes: Record<string, string> = {
-    'http.request.method': 'POST',
-    'http.route': route.span.slice(5),
-    'url.path': (req.url ?? '').split('?')[0] as string,
-    'infergate.request_id': id,
-  };
-  if (route.operation !== null) attributes['gen_ai.operation.name'] = route.operation;
-  return tracing.start(route.span, req.headers.traceparent, started, attributes);
+  return tracing.start(route.span, req.headers.traceparent, started, () => {
+    const attributes: Record<string, string> = {
+      'http.request.method': 'POST',
+      'http.route': route.span.slice(5),
+      'url.path': (req.url ?? '').split('?')[0] as string,
+      'infergate.request_id': id,
+    };
+    if (route.operation !== null) attributes['gen_ai.operation.name'] = route.operation;
+    return attributes;
+  });
 }
 
 /** GenAI request attributes of a traced call: the sampling parameters it asked for. */
