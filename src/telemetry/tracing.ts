@@ -121,13 +121,12 @@ export class SpanScope implements TraceScope {
 
 /** The server span of one request, ended by the record stage. */
 export class RequestTrace extends SpanScope {
-  /** Ends the request's span with its outcome: an error code marks it failed for a 5xx (a 4xx is the client's). */
-  finish(status: number, code: string, end: number, attributes: TraceAttributes): void {
+  /** Ends the request's span with its outcome: `error.type` names a failure's code; a server error (not the client's) marks it failed. */
+  finish(serverError: boolean, code: string, end: number, attributes: TraceAttributes): void {
     const span = this.span;
     span.setAttributes(attributes);
-    span.setAttribute('http.response.status_code', status);
     if (code !== '') span.setAttribute('error.type', code);
-    if (status >= 500) span.setStatus({ code: SpanStatusCode.ERROR, message: code });
+    if (serverError) span.setStatus({ code: SpanStatusCode.ERROR, message: code });
     span.end(end);
   }
 }

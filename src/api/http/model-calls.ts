@@ -15,9 +15,10 @@ import type { TSchema } from '@sinclair/typebox';
 import type { Logger } from 'pino';
 import sjson from 'secure-json-parse';
 import { ApiError, fastError } from '../../core/errors.js';
-import { NO_MODEL, type RequestContext } from '../../core/context.js';
+import type { RequestContext } from '../../core/context.js';
 import type { Metrics } from '../../telemetry/metrics.js';
 import type { AccessLog } from '../../telemetry/access-log.js';
+import { CallRecorder } from '../../telemetry/calls.js';
 import type { RequestTrace, Tracing } from '../../telemetry/tracing.js';
 import type { TraceAttributes } from '../../backends/backend.js';
 import type { Served } from '../../core/gateway.js';
@@ -116,7 +117,7 @@ export function modelCalls(routes: ModelCallRoutes, options: ModelCallOptions) {
   const accessLog = options.accessLog ?? null;
   const tracing = options.tracing ?? null;
   // Absent when nothing observes calls: then no clock is read either.
-  const observe: Observers | null = metrics === null && accessLog === null && tracing === null ? null : { metrics, accessLog };
+  const observe: CallRecorder | null = metrics === null && accessLog === null && tracing === null ? null : new CallRecorder(metrics, accessLog);
   // Bodies are checked as sent: no type coercion, no defaults, no removal of fields.
   // `verbose` keeps each failing schema on the error, so messages can quote its description.
   const ajv = new Ajv({ coerceTypes: false, useDefaults: false, removeAdditional: false, allErrors: false, verbose: true, strict: false });
@@ -170,16 +171,11 @@ export function modelCalls(routes: ModelCallRoutes, options: ModelCallOptions) {
       const body = route.call.protocol === 'openai' ? openaiErrorBody(e) : kserveErrorBody(e);
       write(res, id, e.status, { ...errorHeaders(e), 'content-type': 'application/json' }, body, null);
       if (observe !== null) {
-        if (e.limit !== null) observe.metrics?.limited(ctx?.principal?.tenant.id ?? '', e.limit);
+        if (e.limit !== null) metrics?.limited(ctx?.principal?.tenant.id ?? '', e.limit);
         record(observe, id, ctx, trace, e.status, e.code, started, res, false);
       }
     }
   }
-}
-
-interface Observers {
-  readonly metrics: Metrics | null;
-  readonly accessLog: AccessLog | null;
 }
 
 /** The server span of a call, if it is sampled: named by its route, with the request id. */
@@ -207,9 +203,9 @@ function requestAttributes(body: unknown): TraceAttributes {
   return attributes;
 }
 
-/** Counts, logs and ends the trace of a finished call; a streamed answer when its stream ends. */
+/** Records a finished call (metrics, access log, trace); a streamed answer when its stream ends. */
 function record(
-  observers: Observers,
+  recorder: CallRecorder,
   id: string,
   ctx: HttpContext | null,
   trace: RequestTrace | null,
@@ -219,45 +215,9 @@ function record(
   res: ServerResponse,
   streamed: boolean,
 ): void {
-  const done = (): void => {
-    const now = performance.now();
-    const seconds = (now - started) / 1000;
-    const tenant = ctx?.principal?.tenant.id ?? '';
-    const model = ctx?.model ?? NO_MODEL;
-    const version = ctx?.version ?? NO_MODEL;
-    const firstToken = ctx === null || ctx.firstByteAt === 0 ? -1 : (ctx.firstByteAt - started) / 1000;
-    observers.metrics?.call(model, version, tenant, status, code, seconds, ctx?.promptTokens ?? 0, ctx?.completionTokens ?? 0, firstToken);
-    observers.accessLog?.write({
-      id,
-      tenant,
-      key: ctx?.principal?.key.id ?? '',
-      model,
-      version,
-      status,
-      code,
-      ms: Math.round(seconds * 1e4) / 10,
-      promptTokens: ctx?.promptTokens ?? null,
-      completionTokens: ctx?.completionTokens ?? null,
-    });
-    if (trace !== null) trace.finish(status, code, now, responseAttributes(ctx, tenant, started));
-  };
+  const done = (): void => recorder.finished(id, ctx, trace, status, code, started, { 'http.response.status_code': status });
   if (!streamed || res.writableFinished) done();
   else res.once('close', done);
-}
-
-/** What a traced call ended with: the model and version that served, the tenant, and GenAI token usage. */
-function responseAttributes(ctx: HttpContext | null, tenant: string, started: number): TraceAttributes {
-  const attributes: Record<string, string | number> = {};
-  if (ctx === null) return attributes;
-  if (ctx.model !== NO_MODEL) {
-    attributes['gen_ai.request.model'] = ctx.model;
-    attributes['infergate.model.version'] = ctx.version;
-  }
-  if (tenant !== '') attributes['infergate.tenant'] = tenant;
-  if (ctx.promptTokens !== null) attributes['gen_ai.usage.input_tokens'] = ctx.promptTokens;
-  if (ctx.completionTokens !== null) attributes['gen_ai.usage.output_tokens'] = ctx.completionTokens;
-  if (ctx.firstByteAt !== 0) attributes['infergate.time_to_first_token_ms'] = Math.round((ctx.firstByteAt - started) * 1000) / 1000;
-  return attributes;
 }
 
 function decode(segment: string): string | null {
