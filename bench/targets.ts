@@ -38,7 +38,7 @@ export async function startInfergate(
   env: NodeJS.ProcessEnv = {},
 ): Promise<Target> {
   const port = await freePort();
-  const args = [join(ROOT, 'bin/infergate.js'), 'serve', '--config', configFile, '--port', String(port)];
+  const args = [join(ROOT, 'bin/infergate.js'), 'serve', '--config', configFile, '--port', String(port), '--grpc-port', '0'];
   if (workers !== undefined) args.push('--workers', String(workers));
   // A fresh usage database per run (unless the caller names one), so benchmarks leave nothing in ./data.
   const data = mkdtempSync(join(tmpdir(), 'infergate-bench-'));

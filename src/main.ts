@@ -11,9 +11,10 @@ import { ConfigError } from './config/load.js';
 const HELP = `infergate ${VERSION}: a model-serving backend and gateway
 
 Usage:
-  infergate serve [--config FILE] [--host H] [--port N] [--workers N]
+  infergate serve [--config FILE] [--host H] [--port N] [--grpc-port N] [--workers N]
       Serve the models in FILE (default: $INFERGATE_CONFIG, else config/default.yaml).
-      PORT in the environment sets the port; --port wins over it.
+      PORT in the environment sets the port; --port wins over it. --grpc-port sets the gRPC
+      port (grpc.port; 0: any free port).
   infergate config validate FILE
       Check a config file; prints each problem as FILE:LINE:COL path: message, exits 1 if any.
   infergate tenants|keys|usage ...
@@ -39,6 +40,7 @@ async function main(argv: string[]): Promise<number> {
       config: { type: 'string', short: 'c' },
       host: { type: 'string' },
       port: { type: 'string', short: 'p' },
+      'grpc-port': { type: 'string' },
       workers: { type: 'string', short: 'w' },
       help: { type: 'boolean', short: 'h' },
       version: { type: 'boolean', short: 'v' },
@@ -53,6 +55,7 @@ async function main(argv: string[]): Promise<number> {
         configFile: values.config ?? process.env.INFERGATE_CONFIG ?? defaultConfig(),
         host: values.host,
         port: values.port === undefined ? undefined : integer('--port', values.port),
+        grpcPort: values['grpc-port'] === undefined ? undefined : integer('--grpc-port', values['grpc-port']),
         workers: values.workers === undefined ? undefined : integer('--workers', values.workers),
       });
       return -1; // keeps running

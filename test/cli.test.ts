@@ -83,7 +83,7 @@ models:
   });
 
   it('takes the config from INFERGATE_CONFIG and the port from PORT, and exits 0 on SIGTERM', async () => {
-    const config = writeConfig(`models: [{ name: from-env, versions: [{ version: '1', backend: { kind: mock } }] }]\n`);
+    const config = writeConfig(`grpc: { port: 0 }\nmodels: [{ name: from-env, versions: [{ version: '1', backend: { kind: mock } }] }]\n`);
     const port = await freePort();
     const { spawn } = await import('node:child_process');
     const child = spawn(process.execPath, [BIN, 'serve', '--workers', '1'], {

@@ -30,7 +30,7 @@ export interface Reloader {
 }
 
 /** Sections read once at start: a change in them applies after a restart. */
-const RESTART_SECTIONS = ['server', 'auth', 'storage', 'state', 'usage', 'metrics', 'tracing'] as const;
+const RESTART_SECTIONS = ['server', 'auth', 'storage', 'state', 'usage', 'metrics', 'tracing', 'grpc'] as const;
 
 export function createReloader(options: {
   readonly file: string;

@@ -16,6 +16,7 @@ export interface ServeOptions {
   readonly configFile: string;
   readonly host?: string;
   readonly port?: number;
+  readonly grpcPort?: number;
   readonly workers?: number;
 }
 
@@ -25,7 +26,10 @@ export function withOverrides(config: Config, options: ServeOptions): Config {
   const port = options.port ?? envPort ?? config.server.port;
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`port must be an integer in [0, 65535], got ${port}`);
   const server = { ...config.server, host: options.host ?? config.server.host, port, workers: options.workers ?? config.server.workers };
-  return Object.freeze({ ...config, server: Object.freeze(server) });
+  const grpc = { ...config.grpc, port: options.grpcPort ?? config.grpc.port };
+  if (!Number.isInteger(grpc.port) || grpc.port < 0 || grpc.port > 65535)
+    throw new Error(`--grpc-port must be an integer in [0, 65535], got ${grpc.port}`);
+  return Object.freeze({ ...config, server: Object.freeze(server), grpc: Object.freeze(grpc) });
 }
 
 export async function serve(options: ServeOptions): Promise<void> {
@@ -45,15 +49,23 @@ export async function serve(options: ServeOptions): Promise<void> {
 
 async function worker(config: Config, log: Logger, file: string): Promise<void> {
   // Imported here, not at the top: the cluster primary only forks and supervises, and stays small.
-  const [{ createHttpServer }, { Gateway }, { Registry }, { RetryBudget }, { createReloader, watchConfig }, { setUpTenancy }] =
-    await Promise.all([
-      import('../api/http/server.js'),
-      import('../core/gateway.js'),
-      import('../routing/registry.js'),
-      import('../policies/retry-budget.js'),
-      import('./reload.js'),
-      import('../tenancy/setup.js'),
-    ]);
+  const [
+    { createHttpServer },
+    { GrpcServer },
+    { Gateway },
+    { Registry },
+    { RetryBudget },
+    { createReloader, watchConfig },
+    { setUpTenancy },
+  ] = await Promise.all([
+    import('../api/http/server.js'),
+    import('../api/grpc/server.js'),
+    import('../core/gateway.js'),
+    import('../routing/registry.js'),
+    import('../policies/retry-budget.js'),
+    import('./reload.js'),
+    import('../tenancy/setup.js'),
+  ]);
   const [{ Metrics }, { scrapeFor }, { AccessLog }, { Tracing, tracingSettings }] = await Promise.all([
     import('../telemetry/metrics.js'),
     import('../telemetry/cluster-metrics.js'),
@@ -120,9 +132,23 @@ async function worker(config: Config, log: Logger, file: string): Promise<void> 
   );
   const address = await app.listen({ host: config.server.host, port: config.server.port });
   const url = address.replace('[::1]', 'localhost');
+  const grpc = config.grpc.enabled
+    ? new GrpcServer({
+        gateway,
+        log,
+        version: VERSION,
+        directory: tenancy.http.directory,
+        maxMessageBytes: config.server.body_limit_bytes,
+        lifecycle,
+        metrics,
+        accessLog,
+        tracing,
+      })
+    : null;
+  const grpcAddress = grpc === null ? null : `${config.server.host}:${await grpc.listen(config.server.host, config.grpc.port)}`;
   const models = config.models.map((m) => m.name);
-  if (cluster.isWorker) process.send?.({ type: 'listening', url, storage: tenancy.describe });
-  else announce(log, config, url, file, models, 1, performance.now() - started, tenancy.describe);
+  if (cluster.isWorker) process.send?.({ type: 'listening', url, grpc: grpcAddress, storage: tenancy.describe });
+  else announce(log, config, url, grpcAddress, file, models, 1, performance.now() - started, tenancy.describe);
 
   const shutdown = (signal: string): void => {
     if (lifecycle.draining) return;
@@ -139,8 +165,11 @@ async function worker(config: Config, log: Logger, file: string): Promise<void> 
     force.unref();
     // Keep-alive connections whose last response ended after close() began are idle but open: close them as they go idle.
     setInterval(() => app.server.closeIdleConnections(), 100).unref();
+    // gRPC calls in flight drain alongside the HTTP ones.
+    const grpcClosed = grpc?.close(config.server.shutdown_timeout_ms);
     app
       .close()
+      .then(() => grpcClosed)
       // After the last request ended: its usage record is in the buffer, written now.
       .then(() => tenancy.close())
       .then(() => accessLog?.flush())
@@ -171,7 +200,7 @@ function primary(config: Config, workers: number, log: Logger, file: string): vo
   let stopping = false;
   const fork = (): void => {
     const worker = cluster.fork();
-    worker.on('message', (msg: { type?: string; id?: number; url?: string; storage?: StorageFacts }) => {
+    worker.on('message', (msg: { type?: string; id?: number; url?: string; grpc?: string | null; storage?: StorageFacts }) => {
       if (msg.type === 'reload') {
         for (const w of Object.values(cluster.workers ?? {})) if (w !== undefined && w !== worker) w.process.kill('SIGHUP');
       }
@@ -184,6 +213,7 @@ function primary(config: Config, workers: number, log: Logger, file: string): vo
           log,
           config,
           msg.url ?? '',
+          msg.grpc ?? null,
           file,
           config.models.map((m) => m.name),
           workers,
@@ -229,6 +259,7 @@ function announce(
   log: Logger,
   config: Config,
   url: string,
+  grpc: string | null,
   file: string,
   models: string[],
   workers: number,
@@ -250,5 +281,9 @@ function announce(
     );
   }
   // Last: the listening line is what scripts and tests wait for, so everything above is already out.
-  log.info({ url, config: file, models, workers, startup_ms: Math.round(ms), ...storage }, `infergate ${VERSION} listening on ${url}`);
+  const where = grpc === null ? url : `${url} (gRPC ${grpc})`;
+  log.info(
+    { url, grpc, config: file, models, workers, startup_ms: Math.round(ms), ...storage },
+    `infergate ${VERSION} listening on ${where}`,
+  );
 }

@@ -514,6 +514,20 @@ export const MetricsSchema = Type.Object(
   { ...strict, default: {} },
 );
 
+/** The gRPC transport: KServe v2's GRPCInferenceService and infergate.v1.Generate, with reflection. */
+export const GrpcSchema = Type.Object(
+  {
+    enabled: Type.Boolean({ default: true, description: 'Serve gRPC next to HTTP, on server.host.' }),
+    port: Type.Integer({
+      minimum: 0,
+      maximum: 65535,
+      default: 8081,
+      description: 'The gRPC port (0: any free port); --grpc-port overrides it.',
+    }),
+  },
+  { ...strict, default: {} },
+);
+
 /** OpenTelemetry traces, exported over OTLP/HTTP when the standard OTEL_EXPORTER_OTLP_* variables name a collector. */
 export const TracingSchema = Type.Object(
   {
@@ -544,6 +558,7 @@ export const ConfigSchema = Type.Object(
     usage: UsageSchema,
     metrics: MetricsSchema,
     tracing: TracingSchema,
+    grpc: GrpcSchema,
     models: Type.Array(ModelSchema, { default: [] }),
   },
   { ...strict, $id: 'https://infergate.dev/schema/config.json', title: 'infergate configuration' },

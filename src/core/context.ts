@@ -1,5 +1,6 @@
 import type { Cancellation } from '../backends/backend.js';
-import type { Priority } from '../scheduling/admission.js';
+import { PRIORITIES, type Priority } from '../scheduling/admission.js';
+import { fastError } from './errors.js';
 import type { Principal } from '../tenancy/directory.js';
 import type { ModelVersion } from '../routing/registry.js';
 import type { RequestTrace } from '../telemetry/tracing.js';
@@ -27,4 +28,25 @@ export interface RequestContext extends Cancellation {
   routed(version: ModelVersion): void;
   /** Told the call's tokens once they are known (where the usage ledger counts them), for the access log. */
   counted(prompt: number, completion: number): void;
+}
+
+/**
+ * A call's admission priority from `x-priority` (high, normal, low; else 400): a tenant's priority
+ * class caps it (a tenant may ask for less than its class, never more) and is the default.
+ */
+export function callPriority(header: string | string[] | undefined, principal: Principal | null): Priority {
+  let asked: Priority = 'normal';
+  if (header === 'high' || header === 'normal' || header === 'low') asked = header;
+  else if (header !== undefined) {
+    throw fastError(
+      'invalid_request',
+      `the header x-priority must be high, normal or low, got ${JSON.stringify(header).slice(0, 40)}`,
+      'x-priority',
+    );
+  }
+  if (principal !== null) {
+    const own = principal.tenant.priority;
+    if (header === undefined || PRIORITIES.indexOf(asked) < PRIORITIES.indexOf(own)) asked = own;
+  }
+  return asked;
 }

@@ -41,6 +41,7 @@ describe('config loading', () => {
     assert.deepEqual(config.usage, { enabled: true, flush_interval_ms: 1000 });
     assert.deepEqual(config.metrics, { enabled: true, tenant_label: true });
     assert.deepEqual(config.tracing, { enabled: true, sample_ratio: 1 });
+    assert.deepEqual(config.grpc, { enabled: true, port: 8081 });
     const version = config.models[0]?.versions[0];
     assert.equal(version?.weight, 0);
     assert.deepEqual(version?.policies, {

@@ -11,6 +11,8 @@ export const MODELS = join(ROOT, 'models');
 
 export interface RunningServer {
   readonly url: string;
+  /** host:port of the gRPC server; null when gRPC is off. */
+  readonly grpc: string | null;
   readonly process: ChildProcess;
   /** Everything the process printed so far (stdout and stderr). */
   output(): string;
@@ -26,7 +28,7 @@ export function writeConfig(yaml: string): string {
 }
 
 export async function startServer(options: { config: string; args?: string[]; env?: NodeJS.ProcessEnv }): Promise<RunningServer> {
-  const args = [BIN, 'serve', '--config', options.config, '--port', '0', '--workers', '1', ...(options.args ?? [])];
+  const args = [BIN, 'serve', '--config', options.config, '--port', '0', '--grpc-port', '0', '--workers', '1', ...(options.args ?? [])];
   // Each server has its own SQLite file and in-memory limits unless the test names a database or Redis.
   const data = mkdtempSync(join(tmpdir(), 'infergate-data-'));
   const env = { ...process.env, DATABASE_URL: `sqlite:${join(data, 'infergate.db')}`, REDIS_URL: '', ...options.env };
@@ -51,8 +53,10 @@ export async function startServer(options: { config: string; args?: string[]; en
       reject(new Error(`server exited with code ${code}:\n${out}`));
     });
   });
+  const grpc = /"grpc":"([^"]+)"/.exec(out)?.[1] ?? null;
   return {
     url,
+    grpc,
     process: child,
     output: () => out,
     async stop() {

@@ -1,9 +1,9 @@
 /** The request context of an HTTP request: id, pinned version, and a signal aborted when the client leaves. */
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import { signalOf } from '../../backends/backend.js';
-import { NO_MODEL, type RequestContext } from '../../core/context.js';
+import { callPriority, NO_MODEL, type RequestContext } from '../../core/context.js';
 import { fastError } from '../../core/errors.js';
-import { PRIORITIES, type Priority } from '../../scheduling/admission.js';
+import type { Priority } from '../../scheduling/admission.js';
 import type { Principal } from '../../tenancy/directory.js';
 import type { ModelVersion } from '../../routing/registry.js';
 import type { RequestTrace } from '../../telemetry/tracing.js';
@@ -88,11 +88,7 @@ export function httpContext(
 ): HttpContext {
   const header = headers['x-model-version'];
   const pinned = pinnedVersion ?? (typeof header === 'string' && header !== '' ? header : undefined);
-  let asked = priority(headers['x-priority']);
-  if (principal !== null) {
-    const own = principal.tenant.priority;
-    if (headers['x-priority'] === undefined || PRIORITIES.indexOf(asked) < PRIORITIES.indexOf(own)) asked = own;
-  }
+  const asked = callPriority(headers['x-priority'], principal);
   return new HttpContext(id, pinned, requestTimeout(headers['x-request-timeout-ms']), asked, principal, res, trace, headers.traceparent);
 }
 
@@ -102,17 +98,6 @@ const TRACEPARENT = /^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
 /** A client's trace this process does not record: remote backends get its traceparent unchanged. */
 function passOn(traceparent: string): TraceScope {
   return { traceparent, stage: () => undefined };
-}
-
-/** `x-priority`: high, normal (the default) or low, else 400. */
-function priority(header: string | string[] | undefined): Priority {
-  if (header === undefined) return 'normal';
-  if (header === 'high' || header === 'normal' || header === 'low') return header;
-  throw fastError(
-    'invalid_request',
-    `the header x-priority must be high, normal or low, got ${JSON.stringify(header).slice(0, 40)}`,
-    'x-priority',
-  );
 }
 
 /** `x-request-timeout-ms`: a positive whole number of milliseconds, else 400. */

@@ -117,7 +117,8 @@ export function modelCalls(routes: ModelCallRoutes, options: ModelCallOptions) {
   const accessLog = options.accessLog ?? null;
   const tracing = options.tracing ?? null;
   // Absent when nothing observes calls: then no clock is read either.
-  const observe: CallRecorder | null = metrics === null && accessLog === null && tracing === null ? null : new CallRecorder(metrics, accessLog);
+  const observe: CallRecorder | null =
+    metrics === null && accessLog === null && tracing === null ? null : new CallRecorder(metrics, accessLog);
   // Bodies are checked as sent: no type coercion, no defaults, no removal of fields.
   // `verbose` keeps each failing schema on the error, so messages can quote its description.
   const ajv = new Ajv({ coerceTypes: false, useDefaults: false, removeAdditional: false, allErrors: false, verbose: true, strict: false });

@@ -1,0 +1,295 @@
+/**
+ * The gRPC transport: KServe v2's `inference.GRPCInferenceService` and infergate's
+ * `infergate.v1.Generate`, with server reflection, on @grpc/grpc-js (the gRPC project's own Node
+ * implementation: stock gRPC clients of every language work, and its HTTP/2 server runs under
+ * node:cluster like the HTTP one). Each call goes through the same gateway as HTTP: authenticate
+ * from `authorization` metadata, authorize, limit, route, admit, execute, record.
+ */
+import {
+  Metadata,
+  Server,
+  ServerCredentials,
+  status,
+  type sendUnaryData,
+  type ServerUnaryCall,
+  type ServerWritableStream,
+  type UntypedServiceImplementation,
+} from '@grpc/grpc-js';
+import { loadPackageDefinition, type GrpcObject, type ServiceClientConstructor } from '@grpc/grpc-js';
+import { ReflectionService } from '@grpc/reflection';
+import type { Logger } from 'pino';
+import { ApiError, fastError } from '../../core/errors.js';
+import type { Gateway } from '../../core/gateway.js';
+import type { Metrics } from '../../telemetry/metrics.js';
+import { CallRecorder } from '../../telemetry/calls.js';
+import type { RequestTrace, Tracing } from '../../telemetry/tracing.js';
+import type { AccessLog } from '../../telemetry/access-log.js';
+import type { Directory, Principal } from '../../tenancy/directory.js';
+import { presentedKey } from '../../tenancy/keys.js';
+import { toApiError } from '../http/errors.js';
+import { requestId } from '../http/request-id.js';
+import { GrpcContext, metadataValue } from './context.js';
+import { GRPC_STATUS, grpcError } from './errors.js';
+import { chatChunks, type ChatChunkOut, type ChatRequestIn, type EmbedRequestIn } from './generate.js';
+import { loadProtos } from './protos.js';
+import { decodeInputs, outputTensor, rawBytes, rawOutputs, type WireTensor } from './tensors.js';
+
+export interface GrpcServerOptions {
+  readonly gateway: Gateway;
+  readonly log: Logger;
+  readonly version: string;
+  /** The key directory in `keys` mode; null: no authentication. */
+  readonly directory: Directory | null;
+  /** The largest message accepted, in bytes (as `server.body_limit_bytes` for HTTP bodies). */
+  readonly maxMessageBytes: number;
+  readonly lifecycle: { readonly draining: boolean };
+  readonly metrics?: Metrics | null;
+  readonly accessLog?: AccessLog | null;
+  readonly tracing?: Tracing | null;
+}
+
+/** What a handler of a model call gets: the call's context, and where to note the served version for trailers. */
+type Work<Req, Res> = (request: Req, ctx: GrpcContext) => Promise<Res>;
+
+interface InferRequestIn {
+  model_name?: string;
+  model_version?: string;
+  id?: string;
+  inputs?: WireTensor[];
+  outputs?: Array<{ name?: string }>;
+  raw_input_contents?: Buffer[];
+}
+
+interface ModelRequestIn {
+  name?: string;
+  version?: string;
+}
+
+export class GrpcServer {
+  readonly #server: Server;
+  readonly #options: GrpcServerOptions;
+  readonly #recorder: CallRecorder | null;
+
+  constructor(options: GrpcServerOptions) {
+    this.#options = options;
+    const { metrics = null, accessLog = null, tracing = null } = options;
+    this.#recorder = metrics === null && accessLog === null && tracing === null ? null : new CallRecorder(metrics, accessLog);
+    this.#server = new Server({
+      'grpc.max_receive_message_length': options.maxMessageBytes,
+      'grpc.max_send_message_length': -1,
+    });
+    const definition = loadProtos();
+    const packages = loadPackageDefinition(definition);
+    const inference = (packages.inference as GrpcObject).GRPCInferenceService as ServiceClientConstructor;
+    const generate = ((packages.infergate as GrpcObject).v1 as GrpcObject).Generate as ServiceClientConstructor;
+    this.#server.addService(inference.service, this.#inference());
+    this.#server.addService(generate.service, this.#generate());
+    new ReflectionService(definition).addToServer(this.#server);
+  }
+
+  /** Listens on `host:port` (0: any free port); resolves with the port bound. */
+  listen(host: string, port: number): Promise<number> {
+    const address = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+    return new Promise((resolve, reject) => {
+      this.#server.bindAsync(address, ServerCredentials.createInsecure(), (err, bound) => (err === null ? resolve(bound) : reject(err)));
+    });
+  }
+
+  /** Stops taking calls and waits for those in flight, up to `timeoutMs`; then cancels what is left. */
+  close(timeoutMs: number): Promise<void> {
+    return new Promise((resolve) => {
+      const force = setTimeout(() => {
+        this.#server.forceShutdown();
+        resolve();
+      }, timeoutMs);
+      force.unref();
+      this.#server.tryShutdown(() => {
+        clearTimeout(force);
+        resolve();
+      });
+    });
+  }
+
+  #inference(): UntypedServiceImplementation {
+    const { gateway, version } = this.#options;
+    const open = <Req, Res>(fn: (request: Req, principal: Principal | null) => Res) =>
+      this.#unaryOpen<Req, Res>((request, call) => fn(request, this.#authenticate(call.metadata)));
+    return {
+      ServerLive: this.#unaryOpen(() => ({ live: true })),
+      ServerReady: this.#unaryOpen(() => ({ ready: gateway.registry.ready() && !this.#options.lifecycle.draining })),
+      ServerMetadata: open(() => ({ name: 'infergate', version, extensions: [] })),
+      ModelReady: open((request: ModelRequestIn, principal) => {
+        const pinned = request.version === '' ? undefined : request.version;
+        const { model, version: v } = gateway.resolve(request.name ?? '', pinned, { principal });
+        return { ready: pinned === undefined ? model.ready() : v.backend.health().ready };
+      }),
+      ModelMetadata: open((request: ModelRequestIn, principal) => {
+        const pinned = request.version === '' ? undefined : request.version;
+        const { model, version: v } = gateway.resolve(request.name ?? '', pinned, { principal });
+        const signature = gateway.signature(v);
+        const spec = (t: { name: string; datatype: string; shape: readonly number[] }) => ({
+          name: t.name,
+          datatype: t.datatype,
+          shape: t.shape,
+        });
+        return {
+          name: model.name,
+          versions: [...model.versions.keys()],
+          platform: v.backend.kind === 'onnx' ? 'onnxruntime_onnx' : v.backend.kind,
+          inputs: signature.inputs.map(spec),
+          outputs: signature.outputs.map(spec),
+        };
+      }),
+      ModelInfer: this.#unaryCall(
+        'inference.GRPCInferenceService/ModelInfer',
+        (r: InferRequestIn) => r.model_version,
+        async (request: InferRequestIn, ctx) => {
+          const raw = request.raw_input_contents ?? [];
+          const inputs = decodeInputs(request.inputs ?? [], raw);
+          const outputs = request.outputs === undefined || request.outputs.length === 0 ? null : request.outputs.map((o) => o.name ?? '');
+          const served = await gateway.infer(request.model_name ?? '', { inputs, outputs }, ctx);
+          const tensors = served.result.outputs;
+          const asRaw = rawOutputs(raw.length > 0, tensors);
+          return {
+            model_name: served.version.model.name,
+            model_version: served.version.version,
+            id: request.id ?? '',
+            outputs: tensors.map((t) => outputTensor(t, asRaw)),
+            raw_output_contents: asRaw ? tensors.map(rawBytes) : [],
+          };
+        },
+      ),
+    };
+  }
+
+  #generate(): UntypedServiceImplementation {
+    const { gateway } = this.#options;
+    return {
+      Chat: (call: ServerWritableStream<ChatRequestIn, ChatChunkOut>) => void this.#chat(call),
+      Embed: this.#unaryCall(
+        'infergate.v1.Generate/Embed',
+        (r: EmbedRequestIn) => r.model_version,
+        async (request: EmbedRequestIn, ctx) => {
+          const input = request.input ?? [];
+          if (input.length === 0) throw fastError('invalid_request', 'input must hold at least one text', 'input');
+          const dimensions = request.dimensions === undefined || request.dimensions === 0 ? null : request.dimensions;
+          const served = await gateway.embed(request.model ?? '', { input, dimensions }, ctx);
+          const tokens = served.result.promptTokens;
+          return {
+            model: served.version.model.name,
+            model_version: served.version.version,
+            data: served.result.vectors.map((v) => ({ values: Array.from(v) })),
+            usage: { prompt_tokens: tokens, completion_tokens: 0, total_tokens: tokens },
+          };
+        },
+      ),
+    };
+  }
+
+  /** A unary call that reaches no model (health, metadata): authenticated by `fn` where it must be; errors in gRPC's terms. */
+  #unaryOpen<Req, Res>(fn: (request: Req, call: ServerUnaryCall<Req, Res>) => Res) {
+    return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
+      const id = requestId(metadataValue(call.metadata, 'x-request-id'));
+      try {
+        callback(null, fn(call.request, call));
+      } catch (err) {
+        callback(grpcError(toApiError(err, { id, method: call.getPath() }, this.#options.log), id));
+      }
+    };
+  }
+
+  /** A unary model call through the pipeline, recorded like an HTTP one. */
+  #unaryCall<Req, Res>(method: string, pinnedOf: (request: Req) => string | undefined, work: Work<Req, Res>) {
+    return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
+      const started = this.#recorder === null ? 0 : performance.now();
+      const { id, trace } = this.#begin(method, call.metadata, started);
+      let ctx: GrpcContext | null = null;
+      void (async () => {
+        try {
+          ctx = this.#context(call, id, trace, started, pinnedOf(call.request));
+          const result = await work(call.request, ctx);
+          callback(null, result, this.#trailers(id, ctx));
+          this.#record(id, ctx, trace, null, started);
+        } catch (err) {
+          const e = toApiError(err, { id, method }, this.#options.log);
+          callback(grpcError(e, id));
+          this.#record(id, ctx, trace, e, started);
+        }
+      })();
+    };
+  }
+
+  /** Streams a chat completion: each chunk written as it comes, the socket's backpressure respected. */
+  async #chat(call: ServerWritableStream<ChatRequestIn, ChatChunkOut>): Promise<void> {
+    const method = 'infergate.v1.Generate/Chat';
+    const started = this.#recorder === null ? 0 : performance.now();
+    const { id, trace } = this.#begin(method, call.metadata, started);
+    let ctx: GrpcContext | null = null;
+    try {
+      ctx = this.#context(call, id, trace, started, call.request.model_version);
+      const c = ctx;
+      for await (const chunk of chatChunks(this.#options.gateway, call.request, c)) {
+        if (c.cancelled) break;
+        if (c.firstByteAt === 0 && chunk.delta !== '') c.firstByteAt = performance.now();
+        if (!call.write(chunk)) await new Promise<void>((resolve) => call.once('drain', resolve));
+      }
+      if (c.cancelled) throw fastError('invalid_request', 'the client cancelled the call');
+      call.end(this.#trailers(id, c));
+      this.#record(id, ctx, trace, null, started);
+    } catch (err) {
+      const e = toApiError(err, { id, method }, this.#options.log);
+      call.emit('error', grpcError(e, id));
+      this.#record(id, ctx, trace, e, started);
+    }
+  }
+
+  /** The request id (the client's `x-request-id` when sane) and the call's trace, if sampled. */
+  #begin(method: string, metadata: Metadata, started: number): { id: string; trace: RequestTrace | null } {
+    const id = requestId(metadataValue(metadata, 'x-request-id'));
+    const tracing = this.#options.tracing ?? null;
+    const [service, name] = method.split('/') as [string, string];
+    const trace =
+      tracing === null
+        ? null
+        : tracing.start(method, metadataValue(metadata, 'traceparent'), started, () => ({
+            'rpc.system': 'grpc',
+            'rpc.service': service,
+            'rpc.method': name,
+            'infergate.request_id': id,
+          }));
+    return { id, trace };
+  }
+
+  /** Authenticates the call and makes its context. */
+  #context(
+    call: ServerUnaryCall<unknown, unknown> | ServerWritableStream<unknown, unknown>,
+    id: string,
+    trace: RequestTrace | null,
+    started: number,
+    pinned: string | undefined,
+  ): GrpcContext {
+    const principal = this.#authenticate(call.metadata);
+    if (trace !== null && this.#options.directory !== null) trace.stage('authenticate', started, performance.now());
+    return new GrpcContext(id, pinned === '' ? undefined : pinned, principal, trace, call);
+  }
+
+  /** The caller's principal from `authorization: Bearer <key>` (or `x-api-key`) metadata; 401 UNAUTHENTICATED otherwise. */
+  #authenticate(metadata: Metadata): Principal | null {
+    const directory = this.#options.directory;
+    if (directory === null) return null;
+    return directory.authenticate(presentedKey(metadataValue(metadata, 'authorization'), metadataValue(metadata, 'x-api-key')));
+  }
+
+  #trailers(id: string, ctx: GrpcContext): Metadata {
+    const trailers = new Metadata();
+    trailers.set('x-request-id', id);
+    if (ctx.version !== '') trailers.set('x-model-version', ctx.version);
+    return trailers;
+  }
+
+  #record(id: string, ctx: GrpcContext | null, trace: RequestTrace | null, error: ApiError | null, started: number): void {
+    if (error?.limit != null) this.#options.metrics?.limited(ctx?.principal?.tenant.id ?? '', error.limit);
+    const code = error === null ? status.OK : GRPC_STATUS[error.code];
+    this.#recorder?.finished(id, ctx, trace, error?.status ?? 200, error?.code ?? '', started, { 'rpc.grpc.status_code': code });
+  }
+}
