@@ -17,6 +17,7 @@ import { inprocLoad } from './inproc.js';
 import { overloadScenario } from './overload.js';
 import { tenancyTargets } from './tenancy.js';
 import { observabilityTargets } from './observability.js';
+import { grpcScenario } from './grpc.js';
 import { measure } from './proc.js';
 import { ROOT, external, peer, startInfergate, type Target } from './targets.js';
 
@@ -66,7 +67,7 @@ const { values } = parseArgs({
 });
 
 const HELP = `npm run bench -- [options]
-  --scenario NAME     chat | tenancy | observability | proxy | batching | batching-model | generate | overload (repeatable; default: all)
+  --scenario NAME     chat | tenancy | observability | grpc | proxy | batching | batching-model | generate | overload (repeatable; default: all)
   --connections LIST  concurrency levels, e.g. 64,1000,5000 (default per scenario; generate: streams, 1,4)
   --duration S        seconds per measurement (default 10)
   --warmup S          seconds of unrecorded load per target first, for the JIT (default 5)
@@ -156,6 +157,16 @@ const SCENARIOS: Scenario[] = [
       { target: 'batching on', load: await inprocLoad(join(ROOT, 'models/tiny-mlp/1/model.onnx'), true, connections, seconds) },
       { target: 'batching off', load: await inprocLoad(join(ROOT, 'models/tiny-mlp/1/model.onnx'), false, connections, seconds) },
     ],
+  },
+  {
+    name: 'grpc',
+    description: 'tiny-mlp over KServe v2 gRPC ModelInfer (raw contents) vs KServe v2 HTTP/JSON, 1 and 64 rows a call (h2load and wrk)',
+    body: '',
+    levels: [64],
+    reference: 'HTTP/JSON 1x32',
+    targets: async () => [],
+    inproc: (connections, seconds) =>
+      grpcScenario(ROOT, mlpConfig(true), workers, connections, seconds, Math.max(1, Number(values.rounds))),
   },
 ];
 

@@ -9,6 +9,8 @@ import { fileURLToPath } from 'node:url';
 export interface Target {
   readonly name: string;
   readonly url: string;
+  /** host:port of infergate's gRPC server; null for peers. */
+  readonly grpc?: string | null;
   readonly headers: Readonly<Record<string, string>>;
   /** The process to measure CPU and memory of, where known. */
   pid(): number | null;
@@ -38,7 +40,8 @@ export async function startInfergate(
   env: NodeJS.ProcessEnv = {},
 ): Promise<Target> {
   const port = await freePort();
-  const args = [join(ROOT, 'bin/infergate.js'), 'serve', '--config', configFile, '--port', String(port), '--grpc-port', '0'];
+  const grpcPort = await freePort();
+  const args = [join(ROOT, 'bin/infergate.js'), 'serve', '--config', configFile, '--port', String(port), '--grpc-port', String(grpcPort)];
   if (workers !== undefined) args.push('--workers', String(workers));
   // A fresh usage database per run (unless the caller names one), so benchmarks leave nothing in ./data.
   const data = mkdtempSync(join(tmpdir(), 'infergate-bench-'));
@@ -60,6 +63,7 @@ export async function startInfergate(
   return {
     name,
     url: base + path,
+    grpc: `127.0.0.1:${grpcPort}`,
     headers: {},
     pid: () => child.pid ?? null,
     async stop() {

@@ -1,0 +1,190 @@
+/**
+ * The `grpc` scenario: the same tiny-mlp deployment called over KServe v2 gRPC (`ModelInfer` with
+ * raw contents) and over KServe v2 HTTP/JSON, with one row of 32 floats per call and with 64 rows.
+ * Loaded by C load generators when installed, h2load (Debian `nghttp2-client`) for gRPC and wrk for
+ * HTTP, so the table measures the server; else by closed loops of Node clients in this process
+ * (@grpc/grpc-js and undici), which measure the clients as much (grpc-js's client tops out near 6k
+ * calls/s on one core). Rounds are interleaved; each target's median round is reported.
+ */
+import { execFile, spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { credentials, loadPackageDefinition, Metadata, type Client, type GrpcObject, type ServiceClientConstructor } from '@grpc/grpc-js';
+import { loadSync } from '@grpc/proto-loader';
+import { Pool } from 'undici';
+import { runLoad, type LoadResult } from './load.js';
+import { startInfergate } from './targets.js';
+
+type Unary = (request: object, metadata: Metadata, callback: (err: Error | null) => void) => void;
+
+/** Calls `once` in `concurrency` loops for `seconds`; the latency of each call, and the errors. */
+async function closedLoop(concurrency: number, seconds: number, once: () => Promise<void>): Promise<LoadResult> {
+  const latencies: number[] = [];
+  let errors = 0;
+  const end = performance.now() + seconds * 1000;
+  const loop = async (): Promise<void> => {
+    while (performance.now() < end) {
+      const t = performance.now();
+      try {
+        await once();
+        latencies.push(performance.now() - t);
+      } catch {
+        errors++;
+      }
+    }
+  };
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: concurrency }, loop));
+  const elapsed = (performance.now() - t0) / 1000;
+  latencies.sort((a, b) => a - b);
+  const pct = (p: number): number => latencies[Math.min(latencies.length - 1, Math.floor((latencies.length * p) / 100))] ?? 0;
+  return {
+    requests: latencies.length,
+    qps: latencies.length / elapsed,
+    errors,
+    latencyMs: {
+      mean: latencies.reduce((a, b) => a + b, 0) / Math.max(1, latencies.length),
+      p50: pct(50),
+      p99: pct(99),
+      max: latencies.at(-1) ?? 0,
+    },
+  };
+}
+
+/** One h2load run against a gRPC method: `concurrency` calls in flight over concurrency/4 connections. */
+function runH2load(url: string, bodyFile: string, concurrency: number, seconds: number): Promise<LoadResult> {
+  const connections = Math.max(1, Math.floor(concurrency / 4));
+  const args = ['-D', String(seconds), '-c', String(connections), '-m', String(Math.ceil(concurrency / connections)), '-t', '1'];
+  args.push('-d', bodyFile, '-H', 'content-type: application/grpc', '-H', 'te: trailers', url);
+  return new Promise((resolve, reject) => {
+    execFile('h2load', args, { maxBuffer: 1 << 20 }, (err, stdout) => {
+      if (err) return reject(new Error(`h2load failed: ${err.message}`));
+      const qps = /finished in [\d.]+s, ([\d.]+) req\/s/.exec(stdout);
+      const counts = /requests: (\d+) total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/.exec(
+        stdout,
+      );
+      const time = /time for request:\s+([\d.]+)(us|ms|s)\s+([\d.]+)(us|ms|s)\s+([\d.]+)(us|ms|s)/.exec(stdout);
+      if (qps === null || counts === null || time === null) return reject(new Error(`h2load printed no report:\n${stdout}`));
+      const ms = (v: string, unit: string): number => Number(v) * (unit === 'us' ? 1e-3 : unit === 's' ? 1e3 : 1);
+      resolve({
+        requests: Number(counts[2]),
+        qps: Number(qps[1]),
+        errors: Number(counts[3]) + Number(counts[4]) + Number(counts[5]),
+        // h2load reports min, max, mean and deviation, no percentiles.
+        latencyMs: {
+          mean: ms(time[5] as string, time[6] as string),
+          p50: Number.NaN,
+          p99: Number.NaN,
+          max: ms(time[3] as string, time[4] as string),
+        },
+      });
+    });
+  });
+}
+
+const installed = (tool: string, flag: string): boolean => spawnSync(tool, [flag]).error === undefined;
+
+export async function grpcScenario(
+  root: string,
+  configFile: string,
+  workers: number | undefined,
+  concurrency: number,
+  seconds: number,
+  rounds: number,
+): Promise<Array<{ target: string; load: LoadResult }>> {
+  const server = await startInfergate('infergate', configFile, '/v2/models/tiny-mlp/infer', workers);
+  const grpcAddress = server.grpc;
+  if (grpcAddress === null || grpcAddress === undefined) throw new Error('the server has no gRPC address');
+  const definition = loadSync(['kserve/grpc_predict_v2.proto'], {
+    keepCase: true,
+    longs: String,
+    defaults: false,
+    includeDirs: [join(root, 'proto')],
+  });
+  const Inference = (loadPackageDefinition(definition).inference as GrpcObject).GRPCInferenceService as ServiceClientConstructor;
+  const channels: Client[] = Array.from(
+    { length: Math.max(1, Math.ceil(concurrency / 16)) },
+    (_, i) => new Inference(grpcAddress, credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1, 'grpc.channel_id': i }),
+  );
+  const http = new Pool(new URL(server.url).origin, { connections: concurrency, pipelining: 1 });
+  const dir = mkdtempSync(join(tmpdir(), 'infergate-bench-grpc-'));
+  const native = installed('h2load', '--version') && installed('wrk', '--version');
+  if (!native) console.log('  (h2load or wrk missing: Node clients in this process load both sides; apt-get install nghttp2-client wrk)');
+  let next = 0;
+  const targets: Array<{ name: string; run: () => Promise<LoadResult> }> = [];
+  for (const rows of [1, 64]) {
+    const data = Array.from({ length: rows * 32 }, (_, i) => Math.round(Math.sin(i) * 1000) / 1000);
+    const json = JSON.stringify({ inputs: [{ name: 'input', datatype: 'FP32', shape: [rows, 32], data }] });
+    const jsonFile = join(dir, `infer-${rows}.json`);
+    writeFileSync(jsonFile, json);
+    const request = {
+      model_name: 'tiny-mlp',
+      inputs: [{ name: 'input', datatype: 'FP32', shape: [rows, 32] }],
+      raw_input_contents: [Buffer.from(Float32Array.from(data).buffer)],
+    };
+    // The call as h2load sends it: a gRPC frame (no compression, 4-byte length) around the serialised message.
+    const message = Inference.service.ModelInfer?.requestSerialize(request) as Buffer;
+    const frame = Buffer.alloc(5 + message.length);
+    frame.writeUInt32BE(message.length, 1);
+    message.copy(frame, 5);
+    const frameFile = join(dir, `infer-${rows}.grpc`);
+    writeFileSync(frameFile, frame);
+    const grpcOnce = (): Promise<void> =>
+      new Promise((resolve, reject) => {
+        const channel = channels[next++ % channels.length] as Client;
+        ((channel as unknown as Record<string, Unary>).ModelInfer as Unary).call(channel, request, new Metadata(), (err) =>
+          err === null ? resolve() : reject(err),
+        );
+      });
+    // h2load sees HTTP statuses, not gRPC's: one call through a real client first shows the body is right.
+    await grpcOnce();
+    const httpOnce = async (): Promise<void> => {
+      const res = await http.request({
+        method: 'POST',
+        path: '/v2/models/tiny-mlp/infer',
+        headers: { 'content-type': 'application/json' },
+        body: json,
+      });
+      await res.body.dump();
+      if (res.statusCode !== 200) throw new Error(`status ${res.statusCode}`);
+    };
+    targets.push(
+      {
+        name: `HTTP/JSON ${rows}x32`,
+        run: () =>
+          native
+            ? runLoad({ url: server.url, bodyFile: jsonFile, headers: {}, connections: concurrency, seconds }, 'wrk')
+            : closedLoop(concurrency, seconds, httpOnce),
+      },
+      {
+        name: `gRPC raw ${rows}x32`,
+        run: () =>
+          native
+            ? runH2load(`http://${grpcAddress}/inference.GRPCInferenceService/ModelInfer`, frameFile, concurrency, seconds)
+            : closedLoop(concurrency, seconds, grpcOnce),
+      },
+    );
+  }
+  try {
+    for (const t of targets) await t.run(); // warm-up: connections, JIT
+    const results = new Map<string, LoadResult[]>(targets.map((t) => [t.name, []]));
+    for (let round = 0; round < rounds; round++) {
+      for (const t of targets) {
+        const load = await t.run();
+        console.log(
+          `  ${t.name} @ ${concurrency} in flight (round ${round + 1}/${rounds}) ... ${Math.round(load.qps).toLocaleString('en-US')} req/s, ${load.errors} errors`,
+        );
+        results.get(t.name)?.push(load);
+      }
+    }
+    return targets.map((t) => {
+      const loads = [...(results.get(t.name) ?? [])].sort((a, b) => a.qps - b.qps);
+      return { target: t.name, load: loads[Math.floor(loads.length / 2)] as LoadResult };
+    });
+  } finally {
+    for (const c of channels) c.close();
+    await http.close();
+    await server.stop();
+  }
+}

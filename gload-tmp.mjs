@@ -1,0 +1,13 @@
+import { credentials, loadPackageDefinition, Metadata } from '@grpc/grpc-js';
+import { loadSync } from '@grpc/proto-loader';
+const [addr, seconds, conc] = [process.argv[2], +process.argv[3], +process.argv[4]];
+const p = loadPackageDefinition(loadSync(['kserve/grpc_predict_v2.proto'], { keepCase: true, longs: String, includeDirs: ['/work/main/proto'] }));
+const chans = Array.from({ length: Math.ceil(conc / 16) }, (_, i) => new p.inference.GRPCInferenceService(addr, credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1, 'grpc.channel_id': i }));
+const data = Array.from({ length: 32 }, (_, i) => Math.sin(i));
+const raw = { model_name: 'tiny-mlp', inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 32] }], raw_input_contents: [Buffer.from(Float32Array.from(data).buffer)] };
+let n = 0, k = 0; const end = Date.now() + seconds * 1000;
+const c0 = process.cpuUsage();
+await Promise.all(Array.from({ length: conc }, async () => { while (Date.now() < end) { const ch = chans[k++ % chans.length]; await new Promise((res, rej) => ch.ModelInfer(raw, new Metadata(), (e) => e ? rej(e) : res())); n++; } }));
+const c = process.cpuUsage(c0);
+console.log('qps', Math.round(n / seconds), 'client CPU %', Math.round((c.user + c.system) / 1e4 / seconds));
+chans.forEach((c) => c.close());
