@@ -19,6 +19,7 @@ import {
   type ServiceError,
 } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
+import fc from 'fast-check';
 import { post, ROOT, startServer, writeConfig, type RunningServer } from '../helpers/server.js';
 import { ADMIN, ADMIN_KEY, tenantWithKey } from '../helpers/tenancy.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
@@ -328,5 +329,88 @@ models:
       .split('\n')
       .find((l) => l.startsWith('infergate_requests_total{model="tiny-mlp",version="1",tenant="acme",status="200"'));
     assert.ok(line !== undefined && Number(line.split(' ').at(-1)) >= 3, line);
+  });
+
+  it('answers hostile ModelInfer and Chat requests with client errors, and stays up (fast-check)', async () => {
+    const datatype = fc.oneof(
+      fc.constantFrom('FP32', 'FP16', 'INT8', 'INT64', 'UINT64', 'BOOL', 'BYTES', 'FP64'),
+      fc.string({ maxLength: 8 }),
+    );
+    const dim = fc.oneof(fc.integer({ min: -2, max: 70 }), fc.constantFrom('9223372036854775807', '-1', '4294967296'));
+    const tensor = fc.record(
+      {
+        name: fc.oneof(fc.constant('input'), fc.string({ maxLength: 6 })),
+        datatype,
+        shape: fc.array(dim, { maxLength: 4 }),
+        contents: fc.record(
+          {
+            fp32_contents: fc.array(fc.float({ noNaN: false }), { maxLength: 70 }),
+            int_contents: fc.array(fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }), { maxLength: 8 }),
+            int64_contents: fc.array(fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n }).map(String), { maxLength: 8 }),
+            bytes_contents: fc.array(
+              fc.uint8Array({ maxLength: 8 }).map((a) => Buffer.from(a)),
+              { maxLength: 4 },
+            ),
+            bool_contents: fc.array(fc.boolean(), { maxLength: 8 }),
+          },
+          { requiredKeys: [] },
+        ),
+      },
+      { requiredKeys: [] },
+    );
+    const infer = fc.record(
+      {
+        model_name: fc.oneof(fc.constant('tiny-mlp'), fc.string({ maxLength: 10 })),
+        model_version: fc.constantFrom('', '1', '9', '../1'),
+        inputs: fc.array(tensor, { maxLength: 3 }),
+        raw_input_contents: fc.array(
+          fc.uint8Array({ maxLength: 300 }).map((a) => Buffer.from(a)),
+          { maxLength: 3 },
+        ),
+        outputs: fc.array(fc.record({ name: fc.string({ maxLength: 6 }) }), { maxLength: 2 }),
+      },
+      { requiredKeys: [] },
+    );
+    const chatRequest = fc.record(
+      {
+        model: fc.oneof(fc.constant('chat'), fc.string({ maxLength: 8 })),
+        messages: fc.array(
+          fc.record({
+            role: fc.oneof(fc.constantFrom('user', 'system', 'tool'), fc.string({ maxLength: 6 })),
+            content: fc.string({ maxLength: 20 }),
+          }),
+          {
+            maxLength: 3,
+          },
+        ),
+        max_tokens: fc.integer({ min: 0, max: 2 ** 32 - 1 }),
+        temperature: fc.float(),
+        stop: fc.array(fc.string({ maxLength: 5 }), { maxLength: 6 }),
+      },
+      { requiredKeys: [] },
+    );
+    // What a client's mistake may be answered with; never INTERNAL or UNKNOWN.
+    const allowed = new Set([status.OK, status.INVALID_ARGUMENT, status.NOT_FOUND, status.RESOURCE_EXHAUSTED]);
+    await fc.assert(
+      fc.asyncProperty(infer, async (request) => {
+        const code = await call(inference, 'ModelInfer', request, key).then(
+          () => status.OK,
+          (err: ServiceError) => err.code,
+        );
+        assert.ok(allowed.has(code), `status ${code} for ${JSON.stringify(request).slice(0, 300)}`);
+      }),
+      { numRuns: 300 },
+    );
+    await fc.assert(
+      fc.asyncProperty(chatRequest, async (request) => {
+        const code = await chat(generate, request, key).then(
+          () => status.OK,
+          (err: ServiceError) => err.code,
+        );
+        assert.ok(allowed.has(code), `status ${code} for ${JSON.stringify(request).slice(0, 300)}`);
+      }),
+      { numRuns: 150 },
+    );
+    assert.deepEqual(await call(inference, 'ServerLive', {}), { live: true });
   });
 });
