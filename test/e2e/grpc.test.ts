@@ -399,7 +399,7 @@ models:
         );
         assert.ok(allowed.has(code), `status ${code} for ${JSON.stringify(request).slice(0, 300)}`);
       }),
-      { numRuns: 300 },
+      { numRuns: 500 },
     );
     await fc.assert(
       fc.asyncProperty(chatRequest, async (request) => {

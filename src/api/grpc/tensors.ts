@@ -116,6 +116,8 @@ function fromRaw(datatype: DataType, bytes: Buffer, count: number, at: string): 
 }
 
 function stringsFromRaw(bytes: Buffer, count: number, at: string): string[] {
+  // Each element takes at least its 4-byte length: checked before allocating for a shape's count.
+  if (count * 4 > bytes.length) invalid(`${at} has ${bytes.length} bytes, too few for ${count} BYTES elements of 4 bytes or more`, at);
   const out = new Array<string>(count);
   let offset = 0;
   for (let k = 0; k < count; k++) {
