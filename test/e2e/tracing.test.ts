@@ -126,7 +126,7 @@ models:
 `);
     server = await startServer({
       config,
-      env: { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_SERVICE_NAME: 'gateway-under-test' },
+      env: { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_SERVICE_NAME: 'gateway-under-test' },
     });
     const { key } = await tenantWithKey(server.url, { id: 'acme', models: ['*'] });
     auth = { authorization: `Bearer ${key}` };
@@ -269,7 +269,10 @@ models:
   - name: chat
     versions: [{ version: '1', backend: { kind: mock, latency_ms: 0 } }]
 `);
-    const server = await startServer({ config, env: { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: `${receiver.url}/v1/traces` } });
+    const server = await startServer({
+      config,
+      env: { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: `${receiver.url}/v1/traces`, OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/json' },
+    });
     try {
       for (let i = 0; i < 20; i++)
         assert.equal((await post(`${server.url}/v1/chat/completions`, { model: 'chat', messages: hi })).status, 200);
@@ -280,6 +283,42 @@ models:
     } finally {
       await server.stop();
       receiver.server.close();
+    }
+  });
+});
+
+describe('OpenTelemetry export over OTLP/HTTP protobuf (the default)', () => {
+  it('sends protobuf bodies that carry the trace', async () => {
+    const bodies: Array<{ type: string; body: Buffer }> = [];
+    const sink = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        bodies.push({ type: req.headers['content-type'] ?? '', body: Buffer.concat(chunks) });
+        res.writeHead(200, { 'content-type': 'application/x-protobuf' });
+        res.end();
+      });
+    });
+    await new Promise<void>((resolve) => sink.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(sink.address() as { port: number }).port}`;
+    const config = writeConfig(`
+models:
+  - name: chat
+    versions: [{ version: '1', backend: { kind: mock, latency_ms: 0 } }]
+`);
+    const server = await startServer({ config, env: { OTEL_EXPORTER_OTLP_ENDPOINT: url } });
+    try {
+      const traceId = randomHex(16);
+      await post(`${server.url}/v1/chat/completions`, { model: 'chat', messages: hi }, { traceparent: `00-${traceId}-${randomHex(8)}-01` });
+      const id = Buffer.from(traceId, 'hex');
+      for (let i = 0; i < 50 && !bodies.some((b) => b.body.includes(id)); i++) await sleep(100);
+      const body = bodies.find((b) => b.body.includes(id));
+      assert.ok(body !== undefined, 'an export carries the trace id as raw protobuf bytes');
+      assert.equal(body.type, 'application/x-protobuf');
+      assert.ok(body.body.includes(Buffer.from('POST /v1/chat/completions')));
+    } finally {
+      await server.stop();
+      sink.close();
     }
   });
 });

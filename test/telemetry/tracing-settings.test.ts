@@ -12,6 +12,7 @@ describe('tracing settings', () => {
     assert.deepEqual(tracingSettings(config, { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' }), {
       sampleRatio: 0.25,
       serviceName: 'infergate',
+      protocol: 'http/protobuf',
     });
     assert.notEqual(tracingSettings(config, { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://c:4318/v1/traces' }), null);
   });
@@ -25,7 +26,13 @@ describe('tracing settings', () => {
 
   it('takes the sampler and service name from the environment over the config', () => {
     const env = { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_SERVICE_NAME: 'edge' };
-    assert.deepEqual(tracingSettings(config, { ...env, OTEL_TRACES_SAMPLER_ARG: '0.01' }), { sampleRatio: 0.01, serviceName: 'edge' });
+    assert.deepEqual(tracingSettings(config, { ...env, OTEL_TRACES_SAMPLER_ARG: '0.01' }), {
+      sampleRatio: 0.01,
+      serviceName: 'edge',
+      protocol: 'http/protobuf',
+    });
+    assert.equal(tracingSettings(config, { ...env, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' })?.protocol, 'http/json');
+    assert.equal(tracingSettings(config, { ...env, OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/json' })?.protocol, 'http/json');
     assert.equal(tracingSettings(config, { ...env, OTEL_TRACES_SAMPLER: 'always_off' })?.sampleRatio, 0);
     assert.equal(tracingSettings(config, { ...env, OTEL_TRACES_SAMPLER: 'parentbased_always_on' })?.sampleRatio, 1);
     assert.equal(tracingSettings(config, { ...env, OTEL_TRACES_SAMPLER_ARG: 'lots' })?.sampleRatio, 0.25, 'a bad ratio is ignored');
