@@ -13,44 +13,10 @@ import { join } from 'node:path';
 import { credentials, loadPackageDefinition, Metadata, type Client, type GrpcObject, type ServiceClientConstructor } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { Pool } from 'undici';
-import { runLoad, type LoadResult } from './load.js';
+import { closedLoop, runLoad, type LoadResult } from './load.js';
 import { startInfergate } from './targets.js';
 
 type Unary = (request: object, metadata: Metadata, callback: (err: Error | null) => void) => void;
-
-/** Calls `once` in `concurrency` loops for `seconds`; the latency of each call, and the errors. */
-async function closedLoop(concurrency: number, seconds: number, once: () => Promise<void>): Promise<LoadResult> {
-  const latencies: number[] = [];
-  let errors = 0;
-  const end = performance.now() + seconds * 1000;
-  const loop = async (): Promise<void> => {
-    while (performance.now() < end) {
-      const t = performance.now();
-      try {
-        await once();
-        latencies.push(performance.now() - t);
-      } catch {
-        errors++;
-      }
-    }
-  };
-  const t0 = performance.now();
-  await Promise.all(Array.from({ length: concurrency }, loop));
-  const elapsed = (performance.now() - t0) / 1000;
-  latencies.sort((a, b) => a - b);
-  const pct = (p: number): number => latencies[Math.min(latencies.length - 1, Math.floor((latencies.length * p) / 100))] ?? 0;
-  return {
-    requests: latencies.length,
-    qps: latencies.length / elapsed,
-    errors,
-    latencyMs: {
-      mean: latencies.reduce((a, b) => a + b, 0) / Math.max(1, latencies.length),
-      p50: pct(50),
-      p99: pct(99),
-      max: latencies.at(-1) ?? 0,
-    },
-  };
-}
 
 /** One h2load run against a gRPC method: `concurrency` calls in flight over concurrency/4 connections. */
 function runH2load(url: string, bodyFile: string, concurrency: number, seconds: number): Promise<LoadResult> {

@@ -6,7 +6,7 @@
 import { OnnxBackend } from '../src/backends/onnx/onnx-backend.js';
 import { parseConfig } from '../src/config/load.js';
 import type { OnnxBackendConfig } from '../src/config/schema.js';
-import type { LoadResult } from './load.js';
+import { closedLoop, type LoadResult } from './load.js';
 
 function backendConfig(model: string, batching: boolean): OnnxBackendConfig {
   const config = parseConfig(
@@ -21,35 +21,11 @@ export async function inprocLoad(model: string, batching: boolean, concurrency: 
   await backend.load();
   const data = Float32Array.from({ length: 32 }, (_, i) => Math.sin(i));
   const request = { inputs: [{ name: 'input', datatype: 'FP32' as const, shape: [1, 32], data }], outputs: null };
-  const latencies: number[] = [];
-  let errors = 0;
-  const end = performance.now() + seconds * 1000;
-  const loop = async (): Promise<void> => {
-    while (performance.now() < end) {
-      const t = performance.now();
-      try {
-        await backend.infer(request);
-        latencies.push(performance.now() - t);
-      } catch {
-        errors++;
-      }
-    }
-  };
-  const t0 = performance.now();
-  await Promise.all(Array.from({ length: concurrency }, loop));
-  const elapsed = (performance.now() - t0) / 1000;
-  await backend.unload();
-  latencies.sort((a, b) => a - b);
-  const pct = (p: number): number => latencies[Math.min(latencies.length - 1, Math.floor((latencies.length * p) / 100))] ?? 0;
-  return {
-    requests: latencies.length,
-    qps: latencies.length / elapsed,
-    errors,
-    latencyMs: {
-      mean: latencies.reduce((a, b) => a + b, 0) / Math.max(1, latencies.length),
-      p50: pct(50),
-      p99: pct(99),
-      max: latencies.at(-1) ?? 0,
-    },
-  };
+  try {
+    return await closedLoop(concurrency, seconds, async () => {
+      await backend.infer(request);
+    });
+  } finally {
+    await backend.unload();
+  }
 }

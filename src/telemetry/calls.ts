@@ -2,8 +2,9 @@
  * The record stage, for every transport: a finished model call counted in the metrics, written to
  * the access log, and its trace ended with what it came to.
  */
-import type { TraceAttributes } from '../backends/backend.js';
+import type { TraceAttributes, TraceScope } from '../backends/backend.js';
 import { NO_MODEL } from '../core/context.js';
+import type { ModelVersion } from '../routing/registry.js';
 import type { Principal } from '../tenancy/directory.js';
 import type { AccessLog } from './access-log.js';
 import type { Metrics } from './metrics.js';
@@ -20,6 +21,40 @@ export interface CallFacts {
   readonly completionTokens: number | null;
   /** When a streamed answer's first token went out (performance.now()); 0: not streamed. */
   readonly firstByteAt: number;
+}
+
+/** A W3C traceparent of version 00. */
+const TRACEPARENT = /^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
+
+/**
+ * The trace remote backends join: the call's own when it is sampled, else the client's
+ * `traceparent` passed on as sent (a trace this process does not record), else none.
+ */
+export function traceScopeOf(trace: RequestTrace | null, traceparent: unknown): TraceScope | undefined {
+  if (trace !== null) return trace;
+  return typeof traceparent === 'string' && TRACEPARENT.test(traceparent) ? { traceparent, stage: () => undefined } : undefined;
+}
+
+/** The facts a call gathers as it goes (what served it, its tokens, its first byte): the base of each transport's context. */
+export abstract class CallState implements CallFacts {
+  abstract readonly principal: Principal | null;
+  model = NO_MODEL;
+  version = NO_MODEL;
+  promptTokens: number | null = null;
+  completionTokens: number | null = null;
+  firstByteAt = 0;
+
+  /** Told the version chosen to serve the call (each fallback tried tells again). */
+  routed(version: ModelVersion): void {
+    this.model = version.model.name;
+    this.version = version.version;
+  }
+
+  /** Told the call's tokens once they are known. */
+  counted(prompt: number, completion: number): void {
+    this.promptTokens = prompt;
+    this.completionTokens = completion;
+  }
 }
 
 export class CallRecorder {

@@ -4,10 +4,9 @@ import type { Metadata, ServerUnaryCall, ServerWritableStream } from '@grpc/grpc
 /** A unary or server-streaming call, as the context reads it. */
 type ServerSurfaceCall = ServerUnaryCall<unknown, unknown> | ServerWritableStream<unknown, unknown>;
 import { signalOf, type TraceScope } from '../../backends/backend.js';
-import { callPriority, NO_MODEL, type RequestContext } from '../../core/context.js';
-import type { ModelVersion } from '../../routing/registry.js';
+import { callPriority, type RequestContext } from '../../core/context.js';
 import type { Priority } from '../../scheduling/admission.js';
-import type { CallFacts } from '../../telemetry/calls.js';
+import { CallState, traceScopeOf } from '../../telemetry/calls.js';
 import type { RequestTrace } from '../../telemetry/tracing.js';
 import type { Principal } from '../../tenancy/directory.js';
 
@@ -17,15 +16,10 @@ export function metadataValue(metadata: Metadata, key: string): string | undefin
   return typeof v === 'string' ? v : undefined;
 }
 
-export class GrpcContext implements RequestContext, CallFacts {
+export class GrpcContext extends CallState implements RequestContext {
   readonly timeoutMs: number | undefined;
   readonly priority: Priority;
   readonly traceScope: TraceScope | undefined;
-  model = NO_MODEL;
-  version = NO_MODEL;
-  promptTokens: number | null = null;
-  completionTokens: number | null = null;
-  firstByteAt = 0;
   #cancelled = false;
   #listeners: Array<() => void> = [];
   #signal: AbortSignal | null = null;
@@ -37,13 +31,13 @@ export class GrpcContext implements RequestContext, CallFacts {
     readonly trace: RequestTrace | null,
     call: ServerSurfaceCall,
   ) {
+    super();
     // The client's deadline is the call's deadline; the version's cap still applies.
     const deadline = call.getDeadline();
     const at = deadline instanceof Date ? deadline.getTime() : deadline;
     this.timeoutMs = Number.isFinite(at) ? Math.max(1, at - Date.now()) : undefined;
     this.priority = callPriority(metadataValue(call.metadata, 'x-priority'), principal);
-    const traceparent = metadataValue(call.metadata, 'traceparent');
-    this.traceScope = trace ?? (traceparent === undefined ? undefined : { traceparent, stage: () => undefined });
+    this.traceScope = traceScopeOf(trace, metadataValue(call.metadata, 'traceparent'));
     // Cancelled by the client, or its deadline passed: the work behind the call stops.
     call.on('cancelled', () => {
       this.#cancelled = true;
@@ -64,15 +58,5 @@ export class GrpcContext implements RequestContext, CallFacts {
   onAbort(listener: () => void): void {
     if (this.#cancelled) listener();
     else this.#listeners.push(listener);
-  }
-
-  routed(version: ModelVersion): void {
-    this.model = version.model.name;
-    this.version = version.version;
-  }
-
-  counted(prompt: number, completion: number): void {
-    this.promptTokens = prompt;
-    this.completionTokens = completion;
   }
 }

@@ -1,16 +1,16 @@
 /** The request context of an HTTP request: id, pinned version, and a signal aborted when the client leaves. */
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import { signalOf } from '../../backends/backend.js';
-import { callPriority, NO_MODEL, type RequestContext } from '../../core/context.js';
+import { callPriority, type RequestContext } from '../../core/context.js';
 import { fastError } from '../../core/errors.js';
 import type { Priority } from '../../scheduling/admission.js';
 import type { Principal } from '../../tenancy/directory.js';
-import type { ModelVersion } from '../../routing/registry.js';
+import { CallState, traceScopeOf } from '../../telemetry/calls.js';
 import type { RequestTrace } from '../../telemetry/tracing.js';
 import type { TraceScope } from '../../backends/backend.js';
 
 /** Creates the AbortController (about 1 µs and a listener) only when a backend reads `signal`. */
-export class HttpContext implements RequestContext {
+export class HttpContext extends CallState implements RequestContext {
   readonly id: string;
   readonly pinnedVersion: string | undefined;
   readonly timeoutMs: number | undefined;
@@ -21,14 +21,6 @@ export class HttpContext implements RequestContext {
   readonly traceScope: TraceScope | undefined;
   readonly #res: ServerResponse;
   #signal: AbortSignal | null = null;
-  /** The model and version that served (or last tried); NO_MODEL until routed. */
-  model = NO_MODEL;
-  version = NO_MODEL;
-  /** Tokens, once counted; null when nothing counts them (no ledger). */
-  promptTokens: number | null = null;
-  completionTokens: number | null = null;
-  /** When a streamed answer's first chunk was written (performance.now()); 0: not yet, or not streamed. */
-  firstByteAt = 0;
 
   constructor(
     id: string,
@@ -40,6 +32,7 @@ export class HttpContext implements RequestContext {
     trace: RequestTrace | null,
     traceparent: string | string[] | undefined,
   ) {
+    super();
     this.id = id;
     this.pinnedVersion = pinnedVersion;
     this.timeoutMs = timeoutMs;
@@ -47,17 +40,7 @@ export class HttpContext implements RequestContext {
     this.principal = principal;
     this.#res = res;
     this.trace = trace;
-    this.traceScope = trace ?? (typeof traceparent === 'string' && TRACEPARENT.test(traceparent) ? passOn(traceparent) : undefined);
-  }
-
-  routed(version: ModelVersion): void {
-    this.model = version.model.name;
-    this.version = version.version;
-  }
-
-  counted(prompt: number, completion: number): void {
-    this.promptTokens = prompt;
-    this.completionTokens = completion;
+    this.traceScope = traceScopeOf(trace, traceparent);
   }
 
   get signal(): AbortSignal {
@@ -90,14 +73,6 @@ export function httpContext(
   const pinned = pinnedVersion ?? (typeof header === 'string' && header !== '' ? header : undefined);
   const asked = callPriority(headers['x-priority'], principal);
   return new HttpContext(id, pinned, requestTimeout(headers['x-request-timeout-ms']), asked, principal, res, trace, headers.traceparent);
-}
-
-/** A W3C traceparent of version 00 (lower-case hex, not all zeros is the receiver's to check). */
-const TRACEPARENT = /^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
-
-/** A client's trace this process does not record: remote backends get its traceparent unchanged. */
-function passOn(traceparent: string): TraceScope {
-  return { traceparent, stage: () => undefined };
 }
 
 /** `x-request-timeout-ms`: a positive whole number of milliseconds, else 400. */
