@@ -92,6 +92,7 @@ describe('gRPC', () => {
   before(async () => {
     upstream = await startUpstream();
     const config = writeConfig(`
+server: { body_limit_bytes: 65536 }
 auth: { mode: keys, admin_key: '${ADMIN_KEY}' }
 models:
   - name: tiny-mlp
@@ -214,6 +215,20 @@ models:
       (await failure(call(inference, 'ModelInfer', { ...body, inputs: [{ ...body.inputs[0], datatype: 'FP99' }] }, key))).code,
       status.INVALID_ARGUMENT,
     );
+    // Over server.body_limit_bytes: refused before it is decoded.
+    const huge = await failure(
+      call(
+        inference,
+        'ModelInfer',
+        {
+          model_name: 'tiny-mlp',
+          inputs: [{ name: 'input', datatype: 'FP32', shape: [1024, 32] }],
+          raw_input_contents: [Buffer.alloc(1024 * 32 * 4)],
+        },
+        key,
+      ),
+    );
+    assert.equal(huge.code, status.RESOURCE_EXHAUSTED);
     // A full admission queue: UNAVAILABLE with retry-after, as HTTP's 503.
     const narrow = { model: 'narrow', messages: [{ role: 'user', content: 'x' }] };
     const [first, second] = await Promise.allSettled([chat(generate, narrow, key), chat(generate, narrow, key)]);
@@ -412,5 +427,29 @@ models:
       { numRuns: 150 },
     );
     assert.deepEqual(await call(inference, 'ServerLive', {}), { live: true });
+  });
+});
+
+describe('gRPC on shutdown', () => {
+  it('lets calls in flight finish on SIGTERM, then exits 0', async () => {
+    const config = writeConfig(`
+server: { shutdown_grace_ms: 0, shutdown_timeout_ms: 10000 }
+models:
+  - name: slow
+    versions: [{ version: '1', backend: { kind: mock, latency_ms: 800, stream_chunks: 4 } }]
+`);
+    const server = await startServer({ config });
+    const client = new Generate(server.grpc as string, credentials.createInsecure());
+    try {
+      const streams = Array.from({ length: 3 }, () => chat(client, { model: 'slow', messages: [{ role: 'user', content: 'x' }] }, 'none'));
+      await sleep(200); // the calls are in flight
+      const exited = new Promise<number | null>((resolve) => server.process.once('exit', resolve));
+      server.process.kill('SIGTERM');
+      for (const chunks of await Promise.all(streams)) assert.equal(chunks.at(-1).finish_reason, 'stop');
+      assert.equal(await exited, 0);
+    } finally {
+      client.close();
+      await server.stop();
+    }
   });
 });
