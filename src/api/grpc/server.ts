@@ -6,16 +6,18 @@
  * from `authorization` metadata, authorize, limit, route, admit, execute, record.
  */
 import {
+  loadPackageDefinition,
   Metadata,
   Server,
   ServerCredentials,
   status,
+  type GrpcObject,
   type sendUnaryData,
+  type ServiceClientConstructor,
   type ServerUnaryCall,
   type ServerWritableStream,
   type UntypedServiceImplementation,
 } from '@grpc/grpc-js';
-import { loadPackageDefinition, type GrpcObject, type ServiceClientConstructor } from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
 import type { Logger } from 'pino';
 import { ApiError, fastError } from '../../core/errors.js';
@@ -48,7 +50,7 @@ export interface GrpcServerOptions {
   readonly tracing?: Tracing | null;
 }
 
-/** What a handler of a model call gets: the call's context, and where to note the served version for trailers. */
+/** A model call's work: the decoded request and the call's context in, the response message out. */
 type Work<Req, Res> = (request: Req, ctx: GrpcContext) => Promise<Res>;
 
 interface InferRequestIn {
