@@ -66,11 +66,11 @@ async function worker(config: Config, log: Logger, file: string): Promise<void> 
     import('./reload.js'),
     import('../tenancy/setup.js'),
   ]);
-  const [{ Metrics }, { scrapeFor }, { AccessLog }, { Tracing, tracingSettings }] = await Promise.all([
+  const [{ Metrics }, { scrapeFor }, { AccessLog }, { tracingSettings }] = await Promise.all([
     import('../telemetry/metrics.js'),
     import('../telemetry/cluster-metrics.js'),
     import('../telemetry/access-log.js'),
-    import('../telemetry/tracing.js'),
+    import('../telemetry/tracing-settings.js'),
   ]);
   const workers = config.server.workers === 'auto' ? availableParallelism() : config.server.workers;
   // Per-generation measurements in the backend (queue, prompt time, tokens/s) go to the debug log.
@@ -106,7 +106,8 @@ async function worker(config: Config, log: Logger, file: string): Promise<void> 
   );
   const accessLog = config.server.access_log ? new AccessLog() : null;
   const traced = tracingSettings(config.tracing);
-  const tracing = traced === null ? null : new Tracing(traced, VERSION);
+  // The OpenTelemetry SDK loads only when something will be traced.
+  const tracing = traced === null ? null : new (await import('../telemetry/tracing.js')).Tracing(traced, VERSION);
   const lifecycle = { draining: false };
   const reloader = createReloader({ file, gateway, context, running: config, log });
   const reload = (): ReturnType<typeof reloader.reload> => {

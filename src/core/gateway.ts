@@ -28,7 +28,8 @@ import { isDeploymentFailure } from '../policies/governor.js';
 import { ApiError, fastError, overloadedError } from './errors.js';
 import { checkInferRequest } from './signature.js';
 import { NO_OBSERVER } from '../telemetry/observer.js';
-import { TracedCall, type RequestTrace, type SpanScope } from '../telemetry/tracing.js';
+import { TracedCall } from '../telemetry/trace-scope.js';
+import type { RequestTrace, SpanScope } from '../telemetry/tracing.js';
 
 /** A result plus the version that served it (reported as `x-model-version`), and what it stood in for. */
 export interface Served<T> {

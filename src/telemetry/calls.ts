@@ -2,7 +2,7 @@
  * The record stage, for every transport: a finished model call counted in the metrics, written to
  * the access log, and its trace ended with what it came to.
  */
-import type { TraceAttributes, TraceScope } from '../backends/backend.js';
+import type { TraceAttributes } from '../backends/backend.js';
 import { NO_MODEL } from '../core/context.js';
 import type { ModelVersion } from '../routing/registry.js';
 import type { Principal } from '../tenancy/directory.js';
@@ -21,18 +21,6 @@ export interface CallFacts {
   readonly completionTokens: number | null;
   /** When a streamed answer's first token went out (performance.now()); 0: not streamed. */
   readonly firstByteAt: number;
-}
-
-/** A W3C traceparent of version 00. */
-const TRACEPARENT = /^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
-
-/**
- * The trace remote backends join: the call's own when it is sampled, else the client's
- * `traceparent` passed on as sent (a trace this process does not record), else none.
- */
-export function traceScopeOf(trace: RequestTrace | null, traceparent: unknown): TraceScope | undefined {
-  if (trace !== null) return trace;
-  return typeof traceparent === 'string' && TRACEPARENT.test(traceparent) ? { traceparent, stage: () => undefined } : undefined;
 }
 
 /** The facts a call gathers as it goes (what served it, its tokens, its first byte): the base of each transport's context. */

@@ -15,39 +15,8 @@ import { OTLPTraceExporter as JsonExporter } from '@opentelemetry/exporter-trace
 import { OTLPTraceExporter as ProtobufExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { AlwaysOnSampler, BatchSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
-import type { Cancellation, TraceAttributes, TraceScope } from '../backends/backend.js';
-import type { TracingConfig } from '../config/schema.js';
-
-/** How tracing runs: where it exports is the exporter's to read from the environment. */
-export interface TracingSettings {
-  /** Share of requests without a parent decision that are traced. */
-  readonly sampleRatio: number;
-  readonly serviceName: string;
-  /** OTLP over HTTP with protobuf bodies (the OTel default) or JSON. */
-  readonly protocol: 'http/protobuf' | 'http/json';
-}
-
-/**
- * Tracing as the config and the standard environment ask: on when an OTLP endpoint is named
- * (and neither OTEL_SDK_DISABLED nor OTEL_TRACES_EXPORTER=none says otherwise); null: off.
- */
-export function tracingSettings(config: TracingConfig, env: NodeJS.ProcessEnv = process.env): TracingSettings | null {
-  const endpoint = env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || env.OTEL_EXPORTER_OTLP_ENDPOINT;
-  if (!config.enabled || !endpoint || env.OTEL_SDK_DISABLED === 'true' || env.OTEL_TRACES_EXPORTER === 'none') return null;
-  // OTLP over gRPC is not offered: its exporter would add a second gRPC stack; the collector's HTTP port takes the same data.
-  const protocol =
-    (env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL || env.OTEL_EXPORTER_OTLP_PROTOCOL) === 'http/json' ? 'http/json' : 'http/protobuf';
-  return { sampleRatio: samplerRatio(config.sample_ratio, env), serviceName: env.OTEL_SERVICE_NAME || 'infergate', protocol };
-}
-
-/** The root sampling ratio: OTEL_TRACES_SAMPLER(_ARG) where set, else the config's. */
-function samplerRatio(configured: number, env: NodeJS.ProcessEnv): number {
-  const sampler = env.OTEL_TRACES_SAMPLER;
-  if (sampler === 'always_off' || sampler === 'parentbased_always_off') return 0;
-  if (sampler === 'always_on' || sampler === 'parentbased_always_on') return 1;
-  const arg = Number(env.OTEL_TRACES_SAMPLER_ARG);
-  return env.OTEL_TRACES_SAMPLER_ARG !== undefined && arg >= 0 && arg <= 1 ? arg : configured;
-}
+import type { TraceAttributes, TraceScope } from '../backends/backend.js';
+import type { TracingSettings } from './tracing-settings.js';
 
 export class Tracing {
   readonly #provider: TracerProvider;
@@ -140,26 +109,6 @@ export class RequestTrace extends SpanScope {
     if (code !== '') span.setAttribute('error.type', code);
     if (serverError) span.setStatus({ code: SpanStatusCode.ERROR, message: code });
     span.end(end);
-  }
-}
-
-/** A call as a backend sees it, inside the span of one attempt: remote backends send that span's traceparent. */
-export class TracedCall implements Cancellation {
-  constructor(
-    readonly call: Cancellation,
-    readonly traceScope: SpanScope,
-  ) {}
-
-  get signal(): AbortSignal {
-    return this.call.signal;
-  }
-
-  get expired(): boolean | undefined {
-    return this.call.expired;
-  }
-
-  onAbort(listener: () => void): void {
-    this.call.onAbort(listener);
   }
 }
 

@@ -5,6 +5,7 @@
  * content chunk counts as one token, charged every {@link CHARGE_EVERY}, and when the allowance
  * runs out the stream ends with an error event and `[DONE]`, its generation cancelled.
  */
+import { SseSplitter } from '../core/sse.js';
 import { Readable } from 'node:stream';
 import type { TextResponse } from '../backends/backend.js';
 import { ClientGoneError } from '../backends/backend.js';
@@ -126,19 +127,12 @@ async function* meteredSse(body: Readable, meter: Meter, wantsUsage: boolean): A
   let error: unknown = null;
   // Still false in `finally` when the consumer stopped early: the client went away.
   let done = false;
-  let tail = '';
+  const events = new SseSplitter();
   body.setEncoding('utf8');
   try {
     for await (const chunk of body as AsyncIterable<string>) {
-      const text = tail + chunk;
-      const end = text.lastIndexOf('\n\n');
-      if (end === -1) {
-        tail = text;
-        continue;
-      }
-      tail = text.slice(end + 2);
       let out = '';
-      for (const event of text.slice(0, end).split('\n\n')) {
+      for (const event of events.push(chunk)) {
         if (event.includes('"usage"') && /"choices"\s*:\s*\[\s*\]/.test(event)) {
           usage = usageOfEvent(event) ?? usage;
           if (!wantsUsage) continue;
@@ -156,7 +150,7 @@ async function* meteredSse(body: Readable, meter: Meter, wantsUsage: boolean): A
       }
       if (out !== '') yield out;
     }
-    if (tail !== '') yield tail;
+    if (events.rest !== '') yield events.rest;
     done = true;
   } catch (err) {
     error = err;

@@ -1,7 +1,7 @@
 /** When tracing is on and how it samples, from the config and the standard OTEL_* environment. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { tracingSettings } from '../../src/telemetry/tracing.js';
+import { tracingSettings } from '../../src/telemetry/tracing-settings.js';
 
 const config = { enabled: true, sample_ratio: 0.25 };
 

@@ -6,7 +6,8 @@ type ServerSurfaceCall = ServerUnaryCall<unknown, unknown> | ServerWritableStrea
 import { signalOf, type TraceScope } from '../../backends/backend.js';
 import { callPriority, type RequestContext } from '../../core/context.js';
 import type { Priority } from '../../scheduling/admission.js';
-import { CallState, traceScopeOf } from '../../telemetry/calls.js';
+import { CallState } from '../../telemetry/calls.js';
+import { traceScopeOf } from '../../telemetry/trace-scope.js';
 import type { RequestTrace } from '../../telemetry/tracing.js';
 import type { Principal } from '../../tenancy/directory.js';
 

@@ -11,6 +11,7 @@ import type { Gateway } from '../../core/gateway.js';
 import { validationError, type AjvError } from '../http/errors.js';
 import { ChatRequest } from '../http/openai/schemas.js';
 import type { GrpcContext } from './context.js';
+import { SseSplitter } from '../../core/sse.js';
 
 /** infergate.v1.ChatRequest as proto-loader gives it (unset optional fields are undefined). */
 export interface ChatMessageIn {
@@ -136,16 +137,9 @@ async function* openaiChunks(result: TextResponse): AsyncGenerator<OpenAIChunk> 
 }
 
 async function* sseChunks(text: AsyncIterable<string> | Iterable<string>): AsyncGenerator<OpenAIChunk> {
-  let tail = '';
+  const events = new SseSplitter();
   for await (const piece of text) {
-    const all = tail + piece;
-    const end = all.lastIndexOf('\n\n');
-    if (end === -1) {
-      tail = all;
-      continue;
-    }
-    tail = all.slice(end + 2);
-    for (const event of all.slice(0, end).split('\n\n')) {
+    for (const event of events.push(piece)) {
       const data = event.split('\n').find((line) => line.startsWith('data:'));
       if (data === undefined) continue;
       const payload = data.slice(5).trim();

@@ -34,6 +34,7 @@ import { GrpcContext, metadataValue } from './context.js';
 import { GRPC_STATUS, grpcError } from './errors.js';
 import { chatChunks, type ChatChunkOut, type ChatRequestIn, type EmbedRequestIn } from './generate.js';
 import { loadProtos } from './protos.js';
+import { modelMetadata, modelReady } from '../kserve-models.js';
 import { decodeInputs, outputTensor, rawBytes, rawOutputs, type WireTensor } from './tensors.js';
 
 export interface GrpcServerOptions {
@@ -65,6 +66,11 @@ interface InferRequestIn {
 interface ModelRequestIn {
   name?: string;
   version?: string;
+}
+
+/** A version named in a request: proto3's empty string means none. */
+function versionOf(version: string | undefined): string | undefined {
+  return version === undefined || version === '' ? undefined : version;
 }
 
 export class GrpcServer {
@@ -120,28 +126,12 @@ export class GrpcServer {
       ServerLive: this.#unaryOpen(() => ({ live: true })),
       ServerReady: this.#unaryOpen(() => ({ ready: gateway.registry.ready() && !this.#options.lifecycle.draining })),
       ServerMetadata: open(() => ({ name: 'infergate', version, extensions: [] })),
-      ModelReady: open((request: ModelRequestIn, principal) => {
-        const pinned = request.version === '' ? undefined : request.version;
-        const { model, version: v } = gateway.resolve(request.name ?? '', pinned, { principal });
-        return { ready: pinned === undefined ? model.ready() : v.backend.health().ready };
-      }),
-      ModelMetadata: open((request: ModelRequestIn, principal) => {
-        const pinned = request.version === '' ? undefined : request.version;
-        const { model, version: v } = gateway.resolve(request.name ?? '', pinned, { principal });
-        const signature = gateway.signature(v);
-        const spec = (t: { name: string; datatype: string; shape: readonly number[] }) => ({
-          name: t.name,
-          datatype: t.datatype,
-          shape: t.shape,
-        });
-        return {
-          name: model.name,
-          versions: [...model.versions.keys()],
-          platform: v.backend.kind === 'onnx' ? 'onnxruntime_onnx' : v.backend.kind,
-          inputs: signature.inputs.map(spec),
-          outputs: signature.outputs.map(spec),
-        };
-      }),
+      ModelReady: open((request: ModelRequestIn, principal) => ({
+        ready: modelReady(gateway, request.name ?? '', versionOf(request.version), { principal }).ready,
+      })),
+      ModelMetadata: open((request: ModelRequestIn, principal) =>
+        modelMetadata(gateway, request.name ?? '', versionOf(request.version), { principal }),
+      ),
       ModelInfer: this.#unaryCall(
         'inference.GRPCInferenceService/ModelInfer',
         (r: InferRequestIn) => r.model_version,
@@ -272,7 +262,7 @@ export class GrpcServer {
   ): GrpcContext {
     const principal = this.#authenticate(call.metadata);
     if (trace !== null && this.#options.directory !== null) trace.stage('authenticate', started, performance.now());
-    return new GrpcContext(id, pinned === '' ? undefined : pinned, principal, trace, call);
+    return new GrpcContext(id, versionOf(pinned), principal, trace, call);
   }
 
   /** The caller's principal from `authorization: Bearer <key>` (or `x-api-key`) metadata; 401 UNAUTHENTICATED otherwise. */

@@ -5,7 +5,8 @@ import { callPriority, type RequestContext } from '../../core/context.js';
 import { fastError } from '../../core/errors.js';
 import type { Priority } from '../../scheduling/admission.js';
 import type { Principal } from '../../tenancy/directory.js';
-import { CallState, traceScopeOf } from '../../telemetry/calls.js';
+import { CallState } from '../../telemetry/calls.js';
+import { traceScopeOf } from '../../telemetry/trace-scope.js';
 import type { RequestTrace } from '../../telemetry/tracing.js';
 import type { TraceScope } from '../../backends/backend.js';
 

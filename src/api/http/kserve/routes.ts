@@ -5,8 +5,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Gateway } from '../../../core/gateway.js';
-import type { ModelVersion } from '../../../routing/registry.js';
-import type { Principal } from '../../../tenancy/directory.js';
+import { modelMetadata, modelReady } from '../../kserve-models.js';
 import { routeNotFound, sendKServeError, toApiError } from '../errors.js';
 
 interface ModelParams {
@@ -27,28 +26,13 @@ export function kserveRoutes(gateway: Gateway, log: Logger, serverVersion: strin
     });
 
     for (const base of ['/models/:name', '/models/:name/versions/:version']) {
-      app.get<{ Params: ModelParams }>(base, async (request) => metadata(gateway, request.params, request));
+      app.get<{ Params: ModelParams }>(base, async (request) =>
+        modelMetadata(gateway, request.params.name, request.params.version, request),
+      );
       app.get<{ Params: ModelParams }>(`${base}/ready`, async (request, reply) => {
-        const { model, version } = gateway.resolve(request.params.name, request.params.version, request);
-        const ready = request.params.version === undefined ? model.ready() : version.backend.health().ready;
-        return reply.code(ready ? 200 : 503).send({ name: model.name, ready });
+        const answer = modelReady(gateway, request.params.name, request.params.version, request);
+        return reply.code(answer.ready ? 200 : 503).send(answer);
       });
     }
   };
-}
-
-function metadata(gateway: Gateway, params: ModelParams, caller: { readonly principal: Principal | null }): object {
-  const { model, version } = gateway.resolve(params.name, params.version, caller);
-  const signature = gateway.signature(version);
-  return {
-    name: model.name,
-    versions: [...model.versions.keys()],
-    platform: platformOf(version),
-    inputs: signature.inputs,
-    outputs: signature.outputs,
-  };
-}
-
-function platformOf(version: ModelVersion): string {
-  return version.backend.kind === 'onnx' ? 'onnxruntime_onnx' : version.backend.kind;
 }
