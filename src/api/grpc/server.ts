@@ -1,23 +1,10 @@
 /**
- * The gRPC transport: KServe v2's `inference.GRPCInferenceService` and infergate's
- * `infergate.v1.Generate`, with server reflection, on @grpc/grpc-js (the gRPC project's own Node
- * implementation: stock gRPC clients of every language work, and its HTTP/2 server runs under
- * node:cluster like the HTTP one). Each call goes through the same gateway as HTTP: authenticate
- * from `authorization` metadata, authorize, limit, route, admit, execute, record.
+ * The gRPC API: KServe v2's `inference.GRPCInferenceService` and infergate's `infergate.v1.Generate`,
+ * with server reflection, on the server's own gRPC transport (transport.ts). Each call goes through
+ * the same gateway as HTTP: authenticate from `authorization` metadata, authorize, limit, route,
+ * admit, execute, record.
  */
-import {
-  loadPackageDefinition,
-  Metadata,
-  Server,
-  ServerCredentials,
-  status,
-  type GrpcObject,
-  type sendUnaryData,
-  type ServiceClientConstructor,
-  type ServerUnaryCall,
-  type ServerWritableStream,
-  type UntypedServiceImplementation,
-} from '@grpc/grpc-js';
+import type { ServiceDefinition } from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
 import type { Logger } from 'pino';
 import { ApiError, fastError } from '../../core/errors.js';
@@ -30,9 +17,10 @@ import type { Directory, Principal } from '../../tenancy/directory.js';
 import { presentedKey } from '../../tenancy/keys.js';
 import { toApiError } from '../http/errors.js';
 import { requestId } from '../http/request-id.js';
-import { GrpcContext, metadataValue } from './context.js';
+import { GrpcContext } from './context.js';
 import { GRPC_STATUS, grpcError } from './errors.js';
-import { chatChunks, type ChatChunkOut, type ChatRequestIn, type EmbedRequestIn } from './generate.js';
+import { GrpcTransport, Status, type GrpcCall, type MetadataList, type RequestHandler } from './transport.js';
+import { chatChunks, type ChatRequestIn, type EmbedRequestIn } from './generate.js';
 import { loadProtos } from './protos.js';
 import { modelMetadata, modelReady } from '../kserve-models.js';
 import { decodeInputs, outputTensor, rawBytes, rawOutputs, type WireTensor } from './tensors.js';
@@ -74,7 +62,7 @@ function versionOf(version: string | undefined): string | undefined {
 }
 
 export class GrpcServer {
-  readonly #server: Server;
+  readonly #transport: GrpcTransport;
   readonly #options: GrpcServerOptions;
   readonly #recorder: CallRecorder | null;
 
@@ -82,46 +70,35 @@ export class GrpcServer {
     this.#options = options;
     const { metrics = null, accessLog = null, tracing = null } = options;
     this.#recorder = metrics === null && accessLog === null && tracing === null ? null : new CallRecorder(metrics, accessLog);
-    this.#server = new Server({
-      'grpc.max_receive_message_length': options.maxMessageBytes,
-      'grpc.max_send_message_length': -1,
-    });
+    this.#transport = new GrpcTransport({ maxMessageBytes: options.maxMessageBytes });
     const definition = loadProtos();
-    const packages = loadPackageDefinition(definition);
-    const inference = (packages.inference as GrpcObject).GRPCInferenceService as ServiceClientConstructor;
-    const generate = ((packages.infergate as GrpcObject).v1 as GrpcObject).Generate as ServiceClientConstructor;
-    this.#server.addService(inference.service, this.#inference());
-    this.#server.addService(generate.service, this.#generate());
-    new ReflectionService(definition).addToServer(this.#server);
+    this.#serve(definition['inference.GRPCInferenceService'] as ServiceDefinition, this.#inference());
+    this.#serve(definition['infergate.v1.Generate'] as ServiceDefinition, this.#generate());
+    new ReflectionService(definition).addToServer(this.#transport);
   }
 
   /** Listens on `host:port` (0: any free port); resolves with the port bound. */
   listen(host: string, port: number): Promise<number> {
-    const address = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
-    return new Promise((resolve, reject) => {
-      this.#server.bindAsync(address, ServerCredentials.createInsecure(), (err, bound) => (err === null ? resolve(bound) : reject(err)));
-    });
+    return this.#transport.listen(host, port);
   }
 
   /** Stops taking calls and waits for those in flight, up to `timeoutMs`; then cancels what is left. */
   close(timeoutMs: number): Promise<void> {
-    return new Promise((resolve) => {
-      const force = setTimeout(() => {
-        this.#server.forceShutdown();
-        resolve();
-      }, timeoutMs);
-      force.unref();
-      this.#server.tryShutdown(() => {
-        clearTimeout(force);
-        resolve();
-      });
-    });
+    return this.#transport.close(timeoutMs);
   }
 
-  #inference(): UntypedServiceImplementation {
+  #serve(service: ServiceDefinition, handlers: Record<string, RequestHandler>): void {
+    for (const [name, handler] of Object.entries(handlers)) {
+      const method = service[name];
+      if (method === undefined) throw new Error(`the proto has no method ${name}`);
+      this.#transport.handle(method, handler);
+    }
+  }
+
+  #inference(): Record<string, RequestHandler> {
     const { gateway, version } = this.#options;
     const open = <Req, Res>(fn: (request: Req, principal: Principal | null) => Res) =>
-      this.#unaryOpen<Req, Res>((request, call) => fn(request, this.#authenticate(call.metadata)));
+      this.#unaryOpen<Req, Res>((request, call) => fn(request, this.#authenticate(call)));
     return {
       ServerLive: this.#unaryOpen(() => ({ live: true })),
       ServerReady: this.#unaryOpen(() => ({ ready: gateway.registry.ready() && !this.#options.lifecycle.draining })),
@@ -154,10 +131,10 @@ export class GrpcServer {
     };
   }
 
-  #generate(): UntypedServiceImplementation {
+  #generate(): Record<string, RequestHandler> {
     const { gateway } = this.#options;
     return {
-      Chat: (call: ServerWritableStream<ChatRequestIn, ChatChunkOut>) => void this.#chat(call),
+      Chat: (request, call) => void this.#chat(request as ChatRequestIn, call),
       Embed: this.#unaryCall(
         'infergate.v1.Generate/Embed',
         (r: EmbedRequestIn) => r.model_version,
@@ -179,71 +156,77 @@ export class GrpcServer {
   }
 
   /** A unary call that reaches no model (health, metadata): authenticated by `fn` where it must be; errors in gRPC's terms. */
-  #unaryOpen<Req, Res>(fn: (request: Req, call: ServerUnaryCall<Req, Res>) => Res) {
-    return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
-      const id = requestId(metadataValue(call.metadata, 'x-request-id'));
+  #unaryOpen<Req, Res>(fn: (request: Req, call: GrpcCall) => Res): RequestHandler {
+    return (request, call) => {
+      const id = requestId(call.metadata('x-request-id'));
       try {
-        callback(null, fn(call.request, call));
+        call.reply(fn(request as Req, call));
       } catch (err) {
-        callback(grpcError(toApiError(err, { id, method: call.getPath() }, this.#options.log), id));
+        this.#fail(call, toApiError(err, { id, method: call.path }, this.#options.log), id);
       }
     };
   }
 
   /** A unary model call through the pipeline, recorded like an HTTP one. */
-  #unaryCall<Req, Res>(method: string, pinnedOf: (request: Req) => string | undefined, work: Work<Req, Res>) {
-    return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
+  #unaryCall<Req, Res>(method: string, pinnedOf: (request: Req) => string | undefined, work: Work<Req, Res>): RequestHandler {
+    return (request, call) => {
       const started = this.#recorder === null ? 0 : performance.now();
-      const { id, trace } = this.#begin(method, call.metadata, started);
+      const { id, trace } = this.#begin(method, call, started);
       let ctx: GrpcContext | null = null;
       void (async () => {
         try {
-          ctx = this.#context(call, id, trace, started, pinnedOf(call.request));
-          const result = await work(call.request, ctx);
-          callback(null, result, this.#trailers(id, ctx));
+          ctx = this.#context(call, id, trace, started, pinnedOf(request as Req));
+          const result = await work(request as Req, ctx);
+          call.reply(result, this.#trailers(id, ctx));
           this.#record(id, ctx, trace, null, started);
         } catch (err) {
           const e = toApiError(err, { id, method }, this.#options.log);
-          callback(grpcError(e, id));
+          this.#fail(call, e, id);
           this.#record(id, ctx, trace, e, started);
         }
       })();
     };
   }
 
-  /** Streams a chat completion: each chunk written as it comes, the socket's backpressure respected. */
-  async #chat(call: ServerWritableStream<ChatRequestIn, ChatChunkOut>): Promise<void> {
+  /** Streams a chat completion: each chunk written as it comes, the connection's flow control respected. */
+  async #chat(request: ChatRequestIn, call: GrpcCall): Promise<void> {
     const method = 'infergate.v1.Generate/Chat';
     const started = this.#recorder === null ? 0 : performance.now();
-    const { id, trace } = this.#begin(method, call.metadata, started);
+    const { id, trace } = this.#begin(method, call, started);
     let ctx: GrpcContext | null = null;
     try {
-      ctx = this.#context(call, id, trace, started, call.request.model_version);
+      ctx = this.#context(call, id, trace, started, request.model_version);
       const c = ctx;
-      for await (const chunk of chatChunks(this.#options.gateway, call.request, c)) {
-        if (c.cancelled) break;
+      for await (const chunk of chatChunks(this.#options.gateway, request, c)) {
+        if (call.cancelled) break;
         if (c.firstByteAt === 0 && chunk.delta !== '') c.firstByteAt = performance.now();
-        if (!call.write(chunk)) await new Promise<void>((resolve) => call.once('drain', resolve));
+        call.write(chunk);
+        await call.drained();
       }
-      if (c.cancelled) throw fastError('invalid_request', 'the client cancelled the call');
+      if (call.cancelled) throw fastError('invalid_request', 'the client cancelled the call');
       call.end(this.#trailers(id, c));
       this.#record(id, ctx, trace, null, started);
     } catch (err) {
       const e = toApiError(err, { id, method }, this.#options.log);
-      call.emit('error', grpcError(e, id));
+      this.#fail(call, e, id);
       this.#record(id, ctx, trace, e, started);
     }
   }
 
+  #fail(call: GrpcCall, e: ApiError, id: string): void {
+    const { code, details, metadata } = grpcError(e, id);
+    call.fail(code, details, metadata);
+  }
+
   /** The request id (the client's `x-request-id` when sane) and the call's trace, if sampled. */
-  #begin(method: string, metadata: Metadata, started: number): { id: string; trace: RequestTrace | null } {
-    const id = requestId(metadataValue(metadata, 'x-request-id'));
+  #begin(method: string, call: GrpcCall, started: number): { id: string; trace: RequestTrace | null } {
+    const id = requestId(call.metadata('x-request-id'));
     const tracing = this.#options.tracing ?? null;
     const [service, name] = method.split('/') as [string, string];
     const trace =
       tracing === null
         ? null
-        : tracing.start(method, metadataValue(metadata, 'traceparent'), started, () => ({
+        : tracing.start(method, call.metadata('traceparent'), started, () => ({
             'rpc.system': 'grpc',
             'rpc.service': service,
             'rpc.method': name,
@@ -253,35 +236,26 @@ export class GrpcServer {
   }
 
   /** Authenticates the call and makes its context. */
-  #context(
-    call: ServerUnaryCall<unknown, unknown> | ServerWritableStream<unknown, unknown>,
-    id: string,
-    trace: RequestTrace | null,
-    started: number,
-    pinned: string | undefined,
-  ): GrpcContext {
-    const principal = this.#authenticate(call.metadata);
+  #context(call: GrpcCall, id: string, trace: RequestTrace | null, started: number, pinned: string | undefined): GrpcContext {
+    const principal = this.#authenticate(call);
     if (trace !== null && this.#options.directory !== null) trace.stage('authenticate', started, performance.now());
     return new GrpcContext(id, versionOf(pinned), principal, trace, call);
   }
 
   /** The caller's principal from `authorization: Bearer <key>` (or `x-api-key`) metadata; 401 UNAUTHENTICATED otherwise. */
-  #authenticate(metadata: Metadata): Principal | null {
+  #authenticate(call: GrpcCall): Principal | null {
     const directory = this.#options.directory;
     if (directory === null) return null;
-    return directory.authenticate(presentedKey(metadataValue(metadata, 'authorization'), metadataValue(metadata, 'x-api-key')));
+    return directory.authenticate(presentedKey(call.metadata('authorization'), call.metadata('x-api-key')));
   }
 
-  #trailers(id: string, ctx: GrpcContext): Metadata {
-    const trailers = new Metadata();
-    trailers.set('x-request-id', id);
-    if (ctx.version !== '') trailers.set('x-model-version', ctx.version);
-    return trailers;
+  #trailers(id: string, ctx: GrpcContext): MetadataList {
+    return ctx.version === '' ? ['x-request-id', id] : ['x-request-id', id, 'x-model-version', ctx.version];
   }
 
   #record(id: string, ctx: GrpcContext | null, trace: RequestTrace | null, error: ApiError | null, started: number): void {
     if (error?.limit != null) this.#options.metrics?.limited(ctx?.principal?.tenant.id ?? '', error.limit);
-    const code = error === null ? status.OK : GRPC_STATUS[error.code];
+    const code = error === null ? Status.OK : GRPC_STATUS[error.code];
     this.#recorder?.finished(id, ctx, trace, error?.status ?? 200, error?.code ?? '', started, { 'rpc.grpc.status_code': code });
   }
 }
