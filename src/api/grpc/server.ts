@@ -70,7 +70,10 @@ export class GrpcServer {
     this.#options = options;
     const { metrics = null, accessLog = null, tracing = null } = options;
     this.#recorder = metrics === null && accessLog === null && tracing === null ? null : new CallRecorder(metrics, accessLog);
-    this.#transport = new GrpcTransport({ maxMessageBytes: options.maxMessageBytes });
+    this.#transport = new GrpcTransport({
+      maxMessageBytes: options.maxMessageBytes,
+      onError: (err) => options.log.error({ err }, 'gRPC connection closed after an unexpected error'),
+    });
     const definition = loadProtos();
     this.#serve(definition['inference.GRPCInferenceService'] as ServiceDefinition, this.#inference());
     this.#serve(definition['infergate.v1.Generate'] as ServiceDefinition, this.#generate());

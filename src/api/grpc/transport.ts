@@ -41,6 +41,8 @@ export interface TransportOptions {
   readonly maxConcurrentStreams?: number;
   /** The largest request metadata, in bytes (as HTTP/2 counts a header list). */
   readonly maxMetadataBytes?: number;
+  /** Told of an exception a handler threw synchronously (a bug): its connection is closed. */
+  readonly onError?: (err: unknown) => void;
 }
 
 /** A unary or server-streaming method's handler: the request decoded; the answer through `call`. */
@@ -267,7 +269,7 @@ export class GrpcTransport {
   readonly #options: Required<TransportOptions>;
 
   constructor(options: TransportOptions) {
-    this.#options = { maxConcurrentStreams: 1000, maxMetadataBytes: 64 * 1024, ...options };
+    this.#options = { maxConcurrentStreams: 1000, maxMetadataBytes: 64 * 1024, onError: () => {}, ...options };
     this.#server = createServer((socket) => this.#accept(socket));
   }
 
@@ -340,6 +342,7 @@ export class GrpcTransport {
       },
     );
     this.#connections.add(connection);
+    connection.onError = this.#options.onError;
     connection.onClose = () => {
       this.#connections.delete(connection);
       if (this.#connections.size === 0) this.#idle?.();

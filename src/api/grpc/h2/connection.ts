@@ -49,6 +49,11 @@ const MAX_WINDOW = 2 ** 31 - 1;
 const MAX_FRAME = 16_384;
 /** A header block (HEADERS and its CONTINUATIONs) this large, still compressed, ends the connection. */
 const MAX_HEADER_BLOCK = 256 * 1024;
+/** A client must send its preface within this many ms of connecting. */
+const PREFACE_TIMEOUT_MS = 10_000;
+/** More client resets than this within RESET_WINDOW_MS end the connection (the "rapid reset" attack, CVE-2023-44487). */
+const MAX_RESETS = 1000;
+const RESET_WINDOW_MS = 10_000;
 
 export interface ConnectionOptions {
   /** SETTINGS_MAX_CONCURRENT_STREAMS: streams beyond it are refused (REFUSED_STREAM, which clients retry). */
@@ -176,8 +181,12 @@ export class H2Connection {
   #flushQueued = false;
   #goingAway = false;
   #closed = false;
+  #resets = 0;
+  #resetsSince = 0;
   /** Called once the connection is gone. */
   onClose: Hook = noop;
+  /** Called with an exception thrown by the layer above while handling a frame; the connection then fails. */
+  onError: (err: unknown) => void = noop;
 
   constructor(socket: Socket, handler: StreamHandler, options: ConnectionOptions) {
     this.#socket = socket;
@@ -185,6 +194,9 @@ export class H2Connection {
     this.#options = options;
     this.#recvWindow = options.connectionWindow;
     socket.setNoDelay(true);
+    socket.setTimeout(PREFACE_TIMEOUT_MS, () => {
+      if (!this.#prefaceSeen) socket.destroy();
+    });
     socket.on('data', (chunk: Buffer) => this.#receive(chunk));
     socket.on('drain', () => this.#drained());
     socket.on('error', () => this.#gone());
@@ -242,6 +254,7 @@ export class H2Connection {
         return;
       }
       this.#prefaceSeen = true;
+      this.#socket.setTimeout(0);
       buf = buf.subarray(PREFACE.length);
     }
     let at = 0;
@@ -258,7 +271,8 @@ export class H2Connection {
         this.#onFrame(type, flags, streamId, payload);
       } catch (err) {
         if (err instanceof HpackError) return this.#fail(H2.COMPRESSION_ERROR, err.message);
-        throw err;
+        this.onError(err);
+        return this.#fail(H2.INTERNAL_ERROR, 'the server failed handling a frame');
       }
     }
     if (at < buf.length && !this.#closed) this.#buffer = buf.subarray(at);
@@ -388,6 +402,12 @@ export class H2Connection {
     if (streamId > this.#lastStreamId) return this.#fail(H2.PROTOCOL_ERROR, `RST_STREAM on idle stream ${streamId}`);
     const stream = this.#streams.get(streamId);
     if (stream === undefined) return;
+    const now = Date.now();
+    if (now - this.#resetsSince > RESET_WINDOW_MS) {
+      this.#resetsSince = now;
+      this.#resets = 0;
+    }
+    if (++this.#resets > MAX_RESETS) return this.#fail(H2.ENHANCE_YOUR_CALM, 'too many streams reset');
     stream.localEnded = true;
     stream.remoteEnded = true;
     this.#close(stream);

@@ -1,0 +1,308 @@
+/**
+ * The gRPC port's HTTP/2 as a client other than grpc-js sees it: node:http2 for requests that are
+ * not gRPC, flow control with a tiny client window and a request larger than the server's window,
+ * and raw sockets for protocol faults (each answered with GOAWAY and its error code), random frames
+ * (fast-check), compression and metadata limits. After each fault the server keeps serving.
+ */
+import assert from 'node:assert/strict';
+import { connect as http2Connect, constants, type ClientHttp2Session, type IncomingHttpHeaders } from 'node:http2';
+import { connect as tcpConnect, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { loadPackageDefinition, type GrpcObject, type ServiceClientConstructor } from '@grpc/grpc-js';
+import { loadSync } from '@grpc/proto-loader';
+import fc from 'fast-check';
+import { encodeLiterals } from '../../src/api/grpc/h2/hpack.js';
+import { post, ROOT, startServer, writeConfig, type RunningServer } from '../helpers/server.js';
+
+const definition = loadSync(['kserve/grpc_predict_v2.proto'], {
+  keepCase: true,
+  longs: String,
+  defaults: true,
+  includeDirs: [join(ROOT, 'proto')],
+});
+const Inference = (loadPackageDefinition(definition).inference as GrpcObject).GRPCInferenceService as ServiceClientConstructor;
+const ModelInfer = Inference.service.ModelInfer!;
+const INFER_PATH = '/inference.GRPCInferenceService/ModelInfer';
+
+/** A gRPC message frame: uncompressed (or flagged compressed), 4-byte length, payload. */
+function grpcFrame(payload: Buffer, compressed = false): Buffer {
+  const frame = Buffer.alloc(5 + payload.length);
+  frame[0] = compressed ? 1 : 0;
+  frame.writeUInt32BE(payload.length, 1);
+  payload.copy(frame, 5);
+  return frame;
+}
+
+const rows = (n: number) => Float32Array.from({ length: n * 32 }, (_, i) => Math.sin(i));
+const inferRequest = (n: number) =>
+  ModelInfer.requestSerialize({
+    model_name: 'tiny-mlp',
+    inputs: [{ name: 'input', datatype: 'FP32', shape: [n, 32] }],
+    raw_input_contents: [Buffer.from(rows(n).buffer)],
+  });
+
+interface Answer {
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+  trailers: IncomingHttpHeaders;
+}
+
+/** One request over node:http2: the response headers, the body and the trailers. */
+function request(session: ClientHttp2Session, headers: Record<string, string>, body: Buffer): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = session.request(headers);
+    const chunks: Buffer[] = [];
+    let answer: IncomingHttpHeaders = {};
+    let trailers: IncomingHttpHeaders = {};
+    req.on('response', (h) => (answer = h));
+    req.on('trailers', (t) => (trailers = t));
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => resolve({ headers: answer, body: Buffer.concat(chunks), trailers }));
+    req.on('error', reject);
+    if (body.length > 0) req.end(body);
+    else req.end();
+  });
+}
+
+const grpcHeaders = (path: string, extra: Record<string, string> = {}) => ({
+  ':method': 'POST',
+  ':path': path,
+  'content-type': 'application/grpc',
+  te: 'trailers',
+  ...extra,
+});
+
+/** The gRPC status of an answer: from the trailers, or from the headers of a trailers-only answer. */
+const grpcStatus = (a: Answer) => Number(a.trailers['grpc-status'] ?? a.headers['grpc-status']);
+
+// ---- raw HTTP/2, for what well-behaved clients never send ----
+
+const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+
+function frame(type: number, flags: number, stream: number, payload: Buffer = Buffer.alloc(0)): Buffer {
+  const header = Buffer.alloc(9);
+  header.writeUIntBE(payload.length, 0, 3);
+  header[3] = type;
+  header[4] = flags;
+  header.writeUInt32BE(stream, 5);
+  return Buffer.concat([header, payload]);
+}
+
+interface RawFrame {
+  type: number;
+  flags: number;
+  stream: number;
+  payload: Buffer;
+}
+
+/** Sends bytes on a fresh connection (after the preface and empty SETTINGS); resolves with the frames the server sent until it closed or `waitMs` passed. */
+function raw(address: string, bytes: Buffer, waitMs = 1500): Promise<{ frames: RawFrame[]; closed: boolean }> {
+  const [host, port] = [address.slice(0, address.lastIndexOf(':')), Number(address.slice(address.lastIndexOf(':') + 1))];
+  return new Promise((resolve) => {
+    const socket: Socket = tcpConnect(port, host, () => socket.write(Buffer.concat([PREFACE, frame(4, 0, 0), bytes])));
+    let data = Buffer.alloc(0);
+    let closed = false;
+    socket.on('data', (d) => (data = Buffer.concat([data, d])));
+    socket.on('error', () => {});
+    const finish = () => {
+      clearTimeout(timer);
+      socket.destroy();
+      const frames: RawFrame[] = [];
+      for (let at = 0; at + 9 <= data.length;) {
+        const length = data.readUIntBE(at, 3);
+        frames.push({
+          type: data[at + 3]!,
+          flags: data[at + 4]!,
+          stream: data.readUInt32BE(at + 5),
+          payload: data.subarray(at + 9, at + 9 + length),
+        });
+        at += 9 + length;
+      }
+      resolve({ frames, closed });
+    };
+    socket.on('close', () => {
+      closed = true;
+      finish();
+    });
+    const timer = setTimeout(finish, waitMs);
+  });
+}
+
+/** The error code of the GOAWAY among `frames`; undefined when there is none. */
+const goAwayCode = (frames: RawFrame[]) => frames.find((f) => f.type === 7)?.payload.readUInt32BE(4);
+
+const headersFrame = (stream: number, fields: Array<[string, string]>, flags = 0x4) => frame(1, flags, stream, encodeLiterals(fields));
+const grpcFields = (path = INFER_PATH): Array<[string, string]> => [
+  [':method', 'POST'],
+  [':scheme', 'http'],
+  [':path', path],
+  [':authority', 'localhost'],
+  ['content-type', 'application/grpc'],
+  ['te', 'trailers'],
+];
+
+describe('gRPC over HTTP/2', { timeout: 60_000 }, () => {
+  let server: RunningServer;
+  let session: ClientHttp2Session;
+
+  before(async () => {
+    const config = writeConfig(`
+server: { body_limit_bytes: 16777216 }
+models:
+  - name: tiny-mlp
+    versions: [{ version: '1', backend: { kind: onnx, path: \${MODELS}/tiny-mlp/1/model.onnx } }]
+  - name: slow
+    versions: [{ version: '1', backend: { kind: mock, latency_ms: 5000 } }]
+`);
+    server = await startServer({ config });
+    session = http2Connect(`http://${server.grpc}`);
+  });
+
+  after(async () => {
+    session?.close();
+    await server?.stop();
+  });
+
+  /** The server still answers a ModelInfer on a new connection. */
+  async function stillServes(): Promise<void> {
+    const fresh = http2Connect(`http://${server.grpc}`);
+    try {
+      const answer = await request(fresh, grpcHeaders(INFER_PATH), grpcFrame(inferRequest(1)));
+      assert.equal(grpcStatus(answer), 0);
+    } finally {
+      fresh.close();
+    }
+  }
+
+  it('answers requests that are not gRPC in HTTP terms, and unknown methods with UNIMPLEMENTED', async () => {
+    const json = await request(session, { ':method': 'POST', ':path': INFER_PATH, 'content-type': 'application/json' }, Buffer.from('{}'));
+    assert.equal(json.headers[':status'], 415);
+    const get = await request(session, { ':method': 'GET', ':path': INFER_PATH, 'content-type': 'application/grpc' }, Buffer.alloc(0));
+    assert.equal(get.headers[':status'], 405);
+    const unknown = await request(session, grpcHeaders('/inference.GRPCInferenceService/Nope'), grpcFrame(Buffer.alloc(0)));
+    assert.equal(unknown.headers[':status'], 200);
+    assert.equal(grpcStatus(unknown), 12);
+    assert.match(String(unknown.headers['grpc-message']), /Nope is not served here/);
+  });
+
+  it('honours a tiny client window, and takes a request larger than its own stream window, with the same results as HTTP', async () => {
+    // 9,000 rows: a 1.15 MB request (over the 1 MiB stream window) and an answer the client takes 512 bytes at a time.
+    const n = 9000;
+    const tiny = http2Connect(`http://${server.grpc}`, { settings: { initialWindowSize: 512 } });
+    try {
+      const answer = await request(tiny, grpcHeaders(INFER_PATH), grpcFrame(inferRequest(n)));
+      assert.equal(grpcStatus(answer), 0, String(answer.trailers['grpc-message']));
+      const message = ModelInfer.responseDeserialize(answer.body.subarray(5));
+      const bytes = message.raw_output_contents[0] as Buffer;
+      assert.ok(bytes.length > 512 * 4, `an answer of ${bytes.length} bytes spans many windows`);
+      const http = await post(`${server.url}/v2/models/tiny-mlp/infer`, {
+        inputs: [{ name: 'input', datatype: 'FP32', shape: [n, 32], data: Array.from(rows(n)) }],
+      });
+      assert.equal(http.status, 200);
+      const values = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+      assert.deepEqual(Array.from(values), http.body.outputs[0].data);
+    } finally {
+      tiny.close();
+    }
+  });
+
+  it('refuses compressed messages, malformed deadlines and oversized metadata with gRPC statuses', async () => {
+    const gzip = await request(session, grpcHeaders(INFER_PATH, { 'grpc-encoding': 'gzip' }), grpcFrame(inferRequest(1), true));
+    assert.equal(grpcStatus(gzip), 12);
+    assert.match(String(gzip.headers['grpc-message']), /grpc-encoding "gzip" is not supported/);
+    const flagged = await request(session, grpcHeaders(INFER_PATH), grpcFrame(inferRequest(1), true));
+    assert.equal(grpcStatus(flagged), 13);
+    const timeout = await request(session, grpcHeaders(INFER_PATH, { 'grpc-timeout': 'soon' }), grpcFrame(inferRequest(1)));
+    assert.equal(grpcStatus(timeout), 3);
+    const notProto = await request(session, grpcHeaders(INFER_PATH), grpcFrame(Buffer.from([0xff, 0xff, 0xff])));
+    assert.equal(grpcStatus(notProto), 3);
+    assert.match(String(notProto.headers['grpc-message']), /not a valid inference.GRPCInferenceService.ModelInfer request message/);
+    const truncated = await request(session, grpcHeaders(INFER_PATH), grpcFrame(inferRequest(1)).subarray(0, 20));
+    assert.equal(grpcStatus(truncated), 3);
+    const big = http2Connect(`http://${server.grpc}`, { maxSendHeaderBlockLength: 1 << 20 });
+    try {
+      const metadata = await request(big, grpcHeaders(INFER_PATH, { 'x-pad': 'p'.repeat(80_000) }), grpcFrame(inferRequest(1)));
+      assert.equal(grpcStatus(metadata), 8);
+    } finally {
+      big.close();
+    }
+    await stillServes();
+  });
+
+  it('ends a connection that breaks the protocol with GOAWAY and its error code, and keeps serving others', async () => {
+    const cases: Array<[string, Buffer, number]> = [
+      ['HEADERS on an even stream', headersFrame(2, grpcFields()), constants.NGHTTP2_PROTOCOL_ERROR],
+      ['a frame over 16 KiB', frame(0, 0, 1, Buffer.alloc(20_000)), constants.NGHTTP2_FRAME_SIZE_ERROR],
+      ['an HPACK index beyond the tables', frame(1, 0x4, 1, Buffer.from([0xff, 0x40])), constants.NGHTTP2_COMPRESSION_ERROR],
+      ['DATA on an idle stream', frame(0, 0, 7, Buffer.from('x')), constants.NGHTTP2_PROTOCOL_ERROR],
+      ['a PING of 3 bytes', frame(6, 0, 0, Buffer.from('abc')), constants.NGHTTP2_FRAME_SIZE_ERROR],
+      ['a WINDOW_UPDATE of 0', frame(8, 0, 0, Buffer.alloc(4)), constants.NGHTTP2_PROTOCOL_ERROR],
+      ['PUSH_PROMISE from a client', frame(5, 0x4, 1, Buffer.alloc(4)), constants.NGHTTP2_PROTOCOL_ERROR],
+      [
+        'an interrupted header block',
+        Buffer.concat([headersFrame(1, grpcFields(), 0), frame(6, 0, 0, Buffer.alloc(8))]),
+        constants.NGHTTP2_PROTOCOL_ERROR,
+      ],
+    ];
+    for (const [what, bytes, code] of cases) {
+      const { frames, closed } = await raw(server.grpc as string, bytes);
+      assert.equal(goAwayCode(frames), code, what);
+      assert.ok(closed, `${what}: the connection closes`);
+    }
+    // An HTTP/1.1 client is turned away without an answer.
+    const http1 = await new Promise<string>((resolve) => {
+      const address = server.grpc as string;
+      const socket = tcpConnect(Number(address.slice(address.lastIndexOf(':') + 1)), '127.0.0.1', () =>
+        socket.write('POST / HTTP/1.1\r\nHost: x\r\n\r\n'),
+      );
+      let got = '';
+      socket.on('data', (d) => (got += d.toString('latin1')));
+      socket.on('close', () => resolve(got));
+    });
+    assert.doesNotMatch(http1, /HTTP\/1.1/);
+    await stillServes();
+  });
+
+  it('answers PING, acknowledges SETTINGS, and cancels a call the client resets', async () => {
+    const ping = Buffer.from('12345678');
+    const { frames } = await raw(server.grpc as string, frame(6, 0, 0, ping), 500);
+    assert.ok(
+      frames.some((f) => f.type === 4 && f.flags === 1),
+      'SETTINGS acknowledged',
+    );
+    assert.ok(
+      frames.some((f) => f.type === 6 && f.flags === 1 && f.payload.equals(ping)),
+      'PING answered',
+    );
+    const slow = ModelInfer.requestSerialize({
+      model_name: 'slow',
+      inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 1], contents: { fp32_contents: [1] } }],
+    });
+    const reset = await raw(
+      server.grpc as string,
+      Buffer.concat([headersFrame(1, grpcFields()), frame(0, 0x1, 1, grpcFrame(slow)), frame(3, 0, 1, Buffer.from([0, 0, 0, 8]))]),
+      800,
+    );
+    assert.ok(!reset.frames.some((f) => f.type === 1 && f.stream === 1), 'a reset call gets no answer');
+  });
+
+  it('survives random frames after a valid preface (fast-check), and keeps serving', async () => {
+    const anyFrame = fc
+      .tuple(
+        fc.integer({ min: 0, max: 10 }),
+        fc.integer({ min: 0, max: 255 }),
+        fc.constantFrom(0, 1, 2, 3, 5, 0x7fffffff),
+        fc.uint8Array({ maxLength: 64 }),
+      )
+      .map(([type, flags, stream, payload]) => frame(type, flags, stream, Buffer.from(payload)));
+    await fc.assert(
+      fc.asyncProperty(fc.array(anyFrame, { minLength: 1, maxLength: 8 }), async (frames) => {
+        await raw(server.grpc as string, Buffer.concat([headersFrame(1, grpcFields(), 0x4), ...frames]), 20);
+      }),
+      { numRuns: 200 },
+    );
+    await stillServes();
+    assert.equal(server.process.exitCode, null, 'the process is up');
+  });
+});
