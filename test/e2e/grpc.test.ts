@@ -306,6 +306,14 @@ models:
     }
   });
 
+  it('ends a chat with UNAVAILABLE when the upstream stream turns malformed', async () => {
+    upstream.faults.push({ malformedAfterChunks: 1 });
+    const err = await failure(chat(generate, { model: 'remote', messages: [{ role: 'user', content: 'x' }] }, key));
+    assert.equal(err.code, status.UNAVAILABLE);
+    assert.equal(err.metadata.get('x-error-code')[0], 'upstream_error');
+    assert.match(err.details, /not JSON/);
+  });
+
   it('embeds as the HTTP endpoint does', async () => {
     const http = await post(
       `${server.url}/v1/embeddings`,

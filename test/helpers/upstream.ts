@@ -18,7 +18,9 @@ export type Fault =
   | { readonly reset: true }
   | { readonly delayMs: number }
   | { readonly cutAfterChunks: number }
-  | { readonly stallAfterChunks: number };
+  | { readonly stallAfterChunks: number }
+  /** A stream sends this many chunks, then an event whose data is not JSON, and ends. */
+  | { readonly malformedAfterChunks: number };
 
 export interface Upstream {
   readonly url: string;
@@ -87,6 +89,7 @@ export async function startUpstream(): Promise<Upstream> {
       body,
       fault !== undefined && 'cutAfterChunks' in fault ? fault.cutAfterChunks : 0,
       fault !== undefined && 'stallAfterChunks' in fault ? fault.stallAfterChunks : 0,
+      fault !== undefined && 'malformedAfterChunks' in fault ? fault.malformedAfterChunks : -1,
     );
   }
   function serve(
@@ -95,6 +98,7 @@ export async function startUpstream(): Promise<Upstream> {
     body: Record<string, unknown>,
     cutAfterChunks: number,
     stallAfterChunks = 0,
+    malformedAfterChunks = -1,
   ): void {
     if (state.failWith !== null) {
       res.writeHead(state.failWith.status, { 'content-type': 'application/json' });
@@ -134,6 +138,10 @@ export async function startUpstream(): Promise<Upstream> {
       if (res.destroyed) return;
       if (cutAfterChunks > 0 && i === cutAfterChunks) return void res.socket?.destroy();
       if (stallAfterChunks > 0 && i === stallAfterChunks) return; // silent, connection open
+      if (i === malformedAfterChunks) {
+        finished = true;
+        return void res.end('data: {"choices": [{"delta": \n\n');
+      }
       if (i < state.streamChunks) {
         const chunk = {
           id: 'up-s',

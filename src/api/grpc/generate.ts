@@ -144,7 +144,13 @@ async function* sseChunks(text: AsyncIterable<string> | Iterable<string>): Async
       if (data === undefined) continue;
       const payload = data.slice(5).trim();
       if (payload === '[DONE]') return;
-      yield JSON.parse(payload) as OpenAIChunk;
+      let chunk: OpenAIChunk;
+      try {
+        chunk = JSON.parse(payload) as OpenAIChunk;
+      } catch {
+        throw fastError('upstream_error', `the upstream's stream sent an event that is not JSON: ${payload.slice(0, 80)}`);
+      }
+      yield chunk;
     }
   }
 }

@@ -7,7 +7,7 @@
 import { EventEmitter } from 'node:events';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { MethodDefinition, ServiceDefinition, UntypedServiceImplementation } from '@grpc/grpc-js';
-import { H2Connection, type H2Stream } from './h2/connection.js';
+import { H2, H2Connection, type H2Stream } from './h2/connection.js';
 import { headerValue, indexed, literal } from './h2/hpack.js';
 
 /** gRPC status codes (the gRPC project's statuscodes.md). */
@@ -130,6 +130,8 @@ export class GrpcCall {
     if (timeout !== undefined) {
       this.#timer = setTimeout(() => {
         this.fail(Status.DEADLINE_EXCEEDED, 'the deadline passed');
+        // Trailers stuck behind data the client is not reading: the stream is reset instead.
+        if (this.stream.congested) this.stream.reset(H2.CANCEL);
         this.#cancel();
       }, timeout);
     }
