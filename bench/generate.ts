@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { LlamaContextSequence, Token } from 'node-llama-cpp';
 import { startInfergate } from './targets.js';
+import { renderTable } from './table.js';
 
 /** The settings both sides use. */
 const SETTINGS = { contextSize: 2048, sequences: 4, threads: 1, flashAttention: false, maxTokens: 128 } as const;
@@ -243,8 +244,5 @@ export function generateTable(rows: readonly GenerateRow[]): string {
       String(r.requests),
     ];
   });
-  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => (b[i] as string).length)));
-  const line = (cells: string[]): string =>
-    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number))).join('  ');
-  return [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n');
+  return renderTable(head, body);
 }

@@ -4,7 +4,9 @@
  * Loaded by C load generators when installed, h2load (Debian `nghttp2-client`) for gRPC and wrk for
  * HTTP, so the table measures the server; else by closed loops of Node clients in this process
  * (@grpc/grpc-js and undici), which measure the clients as much (grpc-js's client tops out near 6k
- * calls/s on one core). Rounds are interleaved; each target's median round is reported.
+ * calls/s on one core). Rounds are interleaved; each target's median round is reported, with the
+ * server's CPU time per call (all its processes), which the load generator sharing the cores
+ * disturbs less than throughput: h2load spends more per call than wrk.
  */
 import { execFile, spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -14,6 +16,8 @@ import { credentials, loadPackageDefinition, Metadata, type Client, type GrpcObj
 import { loadSync } from '@grpc/proto-loader';
 import { Pool } from 'undici';
 import { closedLoop, runLoad, type LoadResult } from './load.js';
+import { cpuSeconds } from './proc.js';
+import { renderTable } from './table.js';
 import { startInfergate } from './targets.js';
 
 type Unary = (request: object, metadata: Metadata, callback: (err: Error | null) => void) => void;
@@ -51,6 +55,17 @@ function runH2load(url: string, bodyFile: string, concurrency: number, seconds: 
 
 const installed = (tool: string, flag: string): boolean => spawnSync(tool, [flag]).error === undefined;
 
+export interface GrpcRow {
+  target: string;
+  concurrency: number;
+  qps: number;
+  mean_ms: number;
+  /** The server's CPU time per call, all its processes, in µs. */
+  cpu_us_per_call: number;
+  requests: number;
+  errors: number;
+}
+
 export async function grpcScenario(
   root: string,
   configFile: string,
@@ -58,7 +73,7 @@ export async function grpcScenario(
   concurrency: number,
   seconds: number,
   rounds: number,
-): Promise<Array<{ target: string; load: LoadResult }>> {
+): Promise<GrpcRow[]> {
   const server = await startInfergate('infergate', configFile, '/v2/models/tiny-mlp/infer', workers);
   const grpcAddress = server.grpc;
   if (grpcAddress === null || grpcAddress === undefined) throw new Error('the server has no gRPC address');
@@ -134,23 +149,55 @@ export async function grpcScenario(
   }
   try {
     for (const t of targets) await t.run(); // warm-up: connections, JIT
-    const results = new Map<string, LoadResult[]>(targets.map((t) => [t.name, []]));
+    const pid = server.pid();
+    const results = new Map<string, GrpcRow[]>(targets.map((t) => [t.name, []]));
     for (let round = 0; round < rounds; round++) {
       for (const t of targets) {
+        const cpuBefore = pid === null ? 0 : cpuSeconds(pid);
         const load = await t.run();
+        const cpu = pid === null ? Number.NaN : ((cpuSeconds(pid) - cpuBefore) * 1e6) / Math.max(1, load.requests);
         console.log(
-          `  ${t.name} @ ${concurrency} in flight (round ${round + 1}/${rounds}) ... ${Math.round(load.qps).toLocaleString('en-US')} req/s, ${load.errors} errors`,
+          `  ${t.name} @ ${concurrency} in flight (round ${round + 1}/${rounds}) ... ${Math.round(load.qps).toLocaleString('en-US')} req/s, ${cpu.toFixed(1)} µs CPU a call, ${load.errors} errors`,
         );
-        results.get(t.name)?.push(load);
+        results.get(t.name)?.push({
+          target: t.name,
+          concurrency,
+          qps: load.qps,
+          mean_ms: load.latencyMs.mean,
+          cpu_us_per_call: cpu,
+          requests: load.requests,
+          errors: load.errors,
+        });
       }
     }
-    return targets.map((t) => {
-      const loads = [...(results.get(t.name) ?? [])].sort((a, b) => a.qps - b.qps);
-      return { target: t.name, load: loads[Math.floor(loads.length / 2)] as LoadResult };
+    const rows = targets.map((t) => {
+      const samples = [...(results.get(t.name) ?? [])].sort((a, b) => a.qps - b.qps);
+      return samples[Math.floor(samples.length / 2)] as GrpcRow;
     });
+    console.log(`\n${grpcTable(rows)}`);
+    return rows;
   } finally {
     for (const c of channels) c.close();
     await http.close();
     await server.stop();
   }
+}
+
+/** Each gRPC row against the HTTP/JSON row with as many rows a call: throughput, and the server's CPU a call. */
+function grpcTable(rows: readonly GrpcRow[]): string {
+  const http = new Map(rows.filter((r) => r.target.startsWith('HTTP')).map((r) => [r.target.split(' ')[1], r]));
+  const body = rows.map((r) => {
+    const ref = http.get(r.target.split(' ').pop());
+    return [
+      r.target,
+      String(r.concurrency),
+      r.qps.toFixed(0),
+      ref === undefined ? '-' : `${(r.qps / ref.qps).toFixed(2)}x`,
+      r.mean_ms.toFixed(2),
+      Number.isFinite(r.cpu_us_per_call) ? r.cpu_us_per_call.toFixed(1) : '-',
+      ref === undefined || !Number.isFinite(r.cpu_us_per_call) ? '-' : `${(r.cpu_us_per_call / ref.cpu_us_per_call).toFixed(2)}x`,
+      String(r.errors),
+    ];
+  });
+  return renderTable(['target', 'in flight', 'calls/s', 'vs HTTP', 'mean ms', 'CPU µs/call', 'CPU vs HTTP', 'errors'], body);
 }

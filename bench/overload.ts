@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { measure } from './proc.js';
 import { startInfergate } from './targets.js';
+import { renderTable } from './table.js';
 
 const CAPACITY = 8;
 const SERVICE_MS = 20;
@@ -194,8 +195,5 @@ function overloadTable(rows: readonly OverloadRow[]): string {
     fmt(r.shed_p99_ms, 1),
     fmt(r.rss_mib),
   ]);
-  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => (b[i] as string).length)));
-  const line = (cells: string[]): string =>
-    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number))).join('  ');
-  return [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n');
+  return renderTable(head, body);
 }

@@ -20,6 +20,7 @@ import { observabilityTargets } from './observability.js';
 import { grpcScenario } from './grpc.js';
 import { measure } from './proc.js';
 import { ROOT, external, peer, startInfergate, type Target } from './targets.js';
+import { renderTable } from './table.js';
 
 interface Scenario {
   readonly name: string;
@@ -165,8 +166,11 @@ const SCENARIOS: Scenario[] = [
     levels: [64],
     reference: 'HTTP/JSON 1x32',
     targets: async () => [],
-    inproc: (connections, seconds) =>
-      grpcScenario(ROOT, mlpConfig(true), workers, connections, seconds, Math.max(1, Number(values.rounds))),
+    own: async (levels, seconds, rounds) => {
+      const rows = [];
+      for (const connections of levels) rows.push(...(await grpcScenario(ROOT, mlpConfig(true), workers, connections, seconds, rounds)));
+      return rows;
+    },
   },
 ];
 
@@ -249,10 +253,7 @@ function table(rows: readonly Row[], reference: string): string {
       fmt(r.rss_mib),
     ];
   });
-  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => (b[i] as string).length)));
-  const line = (cells: string[]): string =>
-    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number))).join('  ');
-  return [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n');
+  return renderTable(head, body);
 }
 
 function toRow(scenario: string, target: string, connections: number, load: LoadResult, cpu: number | null, rss: number | null): Row {
