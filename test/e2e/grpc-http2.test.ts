@@ -244,6 +244,21 @@ models:
         Buffer.concat([headersFrame(1, grpcFields(), 0), frame(6, 0, 0, Buffer.alloc(8))]),
         constants.NGHTTP2_PROTOCOL_ERROR,
       ],
+      [
+        'a CONTINUATION flood',
+        Buffer.concat([headersFrame(1, grpcFields(), 0), ...Array.from({ length: 100 }, () => frame(9, 0, 1))]),
+        constants.NGHTTP2_ENHANCE_YOUR_CALM,
+      ],
+      [
+        'a rapid reset of 1,001 streams',
+        Buffer.concat(
+          Array.from({ length: 1001 }, (_, k) => [
+            headersFrame(2 * k + 1, grpcFields()),
+            frame(3, 0, 2 * k + 1, Buffer.from([0, 0, 0, 8])),
+          ]).flat(),
+        ),
+        constants.NGHTTP2_ENHANCE_YOUR_CALM,
+      ],
     ];
     for (const [what, bytes, code] of cases) {
       const { frames, closed } = await raw(server.grpc as string, bytes);

@@ -49,6 +49,13 @@ const MAX_WINDOW = 2 ** 31 - 1;
 const MAX_FRAME = 16_384;
 /** A header block (HEADERS and its CONTINUATIONs) this large, still compressed, ends the connection. */
 const MAX_HEADER_BLOCK = 256 * 1024;
+/** A header block in more frames than this ends the connection. */
+const MAX_HEADER_FRAMES = 64;
+/**
+ * With this many bytes waiting to go out, the connection stops reading until the socket drains: a
+ * client that sends PINGs or SETTINGS and never reads the acknowledgements cannot grow the buffer.
+ */
+const MAX_UNSENT = 4 << 20;
 /** A client must send its preface within this many ms of connecting. */
 const PREFACE_TIMEOUT_MS = 10_000;
 /** More client resets than this within RESET_WINDOW_MS end the connection (the "rapid reset" attack, CVE-2023-44487). */
@@ -365,7 +372,9 @@ export class H2Connection {
     if (block === null || block.streamId !== streamId) return this.#fail(H2.PROTOCOL_ERROR, 'CONTINUATION without a header block');
     block.parts.push(payload);
     block.size += payload.length;
-    if (block.size > MAX_HEADER_BLOCK) return this.#fail(H2.ENHANCE_YOUR_CALM, 'header block too large');
+    // Bounded in bytes and in frames: empty CONTINUATIONs would grow the list forever (the "CONTINUATION flood").
+    if (block.size > MAX_HEADER_BLOCK || block.parts.length > MAX_HEADER_FRAMES)
+      return this.#fail(H2.ENHANCE_YOUR_CALM, 'header block too large');
     if ((flags & END_HEADERS) === 0) return;
     this.#block = null;
     this.#headerBlock(streamId, block.endStream, Buffer.concat(block.parts));
@@ -618,9 +627,11 @@ export class H2Connection {
     if (out.length === 0 || this.#socket.destroyed) return;
     this.#out = [];
     this.#socket.write(out.length === 1 ? out[0]! : Buffer.concat(out));
+    if (this.#socket.writableLength > MAX_UNSENT) this.#socket.pause();
   }
 
   #drained(): void {
+    if (this.#socket.isPaused()) this.#socket.resume();
     for (const stream of this.#streams.values()) stream.notifyDrained();
   }
 
