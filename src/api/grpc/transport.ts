@@ -229,6 +229,8 @@ export class GrpcCall {
 class MessageReader {
   #chunks: Buffer[] = [];
   #buffered = 0;
+  /** The length, prefix included, of the message being read; -1 until its prefix is in. */
+  #need = -1;
 
   constructor(private readonly maxBytes: number) {}
 
@@ -238,15 +240,21 @@ class MessageReader {
     this.#buffered += chunk.length;
     const out: Array<{ compressed: boolean; payload: Buffer }> = [];
     while (this.#buffered >= 5) {
-      const head = this.#chunks.length === 1 ? (this.#chunks[0] as Buffer) : this.#collapse();
-      const length = head.readUInt32BE(1);
-      if (length > this.maxBytes)
-        return `the request message has ${length} bytes; the most accepted is ${this.maxBytes} (server.body_limit_bytes)`;
-      if (this.#buffered < 5 + length) break;
-      out.push({ compressed: head[0] !== 0, payload: head.subarray(5, 5 + length) });
-      const rest = head.subarray(5 + length);
+      if (this.#need < 0) {
+        const head = (this.#chunks[0] as Buffer).length >= 5 ? (this.#chunks[0] as Buffer) : this.#collapse();
+        const length = head.readUInt32BE(1);
+        if (length > this.maxBytes)
+          return `the request message has ${length} bytes; the most accepted is ${this.maxBytes} (server.body_limit_bytes)`;
+        this.#need = 5 + length;
+      }
+      // A message in many frames is copied together once, when its last byte is in.
+      if (this.#buffered < this.#need) break;
+      const whole = this.#chunks.length === 1 ? (this.#chunks[0] as Buffer) : this.#collapse();
+      out.push({ compressed: whole[0] !== 0, payload: whole.subarray(5, this.#need) });
+      const rest = whole.subarray(this.#need);
       this.#chunks = rest.length > 0 ? [rest] : [];
       this.#buffered = rest.length;
+      this.#need = -1;
     }
     return out;
   }
