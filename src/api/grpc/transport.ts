@@ -277,6 +277,8 @@ export class GrpcTransport {
   readonly #connections = new Set<H2Connection>();
   readonly #routes = new Map<string, Route>();
   readonly #options: Required<TransportOptions>;
+  /** Called when the last connection closes, while closing. */
+  #idle: Hook | null = null;
 
   constructor(options: TransportOptions) {
     this.#options = { maxConcurrentStreams: 1000, maxMetadataBytes: 64 * 1024, onError: () => {}, ...options };
@@ -290,12 +292,15 @@ export class GrpcTransport {
 
   /**
    * Registers a service the way @grpc/grpc-js's Server.addService does, for implementations written
-   * against it (server reflection): unary and streaming calls become grpc-js-like call objects.
+   * against it: server reflection, whose one method streams both ways. Each call becomes a
+   * grpc-js-like duplex (`data` and `end` events in, `write` and `end` out). Only methods with
+   * streamed requests are taken; ours are registered with `handle`.
    */
   addService(service: ServiceDefinition, implementation: UntypedServiceImplementation): void {
     for (const [name, method] of Object.entries(service)) {
       const fn = implementation[name] as ((call: EventEmitter) => void) | undefined;
       if (fn === undefined) continue;
+      if (!method.requestStream) throw new Error(`addService takes methods with streamed requests; ${method.path} is not one`);
       this.handle(method, (call: GrpcCall) => {
         const stream = Object.assign(new EventEmitter(), {
           write: (message: unknown) => call.write(message),
@@ -337,8 +342,6 @@ export class GrpcTransport {
       };
     });
   }
-
-  #idle: Hook | null = null;
 
   #accept(socket: Socket): void {
     const connection = new H2Connection(
