@@ -8,7 +8,10 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { post, startServer, writeConfig, type RunningServer } from '../helpers/server.js';
+import { join } from 'node:path';
+import { credentials, loadPackageDefinition, Metadata, type GrpcObject, type ServiceClientConstructor } from '@grpc/grpc-js';
+import { loadSync } from '@grpc/proto-loader';
+import { post, ROOT, startServer, writeConfig, type RunningServer } from '../helpers/server.js';
 import { ADMIN_KEY, tenantWithKey } from '../helpers/tenancy.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
 
@@ -94,6 +97,10 @@ async function traceOf(spans: Received[], match: (root: Received) => boolean, co
 }
 
 const SPAN_KIND = { INTERNAL: 1, SERVER: 2, CLIENT: 3 };
+const Inference = (
+  loadPackageDefinition(loadSync(['kserve/grpc_predict_v2.proto'], { keepCase: true, longs: String, includeDirs: [join(ROOT, 'proto')] }))
+    .inference as GrpcObject
+).GRPCInferenceService as ServiceClientConstructor;
 const hi = [{ role: 'user', content: 'hi' }];
 const randomHex = (bytes: number): string =>
   Buffer.from(Array.from({ length: bytes }, () => Math.floor(Math.random() * 256))).toString('hex');
@@ -228,6 +235,43 @@ models:
     assert.equal(batch.parentSpanId, backend.spanId);
     assert.equal(batch.attributes['infergate.batch.rows'], 2);
     assert.equal(batch.attributes['infergate.batch.requests'], 1);
+  });
+
+  it('traces gRPC calls the same way, joining the trace in `traceparent` metadata', async () => {
+    const traceId = randomHex(16);
+    const clientSpan = randomHex(8);
+    const metadata = new Metadata();
+    metadata.set('authorization', auth.authorization as string);
+    metadata.set('traceparent', `00-${traceId}-${clientSpan}-01`);
+    metadata.set('x-request-id', 'grpc-traced-1');
+    const client = new Inference(server.grpc as string, credentials.createInsecure());
+    try {
+      const request = {
+        model_name: 'tiny-mlp',
+        inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 32], contents: { fp32_contents: Array.from({ length: 32 }, (_, i) => i) } }],
+      };
+      await new Promise<void>((resolve, reject) =>
+        (client as unknown as Record<string, (r: object, m: Metadata, cb: (err: Error | null) => void) => void>).ModelInfer!.call(
+          client,
+          request,
+          metadata,
+          (err) => (err === null ? resolve() : reject(err)),
+        ),
+      );
+    } finally {
+      client.close();
+    }
+    const spans = await traceOf(receiver.spans, (s) => s.traceId === traceId, 4);
+    const root = spans.find((s) => s.kind === SPAN_KIND.SERVER) as Received;
+    assert.equal(root.name, 'inference.GRPCInferenceService/ModelInfer');
+    assert.equal(root.parentSpanId, clientSpan);
+    assert.equal(root.attributes['rpc.system'], 'grpc');
+    assert.equal(root.attributes['rpc.grpc.status_code'], 0);
+    assert.equal(root.attributes['infergate.request_id'], 'grpc-traced-1');
+    assert.equal(root.attributes['infergate.tenant'], 'acme');
+    for (const name of ['authenticate', 'infer tiny-mlp']) {
+      assert.equal(spans.find((s) => s.name === name)?.parentSpanId, root.spanId, `${name} is a child of the server span`);
+    }
   });
 
   it('marks failures: a 404 names its code, a 5xx sets the error status', async () => {
