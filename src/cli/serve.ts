@@ -3,6 +3,7 @@
  * primary process forks that many workers sharing the port (node:cluster) and restarts any that die.
  */
 import cluster from 'node:cluster';
+import { Socket } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { isLoopbackHost } from '../api/http/admin/guard.js';
 import { answerScrape } from '../telemetry/cluster-metrics.js';
@@ -11,6 +12,7 @@ import { ConfigError, loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import type { GenerationStats } from '../backends/llama/llama-backend.js';
 import { VERSION } from './version.js';
+import { GRPC_CLOSED, GRPC_CONNECTION, GrpcBalancer } from './grpc-balancer.js';
 
 export interface ServeOptions {
   readonly configFile: string;
@@ -146,7 +148,15 @@ async function worker(config: Config, log: Logger, file: string): Promise<void> 
         tracing,
       })
     : null;
-  const grpcAddress = grpc === null ? null : `${config.server.host}:${await grpc.listen(config.server.host, config.grpc.port)}`;
+  // Under workers the primary holds the gRPC port and hands each worker its share of connections.
+  const dealt = grpc !== null && cluster.isWorker;
+  if (dealt) {
+    process.on('message', (msg: { type?: string }, handle: unknown) => {
+      if (msg?.type === GRPC_CONNECTION && handle instanceof Socket) grpc.adopt(handle, () => process.send?.({ type: GRPC_CLOSED }));
+    });
+  }
+  const grpcAddress =
+    grpc === null || dealt ? null : `${config.server.host}:${await grpc.listen(config.server.host, config.grpc.port)}`;
   const models = config.models.map((m) => m.name);
   if (cluster.isWorker) process.send?.({ type: 'listening', url, grpc: grpcAddress, storage: tenancy.describe });
   else announce(log, config, url, grpcAddress, file, models, 1, performance.now() - started, tenancy.describe);
@@ -190,18 +200,21 @@ async function worker(config: Config, log: Logger, file: string): Promise<void> 
   if (config.server.watch_config) watchConfig(file, reloader);
 }
 
-function primary(config: Config, workers: number, log: Logger, file: string): void {
+async function primary(config: Config, workers: number, log: Logger, file: string): Promise<void> {
   // `direct` by default: Node's round-robin on Linux (the primary accepts and hands each connection
   // to a worker, one at a time, waiting for its ack over IPC) starves new connections while workers
   // are busy: at 1000 connections p99 was over 1 s with hundreds of 2 s time-outs; with SCHED_NONE
   // about 80 ms and none (wrk on loopback, 2 cores). The price: 64 connections may split 20/44.
   cluster.schedulingPolicy = config.server.accept_policy === 'direct' ? cluster.SCHED_NONE : cluster.SCHED_RR;
   const started = performance.now();
+  const balancer = config.grpc.enabled ? new GrpcBalancer() : null;
+  const grpcAddress = balancer === null ? null : `${config.server.host}:${await balancer.listen(config.server.host, config.grpc.port)}`;
   let listening = 0;
   let stopping = false;
   const fork = (): void => {
     const worker = cluster.fork();
     worker.on('message', (msg: { type?: string; id?: number; url?: string; grpc?: string | null; storage?: StorageFacts }) => {
+      if (msg.type === GRPC_CLOSED) return balancer?.closed(worker);
       if (msg.type === 'reload') {
         for (const w of Object.values(cluster.workers ?? {})) if (w !== undefined && w !== worker) w.process.kill('SIGHUP');
       }
@@ -209,12 +222,13 @@ function primary(config: Config, workers: number, log: Logger, file: string): vo
       if (msg.type === 'tenants-changed') {
         for (const w of Object.values(cluster.workers ?? {})) if (w !== undefined && w !== worker) w.send({ type: 'tenants-changed' });
       }
+      if (msg.type === 'listening') balancer?.add(worker);
       if (msg.type === 'listening' && ++listening === workers) {
         announce(
           log,
           config,
           msg.url ?? '',
-          msg.grpc ?? null,
+          grpcAddress,
           file,
           config.models.map((m) => m.name),
           workers,
@@ -226,6 +240,7 @@ function primary(config: Config, workers: number, log: Logger, file: string): vo
   };
   for (let i = 0; i < workers; i++) fork();
   cluster.on('exit', (w, code, signal) => {
+    balancer?.remove(w);
     if (stopping) {
       if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(0);
       return;
@@ -237,6 +252,7 @@ function primary(config: Config, workers: number, log: Logger, file: string): vo
   const stop = (signal: NodeJS.Signals): void => {
     if (stopping) return;
     stopping = true;
+    balancer?.close();
     log.info({ signal }, 'shutting down workers');
     for (const w of Object.values(cluster.workers ?? {})) w?.process.kill(signal);
   };

@@ -461,3 +461,61 @@ models:
     }
   });
 });
+
+describe('gRPC under workers', () => {
+  it('deals connections evenly to the workers, and drains them on SIGTERM', async () => {
+    const config = writeConfig(`
+server: { access_log: true, shutdown_grace_ms: 0 }
+models:
+  - name: tiny-mlp
+    versions: [{ version: '1', backend: { kind: onnx, path: \${MODELS}/tiny-mlp/1/model.onnx } }]
+  - name: slow
+    versions: [{ version: '1', backend: { kind: mock, latency_ms: 600 } }]
+`);
+    const server = await startServer({ config, args: ['--workers', '2'] });
+    // Separate subchannel pools: one HTTP/2 connection per client, opened one after another.
+    const clients = Array.from(
+      { length: 6 },
+      (_, i) =>
+        new Inference(server.grpc as string, credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1, 'grpc.channel_id': i }),
+    );
+    const streamer = new Generate(server.grpc as string, credentials.createInsecure());
+    try {
+      const request = {
+        model_name: 'tiny-mlp',
+        inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 32], contents: { fp32_contents: input(1) } }],
+      };
+      for (const [i, client] of clients.entries()) {
+        for (let k = 0; k < 3; k++) {
+          const metadata = new Metadata();
+          metadata.set('x-request-id', `spread-${i}-${k}`);
+          await new Promise((resolve, reject) =>
+            ((client as unknown as Record<string, Unary>).ModelInfer as Unary).call(client, request, metadata, {}, (err, res) =>
+              err === null ? resolve(res) : reject(err),
+            ),
+          );
+        }
+      }
+      // A call in flight when the server is told to stop still finishes.
+      const late = chat(streamer, { model: 'slow', messages: [{ role: 'user', content: 'x' }] }, 'none');
+      await sleep(200);
+      assert.equal(await server.stop(), 0);
+      assert.equal((await late).at(-1).finish_reason, 'stop');
+      // The access log (flushed at exit) says which worker served each call.
+      const byPid = new Map<number, Set<string>>();
+      for (const line of server.output().split('\n')) {
+        const m = /"pid":(\d+).*"req_id":"spread-(\d+)-\d+"/.exec(line);
+        if (m !== null) byPid.set(Number(m[1]), (byPid.get(Number(m[1])) ?? new Set()).add(m[2] as string));
+      }
+      assert.equal(byPid.size, 2, `calls served by ${byPid.size} worker(s)`);
+      assert.deepEqual(
+        [...byPid.values()].map((connections) => connections.size),
+        [3, 3],
+        'each worker holds three of the six connections',
+      );
+    } finally {
+      for (const c of [...clients, streamer]) c.close();
+      await server.stop();
+    }
+  });
+});

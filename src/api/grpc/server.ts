@@ -4,6 +4,7 @@
  * the same gateway as HTTP: authenticate from `authorization` metadata, authorize, limit, route,
  * admit, execute, record.
  */
+import type { Socket } from 'node:net';
 import type { ServiceDefinition } from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
 import type { Logger } from 'pino';
@@ -83,6 +84,11 @@ export class GrpcServer {
   /** Listens on `host:port` (0: any free port); resolves with the port bound. */
   listen(host: string, port: number): Promise<number> {
     return this.#transport.listen(host, port);
+  }
+
+  /** Serves a connection the cluster primary accepted; `onClose` when it ends. */
+  adopt(socket: Socket, onClose: () => void): void {
+    this.#transport.adopt(socket, onClose);
   }
 
   /** Stops taking calls and waits for those in flight, up to `timeoutMs`; then cancels what is left. */

@@ -327,7 +327,7 @@ export class GrpcTransport {
 
   /** Stops taking connections and calls; calls in flight finish within `timeoutMs`, then are cancelled. */
   close(timeoutMs: number): Promise<void> {
-    this.#server.close();
+    if (this.#server.listening) this.#server.close();
     for (const connection of this.#connections) connection.shutdown();
     if (this.#connections.size === 0) return Promise.resolve();
     return new Promise((resolve) => {
@@ -343,7 +343,12 @@ export class GrpcTransport {
     });
   }
 
-  #accept(socket: Socket): void {
+  /** Serves a connection accepted elsewhere (the cluster primary's, handed over unread); `onClose` when it ends. */
+  adopt(socket: Socket, onClose: () => void): void {
+    this.#accept(socket, onClose);
+  }
+
+  #accept(socket: Socket, onClose?: () => void): void {
     const connection = new H2Connection(
       socket,
       { onStream: (stream) => this.#stream(stream) },
@@ -357,6 +362,7 @@ export class GrpcTransport {
     this.#connections.add(connection);
     connection.onError = this.#options.onError;
     connection.onClose = () => {
+      onClose?.();
       this.#connections.delete(connection);
       if (this.#connections.size === 0) this.#idle?.();
     };
