@@ -155,8 +155,7 @@ async function worker(config: Config, log: Logger, file: string): Promise<void> 
       if (msg?.type === GRPC_CONNECTION && handle instanceof Socket) grpc.adopt(handle, () => process.send?.({ type: GRPC_CLOSED }));
     });
   }
-  const grpcAddress =
-    grpc === null || dealt ? null : `${config.server.host}:${await grpc.listen(config.server.host, config.grpc.port)}`;
+  const grpcAddress = grpc === null || dealt ? null : `${config.server.host}:${await grpc.listen(config.server.host, config.grpc.port)}`;
   const models = config.models.map((m) => m.name);
   if (cluster.isWorker) process.send?.({ type: 'listening', url, grpc: grpcAddress, storage: tenancy.describe });
   else announce(log, config, url, grpcAddress, file, models, 1, performance.now() - started, tenancy.describe);
