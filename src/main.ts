@@ -87,7 +87,13 @@ main(process.argv.slice(2)).then(
     if (code >= 0) process.exitCode = code;
   },
   (err: unknown) => {
+    const listen = err as { code?: string; address?: string; port?: number };
     if (err instanceof ConfigError) console.error(err.message);
+    else if (listen.code === 'EADDRINUSE' || listen.code === 'EACCES')
+      console.error(
+        `infergate: cannot listen on ${listen.address}:${listen.port}: ${listen.code === 'EADDRINUSE' ? 'another process holds the port' : 'permission denied'} ` +
+          '(--port / server.port for HTTP, --grpc-port / grpc.port for gRPC)',
+      );
     else if (err instanceof UsageError || err instanceof AdminCliError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS'))
       console.error(`infergate: ${(err as Error).message}`);
     else console.error(err);

@@ -157,7 +157,7 @@ async function worker(config: Config, log: Logger, file: string): Promise<void> 
   }
   const grpcAddress = grpc === null || dealt ? null : `${config.server.host}:${await grpc.listen(config.server.host, config.grpc.port)}`;
   const models = config.models.map((m) => m.name);
-  if (cluster.isWorker) process.send?.({ type: 'listening', url, grpc: grpcAddress, storage: tenancy.describe });
+  if (cluster.isWorker) process.send?.({ type: 'listening', url, storage: tenancy.describe });
   else announce(log, config, url, grpcAddress, file, models, 1, performance.now() - started, tenancy.describe);
 
   const shutdown = (signal: string): void => {
@@ -212,7 +212,7 @@ async function primary(config: Config, workers: number, log: Logger, file: strin
   let stopping = false;
   const fork = (): void => {
     const worker = cluster.fork();
-    worker.on('message', (msg: { type?: string; id?: number; url?: string; grpc?: string | null; storage?: StorageFacts }) => {
+    worker.on('message', (msg: { type?: string; id?: number; url?: string; storage?: StorageFacts }) => {
       if (msg.type === GRPC_CLOSED) return balancer?.closed(worker);
       if (msg.type === 'reload') {
         for (const w of Object.values(cluster.workers ?? {})) if (w !== undefined && w !== worker) w.process.kill('SIGHUP');
