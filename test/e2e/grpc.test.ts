@@ -496,7 +496,8 @@ models:
           );
         }
       }
-      // A call in flight when the server is told to stop still finishes.
+      // A call in flight when the server is told to stop still finishes (its connection open first).
+      await failure(chat(streamer, { model: 'nope', messages: [{ role: 'user', content: 'x' }] }, 'none'));
       const late = chat(streamer, { model: 'slow', messages: [{ role: 'user', content: 'x' }] }, 'none');
       await sleep(200);
       assert.equal(await server.stop(), 0);
