@@ -231,16 +231,13 @@ export class GrpcServer {
   #begin(method: string, call: GrpcCall, started: number): { id: string; trace: RequestTrace | null } {
     const id = requestId(call.metadata('x-request-id'));
     const tracing = this.#options.tracing ?? null;
-    const [service, name] = method.split('/') as [string, string];
     const trace =
       tracing === null
         ? null
-        : tracing.start(method, call.metadata('traceparent'), started, () => ({
-            'rpc.system': 'grpc',
-            'rpc.service': service,
-            'rpc.method': name,
-            'infergate.request_id': id,
-          }));
+        : tracing.start(method, call.metadata('traceparent'), started, () => {
+            const [service, name] = method.split('/') as [string, string];
+            return { 'rpc.system': 'grpc', 'rpc.service': service, 'rpc.method': name, 'infergate.request_id': id };
+          });
     return { id, trace };
   }
 

@@ -61,15 +61,13 @@ const RESPONSE_HEADERS = (() => {
   literal(out, 'content-type', 'application/grpc');
   return Buffer.from(out);
 })();
-const OK_TRAILERS = Buffer.from(block([], ['grpc-status', '0']));
-const RESPONSE_HEADERS_BYTES = [...RESPONSE_HEADERS];
-const OK_TRAILERS_PREFIX = [...OK_TRAILERS];
+const OK_TRAILERS = block(null, ['grpc-status', '0']);
 
-/** A header block of literals: `prefix` bytes first (response headers in a trailers-only answer). */
-function block(prefix: readonly number[], fields: readonly string[]): number[] {
-  const out = [...prefix];
+/** A header block of literals, after `prefix` (OK's status in trailers, or the response headers of a trailers-only answer). */
+function block(prefix: Buffer | null, fields: readonly string[]): Buffer {
+  const out: number[] = [];
   for (let i = 0; i < fields.length; i += 2) literal(out, fields[i]!, printable(fields[i + 1]!));
-  return out;
+  return prefix === null ? Buffer.from(out) : Buffer.concat([prefix, Buffer.from(out)]);
 }
 
 /** A metadata value as gRPC allows it: printable ASCII, anything else replaced. */
@@ -178,15 +176,15 @@ export class GrpcCall {
   /** Ends the call with OK. */
   end(trailers: MetadataList = []): void {
     if (this.#finish()) return;
-    this.stream.end(trailers.length === 0 ? OK_TRAILERS : Buffer.from(block(OK_TRAILERS_PREFIX, trailers)));
+    this.stream.end(trailers.length === 0 ? OK_TRAILERS : block(OK_TRAILERS, trailers));
   }
 
   /** Ends the call with an error status: trailers-only when nothing was sent yet. */
   fail(code: Status, message: string, trailers: MetadataList = []): void {
     if (this.#finish()) return;
     const fields = ['grpc-status', String(code), 'grpc-message', percentEncode(message), ...trailers];
-    if (this.#headersSent) this.stream.end(Buffer.from(block([], fields)));
-    else this.stream.respond(Buffer.from(block(RESPONSE_HEADERS_BYTES, fields)), true);
+    if (this.#headersSent) this.stream.end(block(null, fields));
+    else this.stream.respond(block(RESPONSE_HEADERS, fields), true);
   }
 
   /** @internal The transport's cancellation: the stream was reset or the connection is gone. */
