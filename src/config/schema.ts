@@ -365,6 +365,39 @@ export const ServerSchema = Type.Object(
         '`round-robin`, the primary deals connections out evenly, but a burst of new connections waits seconds while workers are busy.',
     }),
     body_limit_bytes: Type.Integer({ minimum: 1024, default: 4 * 1024 * 1024, description: 'Largest request body; larger ones get 413.' }),
+    max_json_depth: Type.Integer({
+      minimum: 1,
+      maximum: 10_000,
+      default: 64,
+      description: 'Deepest nesting of arrays and objects accepted in a JSON body, on every route; deeper bodies get 400 invalid_request.',
+    }),
+    max_connections: Type.Integer({
+      minimum: 1,
+      default: 10_000,
+      description: 'Open client connections each worker accepts on each port (HTTP and gRPC); past it, new connections are closed at once.',
+    }),
+    headers_timeout_ms: Type.Integer({
+      minimum: 1000,
+      default: 10_000,
+      description: "A request's headers must arrive within this; else the connection is closed (slowloris).",
+    }),
+    request_timeout_ms: Type.Integer({
+      minimum: 1000,
+      default: 30_000,
+      description: 'A whole request, headers and body, must arrive within this; else 408 and the connection is closed.',
+    }),
+    tls: Type.Optional(
+      Type.Object(
+        {
+          cert: Type.String({
+            minLength: 1,
+            description: 'The certificate chain: a PEM file path, or PEM text itself (e.g. ${TLS_CERT}).',
+          }),
+          key: Type.String({ minLength: 1, description: 'The private key: a PEM file path, or PEM text itself (e.g. ${TLS_KEY}).' }),
+        },
+        { ...strict, description: 'Serve HTTPS on server.port and gRPC over TLS (ALPN h2) on grpc.port. Absent: cleartext.' },
+      ),
+    ),
     log_level: Type.Union(
       ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
       { default: 'info' },
