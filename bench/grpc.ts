@@ -18,7 +18,7 @@ import { Pool } from 'undici';
 import { closedLoop, runLoad, type LoadResult } from './load.js';
 import { cpuSeconds } from './proc.js';
 import { renderTable } from './table.js';
-import { startInfergate } from './targets.js';
+import { startInfergate, type Target } from './targets.js';
 
 type Unary = (request: object, metadata: Metadata, callback: (err: Error | null) => void) => void;
 
@@ -66,17 +66,25 @@ export interface GrpcRow {
   errors: number;
 }
 
-export async function grpcScenario(
+/** A target of the scenario: one kind of call on one server, measured against that server's CPU. */
+interface GrpcTarget {
+  readonly name: string;
+  readonly pid: number | null;
+  run(): Promise<LoadResult>;
+}
+
+/** The four targets of one server (HTTP/JSON and gRPC raw, 1 and 64 rows a call), names prefixed; `close` frees their clients. */
+async function serverTargets(
   root: string,
-  configFile: string,
-  workers: number | undefined,
+  prefix: string,
+  server: Target,
+  dir: string,
   concurrency: number,
   seconds: number,
-  rounds: number,
-): Promise<GrpcRow[]> {
-  const server = await startInfergate('infergate', configFile, '/v2/models/tiny-mlp/infer', workers);
+  native: boolean,
+): Promise<{ targets: GrpcTarget[]; close(): Promise<void> }> {
   const grpcAddress = server.grpc;
-  if (grpcAddress === null || grpcAddress === undefined) throw new Error('the server has no gRPC address');
+  if (grpcAddress === null || grpcAddress === undefined) throw new Error(`${server.name}: the server has no gRPC address`);
   const definition = loadSync(['kserve/grpc_predict_v2.proto'], {
     keepCase: true,
     longs: String,
@@ -89,11 +97,9 @@ export async function grpcScenario(
     (_, i) => new Inference(grpcAddress, credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1, 'grpc.channel_id': i }),
   );
   const http = new Pool(new URL(server.url).origin, { connections: concurrency, pipelining: 1 });
-  const dir = mkdtempSync(join(tmpdir(), 'infergate-bench-grpc-'));
-  const native = installed('h2load', '--version') && installed('wrk', '--version');
-  if (!native) console.log('  (h2load or wrk missing: Node clients in this process load both sides; apt-get install nghttp2-client wrk)');
+  const pid = server.pid();
   let next = 0;
-  const targets: Array<{ name: string; run: () => Promise<LoadResult> }> = [];
+  const targets: GrpcTarget[] = [];
   for (const rows of [1, 64]) {
     const data = Array.from({ length: rows * 32 }, (_, i) => Math.round(Math.sin(i) * 1000) / 1000);
     const json = JSON.stringify({ inputs: [{ name: 'input', datatype: 'FP32', shape: [rows, 32], data }] });
@@ -132,14 +138,16 @@ export async function grpcScenario(
     };
     targets.push(
       {
-        name: `HTTP/JSON ${rows}x32`,
+        name: `${prefix}HTTP/JSON ${rows}x32`,
+        pid,
         run: () =>
           native
             ? runLoad({ url: server.url, bodyFile: jsonFile, headers: {}, connections: concurrency, seconds }, 'wrk')
             : closedLoop(concurrency, seconds, httpOnce),
       },
       {
-        name: `gRPC raw ${rows}x32`,
+        name: `${prefix}gRPC raw ${rows}x32`,
+        pid,
         run: () =>
           native
             ? runH2load(`http://${grpcAddress}/inference.GRPCInferenceService/ModelInfer`, frameFile, concurrency, seconds)
@@ -147,15 +155,46 @@ export async function grpcScenario(
       },
     );
   }
+  return {
+    targets,
+    async close() {
+      for (const c of channels) c.close();
+      await http.close();
+    },
+  };
+}
+
+/**
+ * Runs the scenario at one concurrency; with `baseline` (another checkout), that build's server is
+ * measured too, its targets interleaved with this build's in every round.
+ */
+export async function grpcScenario(
+  root: string,
+  configFile: string,
+  workers: number | undefined,
+  concurrency: number,
+  seconds: number,
+  rounds: number,
+  baseline: string | null = null,
+): Promise<GrpcRow[]> {
+  const native = installed('h2load', '--version') && installed('wrk', '--version');
+  if (!native) console.log('  (h2load or wrk missing: Node clients in this process load both sides; apt-get install nghttp2-client wrk)');
+  const servers = [await startInfergate('infergate', configFile, '/v2/models/tiny-mlp/infer', workers)];
+  if (baseline !== null) servers.push(await startInfergate('baseline', configFile, '/v2/models/tiny-mlp/infer', workers, {}, baseline));
+  const sets: Array<{ targets: GrpcTarget[]; close(): Promise<void> }> = [];
   try {
+    for (const [i, server] of servers.entries()) {
+      const dir = mkdtempSync(join(tmpdir(), 'infergate-bench-grpc-'));
+      sets.push(await serverTargets(root, i === 0 ? '' : 'baseline ', server, dir, concurrency, seconds, native));
+    }
+    const targets = sets.flatMap((s) => s.targets);
     for (const t of targets) await t.run(); // warm-up: connections, JIT
-    const pid = server.pid();
     const results = new Map<string, GrpcRow[]>(targets.map((t) => [t.name, []]));
     for (let round = 0; round < rounds; round++) {
       for (const t of targets) {
-        const cpuBefore = pid === null ? 0 : cpuSeconds(pid);
+        const cpuBefore = t.pid === null ? 0 : cpuSeconds(t.pid);
         const load = await t.run();
-        const cpu = pid === null ? Number.NaN : ((cpuSeconds(pid) - cpuBefore) * 1e6) / Math.max(1, load.requests);
+        const cpu = t.pid === null ? Number.NaN : ((cpuSeconds(t.pid) - cpuBefore) * 1e6) / Math.max(1, load.requests);
         console.log(
           `  ${t.name} @ ${concurrency} in flight (round ${round + 1}/${rounds}) ... ${Math.round(load.qps).toLocaleString('en-US')} req/s, ${cpu.toFixed(1)} µs CPU a call, ${load.errors} errors`,
         );
@@ -177,17 +216,18 @@ export async function grpcScenario(
     console.log(`\n${grpcTable(rows)}`);
     return rows;
   } finally {
-    for (const c of channels) c.close();
-    await http.close();
-    await server.stop();
+    for (const s of sets) await s.close();
+    for (const server of servers) await server.stop();
   }
 }
 
 /** Each gRPC row against the HTTP/JSON row with as many rows a call: throughput, and the server's CPU a call. */
 function grpcTable(rows: readonly GrpcRow[]): string {
-  const http = new Map(rows.filter((r) => r.target.startsWith('HTTP')).map((r) => [r.target.split(' ')[1], r]));
+  // The key of a row's reference: its server (the prefix before the kind) and its size.
+  const key = (target: string): string => target.replace(/(HTTP\/JSON|gRPC raw) /, '');
+  const http = new Map(rows.filter((r) => r.target.includes('HTTP/JSON')).map((r) => [key(r.target), r]));
   const body = rows.map((r) => {
-    const ref = http.get(r.target.split(' ').pop());
+    const ref = http.get(key(r.target));
     return [
       r.target,
       String(r.concurrency),

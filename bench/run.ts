@@ -5,11 +5,12 @@
  *   npm run bench                               every scenario, default levels
  *   npm run bench -- --scenario chat --connections 64 --duration 5 --rounds 3
  *   npm run bench -- --url http://127.0.0.1:9102/v1/chat/completions --connections 64
+ *   npm run bench -- --scenario chat --baseline ../old-checkout   this build against another, same rounds
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadGenerator, runLoad, type LoadResult } from './load.js';
 import { generateScenario } from './generate.js';
@@ -63,6 +64,7 @@ const { values } = parseArgs({
     header: { type: 'string', multiple: true },
     pid: { type: 'string' },
     json: { type: 'string' },
+    baseline: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   },
 });
@@ -75,12 +77,21 @@ const HELP = `npm run bench -- [options]
   --rounds N          measure each cell N times, report the median by QPS (default 1)
   --workers N         infergate worker processes (default: the config's, auto = one per core)
   --url URL           load any server instead (repeatable); --body FILE, --header 'k: v', --pid N
+  --baseline DIR      also run the infergate checkout at DIR (built: npm ci && npx tsc -p .) as a target in the
+                      chat, proxy and grpc scenarios, interleaved round by round with this build
   --json FILE         where to write results (default bench/results/<time>.json)`;
 
 const OPEN_FILES = Number(spawnSync('sh', ['-c', 'ulimit -n'], { encoding: 'utf8' }).stdout.trim()) || 1024;
 const bodies = join(ROOT, 'bench/bodies');
 const configs = join(ROOT, 'bench/configs');
 const workers = values.workers === undefined ? undefined : Number(values.workers);
+/** Another checkout to measure side by side with this one (`--baseline`), or null. */
+const baseline = values.baseline === undefined ? null : resolve(values.baseline);
+
+/** The baseline's target for a scenario: the same config and path on the other build; none without --baseline. */
+async function baselineTarget(name: string, config: string, path: string): Promise<Target[]> {
+  return baseline === null ? [] : [await startInfergate(name, config, path, workers, {}, baseline)];
+}
 
 const SCENARIOS: Scenario[] = [
   {
@@ -92,6 +103,7 @@ const SCENARIOS: Scenario[] = [
     targets: async () =>
       [
         await startInfergate('infergate mock', join(configs, 'mock.yaml'), '/v1/chat/completions', workers),
+        ...(await baselineTarget('baseline mock', join(configs, 'mock.yaml'), '/v1/chat/completions')),
         await peer('go-handler :9102', 9102, '/v1/chat/completions', 'goref.pid'),
       ].filter((t): t is Target => t !== null),
   },
@@ -130,6 +142,7 @@ const SCENARIOS: Scenario[] = [
       };
       return [
         await startInfergate('infergate proxy', join(configs, 'proxy.yaml'), '/v1/chat/completions', workers),
+        ...(await baselineTarget('baseline proxy', join(configs, 'proxy.yaml'), '/v1/chat/completions')),
         await peer('nginx-proxy :9101', 9101, '/v1/chat/completions', 'nginx.pid'),
         await peer('go-proxy :9103', 9103, '/v1/chat/completions', 'goref.pid'),
         await peer('portkey :8787', 8787, '/v1/chat/completions', 'portkey.pid', portkeyHeaders),
@@ -168,7 +181,8 @@ const SCENARIOS: Scenario[] = [
     targets: async () => [],
     own: async (levels, seconds, rounds) => {
       const rows = [];
-      for (const connections of levels) rows.push(...(await grpcScenario(ROOT, mlpConfig(true), workers, connections, seconds, rounds)));
+      for (const connections of levels)
+        rows.push(...(await grpcScenario(ROOT, mlpConfig(true), workers, connections, seconds, rounds, baseline)));
       return rows;
     },
   },

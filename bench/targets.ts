@@ -31,17 +31,18 @@ async function freePort(): Promise<number> {
   });
 }
 
-/** Starts `infergate serve` on a free port and waits until /health/ready answers 200. */
+/** Starts `infergate serve` (of the checkout at `root`, this one by default) on a free port and waits until /health/ready answers 200. */
 export async function startInfergate(
   name: string,
   configFile: string,
   path: string,
   workers?: number,
   env: NodeJS.ProcessEnv = {},
+  root: string = ROOT,
 ): Promise<Target> {
   const port = await freePort();
   const grpcPort = await freePort();
-  const args = [join(ROOT, 'bin/infergate.js'), 'serve', '--config', configFile, '--port', String(port), '--grpc-port', String(grpcPort)];
+  const args = [join(root, 'bin/infergate.js'), 'serve', '--config', configFile, '--port', String(port), '--grpc-port', String(grpcPort)];
   if (workers !== undefined) args.push('--workers', String(workers));
   // A fresh usage database per run (unless the caller names one), so benchmarks leave nothing in ./data.
   const data = mkdtempSync(join(tmpdir(), 'infergate-bench-'));
