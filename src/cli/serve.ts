@@ -13,6 +13,7 @@ import type { Config } from '../config/schema.js';
 import type { GenerationStats } from '../backends/llama/llama-backend.js';
 import { VERSION } from './version.js';
 import { GRPC_CLOSED, GRPC_CONNECTION, GrpcBalancer } from './grpc-balancer.js';
+import { loadTls, type TlsMaterial } from '../config/tls.js';
 import { UsageError } from './usage-error.js';
 
 export interface ServeOptions {
@@ -55,13 +56,15 @@ export async function serve(options: ServeOptions): Promise<void> {
       'or auth.allow_none_on_public_host: true if a proxy in front authenticates';
     throw new ConfigError(options.configFile, [{ path: 'auth.mode', message, line: null, column: null }]);
   }
+  // Read here, before any worker is forked: a bad certificate path is one error at start, not a worker dying in a loop.
+  const tls = loadTls(config.server.tls, options.configFile);
   const log = pino({ level: config.server.log_level });
   const workers = config.server.workers === 'auto' ? availableParallelism() : config.server.workers;
   if (workers > 1 && cluster.isPrimary) return primary(config, workers, log, options.configFile);
-  return worker(config, log, options.configFile);
+  return worker(config, log, options.configFile, tls);
 }
 
-async function worker(config: Config, log: Logger, file: string): Promise<void> {
+async function worker(config: Config, log: Logger, file: string, tls: TlsMaterial | null): Promise<void> {
   // Imported here, not at the top: the cluster primary only forks and supervises, and stays small.
   const [
     { createHttpServer },
@@ -140,13 +143,15 @@ async function worker(config: Config, log: Logger, file: string): Promise<void> 
     metrics: metrics === null ? undefined : { metrics, scrape: scrapeFor(metrics.registry) },
     accessLog: accessLog ?? undefined,
     tracing: tracing ?? undefined,
+    tls: tls ?? undefined,
   });
   const started = performance.now();
   await registry.load((version, error) =>
     log.error({ model: version.model.name, version: version.version, err: error }, 'model failed to load'),
   );
   const address = await app.listen({ host: config.server.host, port: config.server.port });
-  const url = address.replace('[::1]', 'localhost');
+  // Fastify names the scheme from its own `https` option, which a serverFactory bypasses.
+  const url = (tls === null ? address : address.replace(/^http:/, 'https:')).replace('[::1]', 'localhost');
   const grpc = config.grpc.enabled
     ? new GrpcServer({
         gateway,
