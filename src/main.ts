@@ -7,6 +7,7 @@ import { serve } from './cli/serve.js';
 import { VERSION } from './cli/version.js';
 import { ADMIN_HELP, AdminCliError, adminCommand } from './cli/admin.js';
 import { ConfigError } from './config/load.js';
+import { UsageError } from './cli/usage-error.js';
 
 const HELP = `infergate ${VERSION}: a model-serving backend and gateway
 
@@ -68,8 +69,6 @@ async function main(argv: string[]): Promise<number> {
       throw new UsageError(`unknown command "${command}"; see infergate --help`);
   }
 }
-
-class UsageError extends Error {}
 
 function integer(flag: string, text: string): number {
   const n = Number(text);

@@ -82,6 +82,24 @@ models:
     assert.match(res.stderr, /models\[0\]\.versions: required/);
   });
 
+  it('refuses a port that is not a port number with one line naming the setting, not a stack trace', () => {
+    const config = writeConfig('grpc: { port: 0 }\nmodels: []\n');
+    const cases: Array<[string[], NodeJS.ProcessEnv, RegExp]> = [
+      [[], { PORT: 'abc' }, /^infergate: PORT must be a port number in \[0, 65535\], got "abc"\n$/],
+      [[], { PORT: '8080x' }, /^infergate: PORT must be a port number in \[0, 65535\], got "8080x"\n$/],
+      [[], { PORT: '70000' }, /^infergate: PORT must be a port number in \[0, 65535\], got "70000"\n$/],
+      [['--port', 'abc'], {}, /^infergate: --port must be a non-negative integer, got "abc"\n$/],
+      [['--port', '70000'], {}, /^infergate: --port must be a port number in \[0, 65535\], got 70000\n$/],
+      [['--grpc-port', 'x'], {}, /^infergate: --grpc-port must be a non-negative integer, got "x"\n$/],
+      [['--grpc-port', '65536'], {}, /^infergate: --grpc-port must be a port number in \[0, 65535\], got 65536\n$/],
+    ];
+    for (const [args, env, message] of cases) {
+      const res = run(['serve', '--config', config, ...args], env);
+      assert.equal(res.status, 2, `${args.join(' ')} ${JSON.stringify(env)}: ${res.stderr}`);
+      assert.match(res.stderr, message);
+    }
+  });
+
   it('takes the config from INFERGATE_CONFIG and the port from PORT, and exits 0 on SIGTERM', async () => {
     const config = writeConfig(`grpc: { port: 0 }\nmodels: [{ name: from-env, versions: [{ version: '1', backend: { kind: mock } }] }]\n`);
     const port = await freePort();

@@ -1,9 +1,11 @@
 /** `infergate config validate FILE`: prints every problem with its path and line; exit 1 if any. */
 import { ConfigError, formatProblem, loadConfig } from '../config/load.js';
+import { loadTls } from '../config/tls.js';
 
 export function validateConfig(file: string): number {
   try {
     const { config } = loadConfig(file);
+    loadTls(config.server.tls, file); // the certificate and key are read at start too: check them here
     const versions = config.models.reduce((n, m) => n + m.versions.length, 0);
     console.log(`${file}: OK (${config.models.length} models, ${versions} versions)`);
     return 0;

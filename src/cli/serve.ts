@@ -13,6 +13,8 @@ import type { Config } from '../config/schema.js';
 import type { GenerationStats } from '../backends/llama/llama-backend.js';
 import { VERSION } from './version.js';
 import { GRPC_CLOSED, GRPC_CONNECTION, GrpcBalancer } from './grpc-balancer.js';
+import { loadTls, type TlsMaterial } from '../config/tls.js';
+import { UsageError } from './usage-error.js';
 
 export interface ServeOptions {
   readonly configFile: string;
@@ -22,16 +24,27 @@ export interface ServeOptions {
   readonly workers?: number;
 }
 
-/** Applies command-line and environment overrides to a loaded config (a new frozen object). */
+/** Applies command-line and environment overrides to a loaded config (a new frozen object); a bad one is a UsageError naming it. */
 export function withOverrides(config: Config, options: ServeOptions): Config {
-  const envPort = process.env.PORT !== undefined && process.env.PORT !== '' ? Number(process.env.PORT) : undefined;
-  const port = options.port ?? envPort ?? config.server.port;
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`port must be an integer in [0, 65535], got ${port}`);
+  const env = process.env.PORT;
+  const port =
+    options.port !== undefined
+      ? portNumber('--port', options.port)
+      : env !== undefined && env !== ''
+        ? portNumber('PORT', env)
+        : config.server.port;
+  const grpcPort = options.grpcPort === undefined ? config.grpc.port : portNumber('--grpc-port', options.grpcPort);
   const server = { ...config.server, host: options.host ?? config.server.host, port, workers: options.workers ?? config.server.workers };
-  const grpc = { ...config.grpc, port: options.grpcPort ?? config.grpc.port };
-  if (!Number.isInteger(grpc.port) || grpc.port < 0 || grpc.port > 65535)
-    throw new Error(`--grpc-port must be an integer in [0, 65535], got ${grpc.port}`);
+  const grpc = { ...config.grpc, port: grpcPort };
   return Object.freeze({ ...config, server: Object.freeze(server), grpc: Object.freeze(grpc) });
+}
+
+/** A TCP port from a flag or the environment: decimal digits in [0, 65535] (`PORT=abc` or `8080x` is an error, not NaN or 8080). */
+function portNumber(setting: string, value: number | string): number {
+  const n = typeof value === 'number' ? value : /^\d+$/.test(value) ? Number(value) : NaN;
+  if (!Number.isInteger(n) || n < 0 || n > 65535)
+    throw new UsageError(`${setting} must be a port number in [0, 65535], got ${JSON.stringify(value)}`);
+  return n;
 }
 
 export async function serve(options: ServeOptions): Promise<void> {
@@ -43,13 +56,15 @@ export async function serve(options: ServeOptions): Promise<void> {
       'or auth.allow_none_on_public_host: true if a proxy in front authenticates';
     throw new ConfigError(options.configFile, [{ path: 'auth.mode', message, line: null, column: null }]);
   }
+  // Read here, before any worker is forked: a bad certificate path is one error at start, not a worker dying in a loop.
+  const tls = loadTls(config.server.tls, options.configFile);
   const log = pino({ level: config.server.log_level });
   const workers = config.server.workers === 'auto' ? availableParallelism() : config.server.workers;
   if (workers > 1 && cluster.isPrimary) return primary(config, workers, log, options.configFile);
-  return worker(config, log, options.configFile);
+  return worker(config, log, options.configFile, tls);
 }
 
-async function worker(config: Config, log: Logger, file: string): Promise<void> {
+async function worker(config: Config, log: Logger, file: string, tls: TlsMaterial | null): Promise<void> {
   // Imported here, not at the top: the cluster primary only forks and supervises, and stays small.
   const [
     { createHttpServer },
@@ -128,13 +143,15 @@ async function worker(config: Config, log: Logger, file: string): Promise<void> 
     metrics: metrics === null ? undefined : { metrics, scrape: scrapeFor(metrics.registry) },
     accessLog: accessLog ?? undefined,
     tracing: tracing ?? undefined,
+    tls: tls ?? undefined,
   });
   const started = performance.now();
   await registry.load((version, error) =>
     log.error({ model: version.model.name, version: version.version, err: error }, 'model failed to load'),
   );
   const address = await app.listen({ host: config.server.host, port: config.server.port });
-  const url = address.replace('[::1]', 'localhost');
+  // Fastify names the scheme from its own `https` option, which a serverFactory bypasses.
+  const url = (tls === null ? address : address.replace(/^http:/, 'https:')).replace('[::1]', 'localhost');
   const grpc = config.grpc.enabled
     ? new GrpcServer({
         gateway,

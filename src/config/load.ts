@@ -157,6 +157,13 @@ function crossFieldRules(config: Config, problem: Report): void {
   if (config.auth.admin_key !== '' && config.auth.admin_key.length < 16) {
     problem(['auth', 'admin_key'], `the admin key must be at least 16 characters, got ${config.auth.admin_key.length}`);
   }
+  // Node refuses a headers time-out longer than the whole request's (the headers are part of it).
+  if (config.server.headers_timeout_ms > config.server.request_timeout_ms) {
+    problem(
+      ['server', 'headers_timeout_ms'],
+      `must be <= server.request_timeout_ms (${config.server.request_timeout_ms}), got ${config.server.headers_timeout_ms}`,
+    );
+  }
   const names = new Map<string, number>();
   config.models.forEach((model, m) => {
     for (const [i, name] of [model.name, ...model.aliases].entries()) {

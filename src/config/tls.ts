@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
+import { createSecureContext } from 'node:tls';
 import type { ServerConfig } from './schema.js';
 import { ConfigError } from './load.js';
 
@@ -27,5 +28,19 @@ export function loadTls(tls: ServerConfig['tls'], configFile: string): TlsMateri
       throw new ConfigError(configFile, [{ path: `server.tls.${field}`, message, line: null, column: null }]);
     }
   };
-  return { cert: read('cert'), key: read('key') };
+  const material = { cert: read('cert'), key: read('key') };
+  // Parsed now, so that a file that is not PEM, or a key that is not the certificate's, is a config
+  // error naming the field rather than a stack trace from the first server that uses them.
+  checkPem(configFile, 'cert', () => createSecureContext({ cert: material.cert }));
+  checkPem(configFile, 'key', () => createSecureContext(material));
+  return material;
+}
+
+function checkPem(configFile: string, field: 'cert' | 'key', parse: () => unknown): void {
+  try {
+    parse();
+  } catch (err) {
+    const message = `not a usable PEM ${field === 'cert' ? 'certificate' : 'private key for the certificate'}: ${(err as Error).message}`;
+    throw new ConfigError(configFile, [{ path: `server.tls.${field}`, message, line: null, column: null }]);
+  }
 }

@@ -27,6 +27,10 @@ describe('config loading', () => {
       workers: 1,
       accept_policy: 'direct',
       body_limit_bytes: 4 * 1024 * 1024,
+      max_json_depth: 64,
+      max_connections: 10_000,
+      headers_timeout_ms: 10_000,
+      request_timeout_ms: 30_000,
       log_level: 'info',
       access_log: false,
       keep_alive_timeout_ms: 72_000,
@@ -152,6 +156,12 @@ models:
       '7:20 models[0].versions[1].version: duplicate version "1"',
       '7:54 models[0].versions[1].backend.path: no such file: /no/such/model.onnx',
       '8:11 models[1].name: "b" is already used by models[0]',
+    ]);
+  });
+
+  it('refuses a headers time-out longer than the whole request time-out', () => {
+    assert.deepEqual(problems('server: { headers_timeout_ms: 20000, request_timeout_ms: 15000 }\nmodels: []\n'), [
+      '1:31 server.headers_timeout_ms: must be <= server.request_timeout_ms (15000), got 20000',
     ]);
   });
 

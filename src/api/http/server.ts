@@ -1,12 +1,13 @@
 /**
  * The HTTP transport: the OpenAI API under /v1, the Open Inference Protocol under /v2, process
- * health under /health. Model calls (POSTs) are served by model-calls.ts on node:http; Fastify
- * serves the read-only routes and every 404. Routes decode, call the gateway, encode.
+ * health under /health. Model calls (POSTs) are served by model-calls.ts on node:http (node:https with
+ * `server.tls`); Fastify serves the read-only routes and every 404. Routes decode, call the gateway, encode.
  */
-import { createServer } from 'node:http';
+import { createServer, type ServerOptions } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import type { Config } from '../../config/schema.js';
+import type { Config, ServerConfig } from '../../config/schema.js';
 import type { Gateway } from '../../core/gateway.js';
 import { routeNotFound, sendKServeError, sendOpenAIError, toApiError } from './errors.js';
 import { kserveInfer } from './kserve/infer.js';
@@ -30,6 +31,7 @@ import type { UsageStore } from '../../store/usage.js';
 import type { Metrics } from '../../telemetry/metrics.js';
 import type { Tracing } from '../../telemetry/tracing.js';
 import type { AccessLog } from '../../telemetry/access-log.js';
+import type { TlsMaterial } from '../../config/tls.js';
 
 export interface HttpServerOptions {
   readonly config: Config;
@@ -49,6 +51,8 @@ export interface HttpServerOptions {
   readonly metrics?: { readonly metrics: Metrics; readonly scrape: () => Promise<string> };
   /** Traces of sampled model calls; absent: tracing is off. */
   readonly tracing?: Tracing;
+  /** The certificate and key (`server.tls`, read by loadTls): HTTPS on the port; absent: cleartext HTTP. */
+  readonly tls?: TlsMaterial;
 }
 
 /** What the HTTP layer needs of tenancy. */
@@ -80,6 +84,7 @@ export function createHttpServer({
   metrics,
   accessLog,
   tracing,
+  tls,
 }: HttpServerOptions): FastifyInstance {
   const directory = tenancy?.directory ?? null;
   const authenticate: Authenticate | null =
@@ -103,19 +108,24 @@ export function createHttpServer({
     // Fastify serves the rest (models, metadata, health) and every 404.
     serverFactory: (fastifyHandler) => {
       const routes = { exact: openaiCalls(gateway, log), kserveInfer: kserveInfer(gateway) };
-      const server = createServer(
-        modelCalls(routes, {
-          bodyLimit: config.server.body_limit_bytes,
-          log,
-          next: fastifyHandler,
-          lifecycle,
-          authenticate,
-          metrics: metrics?.metrics ?? null,
-          accessLog: accessLog ?? null,
-          tracing: tracing ?? null,
-        }),
-      );
-      server.keepAliveTimeout = config.server.keep_alive_timeout_ms;
+      const handler = modelCalls(routes, {
+        bodyLimit: config.server.body_limit_bytes,
+        log,
+        next: fastifyHandler,
+        lifecycle,
+        authenticate,
+        metrics: metrics?.metrics ?? null,
+        accessLog: accessLog ?? null,
+        tracing: tracing ?? null,
+      });
+      const limits = slowClientLimits(config.server);
+      const server =
+        tls === undefined
+          ? createServer(limits, handler)
+          : // A client that never finishes the TLS handshake is dropped like one that never finishes its headers.
+            createHttpsServer({ ...limits, cert: tls.cert, key: tls.key, handshakeTimeout: config.server.headers_timeout_ms }, handler);
+      // Past it, Node accepts and at once closes each new connection (a `drop` event), until one of these closes.
+      server.maxConnections = config.server.max_connections;
       return server;
     },
   });
@@ -197,6 +207,22 @@ export function createHttpServer({
   app.setErrorHandler((error, request, reply) => sendOpenAIError(toApiError(error, request, log), request, reply));
   app.setNotFoundHandler((request, reply) => sendOpenAIError(routeNotFound(request), request, reply));
   return app;
+}
+
+/**
+ * How long a client may take to send a request. Node cuts a request whose headers (or whole request,
+ * body included) have not arrived in time with 408 and closes the connection; the answer, however long
+ * a model takes, is not bounded by these. Node looks for such requests every `connectionsCheckingInterval`
+ * (30 s by default, which would let a 1 s limit run to 31 s): every second keeps the cut within a second
+ * of the limit, at the cost of one timer per server walking only the connections with a request half-read.
+ */
+function slowClientLimits(server: ServerConfig): ServerOptions {
+  return {
+    headersTimeout: server.headers_timeout_ms,
+    requestTimeout: server.request_timeout_ms,
+    keepAliveTimeout: server.keep_alive_timeout_ms,
+    connectionsCheckingInterval: 1000,
+  };
 }
 
 /** JSON bodies of the admin API: an empty body is null; prototype poisoning is refused. */
