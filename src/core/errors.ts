@@ -20,7 +20,7 @@ export const ERROR_CATALOGUE = {
   },
   insufficient_quota: { status: 429, doc: "The tenant's or key's monthly token quota is spent; `Retry-After` says when the month ends." },
   invalid_json: { status: 400, doc: 'The body is not valid JSON.' },
-  body_too_large: { status: 413, doc: 'The body exceeds `server.body_limit_bytes`.' },
+  body_too_large: { status: 413, doc: "The body exceeds `server.body_limit_bytes`, or the remote model server's own limit." },
   not_found: { status: 404, doc: 'No such endpoint (path and method).' },
   model_not_found: { status: 404, doc: 'No model has this name or alias.' },
   version_not_found: { status: 404, doc: 'The model has no such version (`x-model-version` or URL).' },

@@ -13,11 +13,16 @@ import { ApiError, fastError } from '../core/errors.js';
 import type { RetryBudget } from './retry-budget.js';
 import type { DeploymentObserver } from '../telemetry/observer.js';
 
-/** Failures that say the deployment is unwell (not the client's mistake, not flow control). */
+/**
+ * Failures that say the deployment is unwell: faults of the upstream or the network only. Never
+ * the request's own (invalid, too deep to serialise, refused by the upstream with a 4xx), flow
+ * control, or our bugs (`internal_error`, or anything not an ApiError): a client must not be able
+ * to open a breaker or trigger a fallback for every tenant by what it sends.
+ */
 export function isDeploymentFailure(err: unknown): boolean {
   if (!(err instanceof ApiError)) return false;
   const code = err.code;
-  return code === 'upstream_error' || code === 'upstream_unavailable' || code === 'upstream_timeout' || code === 'internal_error';
+  return code === 'upstream_error' || code === 'upstream_unavailable' || code === 'upstream_timeout';
 }
 
 export type BreakerState = 'closed' | 'open' | 'half-open';
