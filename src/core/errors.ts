@@ -50,6 +50,12 @@ export class ApiError extends Error {
   retryAfterS: number | null = null;
   /** Whether trying the same call again may succeed (connection failures, 502/503/504/429 upstream). */
   retryable = false;
+  /**
+   * Whether the upstream may have received the call before it failed (a connection reset or cut
+   * after the request was written, a 502 or 504), so that a retry could run a generation twice:
+   * such failures are retried only where `policies.retry.on_sent` allows.
+   */
+  mayHaveRun = false;
   /** Where the caller stands against its rate limits (a 429's `x-ratelimit-*`); null: not a limit. */
   rateLimit: RateLimit | null = null;
   /** The tenant or key limit that refused the call (`requests_per_minute`, ...), for metrics; null: not a limit. */

@@ -168,6 +168,7 @@ export class Governor {
   readonly #attempts: number;
   readonly #baseDelayMs: number;
   readonly #maxDelayMs: number;
+  readonly #retryOnSent: boolean;
   readonly #breaker: Breaker | null;
   readonly #threshold: number;
   readonly #budget: RetryBudget;
@@ -184,6 +185,7 @@ export class Governor {
     this.#attempts = attempts;
     this.#baseDelayMs = config.retry.base_delay_ms;
     this.#maxDelayMs = config.retry.max_delay_ms;
+    this.#retryOnSent = config.retry.on_sent;
     this.#threshold = threshold;
     this.#budget = budget;
     this.#breaker = breaker;
@@ -269,9 +271,11 @@ export class Governor {
   /**
    * The wait before retry `attempt` + 1, or null for no retry: full jitter (AWS's "Exponential
    * Backoff And Jitter"), or the upstream's Retry-After when it sent one and it is not too long.
+   * A call the upstream may already have received is not retried unless the policy opts in:
+   * generation is not idempotent.
    */
   #retryDelay(err: unknown, attempt: number): number | null {
-    if (!(err instanceof ApiError) || !err.retryable) return null;
+    if (!(err instanceof ApiError) || !err.retryable || (err.mayHaveRun && !this.#retryOnSent)) return null;
     if (err.retryAfterS !== null) return err.retryAfterS * 1000 > this.#maxDelayMs ? null : err.retryAfterS * 1000;
     return Math.random() * Math.min(this.#maxDelayMs, this.#baseDelayMs * 2 ** (attempt - 1));
   }

@@ -18,7 +18,7 @@ import {
   type TextResponse,
 } from '../backend.js';
 import { Endpoint, Endpoints, type EndpointStatus } from './endpoints.js';
-import { upstreamCall, type UpstreamResponse } from './upstream-call.js';
+import { UpstreamCallError, upstreamCall, type UpstreamResponse } from './upstream-call.js';
 
 /** One replica's connection pool and the path its API lives under. */
 interface Upstream {
@@ -173,14 +173,15 @@ export class OpenAIBackend extends TextBackend {
         stream,
       );
     } catch (err) {
+      const cause = err instanceof UpstreamCallError ? (err.cause as Error) : err;
       // Cancelled by our side (the client left, or the deadline passed): not the upstream's failure.
-      if (err instanceof undiciErrors.RequestAbortedError || err instanceof ClientGoneError) {
+      if (cause instanceof undiciErrors.RequestAbortedError || cause instanceof ClientGoneError) {
         endpoints.done(endpoint, false);
         throw new ClientGoneError();
       }
-      const e = upstreamFailure(err);
+      const e = upstreamFailure(cause, err instanceof UpstreamCallError && err.sent);
       endpoints.done(endpoint, e !== null && e.code !== 'model_not_ready');
-      throw e ?? err;
+      throw e ?? cause;
     }
     if (res.status < 400) {
       // A stream stays outstanding on its endpoint until it ends.
@@ -226,12 +227,14 @@ function serialisable(value: unknown): boolean {
 
 /**
  * A call that failed before an answer came. Only faults of the upstream or the network become
- * upstream errors (and count against the endpoint and the breaker). An error undici raises
+ * upstream errors (and count against the endpoint and the breaker); they are retryable, but only
+ * those that provably left nothing upstream are safe to retry (`mayHaveRun` false): a refused
+ * connection, a connect time-out, a reset before the request went out. An error undici raises
  * against the request itself (an invalid argument) is our bug: null, and the caller throws it as
  * it is (a 500 that counts against nothing). A pool closed under the call (the version unloaded)
  * is `model_not_ready`.
  */
-function upstreamFailure(err: unknown): ApiError | null {
+function upstreamFailure(err: unknown, sent: boolean): ApiError | null {
   if (
     err instanceof undiciErrors.InvalidArgumentError ||
     err instanceof undiciErrors.InvalidReturnValueError ||
@@ -251,15 +254,23 @@ function upstreamFailure(err: unknown): ApiError | null {
     return new ApiError('upstream_timeout', 'the upstream model server did not answer in time', null, { cause: err });
   }
   const code = (err as { code?: string }).code ?? (err as Error).message;
-  const e = new ApiError('upstream_unavailable', `the upstream model server could not be reached (${code})`, null, { cause: err });
-  e.retryable = true; // nothing was sent back: a connection refused, reset or timed out
+  const e = new ApiError(
+    'upstream_unavailable',
+    `the upstream model server could not be reached (${code}${sent ? ', after the request was sent' : ''})`,
+    null,
+    { cause: err },
+  );
+  e.retryable = true;
+  e.mayHaveRun = sent;
   return e;
 }
 
 /**
  * An upstream answer >= 400. A 4xx says the request is bad: the client's mistake, which keeps the
  * upstream's message and counts against nothing (400 `invalid_request`, 413 `body_too_large`),
- * except 401, 403 and 407 (our credentials), 408 and 429. 5xx are the upstream's.
+ * except 401, 403 and 407 (our credentials), 408 and 429. 5xx are the upstream's. Retried: 429
+ * and 503, which say the call was not run and may be retried (`Retry-After` honoured); 502 and
+ * 504, after which the upstream may still be running it, only where the policy allows.
  */
 function upstreamStatus(status: number, text: string, retryAfter: string | undefined): ApiError {
   let message = text.slice(0, 500);
@@ -281,6 +292,7 @@ function upstreamStatus(status: number, text: string, retryAfter: string | undef
       ? new ApiError('upstream_rate_limited', `upstream rate-limited the call: ${message}`)
       : new ApiError('upstream_error', `upstream answered ${status}: ${message}`);
   e.retryable = status === 429 || status === 502 || status === 503 || status === 504;
+  e.mayHaveRun = status === 502 || status === 504;
   e.retryAfterS = parseRetryAfter(retryAfter);
   return e;
 }
