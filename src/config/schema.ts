@@ -231,10 +231,18 @@ export const PoliciesSchema = Type.Object(
             minimum: 1,
             maximum: 10,
             description:
-              'Tries per call, the first included, before any byte reached the client, on connection errors, 502, 503, 504 and 429. ' +
+              'Tries per call, the first included, before any byte reached the client: on a refused connection, a connect time-out ' +
+              'and upstream 429 and 503 (nothing ran upstream), and with `on_sent` also after the request may have reached it. ' +
               'Default: 3 for `openai` backends, 1 (no retries) for in-process ones.',
           }),
         ),
+        on_sent: Type.Boolean({
+          default: false,
+          description:
+            'Also retry when the upstream may already have received the call: a connection reset or cut after the request was ' +
+            'written, an upstream 502 or 504. Off by default: generation is not idempotent, so the upstream may run (and bill) ' +
+            'the call twice. Example: `true` for a self-hosted server where a duplicate generation costs only compute.',
+        }),
         base_delay_ms: Type.Integer({ minimum: 0, default: 100, description: 'First back-off; it doubles per retry, with full jitter.' }),
         max_delay_ms: Type.Integer({
           minimum: 0,

@@ -20,7 +20,7 @@ export const ERROR_CATALOGUE = {
   },
   insufficient_quota: { status: 429, doc: "The tenant's or key's monthly token quota is spent; `Retry-After` says when the month ends." },
   invalid_json: { status: 400, doc: 'The body is not valid JSON.' },
-  body_too_large: { status: 413, doc: 'The body exceeds `server.body_limit_bytes`.' },
+  body_too_large: { status: 413, doc: "The body exceeds `server.body_limit_bytes`, or the remote model server's own limit." },
   not_found: { status: 404, doc: 'No such endpoint (path and method).' },
   model_not_found: { status: 404, doc: 'No model has this name or alias.' },
   version_not_found: { status: 404, doc: 'The model has no such version (`x-model-version` or URL).' },
@@ -50,6 +50,12 @@ export class ApiError extends Error {
   retryAfterS: number | null = null;
   /** Whether trying the same call again may succeed (connection failures, 502/503/504/429 upstream). */
   retryable = false;
+  /**
+   * Whether the upstream may have received the call before it failed (a connection reset or cut
+   * after the request was written, a 502 or 504), so that a retry could run a generation twice:
+   * such failures are retried only where `policies.retry.on_sent` allows.
+   */
+  mayHaveRun = false;
   /** Where the caller stands against its rate limits (a 429's `x-ratelimit-*`); null: not a limit. */
   rateLimit: RateLimit | null = null;
   /** The tenant or key limit that refused the call (`requests_per_minute`, ...), for metrics; null: not a limit. */

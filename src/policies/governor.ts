@@ -13,11 +13,16 @@ import { ApiError, fastError } from '../core/errors.js';
 import type { RetryBudget } from './retry-budget.js';
 import type { DeploymentObserver } from '../telemetry/observer.js';
 
-/** Failures that say the deployment is unwell (not the client's mistake, not flow control). */
+/**
+ * Failures that say the deployment is unwell: faults of the upstream or the network only. Never
+ * the request's own (invalid, too deep to serialise, refused by the upstream with a 4xx), flow
+ * control, or our bugs (`internal_error`, or anything not an ApiError): a client must not be able
+ * to open a breaker or trigger a fallback for every tenant by what it sends.
+ */
 export function isDeploymentFailure(err: unknown): boolean {
   if (!(err instanceof ApiError)) return false;
   const code = err.code;
-  return code === 'upstream_error' || code === 'upstream_unavailable' || code === 'upstream_timeout' || code === 'internal_error';
+  return code === 'upstream_error' || code === 'upstream_unavailable' || code === 'upstream_timeout';
 }
 
 export type BreakerState = 'closed' | 'open' | 'half-open';
@@ -163,6 +168,7 @@ export class Governor {
   readonly #attempts: number;
   readonly #baseDelayMs: number;
   readonly #maxDelayMs: number;
+  readonly #retryOnSent: boolean;
   readonly #breaker: Breaker | null;
   readonly #threshold: number;
   readonly #budget: RetryBudget;
@@ -179,6 +185,7 @@ export class Governor {
     this.#attempts = attempts;
     this.#baseDelayMs = config.retry.base_delay_ms;
     this.#maxDelayMs = config.retry.max_delay_ms;
+    this.#retryOnSent = config.retry.on_sent;
     this.#threshold = threshold;
     this.#budget = budget;
     this.#breaker = breaker;
@@ -264,9 +271,11 @@ export class Governor {
   /**
    * The wait before retry `attempt` + 1, or null for no retry: full jitter (AWS's "Exponential
    * Backoff And Jitter"), or the upstream's Retry-After when it sent one and it is not too long.
+   * A call the upstream may already have received is not retried unless the policy opts in:
+   * generation is not idempotent.
    */
   #retryDelay(err: unknown, attempt: number): number | null {
-    if (!(err instanceof ApiError) || !err.retryable) return null;
+    if (!(err instanceof ApiError) || !err.retryable || (err.mayHaveRun && !this.#retryOnSent)) return null;
     if (err.retryAfterS !== null) return err.retryAfterS * 1000 > this.#maxDelayMs ? null : err.retryAfterS * 1000;
     return Math.random() * Math.min(this.#maxDelayMs, this.#baseDelayMs * 2 ** (attempt - 1));
   }

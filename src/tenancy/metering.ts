@@ -5,7 +5,7 @@
  * content chunk counts as one token, charged every {@link CHARGE_EVERY}, and when the allowance
  * runs out the stream ends with an error event and `[DONE]`, its generation cancelled.
  */
-import { SseSplitter } from '../core/sse.js';
+import { SseRelay, formatEvent, type SseEvent } from '../core/sse.js';
 import { Readable } from 'node:stream';
 import type { TextResponse } from '../backends/backend.js';
 import { ClientGoneError } from '../backends/backend.js';
@@ -120,37 +120,50 @@ async function* meteredEvents(events: AsyncIterable<object>, meter: Meter, wants
   }
 }
 
-/** Server-Sent Events as bytes from a remote server: passed through whole events at a time. */
+/**
+ * Server-Sent Events as bytes from a remote server: the events each piece completes are passed on
+ * at once and as they came (any line ends), unless one is dropped (the usage chunk the client did
+ * not ask for) or the stream is cut; only then are that piece's events written out anew.
+ */
 async function* meteredSse(body: Readable, meter: Meter, wantsUsage: boolean): AsyncGenerator<string> {
   const flow = new Flow(meter);
   let usage: Usage | null = null;
   let error: unknown = null;
   // Still false in `finally` when the consumer stopped early: the client went away.
   let done = false;
-  const events = new SseSplitter();
+  const relay = new SseRelay();
   body.setEncoding('utf8');
   try {
     for await (const chunk of body as AsyncIterable<string>) {
-      let out = '';
-      for (const event of events.push(chunk)) {
-        if (event.includes('"usage"') && /"choices"\s*:\s*\[\s*\]/.test(event)) {
-          usage = usageOfEvent(event) ?? usage;
-          if (!wantsUsage) continue;
-        } else if (event.startsWith('data:') && !event.startsWith('data: [DONE]') && !event.includes('"error"')) {
+      const events = relay.push(chunk);
+      // The events to pass on once one was dropped; null while every event goes out as it came.
+      let kept: SseEvent[] | null = null;
+      for (let i = 0; i < events.length; i++) {
+        const event = events[i] as SseEvent;
+        const data = event.data;
+        if (data.includes('"usage"') && /"choices"\s*:\s*\[\s*\]/.test(data)) {
+          usage = usageOfEvent(data) ?? usage;
+          if (!wantsUsage) {
+            kept ??= events.slice(0, i);
+            continue;
+          }
+        } else if (data !== '[DONE]' && !data.includes('"error"')) {
           if (flow.spent) {
             const cut = flow.cutError();
             error = cut;
             done = true;
-            yield `${out}data: ${JSON.stringify({ error: { message: cut.message, type: 'rate_limit_error', param: null, code: cut.code } })}\n\ndata: [DONE]\n\n`;
+            const before = (kept ?? events.slice(0, i)).map(formatEvent).join('');
+            yield `${before}data: ${JSON.stringify({ error: { message: cut.message, type: 'rate_limit_error', param: null, code: cut.code } })}\n\ndata: [DONE]\n\n`;
             return;
           }
           await flow.token();
         }
-        out += `${event}\n\n`;
+        kept?.push(event);
       }
-      if (out !== '') yield out;
+      const text = kept === null ? relay.text : kept.map(formatEvent).join('');
+      if (text !== '') yield text;
     }
-    if (events.rest !== '') yield events.rest;
+    if (relay.rest !== '') yield relay.rest;
     done = true;
   } catch (err) {
     error = err;
@@ -174,9 +187,9 @@ async function* meteredJson(body: Readable, meter: Meter): AsyncGenerator<Buffer
   }
 }
 
-function usageOfEvent(event: string): Usage | null {
+function usageOfEvent(data: string): Usage | null {
   try {
-    return (JSON.parse(event.slice(event.indexOf('{'))) as { usage?: Usage }).usage ?? null;
+    return (JSON.parse(data) as { usage?: Usage }).usage ?? null;
   } catch {
     return null;
   }

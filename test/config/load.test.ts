@@ -51,7 +51,7 @@ describe('config loading', () => {
     assert.deepEqual(version?.policies, {
       timeout_ms: 600_000,
       max_timeout_ms: 600_000,
-      retry: { base_delay_ms: 100, max_delay_ms: 5_000 },
+      retry: { base_delay_ms: 100, max_delay_ms: 5_000, on_sent: false },
       breaker: { failure_rate: 0, window_ms: 10_000, minimum_calls: 20, half_open_after_ms: 10_000 },
       admission: { max_concurrent: 0, queue_size: 64, sla_ms: { high: 100, normal: 1_000, low: 5_000 } },
     });

@@ -11,7 +11,7 @@ import type { Gateway } from '../../core/gateway.js';
 import { validationError, type AjvError } from '../http/errors.js';
 import { ChatRequest } from '../http/openai/schemas.js';
 import type { GrpcContext } from './context.js';
-import { SseSplitter } from '../../core/sse.js';
+import { SseParser } from '../../core/sse.js';
 
 /** infergate.v1.ChatRequest as proto-loader gives it (unset optional fields are undefined). */
 export interface ChatMessageIn {
@@ -137,12 +137,10 @@ async function* openaiChunks(result: TextResponse): AsyncGenerator<OpenAIChunk> 
 }
 
 async function* sseChunks(text: AsyncIterable<string> | Iterable<string>): AsyncGenerator<OpenAIChunk> {
-  const events = new SseSplitter();
+  const parser = new SseParser();
   for await (const piece of text) {
-    for (const event of events.push(piece)) {
-      const data = event.split('\n').find((line) => line.startsWith('data:'));
-      if (data === undefined) continue;
-      const payload = data.slice(5).trim();
+    for (const event of parser.push(piece)) {
+      const payload = event.data.trim();
       if (payload === '[DONE]') return;
       let chunk: OpenAIChunk;
       try {

@@ -18,7 +18,7 @@ import {
   type TextResponse,
 } from '../backend.js';
 import { Endpoint, Endpoints, type EndpointStatus } from './endpoints.js';
-import { upstreamCall, type UpstreamResponse } from './upstream-call.js';
+import { UpstreamCallError, upstreamCall, type UpstreamResponse } from './upstream-call.js';
 
 /** One replica's connection pool and the path its API lives under. */
 interface Upstream {
@@ -151,29 +151,37 @@ export class OpenAIBackend extends TextBackend {
     return scope === undefined ? this.#headers : { ...this.#headers, traceparent: scope.traceparent };
   }
 
-  /** POSTs JSON upstream; answers >= 400 become ApiErrors (client errors keep the upstream's message). */
+  /**
+   * POSTs JSON upstream; answers >= 400 become ApiErrors (client errors keep the upstream's
+   * message). A call counts against its endpoint (passive ejection) only for the upstream's own
+   * faults: unreachable, reset, timed out, or 5xx. What the request itself causes (a body that
+   * cannot be serialised, a 4xx) and our own bugs never do, and fail before an endpoint is picked
+   * where they can.
+   */
   async #post(path: string, body: object, call: Cancellation, stream: boolean): Promise<UpstreamResponse> {
     const endpoints = this.#endpoints;
     if (endpoints === null) throw fastError('model_not_ready', 'the upstream connection pool is closed');
+    const json = serialise(body);
     const endpoint = endpoints.pick();
     const upstream = endpoint.pool;
     let res: UpstreamResponse;
     try {
       res = await upstreamCall(
         upstream.pool,
-        { method: 'POST', path: upstream.basePath + path, headers: this.#headersFor(call), body: JSON.stringify(body) },
+        { method: 'POST', path: upstream.basePath + path, headers: this.#headersFor(call), body: json },
         call,
         stream,
       );
     } catch (err) {
+      const cause = err instanceof UpstreamCallError ? (err.cause as Error) : err;
       // Cancelled by our side (the client left, or the deadline passed): not the upstream's failure.
-      if (err instanceof undiciErrors.RequestAbortedError || err instanceof ClientGoneError) {
+      if (cause instanceof undiciErrors.RequestAbortedError || cause instanceof ClientGoneError) {
         endpoints.done(endpoint, false);
         throw new ClientGoneError();
       }
-      const e = upstreamFailure(err);
-      endpoints.done(endpoint, e.retryable);
-      throw e;
+      const e = upstreamFailure(cause, err instanceof UpstreamCallError && err.sent);
+      endpoints.done(endpoint, e !== null && e.code !== 'model_not_ready');
+      throw e ?? cause;
     }
     if (res.status < 400) {
       // A stream stays outstanding on its endpoint until it ends.
@@ -190,7 +198,53 @@ function headerValue(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
 }
 
-function upstreamFailure(err: unknown): ApiError {
+/**
+ * The upstream body as JSON text. A body that cannot be written (nested so deep that
+ * `JSON.stringify` overflows the stack) is the request's fault: 400 naming the field, before any
+ * endpoint is picked, so it never counts as a failure of the upstream. Anything else is our bug,
+ * thrown as it is: a 500 `internal_error` with its cause logged, which counts against nothing.
+ */
+function serialise(body: object): string {
+  try {
+    return JSON.stringify(body);
+  } catch (err) {
+    if (!(err instanceof RangeError)) throw err;
+    const field = Object.keys(body).find((key) => !serialisable((body as Record<string, unknown>)[key]));
+    const what = field === undefined ? 'the body' : `\`${field}\``;
+    const why = /call stack/i.test(err.message) ? 'is nested too deeply' : 'is too large';
+    throw fastError('invalid_request', `${what} ${why} to forward to the upstream (${err.message})`, field ?? null);
+  }
+}
+
+function serialisable(value: unknown): boolean {
+  try {
+    JSON.stringify(value);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A call that failed before an answer came. Only faults of the upstream or the network become
+ * upstream errors (and count against the endpoint and the breaker); they are retryable, but only
+ * those that provably left nothing upstream are safe to retry (`mayHaveRun` false): a refused
+ * connection, a connect time-out, a reset before the request went out. An error undici raises
+ * against the request itself (an invalid argument) is our bug: null, and the caller throws it as
+ * it is (a 500 that counts against nothing). A pool closed under the call (the version unloaded)
+ * is `model_not_ready`.
+ */
+function upstreamFailure(err: unknown, sent: boolean): ApiError | null {
+  if (
+    err instanceof undiciErrors.InvalidArgumentError ||
+    err instanceof undiciErrors.InvalidReturnValueError ||
+    err instanceof undiciErrors.NotSupportedError
+  ) {
+    return null;
+  }
+  if (err instanceof undiciErrors.ClientDestroyedError || err instanceof undiciErrors.ClientClosedError) {
+    return fastError('model_not_ready', 'the upstream connection pool was closed under the call (the version is being unloaded)');
+  }
   if (err instanceof undiciErrors.ConnectTimeoutError) {
     const e = new ApiError('upstream_timeout', 'the upstream model server could not be reached in time (connect)', null, { cause: err });
     e.retryable = true; // nothing was sent
@@ -200,12 +254,24 @@ function upstreamFailure(err: unknown): ApiError {
     return new ApiError('upstream_timeout', 'the upstream model server did not answer in time', null, { cause: err });
   }
   const code = (err as { code?: string }).code ?? (err as Error).message;
-  const e = new ApiError('upstream_unavailable', `the upstream model server could not be reached (${code})`, null, { cause: err });
-  e.retryable = true; // nothing was sent back: a connection refused, reset or timed out
+  const e = new ApiError(
+    'upstream_unavailable',
+    `the upstream model server could not be reached (${code}${sent ? ', after the request was sent' : ''})`,
+    null,
+    { cause: err },
+  );
+  e.retryable = true;
+  e.mayHaveRun = sent;
   return e;
 }
 
-/** 4xx from the upstream are the client's mistake (bad parameter): keep its message. 5xx and auth failures are ours. */
+/**
+ * An upstream answer >= 400. A 4xx says the request is bad: the client's mistake, which keeps the
+ * upstream's message and counts against nothing (400 `invalid_request`, 413 `body_too_large`),
+ * except 401, 403 and 407 (our credentials), 408 and 429. 5xx are the upstream's. Retried: 429
+ * and 503, which say the call was not run and may be retried (`Retry-After` honoured); 502 and
+ * 504, after which the upstream may still be running it, only where the policy allows.
+ */
 function upstreamStatus(status: number, text: string, retryAfter: string | undefined): ApiError {
   let message = text.slice(0, 500);
   let param: string | null = null;
@@ -217,13 +283,16 @@ function upstreamStatus(status: number, text: string, retryAfter: string | undef
   } catch {
     // not JSON: keep the text
   }
-  if (status === 400 || status === 404 || status === 422)
+  if (status === 413) return new ApiError('body_too_large', `upstream refused the request as too large: ${message}`, param);
+  if (status < 500 && status !== 401 && status !== 403 && status !== 407 && status !== 408 && status !== 429) {
     return new ApiError('invalid_request', `upstream rejected the request: ${message}`, param);
+  }
   const e =
     status === 429
       ? new ApiError('upstream_rate_limited', `upstream rate-limited the call: ${message}`)
       : new ApiError('upstream_error', `upstream answered ${status}: ${message}`);
   e.retryable = status === 429 || status === 502 || status === 503 || status === 504;
+  e.mayHaveRun = status === 502 || status === 504;
   e.retryAfterS = parseRetryAfter(retryAfter);
   return e;
 }

@@ -15,9 +15,28 @@ export interface UpstreamResponse {
   readonly body: Buffer | Readable;
 }
 
+/**
+ * A call that failed before it settled (no answer, or one cut short). `sent`: whether the request may have reached the
+ * upstream. undici calls `onRequestStart` on a connected socket just before it writes the
+ * request, and 7.x's handler API has no `onRequestSent` (its UnwrapHandler drops it; even that
+ * fires when the body is handed to the socket, not when the upstream read it). So an error before
+ * `onRequestStart` (refused, connect time-out, reset or TLS failure while connecting) proves that
+ * nothing was sent; any error after it may follow a request the upstream received and started.
+ */
+export class UpstreamCallError extends Error {
+  readonly sent: boolean;
+
+  constructor(cause: Error, sent: boolean) {
+    super(cause.message, { cause });
+    this.name = 'UpstreamCallError';
+    this.sent = sent;
+  }
+}
+
 /** The reason an upstream call is aborted when its client disconnects. */
 type Controller = Parameters<NonNullable<Dispatcher.DispatchHandler['onRequestStart']>>[0];
 
+/** Sends one request; rejects with an {@link UpstreamCallError} when it fails. */
 export function upstreamCall(
   dispatcher: Dispatcher,
   options: Dispatcher.DispatchOptions,
@@ -31,8 +50,10 @@ export function upstreamCall(
     let headers: Record<string, string | string[] | undefined> = {};
     let settled = false;
     let ended = false;
+    let sent = false;
     const handler: Dispatcher.DispatchHandler = {
       onRequestStart(controller: Controller) {
+        sent = true;
         call.onAbort(() => ended || controller.abort(new ClientGoneError()));
       },
       onResponseStart(controller: Controller, statusCode: number, responseHeaders: Record<string, string | string[]>) {
@@ -65,7 +86,7 @@ export function upstreamCall(
         ended = true;
         if (!settled) {
           settled = true;
-          reject(error);
+          reject(new UpstreamCallError(error, sent));
         } else readable?.destroy(error);
       },
     };
