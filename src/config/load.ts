@@ -157,6 +157,13 @@ function crossFieldRules(config: Config, problem: Report): void {
   if (config.auth.admin_key !== '' && config.auth.admin_key.length < 16) {
     problem(['auth', 'admin_key'], `the admin key must be at least 16 characters, got ${config.auth.admin_key.length}`);
   }
+  const buffer = config.grpc.max_connection_buffer_bytes;
+  if (buffer !== undefined && buffer < config.server.body_limit_bytes) {
+    problem(
+      ['grpc', 'max_connection_buffer_bytes'],
+      `must be at least server.body_limit_bytes (${config.server.body_limit_bytes}), or no message that large could be read; got ${buffer}`,
+    );
+  }
   const names = new Map<string, number>();
   config.models.forEach((model, m) => {
     for (const [i, name] of [model.name, ...model.aliases].entries()) {
