@@ -9,6 +9,7 @@ import { isLoopbackHost } from '../api/http/admin/guard.js';
 import { answerScrape } from '../telemetry/cluster-metrics.js';
 import { pino, type Logger } from 'pino';
 import { ConfigError, loadConfig } from '../config/load.js';
+import { loadTls } from '../config/tls.js';
 import type { Config } from '../config/schema.js';
 import type { GenerationStats } from '../backends/llama/llama-backend.js';
 import { VERSION } from './version.js';
@@ -142,6 +143,15 @@ async function worker(config: Config, log: Logger, file: string): Promise<void> 
         version: VERSION,
         directory: tenancy.http.directory,
         maxMessageBytes: config.server.body_limit_bytes,
+        transport: {
+          maxConcurrentStreams: config.grpc.max_concurrent_streams,
+          maxConnectionBufferBytes: config.grpc.max_connection_buffer_bytes ?? 2 * config.server.body_limit_bytes,
+          maxConnections: config.server.max_connections,
+          idleTimeoutMs: config.grpc.idle_timeout_ms,
+          handshakeTimeoutMs: config.grpc.handshake_timeout_ms,
+          keepaliveMs: config.grpc.keepalive_ms,
+          tls: loadTls(config.server.tls, file),
+        },
         lifecycle,
         metrics,
         accessLog,
