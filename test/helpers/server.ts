@@ -42,7 +42,7 @@ export async function startServer(options: { config: string; args?: string[]; en
     const timer = setTimeout(() => reject(new Error(`server did not start in 30 s:\n${out}`)), 30_000);
     child.stdout.on('data', (d: string) => {
       out += d;
-      const m = /"url":"(http:\/\/[^"]+)"/.exec(out);
+      const m = /"url":"(https?:\/\/[^"]+)"/.exec(out);
       if (m) {
         clearTimeout(timer);
         resolve(m[1] as string);
