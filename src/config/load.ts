@@ -164,6 +164,13 @@ function crossFieldRules(config: Config, problem: Report): void {
       `must be <= server.request_timeout_ms (${config.server.request_timeout_ms}), got ${config.server.headers_timeout_ms}`,
     );
   }
+  const buffer = config.grpc.max_connection_buffer_bytes;
+  if (buffer !== undefined && buffer < config.server.body_limit_bytes) {
+    problem(
+      ['grpc', 'max_connection_buffer_bytes'],
+      `must be at least server.body_limit_bytes (${config.server.body_limit_bytes}), or no message that large could be read; got ${buffer}`,
+    );
+  }
   const names = new Map<string, number>();
   config.models.forEach((model, m) => {
     for (const [i, name] of [model.name, ...model.aliases].entries()) {

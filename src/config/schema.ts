@@ -565,6 +565,38 @@ export const GrpcSchema = Type.Object(
       default: 8081,
       description: 'The gRPC port (0: any free port); --grpc-port overrides it.',
     }),
+    max_concurrent_streams: Type.Integer({
+      minimum: 1,
+      maximum: 1000,
+      default: 100,
+      description:
+        'Calls one connection may have open at once (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS); clients queue the rest. Default: 100, as RFC 9113 recommends at least.',
+    }),
+    max_connection_buffer_bytes: Type.Optional(
+      Type.Integer({
+        minimum: 1024,
+        description:
+          'Bytes of unfinished request messages one connection may hold, summed over its calls; a call whose message would pass it gets RESOURCE_EXHAUSTED. ' +
+          'Default: 2 x server.body_limit_bytes (so one largest message always fits next to others); at least server.body_limit_bytes.',
+      }),
+    ),
+    idle_timeout_ms: Type.Integer({
+      minimum: 100,
+      default: 300_000,
+      description: 'A connection with no call open for this long is closed (GOAWAY NO_ERROR). Default: 300000 (5 min).',
+    }),
+    handshake_timeout_ms: Type.Integer({
+      minimum: 100,
+      default: 10_000,
+      description:
+        'A new connection must complete its TLS handshake (when server.tls is set) and send the HTTP/2 preface and its SETTINGS within this, or is closed. Default: 10000.',
+    }),
+    keepalive_ms: Type.Integer({
+      minimum: 100,
+      default: 30_000,
+      description:
+        'A connection silent this long is sent a PING, and closed if it is not answered within as long again: a dead peer, or one node:http2 stopped reading after a protocol error. Default: 30000.',
+    }),
   },
   { ...strict, default: {} },
 );

@@ -45,7 +45,14 @@ describe('config loading', () => {
     assert.deepEqual(config.usage, { enabled: true, flush_interval_ms: 1000 });
     assert.deepEqual(config.metrics, { enabled: true, tenant_label: true });
     assert.deepEqual(config.tracing, { enabled: true, sample_ratio: 1 });
-    assert.deepEqual(config.grpc, { enabled: true, port: 8081 });
+    assert.deepEqual(config.grpc, {
+      enabled: true,
+      port: 8081,
+      max_concurrent_streams: 100,
+      idle_timeout_ms: 300_000,
+      handshake_timeout_ms: 10_000,
+      keepalive_ms: 30_000,
+    });
     const version = config.models[0]?.versions[0];
     assert.equal(version?.weight, 0);
     assert.deepEqual(version?.policies, {

@@ -20,7 +20,15 @@ import { toApiError } from '../http/errors.js';
 import { requestId } from '../http/request-id.js';
 import { GrpcContext } from './context.js';
 import { GRPC_STATUS, grpcError } from './errors.js';
-import { GrpcTransport, Status, type GrpcCall, type MetadataList, type RequestHandler } from './transport.js';
+import {
+  GrpcTransport,
+  Status,
+  type Admit,
+  type GrpcCall,
+  type MetadataList,
+  type RequestHandler,
+  type TransportOptions,
+} from './transport.js';
 import { chatChunks, type ChatRequestIn, type EmbedRequestIn } from './generate.js';
 import { loadProtos } from './protos.js';
 import { modelMetadata, modelReady } from '../kserve-models.js';
@@ -34,6 +42,8 @@ export interface GrpcServerOptions {
   readonly directory: Directory | null;
   /** The largest message accepted, in bytes (as `server.body_limit_bytes` for HTTP bodies). */
   readonly maxMessageBytes: number;
+  /** The port's connection limits, time-outs and TLS (the `grpc` settings and `server.tls`); defaults as TransportOptions'. */
+  readonly transport?: Omit<TransportOptions, 'maxMessageBytes' | 'onError'>;
   readonly lifecycle: { readonly draining: boolean };
   readonly metrics?: Metrics | null;
   readonly accessLog?: AccessLog | null;
@@ -72,6 +82,7 @@ export class GrpcServer {
     const { metrics = null, accessLog = null, tracing = null } = options;
     this.#recorder = metrics === null && accessLog === null && tracing === null ? null : new CallRecorder(metrics, accessLog);
     this.#transport = new GrpcTransport({
+      ...options.transport,
       maxMessageBytes: options.maxMessageBytes,
       onError: (err) => options.log.error({ err }, 'gRPC connection closed after an unexpected error'),
     });
@@ -97,10 +108,17 @@ export class GrpcServer {
   }
 
   #serve(service: ServiceDefinition, handlers: Record<string, RequestHandler>): void {
+    const directory = this.#options.directory;
+    // In `keys` mode the key is checked from the call's headers, before any of its request is read:
+    // a client without one cannot make the server hold its messages. Only the health probes are open.
+    const admit: Admit | null =
+      directory === null
+        ? null
+        : (call) => directory.authenticate(presentedKey(call.metadata('authorization'), call.metadata('x-api-key')));
     for (const [name, handler] of Object.entries(handlers)) {
       const method = service[name];
       if (method === undefined) throw new Error(`the proto has no method ${name}`);
-      this.#transport.handle(method, handler);
+      this.#transport.handle(method, handler, name === 'ServerLive' || name === 'ServerReady' ? null : admit);
     }
   }
 
@@ -248,11 +266,10 @@ export class GrpcServer {
     return new GrpcContext(id, versionOf(pinned), principal, trace, call);
   }
 
-  /** The caller's principal from `authorization: Bearer <key>` (or `x-api-key`) metadata; 401 UNAUTHENTICATED otherwise. */
+  /** The caller's principal from `authorization: Bearer <key>` (or `x-api-key`) metadata, as checked on arrival (#serve); 401 UNAUTHENTICATED otherwise. */
   #authenticate(call: GrpcCall): Principal | null {
-    const directory = this.#options.directory;
-    if (directory === null) return null;
-    return directory.authenticate(presentedKey(call.metadata('authorization'), call.metadata('x-api-key')));
+    if (call.refusal !== null) throw call.refusal;
+    return call.admitted as Principal | null;
   }
 
   #trailers(id: string, ctx: GrpcContext): MetadataList {

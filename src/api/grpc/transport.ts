@@ -1,46 +1,46 @@
 /**
- * gRPC over HTTP/2 (the gRPC project's PROTOCOL-HTTP2 spec), on the server's own HTTP/2 connection
- * code: length-prefixed messages, `grpc-timeout` deadlines, cancellation by RST_STREAM, and
- * statuses in trailers. Services are registered from proto-loader's definitions (the same ones
- * stock clients load), so the messages are encoded by protobuf.js exactly as @grpc/grpc-js would.
+ * gRPC over HTTP/2 (the gRPC project's PROTOCOL-HTTP2 spec) on node:http2: nghttp2 does the frames,
+ * HPACK, flow control and the RFC's rules; this routes each stream to its method, reads its
+ * length-prefixed messages, and answers through a GrpcCall (call.ts). Services are registered from
+ * proto-loader's definitions (the same ones stock clients load), so the messages are encoded by
+ * protobuf.js exactly as @grpc/grpc-js would.
  */
 import { EventEmitter } from 'node:events';
-import { createServer, type Server, type Socket } from 'node:net';
+import {
+  constants,
+  createSecureServer,
+  createServer,
+  type Http2SecureServer,
+  type Http2Server,
+  type IncomingHttpHeaders,
+  type SecureServerOptions,
+  type ServerHttp2Session,
+  type ServerHttp2Stream,
+} from 'node:http2';
+import type { Socket } from 'node:net';
 import type { MethodDefinition, ServiceDefinition, UntypedServiceImplementation } from '@grpc/grpc-js';
-import { H2, H2Connection, type H2Stream } from './h2/connection.js';
-import { headerValue, indexed, literal } from './h2/hpack.js';
+import { GrpcCall, Status } from './call.js';
+import { checkPreface, Connection } from './connection.js';
 
-/** gRPC status codes (the gRPC project's statuscodes.md). */
-export const enum Status {
-  OK = 0,
-  CANCELLED = 1,
-  UNKNOWN = 2,
-  INVALID_ARGUMENT = 3,
-  DEADLINE_EXCEEDED = 4,
-  NOT_FOUND = 5,
-  ALREADY_EXISTS = 6,
-  PERMISSION_DENIED = 7,
-  RESOURCE_EXHAUSTED = 8,
-  FAILED_PRECONDITION = 9,
-  ABORTED = 10,
-  OUT_OF_RANGE = 11,
-  UNIMPLEMENTED = 12,
-  INTERNAL = 13,
-  UNAVAILABLE = 14,
-  DATA_LOSS = 15,
-  UNAUTHENTICATED = 16,
-}
-
-/** Metadata to send, as a flat list: name, value, name, value. Names lower-case; values printable ASCII. */
-export type MetadataList = string[];
+export { GrpcCall, Status, type MetadataList } from './call.js';
 
 export interface TransportOptions {
   /** The largest request message accepted, in bytes; a larger one is RESOURCE_EXHAUSTED. */
   readonly maxMessageBytes: number;
-  /** Streams one connection may have open at once. */
+  /** Bytes of unfinished request messages one connection may hold, summed over its calls (default: 2 x maxMessageBytes). */
+  readonly maxConnectionBufferBytes?: number;
+  /** Streams one connection may have open at once (default 100). */
   readonly maxConcurrentStreams?: number;
-  /** The largest request metadata, in bytes (as HTTP/2 counts a header list). */
-  readonly maxMetadataBytes?: number;
+  /** Open connections accepted (default 10,000); past it, new ones are closed at once. */
+  readonly maxConnections?: number;
+  /** A connection with no call open for this long is closed (default 300 s). */
+  readonly idleTimeoutMs?: number;
+  /** The TLS handshake and the HTTP/2 preface must arrive within this (default 10 s). */
+  readonly handshakeTimeoutMs?: number;
+  /** A connection silent this long gets a PING, and is closed if that is not answered within as long again (default 30 s). */
+  readonly keepaliveMs?: number;
+  /** PEM certificate chain and key: serve TLS with ALPN h2; null: cleartext (h2c with prior knowledge). */
+  readonly tls?: { readonly cert: Buffer; readonly key: Buffer } | null;
   /** Told of an exception a handler threw synchronously (a bug): its connection is closed. */
   readonly onError?: (err: unknown) => void;
 }
@@ -49,49 +49,33 @@ export interface TransportOptions {
 export type RequestHandler = (request: unknown, call: GrpcCall) => void;
 /** A client- or bidirectional-streaming method's handler: messages arrive through `call.onMessage`. */
 export type StreamingHandler = (call: GrpcCall) => void;
+/**
+ * A check of a call's metadata before any of its request is read (authentication): its result is
+ * `call.admitted`. If it throws, the request is not read, `call.refusal` holds what it threw, and the
+ * handler runs at once (a unary one with the method's empty request), to answer with that refusal.
+ */
+export type Admit = (call: GrpcCall) => unknown;
 
 interface Route {
   readonly method: MethodDefinition<unknown, unknown>;
   readonly handler: RequestHandler | StreamingHandler;
+  readonly admit: Admit | null;
+  /** The request message with every field at its default, for a refused call's handler. */
+  readonly empty: unknown;
 }
 
-const RESPONSE_HEADERS = (() => {
-  const out: number[] = [];
-  indexed(out, ':status', '200');
-  literal(out, 'content-type', 'application/grpc');
-  return Buffer.from(out);
-})();
-const OK_TRAILERS = block(null, ['grpc-status', '0']);
-
-/** A header block of literals, after `prefix` (OK's status in trailers, or the response headers of a trailers-only answer). */
-function block(prefix: Buffer | null, fields: readonly string[]): Buffer {
-  const out: number[] = [];
-  for (let i = 0; i < fields.length; i += 2) literal(out, fields[i]!, printable(fields[i + 1]!));
-  return prefix === null ? Buffer.from(out) : Buffer.concat([prefix, Buffer.from(out)]);
-}
-
-/** A metadata value as gRPC allows it: printable ASCII, anything else replaced. */
-function printable(value: string): string {
-  return /^[\x20-\x7e]*$/.test(value) ? value : value.replace(/[^\x20-\x7e]/g, '?');
-}
-
-/** grpc-message's encoding: UTF-8, with bytes outside printable ASCII and '%' percent-encoded. */
-function percentEncode(message: string): string {
-  if (/^[\x20-\x24\x26-\x7e]*$/.test(message)) return message;
-  let out = '';
-  for (const byte of Buffer.from(message, 'utf8')) {
-    out +=
-      byte >= 0x20 && byte <= 0x7e && byte !== 0x25 ? String.fromCharCode(byte) : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
-  }
-  return out;
-}
+/** The largest request metadata, in bytes as HTTP/2 counts a header list (SETTINGS_MAX_HEADER_LIST_SIZE). */
+const MAX_METADATA_BYTES = 64 * 1024;
+/** Per-stream and per-connection receive windows: a 1 MiB tensor in one round trip, 16 calls' worth in flight. */
+const STREAM_WINDOW = 1 << 20;
+const CONNECTION_WINDOW = 16 << 20;
 
 const TIMEOUT_UNITS: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 1e-3, n: 1e-6 };
 
 /** `grpc-timeout` as milliseconds; undefined when absent, NaN when malformed. */
-function timeoutMs(value: string | undefined): number | undefined {
+function timeoutMs(value: string | string[] | undefined): number | undefined {
   if (value === undefined) return undefined;
-  const match = /^(\d{1,8})([HMSmun])$/.exec(value);
+  const match = typeof value === 'string' ? /^(\d{1,8})([HMSmun])$/.exec(value) : null;
   return match === null ? Number.NaN : Number(match[1]) * TIMEOUT_UNITS[match[2]!]!;
 }
 
@@ -102,164 +86,129 @@ function isGrpcContentType(value: string | undefined): boolean {
   return Number.isNaN(rest) || rest === 0x2b /* + */ || rest === 0x3b; /* ; */
 }
 
-type Hook = () => void;
-
-/** One call: the request's metadata, its deadline and cancellation, and the ways to answer it. */
-export class GrpcCall {
-  /** A request message, for streaming requests. */
-  onMessage: (message: unknown) => void = () => {};
-  /** The client finished sending, for streaming requests. */
-  onHalfClose: Hook = () => {};
-  /** When the client's deadline passes: epoch ms, or Infinity. */
-  readonly deadline: number;
-  #cancelled = false;
-  #listeners: Hook[] = [];
-  #headersSent = false;
-  #done = false;
-  #timer: NodeJS.Timeout | null = null;
-
-  constructor(
-    readonly path: string,
-    private readonly stream: H2Stream,
-    private readonly method: MethodDefinition<unknown, unknown> | null,
-    timeout: number | undefined,
-  ) {
-    this.deadline = timeout === undefined ? Number.POSITIVE_INFINITY : Date.now() + timeout;
-    if (timeout !== undefined) {
-      this.#timer = setTimeout(() => {
-        this.fail(Status.DEADLINE_EXCEEDED, 'the deadline passed');
-        // Trailers stuck behind data the client is not reading: the stream is reset instead.
-        if (this.stream.congested) this.stream.reset(H2.CANCEL);
-        this.#cancel();
-      }, timeout);
-    }
-  }
-
-  /** A request metadata value (the first, if sent several times); undefined when absent. */
-  metadata(name: string): string | undefined {
-    return headerValue(this.stream.headers, name);
-  }
-
-  /** Whether the client cancelled (RST_STREAM, a dropped connection) or the deadline passed. */
-  get cancelled(): boolean {
-    return this.#cancelled;
-  }
-
-  /** Whether the call has its status. */
-  get done(): boolean {
-    return this.#done;
-  }
-
-  onCancel(listener: Hook): void {
-    if (this.#cancelled) listener();
-    else this.#listeners.push(listener);
-  }
-
-  /** Answers a unary call: headers, the message and OK with `trailers`, in one write. */
-  reply(response: unknown, trailers: MetadataList = []): void {
-    if (this.#done) return;
-    this.#send(response);
-    this.end(trailers);
-  }
-
-  /** Sends one message of a streamed answer. */
-  write(response: unknown): void {
-    if (this.#done) return;
-    this.#send(response);
-  }
-
-  /** Resolves when more messages would not just pile up (the windows and the socket have room). */
-  drained(): Promise<void> {
-    return this.stream.drained();
-  }
-
-  /** Ends the call with OK. */
-  end(trailers: MetadataList = []): void {
-    if (this.#finish()) return;
-    this.stream.end(trailers.length === 0 ? OK_TRAILERS : block(OK_TRAILERS, trailers));
-  }
-
-  /** Ends the call with an error status: trailers-only when nothing was sent yet. */
-  fail(code: Status, message: string, trailers: MetadataList = []): void {
-    if (this.#finish()) return;
-    const fields = ['grpc-status', String(code), 'grpc-message', percentEncode(message), ...trailers];
-    if (this.#headersSent) this.stream.end(block(null, fields));
-    else this.stream.respond(block(RESPONSE_HEADERS, fields), true);
-  }
-
-  /** @internal The transport's cancellation: the stream was reset or the connection is gone. */
-  cancel(): void {
-    this.#finish();
-    this.#cancel();
-  }
-
-  #send(response: unknown): void {
-    const message = (this.method as MethodDefinition<unknown, unknown>).responseSerialize(response);
-    const frame = Buffer.allocUnsafe(5 + message.length);
-    frame[0] = 0;
-    frame.writeUInt32BE(message.length, 1);
-    frame.set(message, 5);
-    if (!this.#headersSent) {
-      this.#headersSent = true;
-      this.stream.respond(RESPONSE_HEADERS);
-    }
-    this.stream.write(frame);
-  }
-
-  /** Marks the call done; true when it already was. */
-  #finish(): boolean {
-    if (this.#done) return true;
-    this.#done = true;
-    if (this.#timer !== null) clearTimeout(this.#timer);
-    return false;
-  }
-
-  #cancel(): void {
-    if (this.#cancelled) return;
-    this.#cancelled = true;
-    const listeners = this.#listeners;
-    this.#listeners = [];
-    for (const listener of listeners) listener();
-  }
+/** A header list's size as HTTP/2 counts it (RFC 9113 §6.5.2): each field's name and value, plus 32. */
+function headerListSize(raw: string[]): number {
+  let size = 16 * raw.length;
+  for (let i = 0; i < raw.length; i++) size += raw[i]!.length;
+  return size;
 }
 
-/** Reassembles length-prefixed messages from DATA chunks; a message larger than the limit fails the call. */
-class MessageReader {
+const NO_MESSAGE = Symbol('no message');
+const INBOUND = Symbol('grpc inbound');
+const CONNECTION = Symbol('grpc connection');
+type Tagged = ServerHttp2Stream & { [INBOUND]: Inbound };
+type NotACall = ServerHttp2Stream & { [CONNECTION]: Connection };
+
+/**
+ * A call's request side: reassembles length-prefixed messages from DATA chunks, counting the bytes
+ * of an unfinished one against the connection. Listeners are shared functions (below), not closures.
+ */
+class Inbound {
   #chunks: Buffer[] = [];
   #buffered = 0;
   /** The length, prefix included, of the message being read; -1 until its prefix is in. */
   #need = -1;
+  #request: unknown = NO_MESSAGE;
 
-  constructor(private readonly maxBytes: number) {}
+  constructor(
+    readonly call: GrpcCall,
+    readonly route: Route,
+    readonly connection: Connection,
+    readonly maxBytes: number,
+  ) {}
 
-  /** Adds a chunk; returns the complete messages it finished (flag byte and payload), or a reason to fail. */
-  push(chunk: Buffer): Array<{ compressed: boolean; payload: Buffer }> | string {
+  data(chunk: Buffer): void {
+    const call = this.call;
+    if (call.done) return;
     this.#chunks.push(chunk);
     this.#buffered += chunk.length;
-    const out: Array<{ compressed: boolean; payload: Buffer }> = [];
+    this.connection.buffered += chunk.length;
     while (this.#buffered >= 5) {
       if (this.#need < 0) {
-        const head = (this.#chunks[0] as Buffer).length >= 5 ? (this.#chunks[0] as Buffer) : this.#collapse();
+        const head = this.#chunks[0]!.length >= 5 ? this.#chunks[0]! : this.#collapse();
         const length = head.readUInt32BE(1);
         if (length > this.maxBytes)
-          return `the request message has ${length} bytes; the most accepted is ${this.maxBytes} (server.body_limit_bytes)`;
+          return this.#refuse(
+            Status.RESOURCE_EXHAUSTED,
+            `the request message has ${length} bytes; the most accepted is ${this.maxBytes} (server.body_limit_bytes)`,
+          );
         this.#need = 5 + length;
       }
       // A message in many frames is copied together once, when its last byte is in.
       if (this.#buffered < this.#need) break;
-      const whole = this.#chunks.length === 1 ? (this.#chunks[0] as Buffer) : this.#collapse();
-      out.push({ compressed: whole[0] !== 0, payload: whole.subarray(5, this.#need) });
+      const whole = this.#chunks.length === 1 ? this.#chunks[0]! : this.#collapse();
       const rest = whole.subarray(this.#need);
+      this.connection.buffered -= this.#need;
       this.#chunks = rest.length > 0 ? [rest] : [];
       this.#buffered = rest.length;
+      const need = this.#need;
       this.#need = -1;
+      if (!this.#message(whole[0] !== 0, whole.subarray(5, need))) return;
     }
-    return out;
+    const limit = this.connection.limits.maxBufferedBytes;
+    if (this.connection.buffered > limit)
+      this.#refuse(
+        Status.RESOURCE_EXHAUSTED,
+        `this connection's calls hold over ${limit} bytes of unfinished request messages (grpc.max_connection_buffer_bytes)`,
+      );
   }
 
-  /** Bytes of an unfinished message. */
-  get partial(): number {
-    return this.#buffered;
+  end(): void {
+    const call = this.call;
+    call.requestEnded = true;
+    if (call.done) return;
+    const { method, handler } = this.route;
+    if (this.#buffered > 0) return call.fail(Status.INVALID_ARGUMENT, 'the request ended inside a message');
+    if (method.requestStream) return call.onHalfClose();
+    if (this.#request === NO_MESSAGE) return call.fail(Status.INVALID_ARGUMENT, `${call.path} takes one request message; none came`);
+    (handler as RequestHandler)(this.#request, call);
+  }
+
+  /** The stream closed: what it still buffered leaves the connection's count; a call still going is cancelled. */
+  closed(stream: ServerHttp2Stream): void {
+    this.#drop();
+    this.connection.closed(stream);
+    if (!this.call.done) this.call.cancel();
+  }
+
+  /** One whole message; false when it ended the call. */
+  #message(compressed: boolean, payload: Buffer): boolean {
+    const { call, route } = this;
+    if (compressed) {
+      const encoding = call.metadata('grpc-encoding');
+      const named = encoding !== undefined && encoding !== 'identity';
+      this.#refuse(
+        named ? Status.UNIMPLEMENTED : Status.INTERNAL,
+        named ? `grpc-encoding "${encoding}" is not supported; send messages uncompressed` : 'a compressed message without grpc-encoding',
+      );
+      return false;
+    }
+    let message: unknown;
+    try {
+      message = route.method.requestDeserialize(payload);
+    } catch {
+      this.#refuse(Status.INVALID_ARGUMENT, `the request is not a valid ${call.path.slice(1).replace('/', '.')} request message`);
+      return false;
+    }
+    if (route.method.requestStream) call.onMessage(message);
+    else if (this.#request === NO_MESSAGE) this.#request = message;
+    else {
+      this.#refuse(Status.INVALID_ARGUMENT, `${call.path} takes one request message; a second came`);
+      return false;
+    }
+    return true;
+  }
+
+  #refuse(code: Status, message: string): void {
+    this.#drop();
+    this.call.fail(code, message);
+    this.call.cancel();
+  }
+
+  #drop(): void {
+    this.connection.buffered -= this.#buffered;
+    this.#chunks = [];
+    this.#buffered = 0;
   }
 
   #collapse(): Buffer {
@@ -269,23 +218,88 @@ class MessageReader {
   }
 }
 
+function onData(this: Tagged, chunk: Buffer): void {
+  this[INBOUND].data(chunk);
+}
+function onEnd(this: Tagged): void {
+  this[INBOUND].end();
+}
+function onClose(this: Tagged): void {
+  this[INBOUND].closed(this);
+}
+function ignore(): void {}
+
+/** A stream that is not a call (an HTTP answer, UNIMPLEMENTED): only its close is counted. */
+function onOtherClose(this: NotACall): void {
+  this[CONNECTION].closed(this);
+}
+
+/** nghttp2's rate limit on RST_STREAM from clients (node:http2's `streamResetBurst`/`streamResetRate`, which its types omit). */
+interface ResetLimit {
+  readonly streamResetBurst: number;
+  readonly streamResetRate: number;
+}
+
 /** A gRPC server on a TCP port: routes each stream to its method's handler. */
 export class GrpcTransport {
-  readonly #server: Server;
-  readonly #connections = new Set<H2Connection>();
+  readonly #server: Http2Server | Http2SecureServer;
+  readonly #connections = new Set<Connection>();
   readonly #routes = new Map<string, Route>();
   readonly #options: Required<TransportOptions>;
+  /** Sockets handed over by the cluster primary (`adopt`) and still open. */
+  #adopted = 0;
+  /** The socket whose session node:http2 is making (its 'session' event comes within the call that starts it). */
+  #starting: Socket | null = null;
   /** Called when the last connection closes, while closing. */
-  #idle: Hook | null = null;
+  #idle: (() => void) | null = null;
 
   constructor(options: TransportOptions) {
-    this.#options = { maxConcurrentStreams: 1000, maxMetadataBytes: 64 * 1024, onError: () => {}, ...options };
-    this.#server = createServer((socket) => this.#accept(socket));
+    this.#options = {
+      maxConnectionBufferBytes: 2 * options.maxMessageBytes,
+      maxConcurrentStreams: 100,
+      maxConnections: 10_000,
+      idleTimeoutMs: 300_000,
+      handshakeTimeoutMs: 10_000,
+      keepaliveMs: 30_000,
+      tls: null,
+      onError: () => {},
+      ...options,
+    };
+    const o = this.#options;
+    const http2Options: SecureServerOptions & ResetLimit = {
+      settings: {
+        maxConcurrentStreams: o.maxConcurrentStreams,
+        initialWindowSize: STREAM_WINDOW,
+        maxHeaderListSize: MAX_METADATA_BYTES,
+        enablePush: false,
+      },
+      // Header lists over 64 KiB or 64 fields reset their stream (ENHANCE_YOUR_CALM; clients read RESOURCE_EXHAUSTED).
+      maxHeaderListPairs: 64,
+      // nghttp2's own allocations and the answers queued for a connection, in MB: past it new streams are refused.
+      maxSessionMemory: Math.max(10, Math.ceil((2 * o.maxConnectionBufferBytes) / 2 ** 20)),
+      // The server sends no PING of its own; unanswered ones from a client are nghttp2's flood check.
+      maxOutstandingPings: 10,
+      // Malformed frames and header blocks (each a reset nghttp2 sends) before the connection is closed.
+      maxSessionInvalidFrames: 100,
+      maxSessionRejectedStreams: 100,
+      // Rapid reset (CVE-2023-44487): a burst of 1,000 client resets, then 33 a second, as nghttp2's default.
+      streamResetBurst: 1000,
+      streamResetRate: 33,
+      unknownProtocolTimeout: o.handshakeTimeoutMs,
+    };
+    this.#server =
+      o.tls === null
+        ? createServer(http2Options)
+        : createSecureServer({ ...http2Options, cert: o.tls.cert, key: o.tls.key, handshakeTimeout: o.handshakeTimeoutMs });
+    this.#server.maxConnections = o.maxConnections;
+    this.#server.on('session', (session: ServerHttp2Session) => this.#session(session));
+    this.#gate(o.tls === null ? 'connection' : 'secureConnection');
   }
 
-  /** Registers a method: `handler` answers through the call. */
-  handle(method: MethodDefinition<unknown, unknown>, handler: RequestHandler | StreamingHandler): void {
-    this.#routes.set(method.path, { method, handler });
+  /** Registers a method: `admit` checks its metadata first (null: none); `handler` answers through the call. */
+  handle(method: MethodDefinition<unknown, unknown>, handler: RequestHandler | StreamingHandler, admit: Admit | null = null): void {
+    const empty = method.requestStream ? null : method.requestDeserialize(Buffer.alloc(0));
+    this.#routes.set(method.path, { method, handler, admit, empty });
   }
 
   /**
@@ -326,11 +340,12 @@ export class GrpcTransport {
   /** Stops taking connections and calls; calls in flight finish within `timeoutMs`, then are cancelled. */
   close(timeoutMs: number): Promise<void> {
     if (this.#server.listening) this.#server.close();
-    for (const connection of this.#connections) connection.shutdown();
+    // GOAWAY NO_ERROR: calls open go on, new ones go elsewhere; each session closes after its last stream.
+    for (const connection of this.#connections) connection.session.close();
     if (this.#connections.size === 0) return Promise.resolve();
     return new Promise((resolve) => {
       const force = setTimeout(() => {
-        for (const connection of [...this.#connections]) connection.destroy();
+        for (const connection of [...this.#connections]) connection.session.destroy();
         resolve();
       }, timeoutMs);
       force.unref();
@@ -341,97 +356,112 @@ export class GrpcTransport {
     });
   }
 
-  /** Serves a connection accepted elsewhere (the cluster primary's, handed over unread); `onClose` when it ends. */
+  /**
+   * Serves a connection accepted elsewhere (the cluster primary's, handed over unread); `onClose`
+   * when it ends. It goes the way a listened one does: TLS first when configured, then the preface.
+   */
   adopt(socket: Socket, onClose: () => void): void {
-    this.#accept(socket, onClose);
+    socket.once('close', () => {
+      this.#adopted--;
+      onClose();
+    });
+    // server.maxConnections counts only what the server itself accepted.
+    if (++this.#adopted > this.#options.maxConnections) socket.destroy();
+    else this.#server.emit('connection', socket);
   }
 
-  #accept(socket: Socket, onClose?: () => void): void {
-    const connection = new H2Connection(
-      socket,
-      { onStream: (stream) => this.#stream(stream) },
-      {
-        maxConcurrentStreams: this.#options.maxConcurrentStreams,
-        streamWindow: 1 << 20,
-        connectionWindow: 16 << 20,
-        maxHeaderListSize: this.#options.maxMetadataBytes,
-      },
-    );
+  /** Puts the preface check in front of node:http2's own listener for the event that starts HTTP/2 on a socket. */
+  #gate(event: 'connection' | 'secureConnection'): void {
+    const server = this.#server;
+    const [start] = server.listeners(event) as Array<(socket: Socket) => void>;
+    if (start === undefined) throw new Error(`node:http2's server has no ${event} listener to put the preface check before`);
+    server.removeListener(event, start);
+    const timeoutMs = this.#options.handshakeTimeoutMs;
+    const serve = (socket: Socket): void => {
+      this.#starting = socket;
+      try {
+        start.call(server, socket);
+      } finally {
+        this.#starting = null;
+      }
+    };
+    server.on(event, (socket: Socket) => {
+      socket.on('error', ignore); // before a session owns it; a reset while reading the preface is not an error of ours
+      checkPreface(socket, timeoutMs, serve);
+    });
+  }
+
+  #session(session: ServerHttp2Session): void {
+    const o = this.#options;
+    const limits = { maxBufferedBytes: o.maxConnectionBufferBytes, idleTimeoutMs: o.idleTimeoutMs, keepaliveMs: o.keepaliveMs };
+    const connection = new Connection(session, this.#starting as Socket, limits);
     this.#connections.add(connection);
-    connection.onError = this.#options.onError;
-    connection.onClose = () => {
-      onClose?.();
+    session.setLocalWindowSize(CONNECTION_WINDOW);
+    if (this.#idle !== null) session.close(); // a connection accepted while closing
+    session.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, _flags: number, raw: string[]) => {
+      try {
+        this.#stream(connection, stream, headers, raw);
+      } catch (err) {
+        o.onError(err);
+        session.destroy();
+      }
+    });
+    session.once('close', () => {
       this.#connections.delete(connection);
       if (this.#connections.size === 0) this.#idle?.();
-    };
+    });
   }
 
-  #stream(stream: H2Stream): void {
-    const path = headerValue(stream.headers, ':path') ?? '';
-    if (headerValue(stream.headers, ':method') !== 'POST') return this.#http(stream, 405);
-    if (!isGrpcContentType(headerValue(stream.headers, 'content-type'))) return this.#http(stream, 415);
+  #stream(connection: Connection, stream: ServerHttp2Stream, headers: IncomingHttpHeaders, raw: string[]): void {
+    connection.opened();
+    stream.on('error', ignore); // a reset or a lost connection: the close below ends the call
+    if (headers[':method'] !== 'POST') return this.#http(connection, stream, 405);
+    if (!isGrpcContentType(headers['content-type'])) return this.#http(connection, stream, 415);
+    // nghttp2 has checked the pseudo-headers (RFC 9113 §8.3.1): a POST has its :path.
+    const path = headers[':path'] as string;
     const route = this.#routes.get(path) ?? null;
-    const timeout = timeoutMs(headerValue(stream.headers, 'grpc-timeout'));
-    const call = new GrpcCall(path, stream, route?.method ?? null, Number.isNaN(timeout) ? undefined : timeout);
-    stream.onReset = () => call.cancel();
-    if (stream.oversize)
-      return call.fail(Status.RESOURCE_EXHAUSTED, `the request metadata is over ${this.#options.maxMetadataBytes} bytes`);
-    if (Number.isNaN(timeout))
-      return call.fail(Status.INVALID_ARGUMENT, `grpc-timeout "${headerValue(stream.headers, 'grpc-timeout')}" is malformed`);
-    if (route === null) return call.fail(Status.UNIMPLEMENTED, `method ${path} is not served here`);
-    const { method, handler } = route;
-    const encoding = headerValue(stream.headers, 'grpc-encoding');
-    const reader = new MessageReader(this.#options.maxMessageBytes);
-    let request: unknown = NO_MESSAGE;
-    stream.onData = (chunk) => {
-      if (call.done) return;
-      const messages = reader.push(chunk);
-      if (typeof messages === 'string') {
-        call.fail(Status.RESOURCE_EXHAUSTED, messages);
-        return call.cancel();
+    const timeout = timeoutMs(headers['grpc-timeout']);
+    const call = new GrpcCall(path, stream, headers, route?.method ?? null, Number.isNaN(timeout) ? undefined : timeout);
+    const metadataBytes = headerListSize(raw);
+    if (route === null || Number.isNaN(timeout) || metadataBytes > MAX_METADATA_BYTES) {
+      stream.resume(); // a request body, if any, dropped unread
+      (stream as NotACall)[CONNECTION] = connection;
+      stream.once('close', onOtherClose);
+      // nghttp2 holds a client to SETTINGS_MAX_HEADER_LIST_SIZE only once it has acknowledged them, not in its first calls.
+      if (metadataBytes > MAX_METADATA_BYTES)
+        return call.fail(
+          Status.RESOURCE_EXHAUSTED,
+          `the request metadata has ${metadataBytes} bytes; the most accepted is ${MAX_METADATA_BYTES}`,
+        );
+      if (route === null) return call.fail(Status.UNIMPLEMENTED, `method ${path} is not served here`);
+      return call.fail(Status.INVALID_ARGUMENT, `grpc-timeout "${String(headers['grpc-timeout'])}" is malformed`);
+    }
+    const inbound = new Inbound(call, route, connection, this.#options.maxMessageBytes);
+    (stream as Tagged)[INBOUND] = inbound;
+    stream.once('close', onClose);
+    if (route.admit !== null) {
+      try {
+        call.admitted = route.admit(call);
+      } catch (err) {
+        // Refused on its metadata: what comes of its request is dropped unread (never buffered), until the
+        // client takes the RST_STREAM NO_ERROR that follows the answer.
+        stream.resume();
+        call.refusal = err;
+        if (route.method.requestStream) return (route.handler as StreamingHandler)(call);
+        return (route.handler as RequestHandler)(route.empty, call);
       }
-      for (const { compressed, payload } of messages) {
-        if (compressed) {
-          const named = encoding !== undefined && encoding !== 'identity';
-          call.fail(
-            named ? Status.UNIMPLEMENTED : Status.INTERNAL,
-            named
-              ? `grpc-encoding "${encoding}" is not supported; send messages uncompressed`
-              : 'a compressed message without grpc-encoding',
-          );
-          return call.cancel();
-        }
-        let message: unknown;
-        try {
-          message = method.requestDeserialize(payload);
-        } catch {
-          call.fail(Status.INVALID_ARGUMENT, `the request is not a valid ${path.slice(1).replace('/', '.')} request message`);
-          return call.cancel();
-        }
-        if (method.requestStream) call.onMessage(message);
-        else if (request === NO_MESSAGE) request = message;
-        else {
-          call.fail(Status.INVALID_ARGUMENT, `${path} takes one request message; a second came`);
-          return call.cancel();
-        }
-      }
-    };
-    stream.onEnd = () => {
-      if (call.done) return;
-      if (reader.partial > 0) return call.fail(Status.INVALID_ARGUMENT, 'the request ended inside a message');
-      if (method.requestStream) return call.onHalfClose();
-      if (request === NO_MESSAGE) return call.fail(Status.INVALID_ARGUMENT, `${path} takes one request message; none came`);
-      (handler as RequestHandler)(request, call);
-    };
-    if (method.requestStream) (handler as StreamingHandler)(call);
+    }
+    stream.on('data', onData);
+    stream.on('end', onEnd);
+    if (route.method.requestStream) (route.handler as StreamingHandler)(call);
   }
 
   /** An answer in HTTP's terms, to a request that is not gRPC at all. */
-  #http(stream: H2Stream, status: number): void {
-    const out: number[] = [];
-    literal(out, ':status', String(status));
-    stream.respond(Buffer.from(out), true);
+  #http(connection: Connection, stream: ServerHttp2Stream, status: number): void {
+    (stream as NotACall)[CONNECTION] = connection;
+    stream.once('close', onOtherClose);
+    stream.resume();
+    stream.respond({ ':status': status }, { endStream: true });
+    if (!stream.endAfterHeaders) stream.close(constants.NGHTTP2_NO_ERROR);
   }
 }
-
-const NO_MESSAGE = Symbol('no message');
