@@ -60,7 +60,7 @@ export function decodeInputs(inputs: readonly WireTensor[], raw: readonly Buffer
     const name = wire.name ?? '';
     if (name === '') invalid(`${at}.name must not be empty`, `${at}.name`);
     const datatype = wire.datatype ?? '';
-    if (!(datatype in DATATYPES))
+    if (!Object.hasOwn(DATATYPES, datatype))
       invalid(`${at}.datatype must be one of ${Object.keys(DATATYPES).join(', ')}, got "${datatype}"`, `${at}.datatype`);
     const shape = (wire.shape ?? []).map((d) => Number(d));
     if (shape.some((d) => !Number.isSafeInteger(d) || d < 0)) invalid(`${at}.shape must hold whole numbers >= 0`, `${at}.shape`);

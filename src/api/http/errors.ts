@@ -48,6 +48,9 @@ export function toApiError(error: unknown, request: RequestInfo, log: Logger): A
   // Nobody is left to read an answer; not a failure worth a log line.
   if (error instanceof ClientGoneError) return fastError('invalid_request', error.message);
   const e = error as FastifyError;
+  // Fastify's own limit on the bodies it reads (the admin API's, set to server.body_limit_bytes).
+  if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE')
+    return fastError('body_too_large', 'the body is larger than the limit (server.body_limit_bytes)');
   if (e instanceof SyntaxError || (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500)) {
     return new ApiError('invalid_request', e.message);
   }
@@ -95,7 +98,7 @@ export function routeNotFound(request: { method: string; url: string }): ApiErro
 }
 
 /** A short, safe rendering of a value for an error message (never serialises a whole structure). */
-function preview(value: unknown): string {
+export function preview(value: unknown): string {
   if (Array.isArray(value)) return `an array of ${value.length} item(s)`;
   if (value !== null && typeof value === 'object') return 'an object';
   const text = JSON.stringify(value) ?? String(value);

@@ -13,8 +13,8 @@ import { pipeline, type Readable } from 'node:stream';
 import { Ajv, type ValidateFunction } from 'ajv';
 import type { TSchema } from '@sinclair/typebox';
 import type { Logger } from 'pino';
-import sjson from 'secure-json-parse';
 import { ApiError, fastError } from '../../core/errors.js';
+import { parseJsonBody, type JsonBodyOptions } from '../../core/json.js';
 import type { RequestContext } from '../../core/context.js';
 import type { Metrics } from '../../telemetry/metrics.js';
 import type { AccessLog } from '../../telemetry/access-log.js';
@@ -95,6 +95,8 @@ export interface ModelCallRoutes {
  */
 export interface ModelCallOptions {
   readonly bodyLimit: number;
+  /** Deepest JSON nesting accepted in a body (`server.max_json_depth`); deeper is 400 before parsing. */
+  readonly maxJsonDepth: number;
   /** Where unexpected errors go. */
   readonly log: Logger;
   /** Serves every request that is not a model call. */
@@ -111,6 +113,7 @@ export interface ModelCallOptions {
 
 export function modelCalls(routes: ModelCallRoutes, options: ModelCallOptions) {
   const { bodyLimit, log, next } = options;
+  const json = { maxDepth: options.maxJsonDepth, constructorAction: 'ignore' } as const;
   const lifecycle = options.lifecycle ?? { draining: false };
   const authenticate = options.authenticate ?? null;
   const metrics = options.metrics ?? null;
@@ -155,7 +158,7 @@ export function modelCalls(routes: ModelCallRoutes, options: ModelCallOptions) {
       // Who is calling, before the body is read: an unknown caller costs no parsing.
       const principal = authenticate === null ? null : authenticate(req.headers);
       if (trace !== null && authenticate !== null) trace.stage('authenticate', started, performance.now());
-      const body = parse(await readBody(req, bodyLimit));
+      const body = parse(await readBody(req, bodyLimit), json);
       if (!route.validate(body)) throw validationError(route.validate.errors as AjvError[]);
       if (trace !== null) trace.span.setAttributes(requestAttributes(body));
       ctx = httpContext(id, req.headers, res, principal, params.version, trace);
@@ -318,12 +321,8 @@ function tooLarge(limit: number): ApiError {
   return fastError('body_too_large', `the body is larger than the limit of ${limit} bytes`);
 }
 
-/** JSON.parse that rejects prototype poisoning and keeps the parser's message ("Unexpected token } at position 9"). */
-function parse(text: string): unknown {
+/** The body as JSON: depth bounded, prototype poisoning refused, the parser's message kept. */
+function parse(text: string, options: JsonBodyOptions): unknown {
   if (text.length === 0) throw fastError('invalid_json', 'the body is empty; send a JSON object');
-  try {
-    return sjson.parse(text, null, { protoAction: 'error', constructorAction: 'ignore' });
-  } catch (err) {
-    throw fastError('invalid_json', `the body is not valid JSON: ${(err as Error).message}`);
-  }
+  return parseJsonBody(text, options);
 }

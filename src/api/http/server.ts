@@ -17,8 +17,8 @@ import { openaiCalls } from './openai/calls.js';
 import { openaiRoutes } from './openai/routes.js';
 import type { ReloadResult } from '../../cli/reload.js';
 import { requestId } from './request-id.js';
-import sjson from 'secure-json-parse';
-import { ApiError, fastError } from '../../core/errors.js';
+import { ApiError } from '../../core/errors.js';
+import { parseJsonBody } from '../../core/json.js';
 import { adminGuard } from './admin/guard.js';
 import { adminDebugRoutes } from './admin/debug.js';
 import { adminTenantRoutes } from './admin/tenants.js';
@@ -110,6 +110,7 @@ export function createHttpServer({
       const routes = { exact: openaiCalls(gateway, log), kserveInfer: kserveInfer(gateway) };
       const handler = modelCalls(routes, {
         bodyLimit: config.server.body_limit_bytes,
+        maxJsonDepth: config.server.max_json_depth,
         log,
         next: fastifyHandler,
         lifecycle,
@@ -165,7 +166,14 @@ export function createHttpServer({
   app.register(
     async (admin) => {
       admin.addHook('onRequest', adminGuard(tenancy?.adminKey ?? config.auth.admin_key, directory, config.server.host));
-      admin.addContentTypeParser('application/json', { parseAs: 'string' }, parseJsonBody);
+      // Every body is read as JSON whatever its content type says, or without one: `curl -d`, as
+      // in the README's examples, sends application/x-www-form-urlencoded.
+      admin.removeAllContentTypeParsers();
+      admin.addContentTypeParser(
+        '*',
+        { parseAs: 'string', bodyLimit: config.server.body_limit_bytes },
+        adminJsonBody(config.server.max_json_depth),
+      );
       // Circuit breakers per deployment (model@version); versions without one are listed as `disabled`.
       admin.get('/breakers', async () => ({
         breakers: gateway.deployments().map((v) => ({
@@ -225,13 +233,16 @@ function slowClientLimits(server: ServerConfig): ServerOptions {
   };
 }
 
-/** JSON bodies of the admin API: an empty body is null; prototype poisoning is refused. */
-function parseJsonBody(_request: unknown, body: string | Buffer, done: (err: Error | null, body?: unknown) => void): void {
-  const text = body.toString();
-  if (text === '') return done(null, null);
-  try {
-    done(null, sjson.parse(text, null, { protoAction: 'error', constructorAction: 'error' }));
-  } catch (err) {
-    done(fastError('invalid_json', `the body is not valid JSON: ${(err as Error).message}`));
-  }
+/** JSON bodies of the admin API: an empty body is null; depth is bounded and prototype poisoning refused. */
+function adminJsonBody(maxDepth: number) {
+  const options = { maxDepth, constructorAction: 'error' } as const;
+  return function parseAdminBody(_request: unknown, body: string | Buffer, done: (err: Error | null, body?: unknown) => void): void {
+    const text = body.toString();
+    if (text === '') return done(null, null);
+    try {
+      done(null, parseJsonBody(text, options));
+    } catch (err) {
+      done(err as Error);
+    }
+  };
 }

@@ -1,6 +1,7 @@
 /**
  * The admin API for tenants, keys and usage, under /admin (guarded by the admin key, see
- * server.ts). Bodies are checked against TypeBox schemas; unknown fields are errors, not dropped.
+ * server.ts). Bodies are checked against TypeBox schemas; unknown fields are errors, not dropped, and
+ * each refusal names its field (validation.ts).
  */
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyReply } from 'fastify';
@@ -10,6 +11,7 @@ import type { TenantAdmin } from '../../../tenancy/admin.js';
 import type { Ledger } from '../../../tenancy/ledger.js';
 import type { UsageStore } from '../../../store/usage.js';
 import { usageQuery } from './usage-query.js';
+import { adminValidatorCompiler } from './validation.js';
 
 const Priority = Type.Union([Type.Literal('high'), Type.Literal('normal'), Type.Literal('low')], {
   description: "Admission priority class of the tenant's calls.",
@@ -50,6 +52,7 @@ function notFound(what: string, id: string): never {
 
 export function adminTenantRoutes(admin: TenantAdmin, usage: UsageStore, ledger: Ledger | null) {
   return async function tenants(app: FastifyInstance): Promise<void> {
+    app.setValidatorCompiler(adminValidatorCompiler());
     app.get('/tenants', async () => ({ data: await admin.store.list() }));
 
     app.post<{ Body: Static<typeof CreateTenant> }>(
