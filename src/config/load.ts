@@ -133,7 +133,7 @@ function checkBackends(value: Record<string, unknown>, problem: Report): void {
       if (backend === undefined) return problem(at, 'required: a backend with a `kind`');
       if (backend === null || typeof backend !== 'object') return problem(at, 'must be a mapping with a `kind`');
       const kind = (backend as { kind?: unknown }).kind;
-      if (typeof kind !== 'string' || !(kind in BACKEND_SCHEMAS)) {
+      if (typeof kind !== 'string' || !Object.hasOwn(BACKEND_SCHEMAS, kind)) {
         return problem([...at, 'kind'], `must be one of ${Object.keys(BACKEND_SCHEMAS).join(', ')}, got ${JSON.stringify(kind)}`);
       }
       const schema = BACKEND_SCHEMAS[kind as BackendKind];

@@ -25,6 +25,10 @@ describe('requests that are the client’s fault never count against the backend
 server: { max_json_depth: 10000, retry_budget: { ratio: 0, min_per_second: 1000 } }
 auth: { mode: keys, admin_key: '${ADMIN_KEY}' }
 models:
+  - name: proxy-embed
+    versions:
+      - version: '1'
+        backend: { kind: openai, base_url: '${upstream.url}' }
   - name: proxy-chat
     versions:
       - version: '1'
@@ -37,8 +41,8 @@ models:
           breaker: { consecutive_failures: 5, half_open_after_ms: 60000 }
 `);
     server = await startServer({ config });
-    alpha = await tenantWithKey(server.url, { id: 'alpha', models: ['proxy-chat'] });
-    beta = await tenantWithKey(server.url, { id: 'beta', models: ['proxy-chat'] });
+    alpha = await tenantWithKey(server.url, { id: 'alpha', models: ['proxy-chat', 'proxy-embed'] });
+    beta = await tenantWithKey(server.url, { id: 'beta', models: ['proxy-chat', 'proxy-embed'] });
   });
   after(async () => {
     await server?.stop();
@@ -94,5 +98,22 @@ models:
     assert.deepEqual(await health(), { state: 'closed', ejected: false });
     const ok = await chat(beta.key, { model: 'proxy-chat', messages: [{ role: 'user', content: 'hi' }] });
     assert.equal(ok.status, 200, JSON.stringify(ok.body));
+  });
+
+  it("answers 502 upstream_error, not the client's 400, when the upstream's embeddings are not JSON or of the wrong shape", async () => {
+    const embed = (input: string[]) =>
+      post(`${server.url}/v1/embeddings`, { model: 'proxy-embed', input }, { authorization: `Bearer ${alpha.key}` });
+    for (const garbage of [
+      '<html>oops</html>',
+      '{"data": [{"index": "__proto__", "embedding": [1]}]}',
+      '{"data": [{"index": 5, "embedding": [1]}]}',
+      'null',
+    ]) {
+      upstream.faults = [{ garbage }];
+      const res = await embed(['hi']);
+      assert.equal(res.status, 502, `${garbage}: ${JSON.stringify(res.body)}`);
+      assert.equal(res.body.error.code, 'upstream_error');
+    }
+    assert.equal((await embed(['hi'])).status, 200);
   });
 });

@@ -16,6 +16,8 @@ export interface Received {
 export type Fault =
   | { readonly status: number; readonly retryAfter?: string }
   | { readonly reset: true }
+  /** A 200 whose body is this text, whatever was asked (a broken upstream). */
+  | { readonly garbage: string }
   | { readonly delayMs: number }
   | { readonly cutAfterChunks: number }
   | { readonly stallAfterChunks: number }
@@ -74,6 +76,10 @@ export async function startUpstream(): Promise<Upstream> {
       );
     }
     if (fault !== undefined && 'reset' in fault) return void req.socket.destroy();
+    if (fault !== undefined && 'garbage' in fault) {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      return void res.end(fault.garbage);
+    }
     if (fault !== undefined && 'delayMs' in fault) {
       let done = false;
       res.on('close', () => done || state.cancelled++);

@@ -155,6 +155,6 @@ async function* sseChunks(text: AsyncIterable<string> | Iterable<string>): Async
 
 /** An error event inside a stream (a limit that cut it, an upstream failure) as the error the gRPC stream ends with. */
 function streamError(error: { message?: string; code?: string }): ApiError {
-  const code = error.code !== undefined && error.code in ERROR_CATALOGUE ? (error.code as ErrorCode) : 'upstream_error';
+  const code = typeof error.code === 'string' && Object.hasOwn(ERROR_CATALOGUE, error.code) ? (error.code as ErrorCode) : 'upstream_error';
   return fastError(code, error.message ?? 'the stream failed');
 }

@@ -53,7 +53,9 @@ export class OpenAIBackend extends TextBackend {
         headersTimeout: config.timeout_ms,
         connect: { timeout: config.connect_timeout_ms },
         bodyTimeout: config.timeout_ms,
-        keepAliveTimeout: 30_000,
+        // Shorter than common upstreams' idle time-outs (uvicorn 5 s, nginx 75 s): a POST sent on a socket
+        // the upstream has just closed may have reached it, so it is not retried; better not to reuse one that old.
+        keepAliveTimeout: 4_000,
       });
       return new Endpoint<Upstream>(e.base_url, e.weight, { pool, basePath: url.pathname.replace(/\/+$/, '') });
     });
@@ -133,16 +135,27 @@ export class OpenAIBackend extends TextBackend {
       call,
       false,
     );
-    const body = JSON.parse((res.body as Buffer).toString('utf8')) as {
-      data?: Array<{ index: number; embedding: number[] }>;
-      usage?: { prompt_tokens?: number };
-    };
-    if (!Array.isArray(body.data) || body.data.length !== request.input.length) {
-      throw new ApiError('upstream_error', 'the upstream returned an embeddings response of the wrong shape');
+    // What the upstream sent is its own fault when unreadable: upstream_error (502), never the client's 400.
+    let body: { data?: unknown; usage?: { prompt_tokens?: unknown } };
+    try {
+      body = JSON.parse((res.body as Buffer).toString('utf8')) as typeof body;
+    } catch {
+      throw new ApiError('upstream_error', 'the upstream returned an embeddings response that is not JSON');
     }
-    const vectors = new Array<Float32Array>(request.input.length);
-    for (const item of body.data) vectors[item.index] = Float32Array.from(item.embedding);
-    return { vectors, promptTokens: body.usage?.prompt_tokens ?? 0 };
+    const n = request.input.length;
+    const vectors = new Array<Float32Array>(n);
+    if (Array.isArray(body?.data) && body.data.length === n) {
+      for (const item of body.data as Array<{ index?: unknown; embedding?: unknown }>) {
+        const index = item?.index;
+        if (typeof index !== 'number' || !Number.isInteger(index) || index < 0 || index >= n || !Array.isArray(item.embedding)) break;
+        vectors[index] = Float32Array.from(item.embedding as number[]);
+      }
+    }
+    for (let i = 0; i < n; i++) {
+      if (vectors[i] === undefined) throw new ApiError('upstream_error', 'the upstream returned an embeddings response of the wrong shape');
+    }
+    const tokens = body.usage?.prompt_tokens;
+    return { vectors, promptTokens: typeof tokens === 'number' ? tokens : 0 };
   }
 
   /** The upstream request's headers: the configured ones, and the trace the call is part of (W3C traceparent). */
