@@ -1,5 +1,6 @@
 /** KServe v2 model readiness and metadata, the same for its HTTP and gRPC transports. */
 import type { Gateway } from '../core/gateway.js';
+import { versionHealth } from '../routing/registry.js';
 import type { TensorSpec } from '../core/tensor.js';
 import type { Principal } from '../tenancy/directory.js';
 
@@ -16,7 +17,7 @@ export interface ModelMetadata {
 /** Whether a model (every version, when `version` is undefined) or one version is loaded; 404 as the gateway resolves. */
 export function modelReady(gateway: Gateway, name: string, version: string | undefined, caller: Caller): { name: string; ready: boolean } {
   const { model, version: v } = gateway.resolve(name, version, caller);
-  return { name: model.name, ready: version === undefined ? model.ready() : v.backend.health().ready };
+  return { name: model.name, ready: version === undefined ? model.ready() : versionHealth(v).ready };
 }
 
 /** A model's versions, platform and tensor signature (of `version`, else the default version). */

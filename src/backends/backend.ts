@@ -142,6 +142,15 @@ export class ClientGoneError extends Error {
   }
 }
 
+/**
+ * Whether work stopped because its client went away: a backend's ClientGoneError, or the
+ * AbortError of work stopped by the call's signal (a deadline is turned into a time-out before
+ * anything reads this). Such a call comes to 499 `client_closed_request` everywhere it is recorded.
+ */
+export function isClientGone(error: unknown): boolean {
+  return error instanceof ClientGoneError || (error as { name?: unknown } | null)?.name === 'AbortError';
+}
+
 /** The answer of a backend asked for a task it does not list in `tasks`. */
 export function unsupported(kind: string, task: Task): Promise<never> {
   return Promise.reject(fastError('unsupported_operation', `a ${kind} backend does not serve ${task} requests`));

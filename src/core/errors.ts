@@ -26,7 +26,10 @@ export const ERROR_CATALOGUE = {
   version_not_found: { status: 404, doc: 'The model has no such version (`x-model-version` or URL).' },
   unsupported_operation: { status: 400, doc: 'The model cannot serve this endpoint (e.g. chat on a tensor model).' },
   context_length_exceeded: { status: 400, doc: 'The input is longer than the model accepts.' },
-  model_not_ready: { status: 503, doc: 'The model version is still loading or failed to load.' },
+  model_not_ready: {
+    status: 503,
+    doc: 'The model version is still loading, or failed to load: the message says why, as `/health/ready` does.',
+  },
   overloaded: { status: 503, doc: 'Every slot of the model is busy and its queue is full; retry after `Retry-After` seconds.' },
   upstream_error: { status: 502, doc: 'The remote model server answered with an error.' },
   upstream_unavailable: { status: 502, doc: 'The remote model server could not be reached.' },
@@ -36,6 +39,10 @@ export const ERROR_CATALOGUE = {
   },
   upstream_rate_limited: { status: 429, doc: 'The remote model server rate-limited the call; retry after `Retry-After` seconds.' },
   circuit_open: { status: 503, doc: "The version's circuit breaker is open after repeated failures; retry after `Retry-After` seconds." },
+  client_closed_request: {
+    status: 499,
+    doc: 'The client went away (closed the connection, cut the stream, cancelled the gRPC call) first; only recorded, never sent.',
+  },
   internal_error: { status: 500, doc: 'A bug: the response carries the request id; the cause is logged.' },
 } as const satisfies Record<string, { status: number; doc: string }>;
 
@@ -89,6 +96,11 @@ export function overloadedError(message: string): ApiError {
   const e = fastError('overloaded', message);
   e.retryAfterS = 1;
   return e;
+}
+
+/** What a call came to when its client went away before the answer was complete (nobody reads it: it is for metrics, logs and traces). */
+export function clientClosedError(message = 'the client went away'): ApiError {
+  return fastError('client_closed_request', message);
 }
 
 /** Turns a JSON pointer (`/messages/0/role`) into the dotted path users read (`messages[0].role`). */

@@ -14,7 +14,7 @@ import type {
   TextRequest,
   TextResponse,
 } from '../backends/backend.js';
-import { modelNotFound, type Model, type ModelVersion, type Registry } from '../routing/registry.js';
+import { modelNotFound, notReadyError, versionHealth, type Model, type ModelVersion, type Registry } from '../routing/registry.js';
 import type { Principal } from '../tenancy/directory.js';
 import { meterText } from '../tenancy/metering.js';
 import type { Session, Tenancy } from '../tenancy/tenancy.js';
@@ -233,7 +233,7 @@ export class Gateway {
       throw fastError('unsupported_operation', `model "${version.model.name}" is not a tensor model; use the OpenAI endpoints`, 'model');
     }
     const signature = version.backend.signature();
-    if (signature === null) throw fastError('model_not_ready', `model "${version.model.name}" version "${version.version}" is not loaded`);
+    if (signature === null || version.loadError !== null) throw notReadyError(version);
     return signature;
   }
 
@@ -386,7 +386,7 @@ export class Gateway {
         'model',
       );
     }
-    if (!backend.health().ready) throw fastError('model_not_ready', `model "${model.name}" version "${version.version}" is not loaded`);
+    if (!versionHealth(version).ready) throw notReadyError(version);
     return version;
   }
 }

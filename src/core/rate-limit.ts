@@ -4,7 +4,10 @@
 export interface RateWindow {
   readonly limit: number;
   readonly remaining: number;
-  /** Milliseconds until the rolling minute is back to its full limit. */
+  /**
+   * Milliseconds until the rolling minute is back to its full limit; in a 429, for the limit that
+   * refused the call, until a call fits again (the instant its `Retry-After` names).
+   */
   readonly resetMs: number;
 }
 

@@ -3,7 +3,7 @@
  * the config loads. Per request it only looks up: a pinned version, else a weighted pick.
  */
 import { pino, type Logger } from 'pino';
-import type { Backend } from '../backends/backend.js';
+import type { Backend, BackendHealth } from '../backends/backend.js';
 import { createBackend, type BackendContext } from '../backends/index.js';
 import type { Config, ModelConfig, PoliciesConfig } from '../config/schema.js';
 import { fastError, type ApiError } from '../core/errors.js';
@@ -25,6 +25,25 @@ export interface ModelVersion {
   readonly admission: Admission | null;
   /** Where its stages report queue times, attempts, retries, fallbacks and executions. */
   readonly observer: DeploymentObserver;
+  /**
+   * Why its backend failed to load; null: it loaded, or is loading. Written once, by
+   * {@link Registry.load}: the one place that decides a version which failed cannot serve,
+   * whatever its backend reports.
+   */
+  loadError: string | null;
+}
+
+/** Whether a version can serve, and why not: one whose load failed is not ready, whatever its backend says of itself. */
+export function versionHealth(version: ModelVersion): BackendHealth {
+  if (version.loadError !== null) return { ready: false, error: version.loadError };
+  return version.backend.health();
+}
+
+/** The 503 for a version that cannot serve: the reason its load failed when it did, else that it is still loading. */
+export function notReadyError(version: ModelVersion): ApiError {
+  const name = `model "${version.model.name}" version "${version.version}"`;
+  const error = versionHealth(version).error;
+  return fastError('model_not_ready', error === null ? `${name} is not loaded yet` : `${name} failed to load: ${error}`);
 }
 
 /** What a registry needs besides the config: backend hooks, and where policies log and take retries from. */
@@ -88,6 +107,7 @@ export class Model {
         governor: Governor.create(v.policies, v.backend.kind, budget, log, `${config.name}@${v.version}`, observer),
         admission: admissionFor(v.policies),
         observer,
+        loadError: null,
       });
     }
     this.versions = versions;
@@ -130,7 +150,7 @@ export class Model {
 
   /** Whether every version has loaded. */
   ready(): boolean {
-    for (const v of this.versions.values()) if (!v.backend.health().ready) return false;
+    for (const v of this.versions.values()) if (!versionHealth(v).ready) return false;
     return true;
   }
 }
@@ -154,10 +174,33 @@ export class Registry {
     return model;
   }
 
-  /** Loads every version (not those taken over loaded from a previous registry); a version that fails stays not-ready and its error is reported, others still load. */
+  /**
+   * Loads every version (not those taken over loaded from a previous registry); a version that
+   * fails stays not ready, with its error as the reason (503 `model_not_ready`, `/health/ready`),
+   * and is reported; others still load.
+   */
   async load(onError: (version: ModelVersion, error: Error) => void): Promise<void> {
     const all = this.models.flatMap((m) => [...m.versions.values()]).filter((v) => !v.model.isReused(v.backend));
-    await Promise.all(all.map((v) => v.backend.load().catch((err: Error) => onError(v, err))));
+    await Promise.all(
+      all.map((v) =>
+        v.backend.load().catch((err: Error) => {
+          v.loadError = err instanceof Error ? err.message : String(err);
+          onError(v, err);
+        }),
+      ),
+    );
+  }
+
+  /** Versions that cannot serve and why: the reason their load failed, else null (still loading). */
+  notReady(): Array<{ model: string; version: string; error: string | null }> {
+    const out: Array<{ model: string; version: string; error: string | null }> = [];
+    for (const m of this.models) {
+      for (const v of m.versions.values()) {
+        const health = versionHealth(v);
+        if (!health.ready) out.push({ model: m.name, version: v.version, error: health.error });
+      }
+    }
+    return out;
   }
 
   async unload(): Promise<void> {
@@ -167,7 +210,7 @@ export class Registry {
   /** A loaded backend with this identity, for a registry that replaces this one. */
   backendFor(key: string): Backend | undefined {
     for (const model of this.models) {
-      for (const [backend, k] of model.backends) if (k === key && backend.health().ready) return backend;
+      for (const v of model.versions.values()) if (model.backends.get(v.backend) === key && versionHealth(v).ready) return v.backend;
     }
     return undefined;
   }

@@ -146,17 +146,17 @@ export class Metrics {
     );
     this.#duration = new HistogramFamily(
       'infergate_request_duration_seconds',
-      'Time from receiving a model call to its last byte (a stream: to its end), by model, version, tenant and status.',
+      'Time from receiving a model call to its last byte (a stream: to its end), by model, version, tenant, status and error code.',
       DURATION_BUCKETS,
     );
     // As vLLM's prompt_tokens_total / generation_tokens_total; counted where the usage ledger counts them.
     this.#promptTokens = new CounterFamily(
       'infergate_prompt_tokens_total',
-      'Prompt tokens of finished calls (when the usage ledger is on).',
+      'Prompt tokens of finished calls (when the usage ledger is on), by model, version, tenant, status and error code.',
     );
     this.#completionTokens = new CounterFamily(
       'infergate_completion_tokens_total',
-      'Completion tokens of finished calls, streams included (when the usage ledger is on).',
+      'Completion tokens of finished calls, streams included (when the usage ledger is on), by model, version, tenant, status and error code.',
     );
     this.#limited = new CounterFamily(
       'infergate_rate_limited_requests_total',
@@ -342,9 +342,10 @@ export class Metrics {
       const s = String(status);
       children = {
         requests: this.#requests.series({ model, version, tenant, status: s, code }),
-        duration: this.#duration.series({ model, version, tenant, status: s }),
-        promptTokens: this.#promptTokens.series({ model, version, tenant, status: s }),
-        completionTokens: this.#completionTokens.series({ model, version, tenant, status: s }),
+        // Every family of a call has the counter's labels: one series per (status, code), so two codes of one status never collide.
+        duration: this.#duration.series({ model, version, tenant, status: s, code }),
+        promptTokens: this.#promptTokens.series({ model, version, tenant, status: s, code }),
+        completionTokens: this.#completionTokens.series({ model, version, tenant, status: s, code }),
         deployment: model === NO_MODEL ? null : this.#deployment(model, version),
       };
       outcomes.set(key, children);

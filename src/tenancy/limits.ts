@@ -100,23 +100,20 @@ export class Limiter {
         rateLimitOf(requests, tokens, now),
       );
     }
-    const wait = waitFor(counts, estimate(counts, now) + 1 - check.limit, now);
-    const windowed = { counts, limit: check.limit };
+    const used = estimate(counts, now);
+    const wait = waitFor(counts, used + 1 - check.limit, now);
+    // The refused limit's reset is the instant Retry-After names (there rounded up to whole seconds):
+    // when a call fits again, not when the whole minute has rolled off.
+    const refused: RateWindow = { limit: check.limit, remaining: Math.max(0, Math.floor(check.limit - used)), resetMs: Math.max(1, wait) };
     return check.kind === 'tokens'
-      ? refusal(
-          'rate_limited',
-          'tokens_per_minute',
-          `${label} is over its limit of ${check.limit} tokens per minute`,
-          wait,
-          rateLimitOf(requests, [windowed], now),
-        )
-      : refusal(
-          'rate_limited',
-          'requests_per_minute',
-          `${label} is over its limit of ${check.limit} requests per minute`,
-          wait,
-          rateLimitOf([windowed], tokens, now),
-        );
+      ? refusal('rate_limited', 'tokens_per_minute', `${label} is over its limit of ${check.limit} tokens per minute`, wait, {
+          requests: tightest(requests, now),
+          tokens: refused,
+        })
+      : refusal('rate_limited', 'requests_per_minute', `${label} is over its limit of ${check.limit} requests per minute`, wait, {
+          requests: refused,
+          tokens: tightest(tokens, now),
+        });
   }
 
   #grant(scopes: readonly Scope[], initial: number, held: readonly string[], rateLimit: RateLimit | null, month: string): Grant {

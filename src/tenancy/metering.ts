@@ -8,8 +8,8 @@
 import { SseRelay, formatEvent, type SseEvent } from '../core/sse.js';
 import { Readable } from 'node:stream';
 import type { TextResponse } from '../backends/backend.js';
-import { ClientGoneError } from '../backends/backend.js';
-import { ApiError, fastError } from '../core/errors.js';
+import { ClientGoneError, isClientGone } from '../backends/backend.js';
+import { ApiError, ERROR_CATALOGUE, fastError } from '../core/errors.js';
 
 /** Tokens counted locally between two charges to the (possibly remote) counters. */
 export const CHARGE_EVERY = 16;
@@ -202,9 +202,9 @@ function usageIn(text: string): { prompt: number; completion: number } {
   return { prompt: prompt === null ? 0 : Number(prompt[1]), completion: completion === null ? 0 : Number(completion[1]) };
 }
 
-/** The status a call ended with, for the ledger: 499 (as nginx logs it) when the client left first. */
+/** The status a call ended with, for the ledger: 499 `client_closed_request` (as nginx logs it) when the client left first. */
 export function statusOf(error: unknown): number {
   if (error instanceof ApiError) return error.status;
-  if (error instanceof ClientGoneError || (error as { name?: string } | null)?.name === 'AbortError') return 499;
+  if (isClientGone(error)) return ERROR_CATALOGUE.client_closed_request.status;
   return 500;
 }

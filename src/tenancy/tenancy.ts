@@ -4,12 +4,15 @@
  * the request context. Absent when neither keys nor the ledger are configured.
  */
 import type { RequestContext } from '../core/context.js';
-import { ApiError } from '../core/errors.js';
+import { ApiError, ERROR_CATALOGUE } from '../core/errors.js';
 import type { RateLimit } from '../core/rate-limit.js';
 import type { Model, ModelVersion } from '../routing/registry.js';
 import type { Grant, Limiter } from './limits.js';
 import type { Ledger } from './ledger.js';
 import { statusOf, type Meter } from './metering.js';
+
+const CLIENT_CLOSED = ERROR_CATALOGUE.client_closed_request.status;
+const TIMED_OUT = ERROR_CATALOGUE.upstream_timeout.status;
 
 /** Tenant id recorded for calls made without authentication (`auth.mode: none`). */
 export const ANONYMOUS = 'anonymous';
@@ -89,9 +92,11 @@ export class Session implements Meter {
     this.#end(0, 0, status, reachedModel);
   }
 
-  #end(prompt: number, completion: number, status: number, record: boolean): void {
+  #end(prompt: number, completion: number, given: number, record: boolean): void {
     if (this.#finished) return;
     this.#finished = true;
+    // A stream the client's own deadline ended (gRPC) was cut by the deadline, not by the client leaving.
+    const status = given === CLIENT_CLOSED && this.#ctx.expired === true ? TIMED_OUT : given;
     const grant = this.#grant;
     if (grant !== null) {
       // Whatever was not charged as it flowed (all of a whole answer; a stream's prompt and rounding).

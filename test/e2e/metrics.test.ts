@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import { get, post, ROOT, startServer, type RunningServer } from '../helpers/server.js';
-import { ADMIN, keysConfig, tenantWithKey } from '../helpers/tenancy.js';
+import { ADMIN, adminCall, keysConfig, tenantWithKey } from '../helpers/tenancy.js';
 import { closedPort } from '../helpers/upstream.js';
 
 /** Prometheus text as `name{labels}` → value (labels as written). */
@@ -79,13 +79,16 @@ describe('Prometheus metrics', () => {
     const text = await res.text();
     const m = parse(text);
     assert.equal(m.get('infergate_requests_total{model="chat",version="1",tenant="acme",status="200",code=""}'), 12);
-    assert.equal(m.get('infergate_request_duration_seconds_count{model="chat",version="1",tenant="acme",status="200"}'), 12);
-    assert.equal(m.get('infergate_request_duration_seconds_bucket{le="60",model="chat",version="1",tenant="acme",status="200"}'), 12);
+    assert.equal(m.get('infergate_request_duration_seconds_count{model="chat",version="1",tenant="acme",status="200",code=""}'), 12);
+    assert.equal(
+      m.get('infergate_request_duration_seconds_bucket{le="60",model="chat",version="1",tenant="acme",status="200",code=""}'),
+      12,
+    );
     assert.equal(m.get('infergate_requests_total{model="",version="",tenant="acme",status="404",code="model_not_found"}'), 1);
     assert.equal(m.get('infergate_requests_total{model="",version="",tenant="",status="401",code="invalid_api_key"}'), 1);
     assert.doesNotMatch(text, /secret-name/, 'a name a client sent never becomes a label');
-    assert.equal(m.get('infergate_prompt_tokens_total{model="chat",version="1",tenant="acme",status="200"}'), prompt);
-    assert.equal(m.get('infergate_completion_tokens_total{model="chat",version="1",tenant="acme",status="200"}'), completion);
+    assert.equal(m.get('infergate_prompt_tokens_total{model="chat",version="1",tenant="acme",status="200",code=""}'), prompt);
+    assert.equal(m.get('infergate_completion_tokens_total{model="chat",version="1",tenant="acme",status="200",code=""}'), completion);
     assert.equal(m.get('infergate_circuit_breaker_state{model="guarded",version="2"}'), 0);
     assert.equal(m.get('infergate_admission_active_calls{model="guarded",version="2"}'), 0);
     assert.equal(m.get('infergate_admission_queued_calls{model="guarded",version="2"}'), 0);
@@ -283,5 +286,104 @@ describe('Prometheus metrics of each stage', () => {
     assert.equal(check.status, 0, check.stdout + check.stderr);
     const unit = spawnSync('promtool', ['test', 'rules', join(ROOT, 'deploy/prometheus/alerts.test.yml')], { encoding: 'utf8' });
     assert.equal(unit.status, 0, unit.stdout + unit.stderr);
+  });
+});
+
+/** Each sample of a scrape as its metric name and its label set (sorted, values unescaped), for finding duplicates. */
+function samples(text: string): string[] {
+  const out: string[] = [];
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    const brace = line.indexOf('{');
+    const space = line.indexOf(' ');
+    const name = brace !== -1 && brace < space ? line.slice(0, brace) : line.slice(0, space);
+    const labels = brace !== -1 && brace < space ? line.slice(brace + 1, line.lastIndexOf('}')) : '';
+    const pairs = [...labels.matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)].map((m) => `${m[1]}=${JSON.stringify(m[2])}`);
+    out.push(`${name}{${pairs.sort().join(',')}}`);
+  }
+  return out;
+}
+
+describe('Prometheus metrics after a varied workload', () => {
+  it('has one series per metric name and label set: 429 rate_limited and insufficient_quota, 499 and the rest apart', async (t) => {
+    const config = keysConfig(
+      '',
+      `  - name: slow
+    versions:
+      - version: '1'
+        backend: { kind: mock, latency_ms: 30000 }
+        policies: { admission: { max_concurrent: 2 } }`,
+    );
+    const server = await startServer({ config });
+    try {
+      const chat = (headers: Record<string, string>, body: unknown = { model: 'chat', messages: hi }) =>
+        post(`${server.url}/v1/chat/completions`, body, headers);
+      // One tenant, two keys: one refused by its requests per minute, the other by its monthly quota.
+      const perMinute = await tenantWithKey(server.url, { id: 'acme', models: ['chat', 'slow'] }, { requests_per_minute: 1 });
+      const monthly = await adminCall(server.url, 'POST', '/admin/tenants/acme/keys', { name: 'quota', limits: { monthly_tokens: 1 } });
+      assert.equal(monthly.status, 201);
+      const a = { authorization: `Bearer ${perMinute.key}` };
+      const q = { authorization: `Bearer ${monthly.body.key as string}` };
+      const statuses = [
+        (await chat(a)).status,
+        (await chat(a)).body.error?.code,
+        (await chat(q)).status,
+        (await chat(q)).body.error?.code,
+        (await chat(q, { model: 'chat', messages: hi, temperature: 7 })).body.error?.code,
+        (await chat(q, '{')).body.error?.code,
+        (await chat(q, { model: 'nope', messages: hi })).body.error?.code,
+        (await chat({})).body.error?.code,
+      ];
+      assert.deepEqual(statuses, [
+        200,
+        'rate_limited',
+        200,
+        'insufficient_quota',
+        'invalid_request',
+        'invalid_json',
+        'model_not_found',
+        'invalid_api_key',
+      ]);
+      // A call the client abandons while the model works on it (499).
+      const other = await tenantWithKey(server.url, { id: 'beta', models: ['slow'] });
+      const abandon = new AbortController();
+      const pending = fetch(`${server.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${other.key}` },
+        body: JSON.stringify({ model: 'slow', messages: hi }),
+        signal: abandon.signal,
+      }).catch(() => undefined);
+      const scrape = async (): Promise<string> => (await fetch(`${server.url}/metrics`, { headers: ADMIN })).text();
+      const until = async (what: string, check: (m: Map<string, number>) => boolean): Promise<void> => {
+        for (let i = 0; i < 200; i++) {
+          if (check(parse(await scrape()))) return;
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        assert.fail(`waited 10 s for ${what}`);
+      };
+      await until('the call to reach the model', (m) => m.get('infergate_admission_active_calls{model="slow",version="1"}') === 1);
+      abandon.abort();
+      await pending;
+      await until('the abandoned call to be counted', (m) => sum(m, 'infergate_requests_total', { model: 'slow', tenant: 'beta' }) === 1);
+
+      const text = await scrape();
+      const seen = new Map<string, number>();
+      for (const sample of samples(text)) seen.set(sample, (seen.get(sample) ?? 0) + 1);
+      const duplicates = [...seen].filter(([, n]) => n > 1).map(([sample, n]) => `${sample} x${n}`);
+      assert.deepEqual(duplicates, [], 'no two samples share a metric name and label set');
+      const m = parse(text);
+      assert.equal(m.get('infergate_requests_total{model="slow",version="1",tenant="beta",status="499",code="client_closed_request"}'), 1);
+      for (const code of ['rate_limited', 'insufficient_quota']) {
+        const labels = `model="",version="",tenant="acme",status="429",code="${code}"`;
+        assert.equal(m.get(`infergate_requests_total{${labels}}`), 1, code);
+        assert.equal(m.get(`infergate_request_duration_seconds_count{${labels}}`), 1, code);
+      }
+      if (spawnSync('promtool', ['--version']).error === undefined) {
+        const check = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
+        assert.equal(check.status, 0, check.stdout + check.stderr);
+      } else t.diagnostic('promtool is not installed: checked for duplicates only');
+    } finally {
+      await server.stop();
+    }
   });
 });

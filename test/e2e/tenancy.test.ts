@@ -18,6 +18,20 @@ function sdk(url: string, key: string): OpenAI {
 
 const hi = [{ role: 'user' as const, content: 'hello there' }];
 
+/** Milliseconds of an OpenAI reset duration: `20ms`, `1.5s`, `1m24.9s`. */
+function durationMs(text: string): number {
+  const m = /^(?:(\d+)ms|(?:(\d+)m)?(?:([\d.]+)s)?)$/.exec(text);
+  assert.ok(m !== null && text !== '', `a duration, got ${JSON.stringify(text)}`);
+  return m[1] !== undefined ? Number(m[1]) : Number(m[2] ?? 0) * 60_000 + Number(m[3] ?? 0) * 1000;
+}
+
+/** A 429's reset header for the refused limit names the instant its Retry-After does (rounded up to whole seconds there). */
+function agreesWithRetryAfter(headers: Headers, reset: string): void {
+  const ms = durationMs(headers.get(reset) ?? '');
+  const retryAfter = Number(headers.get('retry-after'));
+  assert.equal(Math.max(1, Math.ceil(ms / 1000)), retryAfter, `${reset}: ${headers.get(reset)} against retry-after: ${retryAfter}`);
+}
+
 // Limits counted in memory, and in Redis where one answers (each run under its own key prefix).
 const redisUrl = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
 const states = [{ name: 'in memory', yaml: '' }];
@@ -144,6 +158,7 @@ models:
       assert.match(refused.body.error.message, /3 requests per minute/);
       assert.ok(Number(refused.headers.get('retry-after')) >= 1);
       assert.equal(refused.headers.get('x-ratelimit-remaining-requests'), '0');
+      agreesWithRetryAfter(refused.headers, 'x-ratelimit-reset-requests');
       await assert.rejects(
         sdk(url, gamma.key).chat.completions.create({ model: 'chat-b', messages: hi }),
         (e: unknown) => e instanceof OpenAI.RateLimitError,
@@ -190,6 +205,7 @@ models:
       assert.equal(next.status, 429);
       assert.match(next.body.error.message, /12 tokens per minute/);
       assert.ok(next.headers.get('x-ratelimit-remaining-tokens') === '0');
+      agreesWithRetryAfter(next.headers, 'x-ratelimit-reset-tokens');
     });
 
     it('answers 429 insufficient_quota once the monthly token quota is used', async () => {

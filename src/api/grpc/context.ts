@@ -33,6 +33,11 @@ export class GrpcContext extends CallState implements RequestContext {
     return this.call.cancelled;
   }
 
+  /** Whether the client's deadline (rather than the client leaving) cancelled the call: a time-out, not a 499. */
+  get expired(): boolean {
+    return deadlinePassed(this.call);
+  }
+
   get signal(): AbortSignal {
     return (this.#signal ??= signalOf(this));
   }
@@ -40,4 +45,17 @@ export class GrpcContext extends CallState implements RequestContext {
   onAbort(listener: () => void): void {
     this.call.onCancel(listener);
   }
+}
+
+/**
+ * Slack for telling a deadline from a cancel. A client gives up at its own deadline too (grpc-js
+ * resets the stream, as a cancel does), which is earlier than ours by the time its headers took to
+ * be read here (`grpc-timeout` is relative); and our deadline timer runs on the event loop's cached
+ * clock. So a cancel this close to the deadline is taken for it.
+ */
+const DEADLINE_SLACK_MS = 250;
+
+/** Whether a cancelled call was cancelled by its deadline passing (DEADLINE_EXCEEDED), not by the client going away. */
+export function deadlinePassed(call: Pick<GrpcCall, 'cancelled' | 'deadline'>): boolean {
+  return call.cancelled && call.deadline - Date.now() <= DEADLINE_SLACK_MS;
 }

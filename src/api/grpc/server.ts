@@ -8,7 +8,7 @@ import type { Socket } from 'node:net';
 import type { ServiceDefinition } from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
 import type { Logger } from 'pino';
-import { ApiError, fastError } from '../../core/errors.js';
+import { ApiError, clientClosedError, fastError } from '../../core/errors.js';
 import type { Gateway } from '../../core/gateway.js';
 import type { Metrics } from '../../telemetry/metrics.js';
 import { CallRecorder } from '../../telemetry/calls.js';
@@ -18,7 +18,7 @@ import type { Directory, Principal } from '../../tenancy/directory.js';
 import { presentedKey } from '../../tenancy/keys.js';
 import { toApiError } from '../http/errors.js';
 import { requestId } from '../http/request-id.js';
-import { GrpcContext } from './context.js';
+import { deadlinePassed, GrpcContext } from './context.js';
 import { GRPC_STATUS, grpcError } from './errors.js';
 import {
   GrpcTransport,
@@ -65,6 +65,16 @@ interface InferRequestIn {
 interface ModelRequestIn {
   name?: string;
   version?: string;
+}
+
+/**
+ * What a call the transport cancelled came to, whatever its work then threw: past its deadline, a
+ * time-out (the transport has answered DEADLINE_EXCEEDED); else the client went away (CANCELLED, 499).
+ */
+function cancellation(call: GrpcCall): ApiError {
+  return deadlinePassed(call)
+    ? fastError('upstream_timeout', 'the call passed the deadline the client set')
+    : clientClosedError('the client cancelled the call');
 }
 
 /** A version named in a request: proto3's empty string means none. */
@@ -207,7 +217,7 @@ export class GrpcServer {
           call.reply(result, this.#trailers(id, ctx));
           this.#record(id, ctx, trace, null, started);
         } catch (err) {
-          const e = toApiError(err, { id, method }, this.#options.log);
+          const e = call.cancelled ? cancellation(call) : toApiError(err, { id, method }, this.#options.log);
           this.#fail(call, e, id);
           this.#record(id, ctx, trace, e, started);
         }
@@ -230,11 +240,11 @@ export class GrpcServer {
         call.write(chunk);
         await call.drained();
       }
-      if (call.cancelled) throw fastError('invalid_request', 'the client cancelled the call');
+      if (call.cancelled) throw cancellation(call);
       call.end(this.#trailers(id, c));
       this.#record(id, ctx, trace, null, started);
     } catch (err) {
-      const e = toApiError(err, { id, method }, this.#options.log);
+      const e = call.cancelled ? cancellation(call) : toApiError(err, { id, method }, this.#options.log);
       this.#fail(call, e, id);
       this.#record(id, ctx, trace, e, started);
     }

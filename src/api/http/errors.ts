@@ -5,8 +5,8 @@
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import { ClientGoneError } from '../../backends/backend.js';
-import { ApiError, fastError, pointerToPath, type ErrorCode } from '../../core/errors.js';
+import { isClientGone } from '../../backends/backend.js';
+import { ApiError, clientClosedError, fastError, pointerToPath, type ErrorCode } from '../../core/errors.js';
 import { withRateLimit } from './rate-limit.js';
 
 type OpenAIErrorType = 'invalid_request_error' | 'authentication_error' | 'permission_error' | 'rate_limit_error' | 'server_error';
@@ -32,6 +32,7 @@ export const OPENAI_ERROR_TYPES = {
   upstream_timeout: 'server_error',
   upstream_rate_limited: 'rate_limit_error',
   circuit_open: 'server_error',
+  client_closed_request: 'invalid_request_error',
   internal_error: 'server_error',
 } as const satisfies Record<ErrorCode, OpenAIErrorType>;
 
@@ -46,7 +47,7 @@ export interface RequestInfo {
 export function toApiError(error: unknown, request: RequestInfo, log: Logger): ApiError {
   if (error instanceof ApiError) return error;
   // Nobody is left to read an answer; not a failure worth a log line.
-  if (error instanceof ClientGoneError) return fastError('invalid_request', error.message);
+  if (isClientGone(error)) return clientClosedError();
   const e = error as FastifyError;
   // Fastify's own limit on the bodies it reads (the admin API's, set to server.body_limit_bytes).
   if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE')

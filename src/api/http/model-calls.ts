@@ -13,7 +13,7 @@ import { pipeline, type Readable } from 'node:stream';
 import { Ajv, type ValidateFunction } from 'ajv';
 import type { TSchema } from '@sinclair/typebox';
 import type { Logger } from 'pino';
-import { ApiError, fastError } from '../../core/errors.js';
+import { ApiError, clientClosedError, ERROR_CATALOGUE, fastError } from '../../core/errors.js';
 import { parseJsonBody, type JsonBodyOptions } from '../../core/json.js';
 import type { RequestContext } from '../../core/context.js';
 import type { Metrics } from '../../telemetry/metrics.js';
@@ -207,7 +207,12 @@ function requestAttributes(body: unknown): TraceAttributes {
   return attributes;
 }
 
-/** Records a finished call (metrics, access log, trace); a streamed answer when its stream ends. */
+const CLIENT_CLOSED = ERROR_CATALOGUE.client_closed_request.status;
+
+/**
+ * Records a finished call (metrics, access log, trace); a streamed answer when its stream ends,
+ * as 499 `client_closed_request` when the client cut it before its end.
+ */
 function record(
   recorder: CallRecorder,
   id: string,
@@ -219,9 +224,16 @@ function record(
   res: ServerResponse,
   streamed: boolean,
 ): void {
-  const done = (): void => recorder.finished(id, ctx, trace, status, code, started, { 'http.response.status_code': status });
-  if (!streamed || res.writableFinished) done();
-  else res.once('close', done);
+  if (!streamed || res.writableFinished) {
+    recorder.finished(id, ctx, trace, status, code, started, { 'http.response.status_code': status });
+    return;
+  }
+  res.once('close', () => {
+    // The headers said 200; what the call came to is the client leaving before the last byte.
+    const cut = !res.writableFinished;
+    const s = cut ? CLIENT_CLOSED : status;
+    recorder.finished(id, ctx, trace, s, cut ? 'client_closed_request' : code, started, { 'http.response.status_code': s });
+  });
 }
 
 function decode(segment: string): string | null {
@@ -313,7 +325,8 @@ function readBody(req: IncomingMessage, limit: number): Promise<string> {
     });
     // Decoded once at the end, so a multi-byte character split across chunks stays whole.
     req.once('end', () => resolve(chunks.length === 1 ? (chunks[0] as Buffer).toString('utf8') : Buffer.concat(chunks).toString('utf8')));
-    req.once('error', reject);
+    // The request stream fails only when the connection does (`aborted`, a reset): the client went away.
+    req.once('error', () => reject(clientClosedError()));
   });
 }
 

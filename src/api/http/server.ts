@@ -152,7 +152,12 @@ export function createHttpServer({
     for (const m of gateway.registry.models) models[m.name] = m.ready();
     if (lifecycle?.draining === true) return reply.code(503).send({ status: 'draining', models });
     const ready = Object.values(models).every(Boolean);
-    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'loading', models });
+    if (ready) return reply.code(200).send({ status: 'ready', models });
+    // Why each version that cannot serve cannot: the error its load failed with, else that it is loading.
+    const notReady = gateway.registry.notReady();
+    const failed = notReady.some((v) => v.error !== null);
+    const versions = notReady.map((v) => ({ model: v.model, version: v.version, reason: v.error ?? 'loading' }));
+    return reply.code(503).send({ status: failed ? 'failed' : 'loading', models, versions });
   });
 
   if (metrics !== undefined) {

@@ -65,14 +65,22 @@ export class OnnxBackend implements Backend {
   async load(): Promise<void> {
     try {
       const ort = (this.#ort = await loadOrt());
-      this.#session = await ort.InferenceSession.create(this.#config.path, {
+      const session = await ort.InferenceSession.create(this.#config.path, {
         intraOpNumThreads: this.#config.threads,
         interOpNumThreads: 1,
         executionMode: 'sequential',
         graphOptimizationLevel: 'all',
       });
-      this.#signature = readSignature(this.#session);
-      if (this.#config.task === 'embedding') checkEmbeddingSignature(this.#signature);
+      try {
+        const signature = readSignature(session);
+        if (this.#config.task === 'embedding') checkEmbeddingSignature(signature);
+        this.#signature = signature;
+      } catch (err) {
+        // A model that cannot serve as configured is not loaded: its session is not kept (nor reported ready).
+        await session.release();
+        throw err;
+      }
+      this.#session = session;
     } catch (err) {
       this.#error = (err as Error).message;
       throw err;
