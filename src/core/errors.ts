@@ -21,6 +21,14 @@ export const ERROR_CATALOGUE = {
   insufficient_quota: { status: 429, doc: "The tenant's or key's monthly token quota is spent; `Retry-After` says when the month ends." },
   invalid_json: { status: 400, doc: 'The body is not valid JSON.' },
   body_too_large: { status: 413, doc: "The body exceeds `server.body_limit_bytes`, or the remote model server's own limit." },
+  request_timeout: {
+    status: 408,
+    doc: 'The request (headers within `server.headers_timeout_ms`, all of it within `server.request_timeout_ms`) came too slowly; the connection is closed.',
+  },
+  headers_too_large: {
+    status: 431,
+    doc: "The request's headers are larger than the server accepts (Node's 16 KiB); the connection is closed.",
+  },
   not_found: { status: 404, doc: 'No such endpoint (path and method).' },
   model_not_found: { status: 404, doc: 'No model has this name or alias.' },
   version_not_found: { status: 404, doc: 'The model has no such version (`x-model-version` or URL).' },

@@ -114,6 +114,7 @@ models:
     assert.ok(ms >= REQUEST_TIMEOUT_MS - 100, `cut after ${ms} ms, before request_timeout_ms`);
     assert.ok(ms <= REQUEST_TIMEOUT_MS + LATE_MS, `cut after ${ms} ms`);
     assert.match(c.received(), /^HTTP\/1\.1 408 /);
+    assert.match(c.received(), /"code":"request_timeout"/);
   });
 
   it('answers 408 and closes a connection whose headers never finish within headers_timeout_ms', async () => {
@@ -125,6 +126,15 @@ models:
     // Cut by the headers' limit, not the whole request's.
     assert.ok(ms <= HEADERS_TIMEOUT_MS + LATE_MS && ms < REQUEST_TIMEOUT_MS, `cut after ${ms} ms`);
     assert.match(c.received(), /^HTTP\/1\.1 408 /);
+    assert.match(c.received(), /"code":"request_timeout"/);
+  });
+
+  it('answers headers over 16 KiB with 431 headers_too_large in the OpenAI error shape', async () => {
+    const c = await open(server.url);
+    c.socket.write(`GET /v1/models HTTP/1.1\r\nHost: ${host}\r\nx-big: ${'a'.repeat(20_000)}\r\n\r\n`);
+    await c.closed(5000);
+    assert.match(c.received(), /^HTTP\/1\.1 431 /);
+    assert.match(c.received(), /"code":"headers_too_large"/);
   });
 
   it('closes connection max_connections + 1 at once while max_connections are open, and takes one again after one closes', async () => {

@@ -10,6 +10,8 @@ export const GRPC_STATUS = {
   insufficient_quota: Status.RESOURCE_EXHAUSTED,
   invalid_json: Status.INVALID_ARGUMENT,
   body_too_large: Status.RESOURCE_EXHAUSTED,
+  request_timeout: Status.DEADLINE_EXCEEDED,
+  headers_too_large: Status.RESOURCE_EXHAUSTED,
   not_found: Status.UNIMPLEMENTED,
   model_not_found: Status.NOT_FOUND,
   version_not_found: Status.NOT_FOUND,

@@ -20,6 +20,8 @@ export const OPENAI_ERROR_TYPES = {
   insufficient_quota: 'rate_limit_error',
   invalid_json: 'invalid_request_error',
   body_too_large: 'invalid_request_error',
+  request_timeout: 'invalid_request_error',
+  headers_too_large: 'invalid_request_error',
   not_found: 'invalid_request_error',
   model_not_found: 'invalid_request_error',
   version_not_found: 'invalid_request_error',

@@ -3,13 +3,14 @@
  * health under /health. Model calls (POSTs) are served by model-calls.ts on node:http (node:https with
  * `server.tls`); Fastify serves the read-only routes and every 404. Routes decode, call the gateway, encode.
  */
-import { createServer, type ServerOptions } from 'node:http';
+import { createServer, STATUS_CODES, type ServerOptions } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { createServer as createHttpsServer } from 'node:https';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config, ServerConfig } from '../../config/schema.js';
 import type { Gateway } from '../../core/gateway.js';
-import { routeNotFound, sendKServeError, sendOpenAIError, toApiError } from './errors.js';
+import { openaiErrorBody, routeNotFound, sendKServeError, sendOpenAIError, toApiError } from './errors.js';
 import { kserveInfer } from './kserve/infer.js';
 import { kserveRoutes } from './kserve/routes.js';
 import { modelCalls } from './model-calls.js';
@@ -104,6 +105,8 @@ export function createHttpServer({
       else sendOpenAIError(e, request, reply);
     },
     genReqId: (req) => requestId(req.headers['x-request-id']),
+    // A request Node refuses before any route sees it (too slow, headers too large, unparsable) gets our error shape.
+    clientErrorHandler: answerClientError,
     // The model calls (every POST that reaches a model) are served before Fastify sees them;
     // Fastify serves the rest (models, metadata, health) and every 404.
     serverFactory: (fastifyHandler) => {
@@ -236,6 +239,28 @@ function slowClientLimits(server: ServerConfig): ServerOptions {
     keepAliveTimeout: server.keep_alive_timeout_ms,
     connectionsCheckingInterval: 1000,
   };
+}
+
+/**
+ * Node's `clientError`: a request cut for coming too slowly (408), headers over Node's limit (431),
+ * or bytes that are not HTTP (400). Answered in the OpenAI error shape, which carries the stable
+ * `code` as the KServe shape does, and the connection closed, as Node itself would.
+ */
+function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const error =
+    err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? new ApiError('request_timeout', 'the request did not arrive in time (server.headers_timeout_ms, server.request_timeout_ms)')
+      : err.code === 'HPE_HEADER_OVERFLOW'
+        ? new ApiError('headers_too_large', 'the request headers are larger than 16 KiB')
+        : new ApiError('invalid_request', `the request is not valid HTTP/1.1 (${err.code ?? 'parse error'})`);
+  if (socket.writable) {
+    const body = openaiErrorBody(error);
+    socket.write(
+      `HTTP/1.1 ${error.status} ${STATUS_CODES[error.status]}\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy();
 }
 
 /** JSON bodies of the admin API: an empty body is null; depth is bounded and prototype poisoning refused. */
