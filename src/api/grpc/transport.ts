@@ -277,7 +277,7 @@ export class GrpcTransport {
       maxHeaderListPairs: 64,
       // nghttp2's own allocations and the answers queued for a connection, in MB: past it new streams are refused.
       maxSessionMemory: Math.max(10, Math.ceil((2 * o.maxConnectionBufferBytes) / 2 ** 20)),
-      // The server sends no PING of its own; unanswered ones from a client are nghttp2's flood check.
+      // PINGs of ours (the keep-alive probe) unanswered at once; a client's PING flood is nghttp2's own check.
       maxOutstandingPings: 10,
       // Malformed frames and header blocks (each a reset nghttp2 sends) before the connection is closed.
       maxSessionInvalidFrames: 100,
