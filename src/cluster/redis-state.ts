@@ -71,6 +71,8 @@ return out`;
 /** A slot held by a replica that crashed frees itself after this long without activity on its key. */
 const SLOT_TTL_MS = 10 * 60_000;
 const MONTH_TTL_S = 40 * 86_400;
+/** How long start-up waits for the change feed's subscription. */
+const SUBSCRIBE_TIMEOUT_MS = 5000;
 
 type Commands = Redis & {
   addSpent(cur: string, prev: string, amount: number, ttl: number): Promise<[number, number]>;
@@ -174,22 +176,34 @@ export class RedisState implements LimitState {
   }
 
   async seedMonthly(key: string, month: string, value: number): Promise<void> {
-    await this.#redis.set(`${this.#prefix}mo:${key}:${month}`, value, 'EX', MONTH_TTL_S, 'NX');
+    try {
+      await this.#redis.set(`${this.#prefix}mo:${key}:${month}`, value, 'EX', MONTH_TTL_S, 'NX');
+    } catch (err) {
+      this.#outage(err as Error);
+    }
   }
 
   publishChange(): void {
     this.#redis.publish(`${this.#prefix}changes`, this.#instance).catch((err: Error) => this.#outage(err));
   }
 
-  onChange(listener: () => void): void {
-    const sub = this.#redis.duplicate({ enableOfflineQueue: true });
+  async onChange(listener: () => void): Promise<void> {
+    // A connection of its own (a subscribed one can do nothing else), without the main one's
+    // 500 ms command time-out, which is for limit checks that must not hold a request. A
+    // subscription answered late (start-up work on a loaded machine keeps the event loop from
+    // reading the reply) is no failure; with that time-out it was, and, unhandled, killed the server.
+    const sub = this.#redis.duplicate({ enableOfflineQueue: true, enableAutoPipelining: false, commandTimeout: undefined });
     sub.on('error', () => undefined); // reported by the main connection
     const channel = `${this.#prefix}changes`;
-    void sub.subscribe(channel);
     sub.on('message', (ch: string, from: string) => {
       if (ch === channel && from !== this.#instance) listener();
     });
     this.#subscriber = sub;
+    await within(
+      sub.subscribe(channel),
+      SUBSCRIBE_TIMEOUT_MS,
+      `redis did not confirm the change feed's subscription within ${SUBSCRIBE_TIMEOUT_MS} ms`,
+    );
   }
 
   async close(): Promise<void> {
@@ -202,4 +216,21 @@ export class RedisState implements LimitState {
     this.#down = true;
     this.#log.error({ err: err.message }, 'redis unreachable: limits are NOT enforced until it is back');
   }
+}
+
+/** `promise`, or a rejection with `message` after `ms`; a later rejection of `promise` is handled. */
+function within<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(message)), ms);
+    promise.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        reject(err as Error);
+      },
+    );
+  });
 }

@@ -53,7 +53,8 @@ export interface LimitState {
   seedMonthly(key: string, month: string, value: number): Promise<void>;
   /** Publishes that tenants or keys changed; `onChange` runs in every other subscriber. */
   publishChange(): void;
-  onChange(listener: () => void): void;
+  /** Subscribes `listener` to changes published elsewhere; resolves once subscribed. */
+  onChange(listener: () => void): Promise<void>;
   close(): Promise<void>;
   readonly kind: 'memory' | 'redis';
 }
@@ -176,7 +177,7 @@ export class MemoryState implements LimitState {
 
   publishChange(): void {}
 
-  onChange(): void {}
+  async onChange(): Promise<void> {}
 
   async close(): Promise<void> {}
 

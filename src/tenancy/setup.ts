@@ -44,8 +44,9 @@ export async function setUpTenancy(config: Config, log: Logger, announce: () => 
   const keys = config.auth.mode === 'keys';
   const directory = keys ? new Directory(tenants, log) : null;
   if (directory !== null) {
+    // Subscribed before the first load: a change made meanwhile is either in that load or reloaded after it.
+    await state.onChange(() => void directory.refresh().catch((err: unknown) => log.warn({ err }, 'reloading tenants failed')));
     await directory.start(config.auth.refresh_interval_ms);
-    state.onChange(() => void directory.refresh().catch((err: unknown) => log.warn({ err }, 'reloading tenants failed')));
   }
   const ledger = config.usage.enabled ? new Ledger(usage, config.usage.flush_interval_ms, log) : null;
   const limiter = keys
