@@ -98,6 +98,9 @@ export async function adminCommand(argv: string[], out: (line: string) => void =
       console.error(`infergate: ${a.status} ${e?.message ?? JSON.stringify(a.body)}`);
       return 1;
     }
+    const unconfirmed = (a.body as { unconfirmed_replicas?: unknown } | null)?.unconfirmed_replicas;
+    if (Array.isArray(unconfirmed) && unconfirmed.length > 0)
+      console.error(`infergate: warning: done, but not yet confirmed by ${unconfirmed.join(', ')} (they apply it when they next reload)`);
     const data = (a.body as { data?: unknown } | null)?.data;
     if (columns !== undefined && Array.isArray(data) && values.json !== true) out(table(data as Array<Record<string, unknown>>, columns));
     else out(a.body === null ? 'done' : JSON.stringify(a.body, null, 2));

@@ -15,6 +15,7 @@ import { VERSION } from './version.js';
 import { GRPC_CLOSED, GRPC_CONNECTION, GrpcBalancer } from './grpc-balancer.js';
 import { loadTls, type TlsMaterial } from '../config/tls.js';
 import { UsageError } from './usage-error.js';
+import { SiblingFeed, SiblingRelay } from '../cluster/siblings.js';
 
 export interface ServeOptions {
   readonly configFile: string;
@@ -101,11 +102,9 @@ async function worker(config: Config, log: Logger, file: string, tls: TlsMateria
     observe: metrics === null ? undefined : (model: string, version: string) => metrics.deployment(model, version),
   };
   const registry = new Registry(config, context);
-  // Sibling workers reload tenants when one of them changes them (through the primary).
-  const tenancy = await setUpTenancy(config, log, () => process.send?.({ type: 'tenants-changed' }));
-  process.on('message', (msg: { type?: string }) => {
-    if (msg?.type === 'tenants-changed') tenancy.changed();
-  });
+  // Sibling workers apply each other's tenant changes (through the primary) before the admin call answers.
+  const siblings = cluster.isWorker ? new SiblingFeed(process, config.state.change_ack_timeout_ms, log) : null;
+  const tenancy = await setUpTenancy(config, log, siblings);
   const gateway = new Gateway(registry, tenancy.tenancy);
   metrics?.watch(() =>
     gateway.deployments().map((v) => {
@@ -236,17 +235,16 @@ async function primary(config: Config, workers: number, log: Logger, file: strin
   const grpcAddress = balancer === null ? null : `${config.server.host}:${await balancer.listen(config.server.host, config.grpc.port)}`;
   let listening = 0;
   let stopping = false;
+  const relay = new SiblingRelay(config.state.change_ack_timeout_ms, () => Object.values(cluster.workers ?? {}));
   const fork = (): void => {
     const worker = cluster.fork();
     worker.on('message', (msg: { type?: string; id?: number; url?: string; storage?: StorageFacts }) => {
       if (msg.type === GRPC_CLOSED) return balancer?.closed(worker);
+      if (relay.handle(worker, msg)) return;
       if (msg.type === 'reload') {
         for (const w of Object.values(cluster.workers ?? {})) if (w !== undefined && w !== worker) w.process.kill('SIGHUP');
       }
       if (answerScrape(worker, msg)) return;
-      if (msg.type === 'tenants-changed') {
-        for (const w of Object.values(cluster.workers ?? {})) if (w !== undefined && w !== worker) w.send({ type: 'tenants-changed' });
-      }
       if (msg.type === 'listening') balancer?.add(worker);
       if (msg.type === 'listening' && ++listening === workers) {
         announce(
@@ -266,6 +264,7 @@ async function primary(config: Config, workers: number, log: Logger, file: strin
   for (let i = 0; i < workers; i++) fork();
   cluster.on('exit', (w, code, signal) => {
     balancer?.remove(w);
+    relay.gone(w);
     if (stopping) {
       if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(0);
       return;

@@ -2,10 +2,16 @@
  * The limit counters in Redis, so every replica enforces one global limit. An admission is one Lua
  * script (atomic, one round trip), counting spent tokens another. When Redis cannot be reached the limits fail open, logged once
  * per outage: a rate limiter should not take the gateway down with it.
+ *
+ * Also the change feed between replicas (and their workers): each process subscribes to the
+ * deployment's change channel and to an ack channel of its own, named after it; the ack channels
+ * with a subscriber (PUBSUB CHANNELS) are the live processes a change waits for.
  */
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { Confirmations, type ChangeFeed } from './change-feed.js';
 import { WINDOW_MS, type Admitted, type Check, type LimitState, type WindowCounts } from './state.js';
 
 /** KEYS: current window, previous window. ARGV: amount, window TTL. Counts spent tokens; returns both windows' counts. */
@@ -71,23 +77,37 @@ return out`;
 /** A slot held by a replica that crashed frees itself after this long without activity on its key. */
 const SLOT_TTL_MS = 10 * 60_000;
 const MONTH_TTL_S = 40 * 86_400;
+/** How long start-up waits for the change feed's subscription. */
+const SUBSCRIBE_TIMEOUT_MS = 5000;
+
+/** A change on the feed: who made it (its ack channel) and its id. */
+interface ChangeMessage {
+  readonly from: string;
+  readonly id: string;
+}
 
 type Commands = Redis & {
   addSpent(cur: string, prev: string, amount: number, ttl: number): Promise<[number, number]>;
   admitAll(...args: Array<string | number>): Promise<number[]>;
 };
 
-export class RedisState implements LimitState {
+export class RedisState implements LimitState, ChangeFeed {
   readonly kind = 'redis';
+  /**
+   * This process on the change feed, as `unconfirmed_replicas` names it: host, pid and a random
+   * suffix (pids repeat across hosts, and host names across restarted containers).
+   */
+  readonly name = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
   readonly #redis: Commands;
   readonly #prefix: string;
   readonly #log: Logger;
+  readonly #ackTimeoutMs: number;
+  readonly #confirmations = new Confirmations();
   #subscriber: Redis | null = null;
   #down = false;
-  /** Tells this process's own change messages from other replicas' (pids repeat across hosts). */
-  readonly #instance = randomUUID();
 
-  constructor(url: string, prefix: string, log: Logger) {
+  /** `ackTimeoutMs`: how long a published change waits for the other processes' confirmations. */
+  constructor(url: string, prefix: string, log: Logger, ackTimeoutMs = 2000) {
     // Fail fast instead of queueing while disconnected: a limit check must not hold a request.
     // Auto-pipelining sends the commands of one event-loop turn (many requests' checks) in one write.
     const redis = new Redis(url, {
@@ -107,6 +127,7 @@ export class RedisState implements LimitState {
     this.#redis = redis as Commands;
     this.#prefix = prefix;
     this.#log = log;
+    this.#ackTimeoutMs = ackTimeoutMs;
   }
 
   /** Resolves when connected; rejects with the connection error after `timeoutMs`. */
@@ -174,22 +195,97 @@ export class RedisState implements LimitState {
   }
 
   async seedMonthly(key: string, month: string, value: number): Promise<void> {
-    await this.#redis.set(`${this.#prefix}mo:${key}:${month}`, value, 'EX', MONTH_TTL_S, 'NX');
+    try {
+      await this.#redis.set(`${this.#prefix}mo:${key}:${month}`, value, 'EX', MONTH_TTL_S, 'NX');
+    } catch (err) {
+      this.#outage(err as Error);
+    }
   }
 
-  publishChange(): void {
-    this.#redis.publish(`${this.#prefix}changes`, this.#instance).catch((err: Error) => this.#outage(err));
+  async publish(): Promise<string[]> {
+    const change: ChangeMessage = { from: this.name, id: randomUUID() };
+    let missing: string[];
+    try {
+      // Awaited from before the PUBLISH, so no confirmation can come first.
+      const confirmed = this.#confirmations.wait(change.id, await this.#live(), this.#ackTimeoutMs);
+      await this.#redis.publish(`${this.#prefix}changes`, JSON.stringify(change));
+      missing = await confirmed;
+    } catch (err) {
+      this.#outage(err as Error);
+      return ['*'];
+    }
+    if (missing.length === 0) return missing;
+    try {
+      // A process that exited meanwhile (its subscription closed with it) serves no more calls.
+      const live = new Set(await this.#live());
+      return missing.filter((name) => live.has(name));
+    } catch {
+      return missing;
+    }
   }
 
-  onChange(listener: () => void): void {
-    const sub = this.#redis.duplicate({ enableOfflineQueue: true });
+  async subscribe(reload: () => Promise<void>): Promise<void> {
+    // A connection of its own (a subscribed one can do nothing else), without the main one's
+    // 500 ms command time-out, which is for limit checks that must not hold a request. A
+    // subscription answered late (start-up work on a loaded machine keeps the event loop from
+    // reading the reply) is no failure; with that time-out it was, and, unhandled, killed the server.
+    const sub = this.#redis.duplicate({ enableOfflineQueue: true, enableAutoPipelining: false, commandTimeout: undefined });
     sub.on('error', () => undefined); // reported by the main connection
-    const channel = `${this.#prefix}changes`;
-    void sub.subscribe(channel);
-    sub.on('message', (ch: string, from: string) => {
-      if (ch === channel && from !== this.#instance) listener();
-    });
     this.#subscriber = sub;
+    const changes = `${this.#prefix}changes`;
+    const acks = this.#ackChannel(this.name);
+    sub.on('message', (channel: string, message: string) => {
+      if (channel === changes) this.#changed(message, reload);
+      else if (channel === acks) this.#acked(message);
+    });
+    let subscribed = false;
+    // Changes published while the subscription was down were missed: reload when it is back.
+    sub.on('ready', () => {
+      if (subscribed) reload().catch((err: unknown) => this.#log.warn({ err }, 'reloading tenants failed'));
+    });
+    // Both in one SUBSCRIBE: a process is never on the feed without its ack channel, or the reverse.
+    await within(
+      sub.subscribe(changes, acks),
+      SUBSCRIBE_TIMEOUT_MS,
+      `redis did not confirm the change feed's subscription within ${SUBSCRIBE_TIMEOUT_MS} ms`,
+    );
+    subscribed = true;
+  }
+
+  /** Another process's change: reload, then confirm it to that process. */
+  #changed(message: string, reload: () => Promise<void>): void {
+    const change = parseChange(message);
+    if (change?.from === this.name) return;
+    reload().then(
+      () => {
+        // A message without an id (an older version's) is reloaded, not confirmed.
+        if (change === null) return;
+        this.#redis
+          .publish(this.#ackChannel(change.from), JSON.stringify({ id: change.id, by: this.name }))
+          .catch((err: Error) => this.#outage(err));
+      },
+      (err: unknown) => this.#log.warn({ err }, 'reloading tenants failed: the change is not confirmed'),
+    );
+  }
+
+  #acked(message: string): void {
+    try {
+      const { id, by } = JSON.parse(message) as { id?: unknown; by?: unknown };
+      if (typeof id === 'string' && typeof by === 'string') this.#confirmations.confirm(id, by);
+    } catch {
+      // not an ack
+    }
+  }
+
+  #ackChannel(name: string): string {
+    return `${this.#prefix}acks:${name}`;
+  }
+
+  /** The other processes on the feed now: those whose ack channel has a subscriber. */
+  async #live(): Promise<string[]> {
+    const base = this.#ackChannel('');
+    const channels = (await this.#redis.pubsub('CHANNELS', `${base.replace(/[*?[\\\]]/g, '\\$&')}*`)) as string[];
+    return channels.map((c) => c.slice(base.length)).filter((name) => name !== this.name);
   }
 
   async close(): Promise<void> {
@@ -202,4 +298,30 @@ export class RedisState implements LimitState {
     this.#down = true;
     this.#log.error({ err: err.message }, 'redis unreachable: limits are NOT enforced until it is back');
   }
+}
+
+function parseChange(message: string): ChangeMessage | null {
+  try {
+    const m = JSON.parse(message) as Partial<ChangeMessage> | null;
+    return typeof m?.from === 'string' && typeof m.id === 'string' ? { from: m.from, id: m.id } : null;
+  } catch {
+    return null;
+  }
+}
+
+/** `promise`, or a rejection with `message` after `ms`; a later rejection of `promise` is handled. */
+function within<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(message)), ms);
+    promise.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        reject(err as Error);
+      },
+    );
+  });
 }

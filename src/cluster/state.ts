@@ -51,9 +51,6 @@ export interface LimitState {
   addMonthly(key: string, month: string, amount: number): Maybe<number>;
   /** Sets a month's total unless it is already counted (a restart seeding from the ledger). */
   seedMonthly(key: string, month: string, value: number): Promise<void>;
-  /** Publishes that tenants or keys changed; `onChange` runs in every other subscriber. */
-  publishChange(): void;
-  onChange(listener: () => void): void;
   close(): Promise<void>;
   readonly kind: 'memory' | 'redis';
 }
@@ -173,10 +170,6 @@ export class MemoryState implements LimitState {
     const k = `${key}:${month}`;
     if (!this.#months.has(k)) this.#months.set(k, value);
   }
-
-  publishChange(): void {}
-
-  onChange(): void {}
 
   async close(): Promise<void> {}
 

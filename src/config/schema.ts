@@ -491,7 +491,7 @@ export const AuthSchema = Type.Object(
       default: 5000,
       description:
         'How often each process reloads tenants and keys from the database, for changes made by other replicas. ' +
-        'Changes through this process apply at once; through another worker or a Redis-connected replica, within milliseconds.',
+        'Changes made through the admin API are in force in every worker and every Redis-connected replica when the call returns (see state.change_ack_timeout_ms).',
     }),
   },
   { ...strict, default: {} },
@@ -521,6 +521,15 @@ export const StateSchema = Type.Object(
     key_prefix: Type.String({
       default: 'infergate:',
       description: 'Prefix of every Redis key, so several deployments can share one Redis.',
+    }),
+    change_ack_timeout_ms: Type.Integer({
+      minimum: 10,
+      maximum: 60_000,
+      default: 2000,
+      description:
+        'How long an admin change (a key or tenant created, revoked, rotated, updated or deleted) waits for every other live ' +
+        'process (sibling workers, and every worker of every replica on the same Redis) to confirm it applies the change. ' +
+        'After it, the call still succeeds and names the processes that did not confirm in `unconfirmed_replicas`. Example: 2000.',
     }),
   },
   { ...strict, default: {} },

@@ -1,8 +1,10 @@
 /**
  * Managing tenants and keys (the admin API and CLI call this): every change is written to the
- * database, then this process's authenticator reloads before the call returns (a revoked key stops
- * at once here), and every other process is told (`announce`: sibling workers through the cluster
- * primary, other replicas through Redis).
+ * database, then this process's authenticator reloads, then every other live process is told
+ * (`announce`: sibling workers through the cluster primary, or every worker of every replica
+ * through Redis) and the call waits until each has reloaded too, up to the ack time-out. So when
+ * a call returns, a revoked key is refused and a new one accepted everywhere, except in the
+ * processes its answer names as unconfirmed.
  */
 import type { Limits } from '../config/schema.js';
 import type { Priority } from '../scheduling/admission.js';
@@ -21,24 +23,36 @@ export interface IssuedKey extends ApiKey {
   readonly key: string;
 }
 
+/** A change's result, and the processes that did not confirm in time that they apply it (empty: all did). */
+export interface Applied<T> {
+  readonly result: T;
+  readonly unconfirmed: readonly string[];
+}
+
+/** Tells the other processes of a change; resolves with those that did not confirm it in time. */
+export type Announce = () => Promise<readonly string[]>;
+
 export class TenantAdmin {
   readonly store: TenantStore;
   readonly #directory: Directory | null;
-  readonly #announce: () => void;
+  readonly #announce: Announce;
 
-  constructor(store: TenantStore, directory: Directory | null, announce: () => void) {
+  constructor(store: TenantStore, directory: Directory | null, announce: Announce) {
     this.store = store;
     this.#directory = directory;
     this.#announce = announce;
   }
 
-  async createTenant(id: string, fields: { models: readonly string[]; priority: Priority; limits: Limits }): Promise<Tenant | null> {
+  /** Null when the id is taken. */
+  async createTenant(
+    id: string,
+    fields: { models: readonly string[]; priority: Priority; limits: Limits },
+  ): Promise<Applied<Tenant> | null> {
     if (!(await this.store.create(id, fields))) return null;
-    await this.#changed();
-    return this.store.get(id);
+    return this.#applied(await this.store.get(id));
   }
 
-  async updateTenant(id: string, patch: TenantPatch): Promise<Tenant | null> {
+  async updateTenant(id: string, patch: TenantPatch): Promise<Applied<Tenant> | null> {
     const current = await this.store.get(id);
     if (current === null) return null;
     await this.store.update(id, {
@@ -46,34 +60,31 @@ export class TenantAdmin {
       priority: patch.priority ?? current.priority,
       limits: patch.limits ?? current.limits,
     });
-    await this.#changed();
-    return this.store.get(id);
+    return this.#applied(await this.store.get(id));
   }
 
-  async deleteTenant(id: string): Promise<boolean> {
-    const deleted = await this.store.delete(id);
-    if (deleted) await this.#changed();
-    return deleted;
+  /** Null when there is no such tenant. */
+  async deleteTenant(id: string): Promise<Applied<string> | null> {
+    return (await this.store.delete(id)) ? this.#applied(id) : null;
   }
 
   /** Issues a key for a tenant; null when there is no such tenant. */
-  async createKey(tenantId: string, name: string, limits: Limits): Promise<IssuedKey | null> {
+  async createKey(tenantId: string, name: string, limits: Limits): Promise<Applied<IssuedKey> | null> {
     if ((await this.store.get(tenantId)) === null) return null;
     const { id, secret, hash, prefix } = generateKey();
     const key = { id, tenant_id: tenantId, name, prefix, limits, created_at: Date.now(), revoked_at: null };
     await this.store.addKey({ ...key, hash });
-    await this.#changed();
-    return { ...key, key: secret };
+    return this.#applied({ ...key, key: secret });
   }
 
-  async revokeKey(id: string): Promise<ApiKey | null> {
+  /** Null when there is no such live key. */
+  async revokeKey(id: string): Promise<Applied<ApiKey> | null> {
     if (!(await this.store.revokeKey(id))) return null;
-    await this.#changed();
-    return this.store.key(id);
+    return this.#applied(await this.store.key(id));
   }
 
   /** Replaces a live key with a new one (same tenant, name and limits); the old one stops at once. */
-  async rotateKey(id: string): Promise<IssuedKey | null> {
+  async rotateKey(id: string): Promise<Applied<IssuedKey> | null> {
     const old = await this.store.key(id);
     if (old === null || old.revoked_at !== null) return null;
     const { id: newId, secret, hash, prefix } = generateKey();
@@ -87,12 +98,13 @@ export class TenantAdmin {
       revoked_at: null,
     };
     if (!(await this.store.rotateKey(id, { ...key, hash }))) return null;
-    await this.#changed();
-    return { ...key, key: secret };
+    return this.#applied({ ...key, key: secret });
   }
 
-  async #changed(): Promise<void> {
+  /** Applies a change made in the database here, then everywhere else; null (gone meanwhile) stays null. */
+  async #applied<T>(result: T | null): Promise<Applied<T> | null> {
     await this.#directory?.refresh();
-    this.#announce();
+    const unconfirmed = await this.#announce();
+    return result === null ? null : { result, unconfirmed };
   }
 }

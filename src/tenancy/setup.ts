@@ -5,6 +5,7 @@
  */
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
+import type { ChangeFeed } from '../cluster/change-feed.js';
 import { MemoryState, type LimitState } from '../cluster/state.js';
 import { RedisState } from '../cluster/redis-state.js';
 import { databaseUrl, openDatabase } from '../store/database.js';
@@ -23,30 +24,33 @@ export interface TenancySetup {
   readonly http: TenancyHttp;
   /** Where things are, for the start-up log line. */
   readonly describe: { database: string; state: string; auth: string; usage: boolean };
-  /** Another process changed tenants or keys: reload them now. */
-  changed(): void;
   close(): Promise<void>;
 }
 
-/** `announce` tells sibling workers of a change made here (through the cluster primary). */
-export async function setUpTenancy(config: Config, log: Logger, announce: () => void): Promise<TenancySetup> {
+/**
+ * `siblings`: the change feed between this process's sibling workers (through the cluster
+ * primary); null when it has none. With Redis, the Redis feed reaches them instead, like every
+ * other replica.
+ */
+export async function setUpTenancy(config: Config, log: Logger, siblings: ChangeFeed | null): Promise<TenancySetup> {
   const database = await openDatabase(databaseUrl(config.storage.database_url), config.storage.pool_size);
   const tenants = new TenantStore(database.db);
   const usage = new UsageStore(database.db, database.sqliteFile);
   const redisUrl = config.state.redis_url !== '' ? config.state.redis_url : (process.env.REDIS_URL ?? '');
+  const ackTimeoutMs = config.state.change_ack_timeout_ms;
   let state: LimitState;
+  let feed = siblings;
   if (redisUrl === '') state = new MemoryState();
   else {
-    const redis = new RedisState(redisUrl, config.state.key_prefix, log);
+    const redis = new RedisState(redisUrl, config.state.key_prefix, log, ackTimeoutMs);
     await redis.ready();
-    state = redis;
+    state = feed = redis;
   }
   const keys = config.auth.mode === 'keys';
   const directory = keys ? new Directory(tenants, log) : null;
-  if (directory !== null) {
-    await directory.start(config.auth.refresh_interval_ms);
-    state.onChange(() => void directory.refresh().catch((err: unknown) => log.warn({ err }, 'reloading tenants failed')));
-  }
+  // Subscribed before the first load: a change made meanwhile is either in that load or reloaded after it.
+  await feed?.subscribe(async () => directory?.refresh());
+  await directory?.start(config.auth.refresh_interval_ms);
   const ledger = config.usage.enabled ? new Ledger(usage, config.usage.flush_interval_ms, log) : null;
   const limiter = keys
     ? new Limiter(state, async (scope, month) => {
@@ -54,9 +58,16 @@ export async function setUpTenancy(config: Config, log: Logger, announce: () => 
         return (scope.kind === 'tenant' ? totals.tenants : totals.keys).get(scope.id) ?? 0;
       })
     : null;
-  const admin = new TenantAdmin(tenants, directory, () => {
-    announce();
-    state.publishChange();
+  const admin = new TenantAdmin(tenants, directory, async () => {
+    if (feed === null) return [];
+    const unconfirmed = await feed.publish();
+    if (unconfirmed.length > 0) {
+      log.warn(
+        { unconfirmed_replicas: unconfirmed, timeout_ms: ackTimeoutMs },
+        'a tenant or key change was not confirmed by every replica in time: it is in the database, and they apply it when they next reload',
+      );
+    }
+    return unconfirmed;
   });
   return {
     tenancy: limiter === null && ledger === null ? null : new Tenancy(limiter, ledger),
@@ -67,7 +78,6 @@ export async function setUpTenancy(config: Config, log: Logger, announce: () => 
       auth: config.auth.mode,
       usage: ledger !== null,
     },
-    changed: () => void directory?.refresh().catch((err: unknown) => log.warn({ err }, 'reloading tenants failed')),
     async close() {
       directory?.stop();
       await ledger?.close();

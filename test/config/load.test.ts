@@ -41,7 +41,7 @@ describe('config loading', () => {
     });
     assert.deepEqual(config.auth, { mode: 'none', admin_key: '', allow_none_on_public_host: false, refresh_interval_ms: 5000 });
     assert.deepEqual(config.storage, { database_url: '', pool_size: 4 });
-    assert.deepEqual(config.state, { redis_url: '', key_prefix: 'infergate:' });
+    assert.deepEqual(config.state, { redis_url: '', key_prefix: 'infergate:', change_ack_timeout_ms: 2000 });
     assert.deepEqual(config.usage, { enabled: true, flush_interval_ms: 1000 });
     assert.deepEqual(config.metrics, { enabled: true, tenant_label: true });
     assert.deepEqual(config.tracing, { enabled: true, sample_ratio: 1 });

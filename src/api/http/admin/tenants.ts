@@ -2,12 +2,14 @@
  * The admin API for tenants, keys and usage, under /admin (guarded by the admin key, see
  * server.ts). Bodies are checked against TypeBox schemas; unknown fields are errors, not dropped, and
  * each refusal names its field (validation.ts).
+ * A change answers once every live process applies it; its answer carries `unconfirmed_replicas`,
+ * the processes that did not confirm within `state.change_ack_timeout_ms` (empty: none).
  */
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { LimitsSchema } from '../../../config/schema.js';
 import { fastError } from '../../../core/errors.js';
-import type { TenantAdmin } from '../../../tenancy/admin.js';
+import type { Applied, TenantAdmin } from '../../../tenancy/admin.js';
 import type { Ledger } from '../../../tenancy/ledger.js';
 import type { UsageStore } from '../../../store/usage.js';
 import { usageQuery } from './usage-query.js';
@@ -50,6 +52,11 @@ function notFound(what: string, id: string): never {
   throw fastError('not_found', `no ${what} "${id.slice(0, 80)}"`);
 }
 
+/** A change's answer: what it made, and the processes that did not confirm they apply it. */
+function answer<T extends object>(applied: Applied<T>): T & { unconfirmed_replicas: readonly string[] } {
+  return { ...applied.result, unconfirmed_replicas: applied.unconfirmed };
+}
+
 export function adminTenantRoutes(admin: TenantAdmin, usage: UsageStore, ledger: Ledger | null) {
   return async function tenants(app: FastifyInstance): Promise<void> {
     app.setValidatorCompiler(adminValidatorCompiler());
@@ -62,7 +69,7 @@ export function adminTenantRoutes(admin: TenantAdmin, usage: UsageStore, ledger:
         const { id, models, priority = 'normal', limits = {} } = request.body;
         const tenant = await admin.createTenant(id, { models, priority, limits });
         if (tenant === null) throw fastError('invalid_request', `tenant "${id}" already exists`, 'id');
-        return reply.code(201).send(tenant);
+        return reply.code(201).send(answer(tenant));
       },
     );
 
@@ -73,12 +80,18 @@ export function adminTenantRoutes(admin: TenantAdmin, usage: UsageStore, ledger:
     app.patch<{ Params: TenantParams; Body: Static<typeof UpdateTenant> }>(
       '/tenants/:tenant',
       { schema: { body: UpdateTenant } },
-      async (request) => (await admin.updateTenant(request.params.tenant, request.body)) ?? notFound('tenant', request.params.tenant),
+      async (request) => {
+        const tenant = await admin.updateTenant(request.params.tenant, request.body);
+        return tenant === null ? notFound('tenant', request.params.tenant) : answer(tenant);
+      },
     );
 
+    // 204 once every process applies it; else 200 with the ones that did not confirm.
     app.delete<{ Params: TenantParams }>('/tenants/:tenant', async (request, reply) => {
-      if (!(await admin.deleteTenant(request.params.tenant))) notFound('tenant', request.params.tenant);
-      return reply.code(204).send();
+      const deleted = await admin.deleteTenant(request.params.tenant);
+      if (deleted === null) notFound('tenant', request.params.tenant);
+      if (deleted.unconfirmed.length === 0) return reply.code(204).send();
+      return { id: deleted.result, deleted: true, unconfirmed_replicas: deleted.unconfirmed };
     });
 
     app.get<{ Params: TenantParams }>('/tenants/:tenant/keys', async (request) => {
@@ -92,18 +105,18 @@ export function adminTenantRoutes(admin: TenantAdmin, usage: UsageStore, ledger:
       async (request, reply) => {
         const body = request.body ?? {};
         const key = await admin.createKey(request.params.tenant, body.name ?? 'default', body.limits ?? {});
-        return key === null ? notFound('tenant', request.params.tenant) : reply.code(201).send(key);
+        return key === null ? notFound('tenant', request.params.tenant) : reply.code(201).send(answer(key));
       },
     );
 
-    app.delete<{ Params: KeyParams }>(
-      '/keys/:key',
-      async (request) => (await admin.revokeKey(request.params.key)) ?? notFound('live key', request.params.key),
-    );
+    app.delete<{ Params: KeyParams }>('/keys/:key', async (request) => {
+      const key = await admin.revokeKey(request.params.key);
+      return key === null ? notFound('live key', request.params.key) : answer(key);
+    });
 
     app.post<{ Params: KeyParams }>('/keys/:key/rotate', async (request, reply) => {
       const key = await admin.rotateKey(request.params.key);
-      return key === null ? notFound('live key', request.params.key) : reply.code(201).send(key);
+      return key === null ? notFound('live key', request.params.key) : reply.code(201).send(answer(key));
     });
 
     app.get<{ Querystring: Record<string, string | undefined> }>('/usage', async (request) => {
