@@ -12,25 +12,15 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import SQLite from 'better-sqlite3';
-import {
-  credentials,
-  loadPackageDefinition,
-  Metadata,
-  status,
-  type Client,
-  type GrpcObject,
-  type ServiceClientConstructor,
-} from '@grpc/grpc-js';
-import { loadSync } from '@grpc/proto-loader';
-import { ROOT, startServer, writeConfig, type RunningServer } from '../helpers/server.js';
+import { credentials, Metadata, status, type Client } from '@grpc/grpc-js';
+import { startServer, writeConfig, type RunningServer } from '../helpers/server.js';
+import { parseMetrics } from '../helpers/prometheus.js';
+import { grpcServices } from '../helpers/grpc.js';
 import { ADMIN, ADMIN_KEY, tenantWithKey } from '../helpers/tenancy.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
 import { SPAN_KIND, startReceiver, traceOf, type Received } from '../helpers/otlp.js';
 
-const packages = loadPackageDefinition(
-  loadSync(['infergate/v1/generate.proto'], { keepCase: true, longs: String, defaults: true, includeDirs: [join(ROOT, 'proto')] }),
-);
-const Generate = ((packages.infergate as GrpcObject).v1 as GrpcObject).Generate as ServiceClientConstructor;
+const { Generate } = grpcServices({ defaults: true });
 
 type Stream = NodeJS.ReadableStream & { cancel(): void };
 type Unary = (request: object, metadata: Metadata, callback: (err: Error | null) => void) => { cancel(): void };
@@ -48,17 +38,6 @@ async function until(what: string, check: () => boolean | Promise<boolean>): Pro
   assert.fail(`waited 10 s for ${what}`);
 }
 
-/** Prometheus text as `name{labels}` → value. */
-function parse(text: string): Map<string, number> {
-  const series = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
-    const at = line.lastIndexOf(' ');
-    series.set(line.slice(0, at), Number(line.slice(at + 1)));
-  }
-  return series;
-}
-
 describe('calls the client abandons', () => {
   let server: RunningServer;
   let upstream: Upstream;
@@ -69,7 +48,8 @@ describe('calls the client abandons', () => {
   /** Request id → the trace id it was sent with (each call is sampled through its traceparent). */
   const traces = new Map<string, string>();
 
-  const scrape = async (): Promise<Map<string, number>> => parse(await (await fetch(`${server.url}/metrics`, { headers: ADMIN })).text());
+  const scrape = async (): Promise<Map<string, number>> =>
+    parseMetrics(await (await fetch(`${server.url}/metrics`, { headers: ADMIN })).text());
   /** The counter and histogram series of one model's calls with this status and code. */
   const outcome = async (model: string, version: string, s: string, code: string): Promise<{ calls?: number; timed?: number }> => {
     const m = await scrape();

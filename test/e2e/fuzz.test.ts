@@ -8,21 +8,10 @@ import { after, before, describe, it } from 'node:test';
 import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { connect } from 'node:net';
-import { join } from 'node:path';
-import {
-  credentials,
-  loadPackageDefinition,
-  makeGenericClientConstructor,
-  Metadata,
-  status,
-  type Client,
-  type GrpcObject,
-  type ServiceClientConstructor,
-  type ServiceError,
-} from '@grpc/grpc-js';
-import { loadSync } from '@grpc/proto-loader';
+import { credentials, makeGenericClientConstructor, Metadata, status, type Client, type ServiceError } from '@grpc/grpc-js';
 import fc from 'fast-check';
-import { MODELS, ROOT, get, post, startServer, writeConfig, type RunningServer } from '../helpers/server.js';
+import { MODELS, get, post, startServer, writeConfig, type RunningServer } from '../helpers/server.js';
+import { grpcServices } from '../helpers/grpc.js';
 import { ADMIN, ADMIN_KEY, adminCall, tenantWithKey } from '../helpers/tenancy.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
 
@@ -540,12 +529,7 @@ const CLIENT_CODES = new Set([
   status.UNIMPLEMENTED,
 ]);
 
-const PROTO = join(ROOT, 'proto');
-const grpcPackages = loadPackageDefinition(
-  loadSync(['kserve/grpc_predict_v2.proto', 'infergate/v1/generate.proto'], { keepCase: true, longs: String, includeDirs: [PROTO] }),
-);
-const Inference = (grpcPackages.inference as GrpcObject).GRPCInferenceService as ServiceClientConstructor;
-const Generate = ((grpcPackages.infergate as GrpcObject).v1 as GrpcObject).Generate as ServiceClientConstructor;
+const { Inference, Generate } = grpcServices();
 /** Sends raw bytes as the message of each method: for messages no stock client would encode. */
 const RAW_METHODS = ['ModelInfer', 'ModelMetadata', 'ModelReady', 'Chat', 'Embed'];
 const identity = (b: Buffer): Buffer => b;

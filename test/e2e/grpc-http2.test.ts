@@ -7,20 +7,12 @@
 import assert from 'node:assert/strict';
 import { connect as http2Connect, constants, type ClientHttp2Session, type IncomingHttpHeaders } from 'node:http2';
 import { connect as tcpConnect, type Socket } from 'node:net';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { loadPackageDefinition, type GrpcObject, type ServiceClientConstructor } from '@grpc/grpc-js';
-import { loadSync } from '@grpc/proto-loader';
 import fc from 'fast-check';
-import { post, ROOT, startServer, writeConfig, type RunningServer } from '../helpers/server.js';
+import { post, startServer, writeConfig, type RunningServer } from '../helpers/server.js';
+import { grpcServices } from '../helpers/grpc.js';
 
-const definition = loadSync(['kserve/grpc_predict_v2.proto'], {
-  keepCase: true,
-  longs: String,
-  defaults: true,
-  includeDirs: [join(ROOT, 'proto')],
-});
-const Inference = (loadPackageDefinition(definition).inference as GrpcObject).GRPCInferenceService as ServiceClientConstructor;
+const { Inference } = grpcServices({ defaults: true });
 const ModelInfer = Inference.service.ModelInfer!;
 const INFER_PATH = '/inference.GRPCInferenceService/ModelInfer';
 

@@ -11,15 +11,12 @@ import { connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { credentials, loadPackageDefinition, Metadata, type GrpcObject, type ServiceClientConstructor } from '@grpc/grpc-js';
-import { loadSync } from '@grpc/proto-loader';
-import { ROOT, startServer, writeConfig, type RunningServer } from '../helpers/server.js';
+import { credentials, Metadata } from '@grpc/grpc-js';
+import { startServer, writeConfig, type RunningServer } from '../helpers/server.js';
+import { grpcServices } from '../helpers/grpc.js';
 import { ADMIN_KEY, tenantWithKey } from '../helpers/tenancy.js';
 
-const Inference = (
-  loadPackageDefinition(loadSync(['kserve/grpc_predict_v2.proto'], { keepCase: true, longs: String, includeDirs: [join(ROOT, 'proto')] }))
-    .inference as GrpcObject
-).GRPCInferenceService as ServiceClientConstructor;
+const { Inference } = grpcServices();
 const INFER_PATH = '/inference.GRPCInferenceService/ModelInfer';
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 const EMPTY_SETTINGS = Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0]);

@@ -21,15 +21,12 @@ import {
 import { loadSync } from '@grpc/proto-loader';
 import fc from 'fast-check';
 import { post, ROOT, startServer, writeConfig, type RunningServer } from '../helpers/server.js';
+import { grpcServices } from '../helpers/grpc.js';
 import { ADMIN, ADMIN_KEY, tenantWithKey } from '../helpers/tenancy.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
 
 const OPTIONS = { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true };
-const packages = loadPackageDefinition(
-  loadSync(['kserve/grpc_predict_v2.proto', 'infergate/v1/generate.proto'], { ...OPTIONS, includeDirs: [join(ROOT, 'proto')] }),
-);
-const Inference = (packages.inference as GrpcObject).GRPCInferenceService as ServiceClientConstructor;
-const Generate = ((packages.infergate as GrpcObject).v1 as GrpcObject).Generate as ServiceClientConstructor;
+const { Inference, Generate } = grpcServices(OPTIONS);
 const reflectionProto = loadPackageDefinition(
   loadSync('grpc/reflection/v1/reflection.proto', { ...OPTIONS, includeDirs: [join(ROOT, 'node_modules/@grpc/reflection/build/proto')] }),
 );

@@ -9,19 +9,9 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import { get, post, ROOT, startServer, type RunningServer } from '../helpers/server.js';
+import { parseMetrics } from '../helpers/prometheus.js';
 import { ADMIN, adminCall, keysConfig, tenantWithKey } from '../helpers/tenancy.js';
 import { closedPort } from '../helpers/upstream.js';
-
-/** Prometheus text as `name{labels}` → value (labels as written). */
-function parse(text: string): Map<string, number> {
-  const series = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
-    const at = line.lastIndexOf(' ');
-    series.set(line.slice(0, at), Number(line.slice(at + 1)));
-  }
-  return series;
-}
 
 const hi = [{ role: 'user', content: 'hi' }];
 
@@ -77,7 +67,7 @@ describe('Prometheus metrics', () => {
     assert.equal(res.status, 200);
     assert.match(res.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
     const text = await res.text();
-    const m = parse(text);
+    const m = parseMetrics(text);
     assert.equal(m.get('infergate_requests_total{model="chat",version="1",tenant="acme",status="200",code=""}'), 12);
     assert.equal(m.get('infergate_request_duration_seconds_count{model="chat",version="1",tenant="acme",status="200",code=""}'), 12);
     assert.equal(
@@ -122,7 +112,7 @@ describe('Prometheus metrics without tenant labels', () => {
         (await post(`${server.url}/v1/chat/completions`, { model: 'chat', messages: hi }, { authorization: `Bearer ${key}` })).status,
         200,
       );
-      const m = parse(await (await fetch(`${server.url}/metrics`, { headers: ADMIN })).text());
+      const m = parseMetrics(await (await fetch(`${server.url}/metrics`, { headers: ADMIN })).text());
       assert.equal(m.get('infergate_requests_total{model="chat",version="1",tenant="",status="200",code=""}'), 1);
     } finally {
       await server.stop();
@@ -145,7 +135,8 @@ function sum(m: Map<string, number>, name: string, labels: Record<string, string
 describe('Prometheus metrics of each stage', () => {
   let server: RunningServer;
   let auth: Record<string, string>;
-  const scrape = async (): Promise<Map<string, number>> => parse(await (await fetch(`${server.url}/metrics`, { headers: ADMIN })).text());
+  const scrape = async (): Promise<Map<string, number>> =>
+    parseMetrics(await (await fetch(`${server.url}/metrics`, { headers: ADMIN })).text());
 
   before(async () => {
     const dead = await closedPort();
@@ -356,7 +347,7 @@ describe('Prometheus metrics after a varied workload', () => {
       const scrape = async (): Promise<string> => (await fetch(`${server.url}/metrics`, { headers: ADMIN })).text();
       const until = async (what: string, check: (m: Map<string, number>) => boolean): Promise<void> => {
         for (let i = 0; i < 200; i++) {
-          if (check(parse(await scrape()))) return;
+          if (check(parseMetrics(await scrape()))) return;
           await new Promise((r) => setTimeout(r, 50));
         }
         assert.fail(`waited 10 s for ${what}`);
@@ -371,7 +362,7 @@ describe('Prometheus metrics after a varied workload', () => {
       for (const sample of samples(text)) seen.set(sample, (seen.get(sample) ?? 0) + 1);
       const duplicates = [...seen].filter(([, n]) => n > 1).map(([sample, n]) => `${sample} x${n}`);
       assert.deepEqual(duplicates, [], 'no two samples share a metric name and label set');
-      const m = parse(text);
+      const m = parseMetrics(text);
       assert.equal(m.get('infergate_requests_total{model="slow",version="1",tenant="beta",status="499",code="client_closed_request"}'), 1);
       for (const code of ['rate_limited', 'insufficient_quota']) {
         const labels = `model="",version="",tenant="acme",status="429",code="${code}"`;

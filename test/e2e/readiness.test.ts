@@ -5,16 +5,12 @@
  * the reason, while the model's other version and other models serve.
  */
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { credentials, loadPackageDefinition, Metadata, type Client, type GrpcObject, type ServiceClientConstructor } from '@grpc/grpc-js';
-import { loadSync } from '@grpc/proto-loader';
-import { get, post, ROOT, startServer, writeConfig, type RunningServer } from '../helpers/server.js';
+import { credentials, Metadata, type Client } from '@grpc/grpc-js';
+import { get, post, startServer, writeConfig, type RunningServer } from '../helpers/server.js';
+import { grpcServices } from '../helpers/grpc.js';
 
-const Inference = (
-  loadPackageDefinition(loadSync(['kserve/grpc_predict_v2.proto'], { keepCase: true, longs: String, includeDirs: [join(ROOT, 'proto')] }))
-    .inference as GrpcObject
-).GRPCInferenceService as ServiceClientConstructor;
+const { Inference } = grpcServices();
 
 const REASON = /an embedding model must take input_ids and attention_mask/;
 const tensor = { inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 32], data: Array.from({ length: 32 }, () => 0.5) }] };

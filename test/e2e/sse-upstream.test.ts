@@ -6,13 +6,12 @@
  */
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { credentials, loadPackageDefinition, Metadata, type GrpcObject, type ServiceClientConstructor } from '@grpc/grpc-js';
-import { loadSync } from '@grpc/proto-loader';
+import { credentials, Metadata } from '@grpc/grpc-js';
 import { createParser } from 'eventsource-parser';
-import { get, post, ROOT, startServer, writeConfig, type RunningServer } from '../helpers/server.js';
+import { get, post, startServer, writeConfig, type RunningServer } from '../helpers/server.js';
+import { grpcServices } from '../helpers/grpc.js';
 import { ADMIN_KEY, tenantWithKey } from '../helpers/tenancy.js';
 
 type LineEnd = '\r\n' | '\r' | '\n';
@@ -230,17 +229,7 @@ models:
   it('streams gRPC Chat from a CRLF upstream, text and usage', async () => {
     const tenant = await tenantWithKey(server.url, { id: 'sse-grpc', models: ['remote'] });
     upstream.lineEnd = '\r\n';
-    const packages = loadPackageDefinition(
-      loadSync('infergate/v1/generate.proto', {
-        keepCase: true,
-        longs: String,
-        enums: String,
-        defaults: true,
-        oneofs: true,
-        includeDirs: [join(ROOT, 'proto')],
-      }),
-    );
-    const Generate = ((packages.infergate as GrpcObject).v1 as GrpcObject).Generate as ServiceClientConstructor;
+    const { Generate } = grpcServices({ enums: String, defaults: true, oneofs: true });
     const client = new Generate(server.grpc as string, credentials.createInsecure());
     try {
       const metadata = new Metadata();

@@ -8,18 +8,14 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { join } from 'node:path';
-import { credentials, loadPackageDefinition, Metadata, type GrpcObject, type ServiceClientConstructor } from '@grpc/grpc-js';
-import { loadSync } from '@grpc/proto-loader';
-import { post, ROOT, startServer, writeConfig, type RunningServer } from '../helpers/server.js';
+import { credentials, Metadata } from '@grpc/grpc-js';
+import { post, startServer, writeConfig, type RunningServer } from '../helpers/server.js';
+import { grpcServices } from '../helpers/grpc.js';
 import { ADMIN_KEY, tenantWithKey } from '../helpers/tenancy.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
 import { SPAN_KIND, startReceiver, traceOf, type Received } from '../helpers/otlp.js';
 
-const Inference = (
-  loadPackageDefinition(loadSync(['kserve/grpc_predict_v2.proto'], { keepCase: true, longs: String, includeDirs: [join(ROOT, 'proto')] }))
-    .inference as GrpcObject
-).GRPCInferenceService as ServiceClientConstructor;
+const { Inference } = grpcServices();
 const hi = [{ role: 'user', content: 'hi' }];
 const randomHex = (bytes: number): string =>
   Buffer.from(Array.from({ length: bytes }, () => Math.floor(Math.random() * 256))).toString('hex');
