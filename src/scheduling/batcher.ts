@@ -77,7 +77,8 @@ export class Batcher<Item, Result> {
     if (this.#queue.length === 0) return;
     const batch = this.#take();
     this.#running = true;
-    this.#run(batch).finally(() => {
+    // #run settles every item itself and never rejects.
+    void this.#run(batch).finally(() => {
       this.#running = false;
       if (this.#queue.length > 0) this.#flush();
     });
