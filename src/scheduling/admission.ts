@@ -6,6 +6,8 @@
  * whose client leaves while waiting is dropped from the queue. Logic only: the clock is injected.
  */
 
+import { Fifo } from './fifo.js';
+
 export type Priority = 'high' | 'normal' | 'low';
 export const PRIORITIES: readonly Priority[] = ['high', 'normal', 'low'];
 
@@ -37,7 +39,7 @@ export class Admission {
   readonly #sla: readonly number[];
   readonly #now: () => number;
   /** One FIFO per class; cancelled waiters stay (resolve null) until they reach the head. */
-  readonly #queues: Waiter[][] = [[], [], []];
+  readonly #queues: ReadonlyArray<Fifo<Waiter>> = [new Fifo(), new Fifo(), new Fifo()];
   #active = 0;
   #queued = 0;
 
@@ -68,7 +70,7 @@ export class Admission {
     if (this.#queued >= this.#queueSize) return Promise.reject(new QueueFull(this.#queueSize));
     return new Promise<void>((resolve, reject) => {
       const waiter: Waiter = { rank: PRIORITIES.indexOf(priority), since: this.#now(), resolve, reject };
-      (this.#queues[waiter.rank] as Waiter[]).push(waiter);
+      (this.#queues[waiter.rank] as Fifo<Waiter>).push(waiter);
       this.#queued++;
       onAbort(() => {
         if (waiter.resolve === null) return;
@@ -99,9 +101,9 @@ export class Admission {
     let bestQueue = -1;
     let bestRank = Infinity;
     for (let q = 0; q < this.#queues.length; q++) {
-      const queue = this.#queues[q] as Waiter[];
-      while (queue.length > 0 && (queue[0] as Waiter).resolve === null) queue.shift(); // cancelled
-      const head = queue[0];
+      const queue = this.#queues[q] as Fifo<Waiter>;
+      while (queue.length > 0 && (queue.peek() as Waiter).resolve === null) queue.shift(); // cancelled
+      const head = queue.peek();
       if (head === undefined) continue;
       const rank = head.rank - Math.floor((now - head.since) / (this.#sla[head.rank] as number));
       if (rank < bestRank || (rank === bestRank && best !== null && head.since < best.since)) {
@@ -110,7 +112,7 @@ export class Admission {
         bestRank = rank;
       }
     }
-    if (best !== null) (this.#queues[bestQueue] as Waiter[]).shift();
+    if (best !== null) (this.#queues[bestQueue] as Fifo<Waiter>).shift();
     return best;
   }
 }

@@ -92,14 +92,20 @@ export class GrpcCall {
   #headersSent = false;
   #done = false;
   #timer: NodeJS.Timeout | null = null;
+  readonly #stream: ServerHttp2Stream;
+  readonly #headers: IncomingHttpHeaders;
+  readonly #method: MethodDefinition<unknown, unknown> | null;
 
   constructor(
     readonly path: string,
-    private readonly stream: ServerHttp2Stream,
-    private readonly headers: IncomingHttpHeaders,
-    private readonly method: MethodDefinition<unknown, unknown> | null,
+    stream: ServerHttp2Stream,
+    headers: IncomingHttpHeaders,
+    method: MethodDefinition<unknown, unknown> | null,
     timeout: number | undefined,
   ) {
+    this.#stream = stream;
+    this.#headers = headers;
+    this.#method = method;
     this.requestEnded = stream.endAfterHeaders;
     this.deadline = timeout === undefined ? Number.POSITIVE_INFINITY : Date.now() + timeout;
     if (timeout !== undefined) this.#timer = setTimeout(() => this.#expire(), timeout);
@@ -107,7 +113,7 @@ export class GrpcCall {
 
   /** A request metadata value (the first, if sent several times); undefined when absent. */
   metadata(name: string): string | undefined {
-    const value = this.headers[name];
+    const value = this.#headers[name];
     return typeof value === 'string' || value === undefined ? value : value[0];
   }
 
@@ -131,24 +137,24 @@ export class GrpcCall {
     if (this.#done) return;
     const frame = this.#frame(response);
     this.#finish();
-    if (this.stream.closed) return;
+    if (this.#stream.closed) return;
     this.trailers = trailers.length === 0 ? OK_TRAILERS : withFields(OK_TRAILERS, trailers);
     if (!this.#headersSent) this.#respond();
-    this.stream.end(frame);
+    this.#stream.end(frame);
     this.#stopRequest();
   }
 
   /** Sends one message of a streamed answer. */
   write(response: unknown): void {
-    if (this.#done || this.stream.closed) return;
+    if (this.#done || this.#stream.closed) return;
     const frame = this.#frame(response);
     if (!this.#headersSent) this.#respond();
-    this.stream.write(frame);
+    this.#stream.write(frame);
   }
 
   /** Resolves when more messages would not just pile up (the client's windows and the socket have room). */
   drained(): Promise<void> {
-    const stream = this.stream;
+    const stream = this.#stream;
     if (!stream.writableNeedDrain || stream.closed) return RESOLVED;
     return new Promise((resolve) => {
       const done = (): void => {
@@ -163,23 +169,23 @@ export class GrpcCall {
 
   /** Ends the call with OK. */
   end(trailers: MetadataList = []): void {
-    if (this.#finish() || this.stream.closed) return;
+    if (this.#finish() || this.#stream.closed) return;
     this.trailers = trailers.length === 0 ? OK_TRAILERS : withFields(OK_TRAILERS, trailers);
     if (!this.#headersSent) this.#respond();
-    this.stream.end();
+    this.#stream.end();
     this.#stopRequest();
   }
 
   /** Ends the call with an error status: trailers-only when nothing was sent yet. */
   fail(code: Status, message: string, trailers: MetadataList = []): void {
-    if (this.#finish() || this.stream.closed) return;
+    if (this.#finish() || this.#stream.closed) return;
     const status = { 'grpc-status': String(code), 'grpc-message': percentEncode(message) };
     if (this.#headersSent) {
       this.trailers = withFields(status, trailers);
-      this.stream.end();
+      this.#stream.end();
     } else {
       this.#headersSent = true;
-      this.stream.respond(withFields({ ...RESPONSE_HEADERS, ...status }, trailers), TRAILERS_ONLY);
+      this.#stream.respond(withFields({ ...RESPONSE_HEADERS, ...status }, trailers), TRAILERS_ONLY);
     }
     this.#stopRequest();
   }
@@ -192,13 +198,13 @@ export class GrpcCall {
 
   #respond(): void {
     this.#headersSent = true;
-    (this.stream as ServerHttp2Stream & { [CALL]?: GrpcCall })[CALL] = this;
-    this.stream.once('wantTrailers', sendTrailers);
-    this.stream.respond(RESPONSE_HEADERS, WITH_TRAILERS);
+    (this.#stream as ServerHttp2Stream & { [CALL]?: GrpcCall })[CALL] = this;
+    this.#stream.once('wantTrailers', sendTrailers);
+    this.#stream.respond(RESPONSE_HEADERS, WITH_TRAILERS);
   }
 
   #frame(response: unknown): Buffer {
-    const message = (this.method as MethodDefinition<unknown, unknown>).responseSerialize(response);
+    const message = (this.#method as MethodDefinition<unknown, unknown>).responseSerialize(response);
     const frame = Buffer.allocUnsafe(5 + message.length);
     frame[0] = 0;
     frame.writeUInt32BE(message.length, 1);
@@ -208,14 +214,14 @@ export class GrpcCall {
 
   /** The answer is complete while the client may still be sending: ask it to stop, without error (RFC 9113 §8.1). */
   #stopRequest(): void {
-    if (!this.requestEnded) this.stream.close(constants.NGHTTP2_NO_ERROR);
+    if (!this.requestEnded) this.#stream.close(constants.NGHTTP2_NO_ERROR);
   }
 
   #expire(): void {
     // Trailers would be stuck behind answers the client is not reading: the stream is reset instead.
-    if (this.stream.writableLength > 0) {
+    if (this.#stream.writableLength > 0) {
       this.#finish();
-      this.stream.close(constants.NGHTTP2_CANCEL);
+      this.#stream.close(constants.NGHTTP2_CANCEL);
     } else this.fail(Status.DEADLINE_EXCEEDED, 'the deadline passed');
     this.#cancel();
   }

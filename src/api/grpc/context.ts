@@ -13,15 +13,17 @@ export class GrpcContext extends CallState implements RequestContext {
   readonly priority: Priority;
   readonly traceScope: TraceScope | undefined;
   #signal: AbortSignal | null = null;
+  readonly #call: GrpcCall;
 
   constructor(
     readonly id: string,
     readonly pinnedVersion: string | undefined,
     readonly principal: Principal | null,
     readonly trace: RequestTrace | null,
-    private readonly call: GrpcCall,
+    call: GrpcCall,
   ) {
     super();
+    this.#call = call;
     // The client's deadline is the call's deadline; the version's cap still applies.
     this.timeoutMs = Number.isFinite(call.deadline) ? Math.max(1, call.deadline - Date.now()) : undefined;
     this.priority = callPriority(call.metadata('x-priority'), principal);
@@ -30,12 +32,12 @@ export class GrpcContext extends CallState implements RequestContext {
 
   /** Cancelled by the client, or its deadline passed: the work behind the call stops. */
   get cancelled(): boolean {
-    return this.call.cancelled;
+    return this.#call.cancelled;
   }
 
   /** Whether the client's deadline (rather than the client leaving) cancelled the call: a time-out, not a 499. */
   get expired(): boolean {
-    return deadlinePassed(this.call);
+    return deadlinePassed(this.#call);
   }
 
   get signal(): AbortSignal {
@@ -43,7 +45,7 @@ export class GrpcContext extends CallState implements RequestContext {
   }
 
   onAbort(listener: () => void): void {
-    this.call.onCancel(listener);
+    this.#call.onCancel(listener);
   }
 }
 
