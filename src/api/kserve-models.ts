@@ -1,5 +1,5 @@
 /** KServe v2 model readiness and metadata, the same for its HTTP and gRPC transports. */
-import type { Gateway } from '../core/gateway.js';
+import type { Gateway } from '../pipeline/gateway.js';
 import { versionHealth } from '../routing/registry.js';
 import type { TensorSpec } from '../core/tensor.js';
 import type { Principal } from '../tenancy/directory.js';

@@ -5,7 +5,7 @@ import { LlamaBackend, type GenerationObserver } from './llama/llama-backend.js'
 import { MockBackend } from './mock/mock-backend.js';
 import { OnnxBackend } from './onnx/onnx-backend.js';
 import { OpenAIBackend } from './openai/openai-backend.js';
-import type { DeploymentObserver } from '../telemetry/observer.js';
+import type { DeploymentObserver } from '../core/observer.js';
 
 export interface BackendContext {
   /** The model's name, used upstream by remote backends unless configured otherwise. */

@@ -5,25 +5,16 @@
  * versions they started with, and retired backends unload after `server.shutdown_timeout_ms`.
  * An invalid file changes nothing: its problems are logged and returned.
  */
+import type { ReloadResult } from '../config/reload-result.js';
 import { watch } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import type { Logger } from 'pino';
 import { ConfigError, formatProblem, loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
-import type { Gateway } from '../core/gateway.js';
+import type { Gateway } from '../pipeline/gateway.js';
 import { Registry, type RegistryContext } from '../routing/registry.js';
 
-export type ReloadResult =
-  | {
-      readonly ok: true;
-      readonly models: string[];
-      readonly added: string[];
-      readonly removed: string[];
-      /** Versions that kept their loaded backend (unchanged backend settings). */
-      readonly reused: number;
-      readonly restartNeeded: string[];
-    }
-  | { readonly ok: false; readonly problems: string[] };
+export type { ReloadResult };
 
 export interface Reloader {
   reload(reason: string): Promise<ReloadResult>;

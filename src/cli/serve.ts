@@ -78,7 +78,7 @@ async function worker(config: Config, log: Logger, file: string, tls: TlsMateria
   ] = await Promise.all([
     import('../api/http/server.js'),
     import('../api/grpc/server.js'),
-    import('../core/gateway.js'),
+    import('../pipeline/gateway.js'),
     import('../routing/registry.js'),
     import('../policies/retry-budget.js'),
     import('./reload.js'),

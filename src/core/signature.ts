@@ -2,7 +2,7 @@
  * Semantic checks of a tensor request against the model's signature, in one place: names,
  * datatypes, ranks and fixed dimensions. Later stages accept the result without re-checking.
  */
-import type { InferRequest, Signature } from '../backends/backend.js';
+import type { InferRequest, Signature } from './call.js';
 import { fastError } from './errors.js';
 import type { Tensor } from './tensor.js';
 

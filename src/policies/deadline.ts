@@ -7,7 +7,7 @@
  * benchmark a tenth of its throughput; a shared coarse timer kept settled calls alive into old
  * space and cost more than the timer).
  */
-import { signalOf, type Cancellation, type TraceScope } from '../backends/backend.js';
+import { signalOf, type Cancellation, type TraceScope } from '../core/call.js';
 import { fastError, type ApiError } from '../core/errors.js';
 
 export class DeadlineCall implements Cancellation {

@@ -7,11 +7,11 @@
  * for in-process backends) gets no governor at all.
  */
 import type { Logger } from 'pino';
-import { ClientGoneError, type Cancellation } from '../backends/backend.js';
+import { ClientGoneError, type Cancellation } from '../core/call.js';
 import type { BackendKind, PoliciesConfig } from '../config/schema.js';
 import { ApiError, fastError } from '../core/errors.js';
 import type { RetryBudget } from './retry-budget.js';
-import type { DeploymentObserver } from '../telemetry/observer.js';
+import type { DeploymentObserver } from '../core/observer.js';
 
 /**
  * Failures that say the deployment is unwell: faults of the upstream or the network only. Never

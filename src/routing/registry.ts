@@ -10,7 +10,7 @@ import { fastError, type ApiError } from '../core/errors.js';
 import { Governor } from '../policies/governor.js';
 import { RetryBudget } from '../policies/retry-budget.js';
 import { Admission } from '../scheduling/admission.js';
-import { NO_OBSERVER, type DeploymentObserver } from '../telemetry/observer.js';
+import { NO_OBSERVER, type DeploymentObserver } from '../core/observer.js';
 
 /** One version of a model, with its loaded backend. */
 export interface ModelVersion {

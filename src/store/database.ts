@@ -8,7 +8,7 @@ import SQLite from 'better-sqlite3';
 import { Kysely, PostgresDialect, SqliteDialect, type Generated } from 'kysely';
 import pg from 'pg';
 import { migrate } from './migrations.js';
-import { openSqliteFile } from './sqlite-writer.js';
+import { openSqliteFile } from './sqlite.js';
 
 export interface TenantsTable {
   id: string;

@@ -2,7 +2,7 @@
 import { sql, type RawBuilder } from 'kysely';
 import { Worker } from 'node:worker_threads';
 import type { Db, UsageTable } from './database.js';
-import { COLUMNS } from './sqlite-writer.js';
+import { COLUMNS } from './sqlite.js';
 
 export type UsageRecord = Omit<UsageTable, 'seq'>;
 

@@ -2,8 +2,8 @@
  * The record stage, for every transport: a finished model call counted in the metrics, written to
  * the access log, and its trace ended with what it came to.
  */
-import type { TraceAttributes } from '../backends/backend.js';
-import { NO_MODEL } from '../core/context.js';
+import type { TraceAttributes } from '../core/call.js';
+import { NO_MODEL } from '../core/call.js';
 import type { ModelVersion } from '../routing/registry.js';
 import type { Principal } from '../tenancy/directory.js';
 import type { AccessLog } from './access-log.js';

@@ -10,8 +10,8 @@
 import { collectDefaultMetrics, Gauge, Registry, type Metric } from 'prom-client';
 import { CounterFamily, HistogramFamily, type CounterSeries, type HistogramSeries } from './families.js';
 import { performance } from 'node:perf_hooks';
-import type { DeploymentObserver, ShedReason } from './observer.js';
-import { NO_MODEL } from '../core/context.js';
+import type { DeploymentObserver, ShedReason } from '../core/observer.js';
+import { NO_MODEL } from '../core/call.js';
 
 /** Buckets from 1 ms to 60 s, fit for a tensor call and a long generation alike. */
 export const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];

@@ -1,5 +1,5 @@
 /** How a call's trace reaches backends, without loading the OpenTelemetry SDK: the scope remote calls join. */
-import type { Cancellation, TraceScope } from '../backends/backend.js';
+import type { Cancellation, TraceScope } from '../core/call.js';
 import type { RequestTrace, SpanScope } from './tracing.js';
 
 /** A W3C traceparent of version 00. */

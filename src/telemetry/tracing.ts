@@ -15,7 +15,7 @@ import { OTLPTraceExporter as JsonExporter } from '@opentelemetry/exporter-trace
 import { OTLPTraceExporter as ProtobufExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { AlwaysOnSampler, BatchSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
-import type { TraceAttributes, TraceScope } from '../backends/backend.js';
+import type { TraceAttributes, TraceScope } from '../core/call.js';
 import type { TracingSettings } from './tracing-settings.js';
 
 export class Tracing {

@@ -7,8 +7,8 @@
  */
 import { SseRelay, formatEvent, type SseEvent } from '../core/sse.js';
 import { Readable } from 'node:stream';
-import type { TextResponse } from '../backends/backend.js';
-import { ClientGoneError, isClientGone } from '../backends/backend.js';
+import type { TextResponse } from '../core/call.js';
+import { ClientGoneError, isClientGone } from '../core/call.js';
 import { ApiError, ERROR_CATALOGUE, fastError } from '../core/errors.js';
 
 /** Tokens counted locally between two charges to the (possibly remote) counters. */

@@ -11,12 +11,22 @@ import { RedisState } from '../cluster/redis-state.js';
 import { databaseUrl, openDatabase } from '../store/database.js';
 import { TenantStore } from '../store/tenants.js';
 import { UsageStore } from '../store/usage.js';
-import type { TenancyHttp } from '../api/http/server.js';
 import { TenantAdmin } from './admin.js';
 import { Directory } from './directory.js';
 import { Ledger } from './ledger.js';
 import { Limiter } from './limits.js';
 import { Tenancy } from './tenancy.js';
+
+/** What the HTTP layer needs of tenancy. */
+export interface TenancyHttp {
+  /** The key directory in `keys` mode; null in `none` mode (no authentication). */
+  readonly directory: Directory | null;
+  readonly admin: TenantAdmin;
+  readonly usage: UsageStore;
+  readonly ledger: Ledger | null;
+  /** The admin key; '' leaves /admin/* open (allowed on a loopback host only). */
+  readonly adminKey: string;
+}
 
 export interface TenancySetup {
   /** For the gateway; null when there is nothing to do per call (no keys and no ledger). */

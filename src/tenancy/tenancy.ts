@@ -3,12 +3,12 @@
  * call, or its stream, ends). Authentication happens in the transport, which puts the principal on
  * the request context. Absent when neither keys nor the ledger are configured.
  */
-import type { RequestContext } from '../core/context.js';
 import { ApiError, ERROR_CATALOGUE } from '../core/errors.js';
 import type { RateLimit } from '../core/rate-limit.js';
 import type { Model, ModelVersion } from '../routing/registry.js';
 import type { Grant, Limiter } from './limits.js';
 import type { Ledger } from './ledger.js';
+import type { Principal } from './directory.js';
 import { statusOf, type Meter } from './metering.js';
 
 const CLIENT_CLOSED = ERROR_CATALOGUE.client_closed_request.status;
@@ -16,6 +16,17 @@ const TIMED_OUT = ERROR_CATALOGUE.upstream_timeout.status;
 
 /** Tenant id recorded for calls made without authentication (`auth.mode: none`). */
 export const ANONYMOUS = 'anonymous';
+
+/** What a session reads of the request context (the pipeline's SessionContext is one). */
+export interface SessionContext {
+  readonly id: string;
+  /** The tenant and key that authenticated; null without authentication. */
+  readonly principal: Principal | null;
+  /** True once a deadline (rather than the client leaving) cancelled the call. */
+  readonly expired?: boolean;
+  /** Told the call's tokens once they are known. */
+  counted(prompt: number, completion: number): void;
+}
 
 export class Tenancy {
   readonly #limiter: Limiter | null;
@@ -29,7 +40,7 @@ export class Tenancy {
   }
 
   /** Admits a call to `model` (already authorized by the gateway); its session records it when it ends. */
-  async open(model: Model, ctx: RequestContext): Promise<Session> {
+  async open(model: Model, ctx: SessionContext): Promise<Session> {
     const started = this.#now();
     const grant = ctx.principal === null || this.#limiter === null ? null : await this.#limiter.admit(ctx.principal);
     return new Session(ctx, model, grant, this.#ledger, started, this.#now);
@@ -38,7 +49,7 @@ export class Tenancy {
 
 /** One admitted call: its limits' grant and what the ledger will record. */
 export class Session implements Meter {
-  readonly #ctx: RequestContext;
+  readonly #ctx: SessionContext;
   readonly #grant: Grant | null;
   readonly #ledger: Ledger | null;
   readonly #started: number;
@@ -48,7 +59,7 @@ export class Session implements Meter {
   #finished = false;
   #charged = 0;
 
-  constructor(ctx: RequestContext, model: Model, grant: Grant | null, ledger: Ledger | null, started: number, now: () => number) {
+  constructor(ctx: SessionContext, model: Model, grant: Grant | null, ledger: Ledger | null, started: number, now: () => number) {
     this.#ctx = ctx;
     this.#grant = grant;
     this.#ledger = ledger;

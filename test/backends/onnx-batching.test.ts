@@ -5,7 +5,7 @@ import { OnnxBackend } from '../../src/backends/onnx/onnx-backend.js';
 import { parseConfig } from '../../src/config/load.js';
 import type { OnnxBackendConfig } from '../../src/config/schema.js';
 import type { Tensor } from '../../src/core/tensor.js';
-import { NO_OBSERVER } from '../../src/telemetry/observer.js';
+import { NO_OBSERVER } from '../../src/core/observer.js';
 import { MODELS, post, startServer, writeConfig, type RunningServer } from '../helpers/server.js';
 
 function backend(model: string, batching: boolean, extra = ''): OnnxBackendConfig {

@@ -1,6 +1,6 @@
 /** The request context of a gRPC call: its metadata, its deadline, and its cancellation. */
-import { signalOf, type TraceScope } from '../../backends/backend.js';
-import { callPriority, type RequestContext } from '../../core/context.js';
+import { signalOf, type TraceScope } from '../../core/call.js';
+import { callPriority, type RequestContext } from '../../pipeline/context.js';
 import type { Priority } from '../../scheduling/admission.js';
 import { CallState } from '../../telemetry/calls.js';
 import { traceScopeOf } from '../../telemetry/trace-scope.js';

@@ -5,9 +5,9 @@
  */
 import type { Readable } from 'node:stream';
 import { Ajv } from 'ajv';
-import type { TextResponse } from '../../backends/backend.js';
+import type { TextResponse } from '../../core/call.js';
 import { ERROR_CATALOGUE, fastError, type ApiError, type ErrorCode } from '../../core/errors.js';
-import type { Gateway } from '../../core/gateway.js';
+import type { Gateway } from '../../pipeline/gateway.js';
 import { validationError, type AjvError } from '../http/errors.js';
 import { ChatRequest } from '../http/openai/schemas.js';
 import type { GrpcContext } from './context.js';

@@ -9,7 +9,7 @@ import type { ServiceDefinition } from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
 import type { Logger } from 'pino';
 import { ApiError, clientClosedError, fastError } from '../../core/errors.js';
-import type { Gateway } from '../../core/gateway.js';
+import type { Gateway } from '../../pipeline/gateway.js';
 import type { Metrics } from '../../telemetry/metrics.js';
 import { CallRecorder } from '../../telemetry/calls.js';
 import type { RequestTrace, Tracing } from '../../telemetry/tracing.js';

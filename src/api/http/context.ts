@@ -1,14 +1,14 @@
 /** The request context of an HTTP request: id, pinned version, and a signal aborted when the client leaves. */
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
-import { signalOf } from '../../backends/backend.js';
-import { callPriority, type RequestContext } from '../../core/context.js';
+import { signalOf } from '../../core/call.js';
+import { callPriority, type RequestContext } from '../../pipeline/context.js';
 import { fastError } from '../../core/errors.js';
 import type { Priority } from '../../scheduling/admission.js';
 import type { Principal } from '../../tenancy/directory.js';
 import { CallState } from '../../telemetry/calls.js';
 import { traceScopeOf } from '../../telemetry/trace-scope.js';
 import type { RequestTrace } from '../../telemetry/tracing.js';
-import type { TraceScope } from '../../backends/backend.js';
+import type { TraceScope } from '../../core/call.js';
 
 /** Creates the AbortController (about 1 µs and a listener) only when a backend reads `signal`. */
 export class HttpContext extends CallState implements RequestContext {

@@ -5,7 +5,7 @@
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import { isClientGone } from '../../backends/backend.js';
+import { isClientGone } from '../../core/call.js';
 import { ApiError, clientClosedError, fastError, pointerToPath, type ErrorCode } from '../../core/errors.js';
 import { withRateLimit } from './rate-limit.js';
 

@@ -9,14 +9,14 @@ import { createServer as createHttpsServer } from 'node:https';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config, ServerConfig } from '../../config/schema.js';
-import type { Gateway } from '../../core/gateway.js';
+import type { Gateway } from '../../pipeline/gateway.js';
 import { openaiErrorBody, routeNotFound, sendKServeError, sendOpenAIError, toApiError } from './errors.js';
 import { kserveInfer } from './kserve/infer.js';
 import { kserveRoutes } from './kserve/routes.js';
 import { modelCalls } from './model-calls.js';
 import { openaiCalls } from './openai/calls.js';
 import { openaiRoutes } from './openai/routes.js';
-import type { ReloadResult } from '../../cli/reload.js';
+import type { ReloadResult } from '../../config/reload-result.js';
 import { requestId } from './request-id.js';
 import { ApiError } from '../../core/errors.js';
 import { parseJsonBody } from '../../core/json.js';
@@ -25,14 +25,13 @@ import { adminDebugRoutes } from './admin/debug.js';
 import { adminTenantRoutes } from './admin/tenants.js';
 import type { Authenticate } from './model-calls.js';
 import { presentedKey } from '../../tenancy/keys.js';
-import type { Directory, Principal } from '../../tenancy/directory.js';
-import type { TenantAdmin } from '../../tenancy/admin.js';
-import type { Ledger } from '../../tenancy/ledger.js';
-import type { UsageStore } from '../../store/usage.js';
+import type { Principal } from '../../tenancy/directory.js';
 import type { Metrics } from '../../telemetry/metrics.js';
 import type { Tracing } from '../../telemetry/tracing.js';
 import type { AccessLog } from '../../telemetry/access-log.js';
 import type { TlsMaterial } from '../../config/tls.js';
+
+import type { TenancyHttp } from '../../tenancy/setup.js';
 
 export interface HttpServerOptions {
   readonly config: Config;
@@ -54,17 +53,6 @@ export interface HttpServerOptions {
   readonly tracing?: Tracing;
   /** The certificate and key (`server.tls`, read by loadTls): HTTPS on the port; absent: cleartext HTTP. */
   readonly tls?: TlsMaterial;
-}
-
-/** What the HTTP layer needs of tenancy. */
-export interface TenancyHttp {
-  /** The key directory in `keys` mode; null in `none` mode (no authentication). */
-  readonly directory: Directory | null;
-  readonly admin: TenantAdmin;
-  readonly usage: UsageStore;
-  readonly ledger: Ledger | null;
-  /** The admin key; '' leaves /admin/* open (allowed on a loopback host only). */
-  readonly adminKey: string;
 }
 
 declare module 'fastify' {

@@ -20,19 +20,9 @@ import type {
 import type { LlamaBackendConfig } from '../../config/schema.js';
 import { fastError, overloadedError } from '../../core/errors.js';
 import { QueueFullError, Slots } from '../../scheduling/slots.js';
-import { NO_OBSERVER, type DeploymentObserver } from '../../telemetry/observer.js';
-import {
-  ClientGoneError,
-  TextBackend,
-  unsupported,
-  type BackendHealth,
-  type Cancellation,
-  type Occupancy,
-  type EmbedResult,
-  type Task,
-  type TextRequest,
-  type TextResponse,
-} from '../backend.js';
+import { NO_OBSERVER, type DeploymentObserver } from '../../core/observer.js';
+import { TextBackend, unsupported, type BackendHealth, type Occupancy } from '../backend.js';
+import { ClientGoneError, type Cancellation, type EmbedResult, type Task, type TextRequest, type TextResponse } from '../../core/call.js';
 import { Generation, type TokenLogprob } from './generation.js';
 import { ResponseFormat, timings, usage, type Timings } from './openai-format.js';
 import { samplingParams, type SamplingParams } from './params.js';

@@ -4,7 +4,7 @@
  * vocabulary, options it cannot honour) and fills in OpenAI's defaults, once per request.
  */
 import { fastError } from '../../core/errors.js';
-import type { TextRequest } from '../backend.js';
+import type { TextRequest } from '../../core/call.js';
 
 /** What the client asked the model to return besides text. */
 export type ResponseFormat =

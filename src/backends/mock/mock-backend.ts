@@ -4,16 +4,8 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { MockBackendConfig } from '../../config/schema.js';
-import {
-  checkDimensions,
-  TextBackend,
-  type BackendHealth,
-  type Cancellation,
-  type EmbedRequest,
-  type EmbedResult,
-  type TextRequest,
-  type TextResponse,
-} from '../backend.js';
+import { checkDimensions, TextBackend, type BackendHealth } from '../backend.js';
+import { type Cancellation, type EmbedRequest, type EmbedResult, type TextRequest, type TextResponse } from '../../core/call.js';
 
 export class MockBackend extends TextBackend {
   readonly kind = 'mock';

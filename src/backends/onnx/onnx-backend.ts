@@ -7,23 +7,19 @@ import type { OnnxBackendConfig } from '../../config/schema.js';
 import { fastError } from '../../core/errors.js';
 import { datatypeFromOrt, type Tensor, type TensorSpec } from '../../core/tensor.js';
 import { Batcher } from '../../scheduling/batcher.js';
-import { NO_OBSERVER, type DeploymentObserver } from '../../telemetry/observer.js';
+import { NO_OBSERVER, type DeploymentObserver } from '../../core/observer.js';
+import { checkDimensions, unsupported, type Backend, type BackendHealth, type Occupancy } from '../backend.js';
 import {
-  checkDimensions,
-  unsupported,
-  type Backend,
-  type BackendHealth,
   type EmbedRequest,
   type EmbedResult,
   type InferRequest,
   type InferResult,
-  type Occupancy,
   type Cancellation,
   type TraceScope,
   type Signature,
   type Task,
   type TextResponse,
-} from '../backend.js';
+} from '../../core/call.js';
 import { concatRows, fromOrt, splitRows, toOrt } from './tensors.js';
 import { loadOrt, type OrtModule, type OrtSession, type OrtTensor, type OrtValueMetadata } from './runtime.js';
 import { createTokenizer } from './tokenizer.js';

@@ -6,17 +6,15 @@
 import { Pool, errors as undiciErrors } from 'undici';
 import type { OpenAIBackendConfig } from '../../config/schema.js';
 import { ApiError, fastError } from '../../core/errors.js';
+import { TextBackend, type BackendHealth, type Occupancy } from '../backend.js';
 import {
   ClientGoneError,
-  TextBackend,
-  type BackendHealth,
   type Cancellation,
-  type Occupancy,
   type EmbedRequest,
   type EmbedResult,
   type TextRequest,
   type TextResponse,
-} from '../backend.js';
+} from '../../core/call.js';
 import { Endpoint, Endpoints, type EndpointStatus } from './endpoints.js';
 import { UpstreamCallError, upstreamCall, type UpstreamResponse } from './upstream-call.js';
 

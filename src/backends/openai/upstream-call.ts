@@ -6,7 +6,7 @@
  */
 import { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import { ClientGoneError, type Cancellation } from '../backend.js';
+import { ClientGoneError, type Cancellation } from '../../core/call.js';
 
 export interface UpstreamResponse {
   readonly status: number;

@@ -1,6 +1,6 @@
 /** KServe v2 `POST /v2/models/{name}[/versions/{v}]/infer` (served by model-calls.ts). */
 import { Type, type Static } from '@sinclair/typebox';
-import type { Gateway } from '../../../core/gateway.js';
+import type { Gateway } from '../../../pipeline/gateway.js';
 import { DATATYPES, toJsonValues, type DataType } from '../../../core/tensor.js';
 import { servedHeaders, type ModelCall } from '../model-calls.js';
 import { decodeTensor } from './decode.js';

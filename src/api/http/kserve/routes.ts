@@ -4,7 +4,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import type { Gateway } from '../../../core/gateway.js';
+import type { Gateway } from '../../../pipeline/gateway.js';
 import { modelMetadata, modelReady } from '../../kserve-models.js';
 import { routeNotFound, sendKServeError, toApiError } from '../errors.js';
 

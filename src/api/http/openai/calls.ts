@@ -1,9 +1,9 @@
 /** The OpenAI model calls: chat completions, completions and embeddings (served by model-calls.ts). */
 import type { Logger } from 'pino';
-import type { TextRequest } from '../../../backends/backend.js';
-import type { RequestContext } from '../../../core/context.js';
+import type { TextRequest } from '../../../core/call.js';
+import type { RequestContext } from '../../../pipeline/context.js';
 import { fastError } from '../../../core/errors.js';
-import type { Gateway } from '../../../core/gateway.js';
+import type { Gateway } from '../../../pipeline/gateway.js';
 import { openaiErrorBody, toApiError } from '../errors.js';
 import { servedHeaders, type HttpResult, type ModelCall } from '../model-calls.js';
 import { ChatRequest, CompletionRequest, EmbeddingRequest } from './schemas.js';

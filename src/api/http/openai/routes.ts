@@ -3,7 +3,7 @@
  * completions, embeddings) are in calls.ts, served by model-calls.ts.
  */
 import type { FastifyInstance } from 'fastify';
-import type { Gateway } from '../../../core/gateway.js';
+import type { Gateway } from '../../../pipeline/gateway.js';
 import type { Model } from '../../../routing/registry.js';
 import type { UsageStore } from '../../../store/usage.js';
 import type { Ledger } from '../../../tenancy/ledger.js';

@@ -13,21 +13,21 @@ import type {
   Task,
   TextRequest,
   TextResponse,
-} from '../backends/backend.js';
+} from '../core/call.js';
 import { modelNotFound, notReadyError, versionHealth, type Model, type ModelVersion, type Registry } from '../routing/registry.js';
 import type { Principal } from '../tenancy/directory.js';
 import { meterText } from '../tenancy/metering.js';
 import type { Session, Tenancy } from '../tenancy/tenancy.js';
 import type { RequestContext } from './context.js';
-import type { RateLimit } from './rate-limit.js';
-import { ClientGoneError } from '../backends/backend.js';
+import type { RateLimit } from '../core/rate-limit.js';
+import { ClientGoneError } from '../core/call.js';
 import { MockBackend } from '../backends/mock/mock-backend.js';
 import { QueueFull, type Admission } from '../scheduling/admission.js';
 import { DeadlineCall } from '../policies/deadline.js';
 import { isDeploymentFailure } from '../policies/governor.js';
-import { ApiError, fastError, overloadedError } from './errors.js';
-import { checkInferRequest } from './signature.js';
-import { NO_OBSERVER } from '../telemetry/observer.js';
+import { ApiError, fastError, overloadedError } from '../core/errors.js';
+import { checkInferRequest } from '../core/signature.js';
+import { NO_OBSERVER } from '../core/observer.js';
 import { TracedCall } from '../telemetry/trace-scope.js';
 import type { RequestTrace, SpanScope } from '../telemetry/tracing.js';
 

@@ -1,12 +1,9 @@
-import type { Cancellation } from '../backends/backend.js';
+import type { Cancellation } from '../core/call.js';
 import { PRIORITIES, type Priority } from '../scheduling/admission.js';
-import { fastError } from './errors.js';
+import { fastError } from '../core/errors.js';
 import type { Principal } from '../tenancy/directory.js';
 import type { ModelVersion } from '../routing/registry.js';
 import type { RequestTrace } from '../telemetry/tracing.js';
-
-/** Model and version of a call that did not resolve to one (a 401, an unknown name): never the name sent, so clients cannot add metric series. */
-export const NO_MODEL = '';
 
 /** Request-scoped facts, in one typed object passed down the pipeline (never in globals). */
 export interface RequestContext extends Cancellation {
