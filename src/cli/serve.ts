@@ -75,6 +75,7 @@ async function worker(config: Config, log: Logger, file: string, tls: TlsMateria
     { RetryBudget },
     { createReloader, watchConfig },
     { setUpTenancy },
+    { versionPolicies },
   ] = await Promise.all([
     import('../api/http/server.js'),
     import('../api/grpc/server.js'),
@@ -83,6 +84,7 @@ async function worker(config: Config, log: Logger, file: string, tls: TlsMateria
     import('../policies/retry-budget.js'),
     import('./reload.js'),
     import('../tenancy/setup.js'),
+    import('../pipeline/policies.js'),
   ]);
   const [{ Metrics }, { scrapeFor }, { AccessLog }, { tracingSettings }] = await Promise.all([
     import('../telemetry/metrics.js'),
@@ -97,7 +99,8 @@ async function worker(config: Config, log: Logger, file: string, tls: TlsMateria
   const context = {
     workers,
     log,
-    retryBudget: new RetryBudget(budget.ratio, budget.min_per_second),
+    // Each version's retries and breaker, composed when the config loads (and again on reload).
+    policies: versionPolicies(new RetryBudget(budget.ratio, budget.min_per_second), log),
     onGeneration: (stats: GenerationStats) => log.debug({ ...stats }, 'generation'),
     observe: metrics === null ? undefined : (model: string, version: string) => metrics.deployment(model, version),
   };

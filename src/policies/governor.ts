@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import { ClientGoneError, type Cancellation } from '../core/call.js';
 import type { BackendKind, PoliciesConfig } from '../config/schema.js';
 import { ApiError, fastError } from '../core/errors.js';
+import type { BreakerState, BreakerStatus, CallPolicy } from '../core/policy.js';
 import type { RetryBudget } from './retry-budget.js';
 import type { DeploymentObserver } from '../core/observer.js';
 
@@ -25,14 +26,7 @@ export function isDeploymentFailure(err: unknown): boolean {
   return code === 'upstream_error' || code === 'upstream_unavailable' || code === 'upstream_timeout';
 }
 
-export type BreakerState = 'closed' | 'open' | 'half-open';
-
-export interface BreakerStatus {
-  readonly state: BreakerState;
-  readonly consecutive_failures: number;
-  /** When it last opened (ISO time); null if never. */
-  readonly opened_at: string | null;
-}
+export type { BreakerState, BreakerStatus } from '../core/policy.js';
 
 export interface BreakerOptions {
   /** Failures in a row that open it; 0: this rule is off. */
@@ -164,7 +158,7 @@ export class Breaker {
 
 const REMOTE: ReadonlySet<BackendKind> = new Set(['openai']);
 
-export class Governor {
+export class Governor implements CallPolicy {
   readonly #attempts: number;
   readonly #baseDelayMs: number;
   readonly #maxDelayMs: number;

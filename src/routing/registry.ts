@@ -2,13 +2,12 @@
  * The model registry: names and aliases -> models -> versions -> backends, resolved once when
  * the config loads. Per request it only looks up: a pinned version, else a weighted pick.
  */
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
 import type { Backend, BackendHealth } from '../backends/backend.js';
 import { createBackend, type BackendContext } from '../backends/index.js';
-import type { Config, ModelConfig, PoliciesConfig } from '../config/schema.js';
+import type { BackendKind, Config, ModelConfig, PoliciesConfig } from '../config/schema.js';
 import { fastError, type ApiError } from '../core/errors.js';
-import { Governor } from '../policies/governor.js';
-import { RetryBudget } from '../policies/retry-budget.js';
+import type { CallPolicy } from '../core/policy.js';
 import { Admission } from '../scheduling/admission.js';
 import { NO_OBSERVER, type DeploymentObserver } from '../core/observer.js';
 
@@ -20,7 +19,8 @@ export interface ModelVersion {
   readonly backend: Backend;
   readonly policies: PoliciesConfig;
   /** Retries and circuit breaker; null when the version has neither. */
-  readonly governor: Governor | null;
+  /** Its retries and breaker, composed when the config loaded; null: none. */
+  readonly governor: CallPolicy | null;
   /** The bulkhead and its priority queue; null when concurrency is not capped. */
   readonly admission: Admission | null;
   /** Where its stages report queue times, attempts, retries, fallbacks and executions. */
@@ -46,12 +46,19 @@ export function notReadyError(version: ModelVersion): ApiError {
   return fastError('model_not_ready', error === null ? `${name} is not loaded yet` : `${name} failed to load: ${error}`);
 }
 
-/** What a registry needs besides the config: backend hooks, and where policies log and take retries from. */
+/** Builds a version's policies: its `policies` config, backend kind, `model@version` name and observer. */
+export type PolicyFactory = (policies: PoliciesConfig, kind: BackendKind, name: string, observer: DeploymentObserver) => CallPolicy | null;
+
+/** What a registry needs besides the config: backend hooks, the observers, and how policies are composed. */
 export interface RegistryContext extends Omit<BackendContext, 'modelName' | 'observer'> {
   /** The observer of each deployment (metrics); absent: nobody watches. */
   readonly observe?: (model: string, version: string) => DeploymentObserver;
   readonly log?: Logger;
-  readonly retryBudget?: RetryBudget;
+  /**
+   * Composes a version's policies (retries, breaker) from its config, once when the config loads;
+   * absent: versions run without policies. The pipeline provides it (pipeline/policies.ts).
+   */
+  readonly policies?: PolicyFactory;
   /** The registry this one replaces (a reload): versions whose backend config is unchanged keep its loaded backend. */
   readonly previous?: Registry;
 }
@@ -88,8 +95,6 @@ export class Model {
     this.created = created;
     this.fallbacks = config.fallbacks.map((f) => ({ model: f.model, version: f.version }));
     this.degradedText = config.degraded_response?.text ?? null;
-    const log = context.log ?? SILENT;
-    const budget = context.retryBudget ?? new RetryBudget(0.2, 10);
     const versions = new Map<string, ModelVersion>();
     for (const v of config.versions) {
       const key = backendKey(config.name, v.version, v.backend);
@@ -104,7 +109,7 @@ export class Model {
         weight: v.weight,
         backend,
         policies: v.policies,
-        governor: Governor.create(v.policies, v.backend.kind, budget, log, `${config.name}@${v.version}`, observer),
+        governor: context.policies?.(v.policies, v.backend.kind, `${config.name}@${v.version}`, observer) ?? null,
         admission: admissionFor(v.policies),
         observer,
         loadError: null,
@@ -225,8 +230,6 @@ export class Registry {
     return this.models.every((m) => m.ready());
   }
 }
-
-const SILENT = pino({ level: 'silent' });
 
 /** A backend's identity: the same model, version and backend settings can keep the loaded backend. */
 function backendKey(model: string, version: string, backend: unknown): string {
