@@ -5,7 +5,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { Value } from '@sinclair/typebox/value';
+import { Value, ValueErrorType, type ValueError } from '@sinclair/typebox/value';
 import { LineCounter, parseDocument } from 'yaml';
 import { pointerToPath } from '../core/errors.js';
 import { BACKEND_SCHEMAS, ConfigSchema, REMOVED_OPTIONS, type BackendKind, type Config } from './schema.js';
@@ -105,7 +105,7 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
     const segments = pointerToSegments(error.path);
     if (isBackendPath(segments)) continue; // checked per kind above, with clearer messages than a union's
     if (removed.has(segments.join('.'))) continue; // reported above, with what replaced it
-    problem(segments, describe(error.message, error.schema, error.value));
+    problem(segments, describe(error));
   }
   if (problems.length === 0) {
     resolvePaths(value as Config, dirname(resolve(file)));
@@ -140,7 +140,7 @@ function checkBackends(value: Record<string, unknown>, problem: Report): void {
       const filled = Value.Default(schema, Value.Convert(schema, backend));
       (version as { backend: unknown }).backend = filled;
       for (const error of Value.Errors(schema, filled)) {
-        problem([...at, ...pointerToSegments(error.path)], describe(error.message, error.schema, error.value));
+        problem([...at, ...pointerToSegments(error.path)], describe(error));
       }
     });
   });
@@ -219,20 +219,61 @@ function substituteEnv(node: unknown, path: Array<string | number>, env: NodeJS.
   return node;
 }
 
-function describe(message: string, schemaNode: unknown, value: unknown): string {
-  const schema = schemaNode as { anyOf?: unknown[] };
-  const got = value === undefined ? '' : `, got ${JSON.stringify(value)}`;
-  if (message === 'Expected required property') return 'required';
-  if (message === 'Unexpected property') return 'unknown option (check the spelling; see config/infergate.schema.json)';
-  if (Array.isArray(schema.anyOf)) {
-    const allowed = schema.anyOf.map((s) => (s as { const?: unknown }).const ?? (s as { type?: string }).type).join(', ');
-    return `must be one of ${allowed}${got}`;
+/** `1 item`, `2 items`. */
+function plural(n: number | undefined, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`;
+}
+
+/** A schema error as one message, chosen by its kind (TypeBox's ValueErrorType), never by the wording of its text. */
+function describe(error: ValueError): string {
+  const schema = error.schema as {
+    anyOf?: unknown[];
+    minimum?: number;
+    maximum?: number;
+    exclusiveMinimum?: number;
+    exclusiveMaximum?: number;
+    minLength?: number;
+    maxLength?: number;
+    minItems?: number;
+    maxItems?: number;
+    pattern?: string;
+  };
+  const got = error.value === undefined ? '' : `, got ${JSON.stringify(error.value)}`;
+  switch (error.type) {
+    case ValueErrorType.ObjectRequiredProperty:
+      return 'required';
+    case ValueErrorType.ObjectAdditionalProperties:
+      return 'unknown option (check the spelling; see config/infergate.schema.json)';
+    case ValueErrorType.Union: {
+      const allowed = (schema.anyOf ?? []).map((s) => (s as { const?: unknown }).const ?? (s as { type?: string }).type).join(', ');
+      return `must be one of ${allowed}${got}`;
+    }
+    case ValueErrorType.StringPattern:
+      return `must match the pattern ${schema.pattern}${got}`;
+    case ValueErrorType.NumberMinimum:
+    case ValueErrorType.IntegerMinimum:
+      return `must be >= ${schema.minimum}${got}`;
+    case ValueErrorType.NumberMaximum:
+    case ValueErrorType.IntegerMaximum:
+      return `must be <= ${schema.maximum}${got}`;
+    case ValueErrorType.NumberExclusiveMinimum:
+    case ValueErrorType.IntegerExclusiveMinimum:
+      return `must be > ${schema.exclusiveMinimum}${got}`;
+    case ValueErrorType.NumberExclusiveMaximum:
+    case ValueErrorType.IntegerExclusiveMaximum:
+      return `must be < ${schema.exclusiveMaximum}${got}`;
+    case ValueErrorType.StringMinLength:
+      return `must be at least ${plural(schema.minLength, 'character')}${got}`;
+    case ValueErrorType.StringMaxLength:
+      return `must be at most ${plural(schema.maxLength, 'character')}${got}`;
+    case ValueErrorType.ArrayMinItems:
+      return `must have at least ${plural(schema.minItems, 'item')}${got}`;
+    case ValueErrorType.ArrayMaxItems:
+      return `must have at most ${plural(schema.maxItems, 'item')}${got}`;
+    default:
+      // The other kinds say what was expected ("Expected string"): kept as TypeBox words them.
+      return `${error.message.replace(/^Expected/, 'must be')}${got}`;
   }
-  const pattern = /^Expected string to match '(.+)'$/.exec(message);
-  if (pattern) return `must match the pattern ${pattern[1]}${got}`;
-  const bound = /^Expected (?:\w+ )?(?:to be |length )?(less|greater) (or equal to|than) (.+)$/.exec(message);
-  if (bound) return `must be ${bound[1] === 'less' ? '<' : '>'}${bound[2] === 'than' ? '' : '='} ${bound[3]}${got}`;
-  return `${message.replace(/^Expected/, 'must be')}${got}`;
 }
 
 function resolvePaths(config: Config, base: string): void {

@@ -146,6 +146,22 @@ models:
     ]);
   });
 
+  it('words each kind of schema problem by its kind: bounds, lengths, item counts, choices, unknown and missing fields', () => {
+    assert.deepEqual(
+      problems(`server: { port: 70000, max_json_depth: 0, log_level: loud, nope: 1, tls: { cert: '', key: k } }
+models: [{ name: m, versions: [] }]
+`),
+      [
+        '1:17 server.port: must be <= 65535, got 70000',
+        '1:40 server.max_json_depth: must be >= 1, got 0',
+        '1:54 server.log_level: must be one of fatal, error, warn, info, debug, trace, silent, got "loud"',
+        '1:66 server.nope: unknown option (check the spelling; see config/infergate.schema.json)',
+        '1:82 server.tls.cert: must be at least 1 character, got ""',
+        '2:31 models[0].versions: must have at least 1 item, got []',
+      ],
+    );
+  });
+
   it('checks rules that span fields', () => {
     const found = problems(`models:
   - name: a
