@@ -107,6 +107,12 @@ const holdText: Hold<TextResponse> = (result, release) => {
   return result;
 };
 
+/** One attempt at a version under its policies (retries, breaker), or plainly when it has none. */
+function governed<T>(version: ModelVersion, call: Cancellation, work: Work<T>): Promise<T> {
+  const governor = version.governor;
+  return governor === null ? work(version, call) : governor.run(call, (c) => work(version, c));
+}
+
 /** Who asks, as far as authorization cares. */
 type Caller = { readonly principal: Principal | null };
 
@@ -322,8 +328,7 @@ export class Gateway {
             attempt.then(() => done(), done);
             return attempt;
           };
-    const governor = version.governor;
-    if (version.admission === null) return governor === null ? work(version, call) : governor.run(call, (c) => work(version, c));
+    if (version.admission === null) return governed(version, call, work);
     return this.#admitted(version, version.admission, call, ctx, work, hold);
   }
 
@@ -336,7 +341,6 @@ export class Gateway {
     work: Work<T>,
     hold: Hold<T> | undefined,
   ): Promise<T> {
-    const governor = version.governor;
     const observer = version.observer;
     const trace = ctx.trace;
     const timed = observer !== NO_OBSERVER || trace !== null;
@@ -367,7 +371,7 @@ export class Gateway {
     }
     let held = false;
     try {
-      const result = await (governor === null ? work(version, call) : governor.run(call, (c) => work(version, c)));
+      const result = await governed(version, call, work);
       if (hold === undefined) return result;
       held = true;
       return hold(result, () => admission.release());

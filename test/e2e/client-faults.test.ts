@@ -5,8 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import { get, post, startServer, writeConfig, type RunningServer } from '../helpers/server.js';
-import { ADMIN, ADMIN_KEY, tenantWithKey } from '../helpers/tenancy.js';
+import { post, startServer, writeConfig, type RunningServer } from '../helpers/server.js';
+import { ADMIN_KEY, breakers, tenantWithKey } from '../helpers/tenancy.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
 
 /** Deeper than JSON.stringify can go on Node's default stack (it overflows near 5,000 levels). */
@@ -57,14 +57,9 @@ models:
 
   /** The version's breaker state and whether its one endpoint is ejected, from GET /admin/breakers. */
   async function health(): Promise<{ state: string; ejected: boolean }> {
-    const breakers = (await get(`${server.url}/admin/breakers`, ADMIN)).body.breakers as Array<{
-      model: string;
-      state: string;
-      endpoints: Array<{ ejected: boolean }>;
-    }>;
-    const b = breakers.find((x) => x.model === 'proxy-chat');
+    const b = (await breakers(server.url)).find((x) => x.model === 'proxy-chat');
     assert.ok(b !== undefined);
-    return { state: b.state, ejected: b.endpoints[0]?.ejected ?? true };
+    return { state: b.state, ejected: b.endpoints?.[0]?.ejected ?? true };
   }
 
   it('answers a body too deep to serialise with 400 naming the field, sends nothing upstream, and serves other tenants', async () => {

@@ -12,7 +12,7 @@ import { credentials, makeGenericClientConstructor, Metadata, status, type Clien
 import fc from 'fast-check';
 import { MODELS, get, post, startServer, writeConfig, type RunningServer } from '../helpers/server.js';
 import { grpcServices } from '../helpers/grpc.js';
-import { ADMIN, ADMIN_KEY, adminCall, tenantWithKey } from '../helpers/tenancy.js';
+import { ADMIN, ADMIN_KEY, adminCall, breakers, tenantWithKey } from '../helpers/tenancy.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
 
 /** Printable ASCII, which HTTP clients will send as a header value. */
@@ -409,12 +409,7 @@ models:
 
   it('opened no breaker, ejected no endpoint, stayed up, and kept its memory bounded', async (t) => {
     assert.equal(server.process.exitCode, null);
-    const breakers = (await adminCall(server.url, 'GET', '/admin/breakers')).body.breakers as Array<{
-      model: string;
-      state: string;
-      endpoints?: Array<{ url: string; ejected: boolean }>;
-    }>;
-    for (const b of breakers) {
+    for (const b of await breakers(server.url)) {
       assert.ok(b.state === 'closed' || b.state === 'disabled', `${b.model}: breaker ${b.state}`);
       for (const e of b.endpoints ?? []) assert.equal(e.ejected, false, `${b.model}: ${e.url} ejected`);
     }

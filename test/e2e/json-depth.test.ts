@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { get, MODELS, post, startServer, writeConfig, type RunningServer } from '../helpers/server.js';
-import { ADMIN, ADMIN_KEY, tenantWithKey } from '../helpers/tenancy.js';
+import { ADMIN, ADMIN_KEY, breakers, tenantWithKey } from '../helpers/tenancy.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
 
 /** `levels` nested arrays: `[[[...]]]`. */
@@ -100,12 +100,7 @@ models:
     const res = await post(`${server.url}/v1/chat/completions`, chat, { authorization: `Bearer ${bystander}` });
     assert.equal(res.status, 200, JSON.stringify(res.body));
     assert.equal(res.body.choices[0].message.content, 'upstream says hi');
-    const breakers = (await get(`${server.url}/admin/breakers`, ADMIN)).body.breakers as Array<{
-      model: string;
-      state: string;
-      endpoints?: Array<{ ejected: boolean }>;
-    }>;
-    const proxy = breakers.find((b) => b.model === 'proxy-chat');
+    const proxy = (await breakers(server.url)).find((b) => b.model === 'proxy-chat');
     assert.equal(proxy?.state, 'closed', JSON.stringify(proxy));
     assert.ok(
       proxy?.endpoints?.every((e) => !e.ejected),

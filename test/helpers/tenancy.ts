@@ -17,6 +17,19 @@ export async function adminCall(base: string, method: string, path: string, body
   return { status: res.status, body: text === '' ? null : JSON.parse(text) };
 }
 
+/** One deployment's row of GET /admin/breakers: its breaker state and, for remote backends, its endpoints. */
+export interface BreakerRow {
+  readonly model: string;
+  readonly version: string;
+  readonly state: string;
+  readonly endpoints?: ReadonlyArray<{ readonly url: string; readonly ejected: boolean }>;
+}
+
+/** Every deployment's breaker and endpoints, read with the admin key. */
+export async function breakers(base: string): Promise<BreakerRow[]> {
+  return (await adminCall(base, 'GET', '/admin/breakers')).body.breakers as BreakerRow[];
+}
+
 /** Creates a tenant and one key; returns the key's id and secret. */
 export async function tenantWithKey(
   base: string,
