@@ -164,7 +164,15 @@ export class Connection {
     if (this.#probing || session.destroyed) return;
     this.#probing = true;
     // Closed without a GOAWAY of ours: a NO_ERROR one would stand in for the error code nghttp2 already sent.
-    const deadline = setTimeout(() => this.socket.destroy(), this.limits.keepaliveMs);
+    // The verdict waits for the next check phase: after an event loop blocked past the deadline, timers
+    // run before the poll phase reads the socket, so an answer already received would not have been seen.
+    const deadline = setTimeout(
+      () =>
+        setImmediate(() => {
+          if (this.#probing) this.socket.destroy();
+        }),
+      this.limits.keepaliveMs,
+    );
     deadline.unref();
     const sent = session.ping(PROBE, () => {
       clearTimeout(deadline);
