@@ -81,6 +81,17 @@ describe('layers', () => {
     assert.deepEqual(upward.sort(), []);
   });
 
+  it('transports share only what is in api/ itself: api/grpc imports nothing from api/http, nor api/http from api/grpc', () => {
+    const across: string[] = [];
+    for (const [file, targets] of graph) {
+      const transport = /^api\/(grpc|http)\//.exec(file)?.[1];
+      if (transport === undefined) continue;
+      for (const t of targets) if (/^api\/(grpc|http)\//.test(t) && !t.startsWith(`api/${transport}/`)) across.push(`${file} -> ${t}`);
+    }
+    // Shrinking: gRPC Chat still builds an OpenAI body and checks it with the HTTP route's schema.
+    assert.deepEqual(across.sort(), ['api/grpc/generate.ts -> api/http/openai/schemas.ts']);
+  });
+
   it('no files import each other in a circle', () => {
     // Tarjan's strongly connected components: any component of more than one file is a circle.
     let next = 0;

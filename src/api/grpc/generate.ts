@@ -8,7 +8,7 @@ import { Ajv } from 'ajv';
 import type { TextResponse } from '../../core/call.js';
 import { ERROR_CATALOGUE, fastError, type ApiError, type ErrorCode } from '../../core/errors.js';
 import type { Gateway } from '../../pipeline/gateway.js';
-import { validationError, type AjvError } from '../http/errors.js';
+import { validationError, type AjvError } from '../errors.js';
 import { ChatRequest } from '../http/openai/schemas.js';
 import type { GrpcContext } from './context.js';
 import { SseParser } from '../../core/sse.js';

@@ -16,8 +16,8 @@ import type { RequestTrace, Tracing } from '../../telemetry/tracing.js';
 import type { AccessLog } from '../../telemetry/access-log.js';
 import type { Directory, Principal } from '../../tenancy/directory.js';
 import { presentedKey } from '../../tenancy/keys.js';
-import { toApiError } from '../http/errors.js';
-import { requestId } from '../http/request-id.js';
+import { toApiError } from '../errors.js';
+import { requestId } from '../request-id.js';
 import { deadlinePassed, GrpcContext } from './context.js';
 import { GRPC_STATUS, grpcError } from './errors.js';
 import {

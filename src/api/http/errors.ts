@@ -6,7 +6,8 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { isClientGone } from '../../core/call.js';
-import { ApiError, clientClosedError, fastError, pointerToPath, type ErrorCode } from '../../core/errors.js';
+import { ApiError, fastError, type ErrorCode } from '../../core/errors.js';
+import { toApiError as anyToApiError, type RequestInfo } from '../errors.js';
 import { withRateLimit } from './rate-limit.js';
 
 type OpenAIErrorType = 'invalid_request_error' | 'authentication_error' | 'permission_error' | 'rate_limit_error' | 'server_error';
@@ -38,74 +39,25 @@ export const OPENAI_ERROR_TYPES = {
   internal_error: 'server_error',
 } as const satisfies Record<ErrorCode, OpenAIErrorType>;
 
-/** What error handling needs to know of a request, whichever server parsed it. */
-export interface RequestInfo {
-  readonly id: string;
-  readonly method?: string;
-  readonly url?: string;
-}
-
-/** Turns anything thrown on the request path into an ApiError; unknown errors are logged here. */
+/**
+ * Turns anything thrown on an HTTP request path into an ApiError: Fastify's own errors first (its
+ * body limit, its 4xx errors and JSON syntax errors are the client's), then as every transport does.
+ */
 export function toApiError(error: unknown, request: RequestInfo, log: Logger): ApiError {
-  if (error instanceof ApiError) return error;
-  // Nobody is left to read an answer; not a failure worth a log line.
-  if (isClientGone(error)) return clientClosedError();
   const e = error as FastifyError;
-  // Fastify's own limit on the bodies it reads (the admin API's, set to server.body_limit_bytes).
-  if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE')
-    return fastError('body_too_large', 'the body is larger than the limit (server.body_limit_bytes)');
-  if (e instanceof SyntaxError || (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500)) {
-    return new ApiError('invalid_request', e.message);
+  if (!(error instanceof ApiError) && !isClientGone(error)) {
+    // Fastify's own limit on the bodies it reads (the admin API's, set to server.body_limit_bytes).
+    if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE')
+      return fastError('body_too_large', 'the body is larger than the limit (server.body_limit_bytes)');
+    if (e instanceof SyntaxError || (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500))
+      return new ApiError('invalid_request', e.message);
   }
-  log.error({ err: error, reqId: request.id, method: request.method, url: request.url }, 'internal error');
-  return new ApiError('internal_error', `internal error; request id ${request.id}`);
-}
-
-export interface AjvError {
-  readonly instancePath: string;
-  readonly keyword: string;
-  readonly message?: string;
-  readonly params?: Record<string, unknown>;
-  readonly parentSchema?: { description?: string };
-  readonly data?: unknown;
-}
-
-/** The first failure, worded for people: a union names its accepted forms (from the schema's description). */
-export function validationError(errors: readonly AjvError[]): ApiError {
-  const v = errors.find((e) => e.keyword === 'anyOf') ?? (errors[0] as AjvError);
-  let path = pointerToPath(v.instancePath);
-  let message = `${v.message ?? 'is invalid'}`;
-  if (v.keyword === 'anyOf') message = `must be ${v.parentSchema?.description ?? 'one of the accepted forms'}`;
-  else if (
-    v.keyword === 'type' ||
-    v.keyword === 'minimum' ||
-    v.keyword === 'maximum' ||
-    v.keyword === 'minLength' ||
-    v.keyword === 'minItems'
-  ) {
-    message = `${message}, got ${preview(v.data)}`;
-  }
-  const params = v.params ?? {};
-  if (typeof params.missingProperty === 'string') {
-    path = path === '' ? params.missingProperty : `${path}.${params.missingProperty}`;
-    message = 'is required';
-  } else if (Array.isArray(params.allowedValues)) {
-    message = `must be one of ${params.allowedValues.join(', ')}`;
-  }
-  return new ApiError('invalid_request', `${path === '' ? 'body' : `\`${path}\``} ${message}`, path === '' ? null : path);
+  return anyToApiError(error, request, log);
 }
 
 /** The 404 for a path (and method) no route serves. */
 export function routeNotFound(request: { method: string; url: string }): ApiError {
   return fastError('not_found', `no endpoint ${request.method} ${request.url.split('?')[0]}`);
-}
-
-/** A short, safe rendering of a value for an error message (never serialises a whole structure). */
-export function preview(value: unknown): string {
-  if (Array.isArray(value)) return `an array of ${value.length} item(s)`;
-  if (value !== null && typeof value === 'object') return 'an object';
-  const text = JSON.stringify(value) ?? String(value);
-  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
 }
 
 /** `{"error": {"message", "type", "param", "code"}}`, as the OpenAI API answers. */

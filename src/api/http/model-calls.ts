@@ -23,10 +23,11 @@ import type { RequestTrace, Tracing } from '../../telemetry/tracing.js';
 import type { TraceAttributes } from '../../core/call.js';
 import type { Served } from '../../pipeline/gateway.js';
 import type { Principal } from '../../tenancy/directory.js';
-import { errorHeaders, kserveErrorBody, openaiErrorBody, toApiError, validationError, type AjvError } from './errors.js';
+import { validationError, type AjvError } from '../errors.js';
+import { errorHeaders, kserveErrorBody, openaiErrorBody, toApiError } from './errors.js';
 import { httpContext, type HttpContext } from './context.js';
 import { withRateLimit } from './rate-limit.js';
-import { requestId } from './request-id.js';
+import { requestId } from '../request-id.js';
 
 /** What a handler answers: status, headers, and a body to write whole or to stream. */
 export interface HttpResult {

@@ -17,7 +17,7 @@ import { modelCalls } from './model-calls.js';
 import { openaiCalls } from './openai/calls.js';
 import { openaiRoutes } from './openai/routes.js';
 import type { ReloadResult } from '../../config/reload-result.js';
-import { requestId } from './request-id.js';
+import { requestId } from '../request-id.js';
 import { ApiError } from '../../core/errors.js';
 import { parseJsonBody } from '../../core/json.js';
 import { adminGuard } from './admin/guard.js';

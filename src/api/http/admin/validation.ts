@@ -6,7 +6,7 @@
 import { Ajv, type ErrorObject } from 'ajv';
 import type { FastifySchemaCompiler } from 'fastify';
 import { ApiError, pointerToPath } from '../../../core/errors.js';
-import { preview } from '../errors.js';
+import { preview } from '../../errors.js';
 
 /**
  * A Fastify validator compiler for the admin routes: bodies are checked as sent (no coercion, no
