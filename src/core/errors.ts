@@ -62,38 +62,54 @@ export class ApiError extends Error {
   readonly status: number;
   readonly param: string | null;
   /** Seconds the client should wait before retrying (sent as `Retry-After`); null: no advice. */
-  retryAfterS: number | null = null;
+  readonly retryAfterS: number | null;
   /** Whether trying the same call again may succeed (connection failures, 502/503/504/429 upstream). */
-  retryable = false;
+  readonly retryable: boolean;
   /**
    * Whether the upstream may have received the call before it failed (a connection reset or cut
    * after the request was written, a 502 or 504), so that a retry could run a generation twice:
    * such failures are retried only where `policies.retry.on_sent` allows.
    */
-  mayHaveRun = false;
+  readonly mayHaveRun: boolean;
   /** Where the caller stands against its rate limits (a 429's `x-ratelimit-*`); null: not a limit. */
-  rateLimit: RateLimit | null = null;
+  readonly rateLimit: RateLimit | null;
   /** The tenant or key limit that refused the call (`requests_per_minute`, ...), for metrics; null: not a limit. */
-  limit: string | null = null;
+  readonly limit: string | null;
 
-  constructor(code: ErrorCode, message: string, param: string | null = null, options?: { cause?: unknown }) {
-    super(message, options);
+  /** An error of the catalogue; everything it says is fixed here (nothing is set on it later). */
+  constructor(code: ErrorCode, message: string, param: string | null = null, details: ErrorDetails = {}) {
+    super(message, details.cause === undefined ? undefined : { cause: details.cause });
     this.name = 'ApiError';
     this.code = code;
     this.status = ERROR_CATALOGUE[code].status;
     this.param = param;
+    this.retryAfterS = details.retryAfterS ?? null;
+    this.retryable = details.retryable ?? false;
+    this.mayHaveRun = details.mayHaveRun ?? false;
+    this.rateLimit = details.rateLimit ?? null;
+    this.limit = details.limit ?? null;
   }
+}
+
+/** What an ApiError says beyond its code, message and field; each is absent (null, false) unless given. */
+export interface ErrorDetails {
+  readonly cause?: unknown;
+  readonly retryAfterS?: number | null;
+  readonly retryable?: boolean;
+  readonly mayHaveRun?: boolean;
+  readonly rateLimit?: RateLimit | null;
+  readonly limit?: string | null;
 }
 
 /**
  * Builds an ApiError without capturing a stack trace: for failures expected at a high rate
  * (unknown model, bad input under load), where the trace costs more than the request.
  */
-export function fastError(code: ErrorCode, message: string, param: string | null = null): ApiError {
+export function fastError(code: ErrorCode, message: string, param: string | null = null, details?: ErrorDetails): ApiError {
   const limit = Error.stackTraceLimit;
   Error.stackTraceLimit = 0;
   try {
-    return new ApiError(code, message, param);
+    return new ApiError(code, message, param, details);
   } finally {
     Error.stackTraceLimit = limit;
   }
@@ -101,9 +117,7 @@ export function fastError(code: ErrorCode, message: string, param: string | null
 
 /** The 503 for a full queue or a slot that never came: the client should come back in a second. */
 export function overloadedError(message: string): ApiError {
-  const e = fastError('overloaded', message);
-  e.retryAfterS = 1;
-  return e;
+  return fastError('overloaded', message, null, { retryAfterS: 1 });
 }
 
 /** What a call came to when its client went away before the answer was complete (nobody reads it: it is for metrics, logs and traces). */

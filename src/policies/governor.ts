@@ -275,12 +275,12 @@ export class Governor implements CallPolicy {
   }
 
   #openError(breaker: Breaker): ApiError {
-    const e = fastError(
+    return fastError(
       'circuit_open',
       'this version failed repeatedly; its circuit breaker is open and calls fail fast until a probe succeeds',
+      null,
+      { retryAfterS: breaker.retryAfterS() },
     );
-    e.retryAfterS = breaker.retryAfterS();
-    return e;
   }
 }
 

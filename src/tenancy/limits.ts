@@ -236,11 +236,7 @@ function refusal(
   rateLimit: RateLimit | null,
 ): ApiError {
   const seconds = Math.max(1, Math.ceil(waitMs / 1000));
-  const e = fastError(code, `${message}; retry after ${seconds} s`);
-  e.retryAfterS = seconds;
-  e.rateLimit = rateLimit;
-  e.limit = limit;
-  return e;
+  return fastError(code, `${message}; retry after ${seconds} s`, null, { retryAfterS: seconds, rateLimit, limit });
 }
 
 /** Where the caller stands, for the scope closest to its limit of each kind. */

@@ -257,23 +257,22 @@ function upstreamFailure(err: unknown, sent: boolean): ApiError | null {
     return fastError('model_not_ready', 'the upstream connection pool was closed under the call (the version is being unloaded)');
   }
   if (err instanceof undiciErrors.ConnectTimeoutError) {
-    const e = new ApiError('upstream_timeout', 'the upstream model server could not be reached in time (connect)', null, { cause: err });
-    e.retryable = true; // nothing was sent
-    return e;
+    // Nothing was sent: safe to try again.
+    return new ApiError('upstream_timeout', 'the upstream model server could not be reached in time (connect)', null, {
+      cause: err,
+      retryable: true,
+    });
   }
   if (err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.BodyTimeoutError) {
     return new ApiError('upstream_timeout', 'the upstream model server did not answer in time', null, { cause: err });
   }
   const code = (err as { code?: string }).code ?? (err as Error).message;
-  const e = new ApiError(
+  return new ApiError(
     'upstream_unavailable',
     `the upstream model server could not be reached (${code}${sent ? ', after the request was sent' : ''})`,
     null,
-    { cause: err },
+    { cause: err, retryable: true, mayHaveRun: sent },
   );
-  e.retryable = true;
-  e.mayHaveRun = sent;
-  return e;
 }
 
 /**
@@ -298,14 +297,14 @@ function upstreamStatus(status: number, text: string, retryAfter: string | undef
   if (status < 500 && status !== 401 && status !== 403 && status !== 407 && status !== 408 && status !== 429) {
     return new ApiError('invalid_request', `upstream rejected the request: ${message}`, param);
   }
-  const e =
-    status === 429
-      ? new ApiError('upstream_rate_limited', `upstream rate-limited the call: ${message}`)
-      : new ApiError('upstream_error', `upstream answered ${status}: ${message}`);
-  e.retryable = status === 429 || status === 502 || status === 503 || status === 504;
-  e.mayHaveRun = status === 502 || status === 504;
-  e.retryAfterS = parseRetryAfter(retryAfter);
-  return e;
+  const details = {
+    retryable: status === 429 || status === 502 || status === 503 || status === 504,
+    mayHaveRun: status === 502 || status === 504,
+    retryAfterS: parseRetryAfter(retryAfter),
+  };
+  return status === 429
+    ? new ApiError('upstream_rate_limited', `upstream rate-limited the call: ${message}`, null, details)
+    : new ApiError('upstream_error', `upstream answered ${status}: ${message}`, null, details);
 }
 
 /** `Retry-After` in seconds or as an HTTP date, as whole seconds from now; null if absent or unreadable. */
