@@ -25,6 +25,7 @@ export function toApiError(error: unknown, request: RequestInfo, log: Logger): A
   return new ApiError('internal_error', `internal error; request id ${request.id}`);
 }
 
+/** The parts of an Ajv error that validationError reads; `parentSchema` and `data` are there only with Ajv's `verbose: true`. */
 export interface AjvError {
   readonly instancePath: string;
   readonly keyword: string;

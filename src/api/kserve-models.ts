@@ -6,6 +6,7 @@ import type { Principal } from '../tenancy/directory.js';
 
 type Caller = { readonly principal: Principal | null };
 
+/** KServe v2's model metadata response; `platform` is `onnxruntime_onnx` for ONNX models, else the backend kind. */
 export interface ModelMetadata {
   readonly name: string;
   readonly versions: string[];

@@ -26,6 +26,7 @@ export function checkDimensions(request: EmbedRequest, dim: number): void {
   }
 }
 
+/** Whether a backend can serve now. */
 export interface BackendHealth {
   readonly ready: boolean;
   /** Why it is not ready, if it failed. */
@@ -38,6 +39,7 @@ export interface Occupancy {
   readonly waiting: number;
 }
 
+/** A model runtime or remote model server, one per model version; the gateway calls it only for the tasks in `tasks`. */
 export interface Backend {
   readonly kind: string;
   readonly tasks: ReadonlySet<Task>;

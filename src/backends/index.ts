@@ -7,6 +7,7 @@ import { OnnxBackend } from './onnx/onnx-backend.js';
 import { OpenAIBackend } from './openai/openai-backend.js';
 import type { DeploymentObserver } from '../core/observer.js';
 
+/** What a backend gets besides its config, from the model version it serves. */
 export interface BackendContext {
   /** The model's name, used upstream by remote backends unless configured otherwise. */
   readonly modelName: string;
@@ -17,6 +18,7 @@ export interface BackendContext {
   readonly workers?: number;
 }
 
+/** A new backend of `config.kind`, not loaded yet: the caller runs its `load()`. */
 export function createBackend(config: BackendConfig, context: BackendContext): Backend {
   switch (config.kind) {
     case 'onnx':

@@ -5,6 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 
+/** Usage text of the admin commands, for `infergate --help` and an unknown command. */
 export const ADMIN_HELP = `Tenants, keys and usage (through a running server's admin API):
   infergate tenants list
   infergate tenants get ID
@@ -26,6 +27,7 @@ const LIMIT_FLAGS = {
   'monthly-tokens': 'monthly_tokens',
 } as const;
 
+/** A usage mistake or an unreachable server: main prints its message alone and exits 2. */
 export class AdminCliError extends Error {}
 
 interface Answer {

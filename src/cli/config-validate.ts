@@ -2,6 +2,7 @@
 import { ConfigError, formatProblem, loadConfig } from '../config/load.js';
 import { loadTls } from '../config/tls.js';
 
+/** Checks a config file and its TLS files; returns the exit code (0 valid, 1 problems printed). Other errors are thrown. */
 export function validateConfig(file: string): number {
   try {
     const { config } = loadConfig(file);

@@ -9,10 +9,15 @@
 import type { Worker } from 'node:cluster';
 import { createServer, type Server, type Socket } from 'node:net';
 
-/** The message a worker gets with a connection's socket, and the one it sends when that connection closes. */
+/** The message a worker gets with a connection's socket. */
 export const GRPC_CONNECTION = 'grpc-connection';
+/** The message a worker sends the primary when one of those connections closes. */
 export const GRPC_CLOSED = 'grpc-closed';
 
+/**
+ * The primary's gRPC port: each connection accepted goes, unread, to the ready worker that holds the
+ * fewest (ties in turn); with no worker ready it is closed, and the client retries.
+ */
 export class GrpcBalancer {
   readonly #server: Server;
   /** gRPC connections each ready worker holds. */

@@ -14,8 +14,10 @@ import type { Config } from '../config/schema.js';
 import type { Gateway } from '../pipeline/gateway.js';
 import { Registry, type RegistryContext } from '../routing/registry.js';
 
+/** Re-exported so a reload's callers need not import config/reload-result.ts. */
 export type { ReloadResult };
 
+/** Reloads the config on demand; `reason` is only logged. An invalid file resolves with `ok: false`; only an unexpected error rejects. */
 export interface Reloader {
   reload(reason: string): Promise<ReloadResult>;
 }
@@ -23,6 +25,7 @@ export interface Reloader {
 /** Sections read once at start: a change in them applies after a restart. */
 const RESTART_SECTIONS = ['server', 'auth', 'storage', 'state', 'usage', 'metrics', 'tracing', 'grpc'] as const;
 
+/** A reloader for `file`: reloads run one at a time, in the order asked. */
 export function createReloader(options: {
   readonly file: string;
   readonly gateway: Gateway;

@@ -17,6 +17,7 @@ import { loadTls, type TlsMaterial } from '../config/tls.js';
 import { UsageError } from './usage-error.js';
 import { SiblingFeed, SiblingRelay } from '../cluster/siblings.js';
 
+/** `infergate serve`'s flags; each one given overrides the config file's setting (`port` also overrides PORT). */
 export interface ServeOptions {
   readonly configFile: string;
   readonly host?: string;
@@ -48,6 +49,10 @@ function portNumber(setting: string, value: number | string): number {
   return n;
 }
 
+/**
+ * Serves the config file's models; resolves once listening (a cluster primary: once its workers are
+ * forked), and the process runs until a signal. Throws ConfigError or UsageError for a bad config or flag.
+ */
 export async function serve(options: ServeOptions): Promise<void> {
   const { config: loaded } = loadConfig(options.configFile);
   const config = withOverrides(loaded, options);

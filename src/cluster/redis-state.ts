@@ -91,6 +91,7 @@ type Commands = Redis & {
   admitAll(...args: Array<string | number>): Promise<number[]>;
 };
 
+/** The limit counters and the change feed in Redis, shared by every replica; limits fail open while it is unreachable. */
 export class RedisState implements LimitState, ChangeFeed {
   readonly kind = 'redis';
   /**

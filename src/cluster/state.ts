@@ -37,6 +37,7 @@ export interface Admitted {
   readonly counts: ReadonlyArray<WindowCounts | null>;
 }
 
+/** The store of the limit counters: this process's memory (MemoryState) or Redis. `now` is epoch milliseconds. */
 export interface LimitState {
   /**
    * Runs checks in order, atomically; at the first that fails, undoes what the earlier ones took

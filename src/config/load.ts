@@ -32,6 +32,7 @@ export class ConfigError extends Error {
   }
 }
 
+/** A problem as `file:line:column path: message` (the file alone when the line is unknown; `(root)` for an empty path). */
 export function formatProblem(file: string, p: ConfigProblem): string {
   const where = p.line === null ? file : `${file}:${p.line}:${p.column}`;
   return `${where} ${p.path || '(root)'}: ${p.message}`;
@@ -43,6 +44,7 @@ export interface LoadedConfig {
   readonly config: Config;
 }
 
+/** How `${VAR}` references are resolved when a config is read. */
 export interface LoadOptions {
   /** Environment for `${VAR}` substitution (default: process.env). */
   readonly env?: NodeJS.ProcessEnv;

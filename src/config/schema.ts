@@ -43,6 +43,7 @@ export const TokenizerSchema = Type.Object(
   { ...strict, default: {} },
 );
 
+/** `kind: onnx`: a model run in process by ONNX Runtime. */
 export const OnnxBackendSchema = Type.Object(
   {
     kind: Type.Literal('onnx'),
@@ -63,6 +64,7 @@ export const OnnxBackendSchema = Type.Object(
   strict,
 );
 
+/** `kind: openai`: an upstream OpenAI-compatible server, or replicas of one; load.ts requires exactly one of `base_url` and `endpoints`. */
 export const OpenAIBackendSchema = Type.Object(
   {
     kind: Type.Literal('openai'),
@@ -126,6 +128,7 @@ export const OpenAIBackendSchema = Type.Object(
   strict,
 );
 
+/** `kind: llama`: a GGUF model run in process by node-llama-cpp. */
 export const LlamaBackendSchema = Type.Object(
   {
     kind: Type.Literal('llama'),
@@ -185,6 +188,7 @@ export const LlamaBackendSchema = Type.Object(
   strict,
 );
 
+/** `kind: mock`: a model with fixed answers, for tests and benchmarks. */
 export const MockBackendSchema = Type.Object(
   {
     kind: Type.Literal('mock'),
@@ -203,8 +207,10 @@ export const BACKEND_SCHEMAS = {
   openai: OpenAIBackendSchema,
   mock: MockBackendSchema,
 } as const;
+/** The `kind` of a backend config. */
 export type BackendKind = keyof typeof BACKEND_SCHEMAS;
 
+/** A version's backend, any kind; load.ts validates it against its kind's schema in BACKEND_SCHEMAS instead, for clearer errors. */
 export const BackendSchema = Type.Union([OnnxBackendSchema, LlamaBackendSchema, OpenAIBackendSchema, MockBackendSchema]);
 
 const NAME = '^[A-Za-z0-9][A-Za-z0-9._:/@-]*$';
@@ -323,6 +329,7 @@ export const FallbackSchema = Type.Object(
   strict,
 );
 
+/** One version of a model: its share of traffic, its backend and the policies of its calls. */
 export const VersionSchema = Type.Object(
   {
     version: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$', description: 'Version label. Example: "2".' }),
@@ -333,6 +340,7 @@ export const VersionSchema = Type.Object(
   strict,
 );
 
+/** A model clients call by name or alias: its versions, fallbacks and last-resort answer. */
 export const ModelSchema = Type.Object(
   {
     name: Type.String({ pattern: NAME, description: 'The name clients send in `model`. Example: tiny-mlp' }),
@@ -358,6 +366,7 @@ export const ModelSchema = Type.Object(
   strict,
 );
 
+/** The HTTP server and its processes: address, workers, request limits and time-outs, TLS, logs, shutdown. */
 export const ServerSchema = Type.Object(
   {
     host: Type.String({ default: '127.0.0.1', description: 'Address to bind. Non-loopback addresses expose the API to the network.' }),
@@ -630,6 +639,7 @@ export const TracingSchema = Type.Object(
   { ...strict, default: {} },
 );
 
+/** The whole config file. */
 export const ConfigSchema = Type.Object(
   {
     $schema: Type.Optional(Type.String()),
@@ -646,23 +656,41 @@ export const ConfigSchema = Type.Object(
   { ...strict, $id: 'https://infergate.dev/schema/config.json', title: 'infergate configuration' },
 );
 
+/** A config as loadConfig returns it: defaults filled, model paths made absolute, frozen. */
 export type Config = Static<typeof ConfigSchema>;
+/** The `server` section, defaults filled. */
 export type ServerConfig = Static<typeof ServerSchema>;
+/** The `tracing` section, defaults filled. */
 export type TracingConfig = Static<typeof TracingSchema>;
+/** One entry of `models`, defaults filled. */
 export type ModelConfig = Static<typeof ModelSchema>;
+/** One entry of a model's `versions`, defaults filled. */
 export type VersionConfig = Static<typeof VersionSchema>;
+/** A version's `policies`, defaults filled. */
 export type PoliciesConfig = Static<typeof PoliciesSchema>;
+/** A version's `backend`, defaults filled; narrow it by `kind`. */
 export type BackendConfig = Static<typeof BackendSchema>;
+/** A `kind: onnx` backend, defaults filled. */
 export type OnnxBackendConfig = Static<typeof OnnxBackendSchema>;
+/** A `kind: openai` backend, defaults filled. */
 export type OpenAIBackendConfig = Static<typeof OpenAIBackendSchema>;
+/** A `kind: mock` backend, defaults filled. */
 export type MockBackendConfig = Static<typeof MockBackendSchema>;
+/** A `kind: llama` backend, defaults filled. */
 export type LlamaBackendConfig = Static<typeof LlamaBackendSchema>;
+/** An ONNX backend's `batching`, defaults filled. */
 export type BatchingConfig = Static<typeof BatchingSchema>;
+/** An ONNX backend's `tokenizer`, defaults filled. */
 export type TokenizerConfig = Static<typeof TokenizerSchema>;
+/** The `auth` section, defaults filled. */
 export type AuthConfig = Static<typeof AuthSchema>;
+/** The `storage` section, defaults filled. */
 export type StorageConfig = Static<typeof StorageSchema>;
+/** The `state` section, defaults filled. */
 export type StateConfig = Static<typeof StateSchema>;
+/** The `usage` section, defaults filled. */
 export type UsageConfig = Static<typeof UsageSchema>;
+/** Limits of a tenant or a key; an absent one is unlimited. */
 export type Limits = Static<typeof LimitsSchema>;
 
 /** Options that were renamed or removed, with what replaced them: reported as errors with a hint. */

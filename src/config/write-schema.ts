@@ -3,6 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { ConfigSchema } from './schema.js';
 
+/** The config's JSON Schema (draft-07) as the file's text: indented, ending in a newline. */
 export function renderJsonSchema(): string {
   return (
     JSON.stringify({ $schema: 'http://json-schema.org/draft-07/schema#', ...(optionalDefaults(ConfigSchema) as object) }, null, 2) + '\n'

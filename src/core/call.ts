@@ -17,10 +17,12 @@ export interface InferRequest {
   readonly outputs: readonly string[] | null;
 }
 
+/** A tensor model's answer: the outputs asked for, in that order (null `outputs`: all, in the model's order). */
 export interface InferResult {
   readonly outputs: readonly Tensor[];
 }
 
+/** An embeddings request, its input already split into one text per row. */
 export interface EmbedRequest {
   /** One text per row. */
   readonly input: readonly string[];
@@ -28,6 +30,7 @@ export interface EmbedRequest {
   readonly dimensions: number | null;
 }
 
+/** An embedding backend's answer; `promptTokens` is the total over every input. */
 export interface EmbedResult {
   /** One vector per input, in order. */
   readonly vectors: readonly Float32Array[];

@@ -54,6 +54,7 @@ export const ERROR_CATALOGUE = {
   internal_error: { status: 500, doc: 'A bug: the response carries the request id; the cause is logged.' },
 } as const satisfies Record<string, { status: number; doc: string }>;
 
+/** A code of the catalogue, as clients receive it. */
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;
 
 /** A failure a user may see. `param` is the dotted path of the offending field, when there is one. */

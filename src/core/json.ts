@@ -64,6 +64,7 @@ function closingQuote(text: string, open: number): number {
   return -1;
 }
 
+/** How parseJsonBody treats a body: its depth limit, and what to do with `constructor.prototype` keys. */
 export interface JsonBodyOptions {
   /** Deepest nesting accepted (`server.max_json_depth`). */
   readonly maxDepth: number;

@@ -7,6 +7,7 @@
 /** Why a call was refused at admission: its queue was full, or its deadline passed while it waited. */
 export type ShedReason = 'queue_full' | 'queue_timeout';
 
+/** The events of one deployment that telemetry counts; durations are in seconds. */
 export interface DeploymentObserver {
   /** Waited `seconds` for an admission slot (versions with `policies.admission`; 0 when one was free). */
   queued(seconds: number): void;

@@ -5,8 +5,10 @@
  */
 import type { Cancellation } from './call.js';
 
+/** Closed: calls go; open: calls fail fast with circuit_open; half-open: one probe call is let through. */
 export type BreakerState = 'closed' | 'open' | 'half-open';
 
+/** A breaker as the admin API shows it; `consecutive_failures` is the configured threshold that opens it, not a running count. */
 export interface BreakerStatus {
   readonly state: BreakerState;
   readonly consecutive_failures: number;

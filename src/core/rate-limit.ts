@@ -11,6 +11,7 @@ export interface RateWindow {
   readonly resetMs: number;
 }
 
+/** Where a caller stands against each kind of limit; null for a kind with no limit, or none checked before a refusal. */
 export interface RateLimit {
   readonly requests: RateWindow | null;
   readonly tokens: RateWindow | null;

@@ -6,6 +6,7 @@
  */
 import { createParser, type EventSourceMessage, type EventSourceParser } from 'eventsource-parser';
 
+/** One event as the parsers give it: its `data`, and its `event` and `id` where the stream set them. */
 export type { EventSourceMessage as SseEvent } from 'eventsource-parser';
 
 const LF = 10;

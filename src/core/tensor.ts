@@ -20,8 +20,10 @@ export const DATATYPES = {
   BYTES: { array: Array, ort: 'string' },
 } as const;
 
+/** A KServe v2 datatype name, e.g. `FP32`. */
 export type DataType = keyof typeof DATATYPES;
 
+/** A tensor's flat storage: BOOL as 0/1 bytes, FP16 as binary16 bit patterns, INT64 and UINT64 as bigints, BYTES as strings. */
 export type TensorData =
   | Uint8Array
   | Uint16Array
@@ -52,10 +54,12 @@ export interface TensorSpec {
 
 const ORT_TO_DATATYPE = new Map<string, DataType>(Object.entries(DATATYPES).map(([k, v]) => [v.ort, k as DataType]));
 
+/** The datatype of an ONNX Runtime type name (`float32`: FP32); null for a type that has none. */
 export function datatypeFromOrt(type: string): DataType | null {
   return ORT_TO_DATATYPE.get(type) ?? null;
 }
 
+/** The product of the dimensions (1 for a scalar's `[]`); the shape is not checked, so callers validate it first. */
 export function elementCount(shape: readonly number[]): number {
   let n = 1;
   for (const d of shape) n *= d;
@@ -72,6 +76,7 @@ export function allocate(datatype: DataType, n: number): TensorData {
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
 
+/** The bits of the binary16 value nearest to `value` (ties to even); beyond FP16's range, ±Infinity. */
 export function toHalf(value: number): number {
   f32[0] = value;
   const x = u32[0] as number;
@@ -98,6 +103,7 @@ export function toHalf(value: number): number {
   return sign | half;
 }
 
+/** The number that binary16 bits `h` encode (subnormals, ±Infinity and NaN included). */
 export function fromHalf(h: number): number {
   const sign = h & 0x8000 ? -1 : 1;
   const exp = (h >>> 10) & 0x1f;

@@ -116,6 +116,10 @@ function governed<T>(version: ModelVersion, call: Cancellation, work: Work<T>): 
 /** Who asks, as far as authorization cares. */
 type Caller = { readonly principal: Principal | null };
 
+/**
+ * The pipeline every transport calls: authorize and limit (with tenancy), route to a version, admit,
+ * run under the deadline and policies, fall back. Failures are thrown as ApiErrors (or ClientGoneError).
+ */
 export class Gateway {
   #registry: Registry;
   readonly #tenancy: Tenancy | null;

@@ -10,6 +10,10 @@
 import { signalOf, type Cancellation, type TraceScope } from '../core/call.js';
 import { fastError, type ApiError } from '../core/errors.js';
 
+/**
+ * A Cancellation that aborts when `parent` does or `timeoutMs` after it is created; `clear()` it
+ * once the call settles. Its timer does not keep the process alive.
+ */
 export class DeadlineCall implements Cancellation {
   readonly #timer: NodeJS.Timeout;
   readonly #parent: Cancellation;

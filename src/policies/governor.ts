@@ -26,8 +26,10 @@ export function isDeploymentFailure(err: unknown): boolean {
   return code === 'upstream_error' || code === 'upstream_unavailable' || code === 'upstream_timeout';
 }
 
+/** Re-exported for the breaker's users (tests among them), defined in core/policy.ts. */
 export type { BreakerState, BreakerStatus } from '../core/policy.js';
 
+/** A Breaker's settings; times in milliseconds, `failureRate` from 0 to 1, `now` (for tests) Date.now by default. */
 export interface BreakerOptions {
   /** Failures in a row that open it; 0: this rule is off. */
   readonly consecutiveFailures: number;
@@ -158,6 +160,7 @@ export class Breaker {
 
 const REMOTE: ReadonlySet<BackendKind> = new Set(['openai']);
 
+/** A deployment's retries and circuit breaker; made by `create`, which gives null when it has neither. */
 export class Governor implements CallPolicy {
   readonly #attempts: number;
   readonly #baseDelayMs: number;

@@ -69,6 +69,7 @@ export interface Fallback {
   readonly version: string | undefined;
 }
 
+/** A served model: its versions (backends made, not loaded), aliases, fallbacks, and the pick of a version per call. */
 export class Model {
   readonly name: string;
   readonly aliases: readonly string[];
@@ -160,6 +161,7 @@ export class Model {
   }
 }
 
+/** The models of one config, by name and alias; a reload builds a new one and the gateway swaps to it. */
 export class Registry {
   readonly models: readonly Model[];
   readonly #byName: ReadonlyMap<string, Model>;

@@ -8,9 +8,12 @@
 
 import { Fifo } from './fifo.js';
 
+/** A call's priority class: its tenant's, or a lower one the call asks for (`x-priority`). */
 export type Priority = 'high' | 'normal' | 'low';
+/** The classes from best to worst: a class's index is its rank in the queue. */
 export const PRIORITIES: readonly Priority[] = ['high', 'normal', 'low'];
 
+/** The bulkhead's size and queue; `now` (for tests) is Date.now by default. */
 export interface AdmissionOptions {
   readonly maxConcurrent: number;
   readonly queueSize: number;
@@ -26,6 +29,7 @@ interface Waiter {
   readonly reject: (error: unknown) => void;
 }
 
+/** The refusal of `acquire` when `queueSize` calls already wait (the gateway answers 503 `overloaded`). */
 export class QueueFull extends Error {
   constructor(readonly queueSize: number) {
     super(`the queue of ${queueSize} is full`);
@@ -33,6 +37,7 @@ export class QueueFull extends Error {
   }
 }
 
+/** One deployment's bulkhead and priority queue, per process. */
 export class Admission {
   readonly #max: number;
   readonly #queueSize: number;

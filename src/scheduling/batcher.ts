@@ -7,6 +7,7 @@
  * returns one result per item, in order.
  */
 
+/** `maxBatchSize` is in rows; `maxQueueDelayMs` in ms (0: wait only for the current event-loop turn). */
 export interface BatcherOptions<Item, Result> {
   readonly maxBatchSize: number;
   readonly maxQueueDelayMs: number;
@@ -29,6 +30,7 @@ interface Pending<Item, Result> {
 /** Told, before its item's result, the batch it ran in: rows, items, and when it began executing (`performance.now()`). */
 export type Traced = (rows: number, items: number, started: number) => void;
 
+/** Merges concurrent items into batches; each `submit` resolves with its item's result, or rejects with its batch's error. */
 export class Batcher<Item, Result> {
   readonly #options: BatcherOptions<Item, Result>;
   #queue: Array<Pending<Item, Result>> = [];

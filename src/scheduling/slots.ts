@@ -13,6 +13,7 @@ export interface AbortHook {
   onAbort(listener: () => void): void;
 }
 
+/** The pool: acquire() a slot, then release() it exactly once when done with it. */
 export class Slots<T> {
   readonly #free: T[];
   readonly #admission: Admission;

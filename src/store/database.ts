@@ -10,6 +10,7 @@ import pg from 'pg';
 import { migrate } from './migrations.js';
 import { openSqliteFile } from './sqlite.js';
 
+/** A row of `tenants`; times are epoch milliseconds. */
 export interface TenantsTable {
   id: string;
   /** Admission priority class: high, normal or low. */
@@ -22,6 +23,7 @@ export interface TenantsTable {
   updated_at: number;
 }
 
+/** A row of `api_keys`; times are epoch milliseconds, `revoked_at` null while the key is live. */
 export interface ApiKeysTable {
   id: string;
   tenant_id: string;
@@ -35,6 +37,7 @@ export interface ApiKeysTable {
   revoked_at: number | null;
 }
 
+/** A row of `usage`, one per recorded call: `ts` in epoch ms, `status` the HTTP status, `key_id` null without a key. */
 export interface UsageTable {
   seq: Generated<number>;
   ts: number;
@@ -49,12 +52,14 @@ export interface UsageTable {
   latency_ms: number;
 }
 
+/** The schema as Kysely sees it (migrations.ts makes it). */
 export interface Tables {
   tenants: TenantsTable;
   api_keys: ApiKeysTable;
   usage: UsageTable;
 }
 
+/** A Kysely instance over this schema, on SQLite or PostgreSQL. */
 export type Db = Kysely<Tables>;
 
 /** A connected, migrated database and what it is, for logs. */

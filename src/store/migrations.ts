@@ -52,6 +52,7 @@ function migrations(kind: 'sqlite' | 'postgres'): Record<string, Migration> {
   };
 }
 
+/** Runs every migration not yet applied to `db`; throws an Error naming the migration that failed. */
 export async function migrate(db: Kysely<unknown>, kind: 'sqlite' | 'postgres'): Promise<void> {
   const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations(kind) } });
   const { error, results } = await migrator.migrateToLatest();

@@ -3,6 +3,7 @@ import type { Limits } from '../config/schema.js';
 import type { Priority } from '../scheduling/admission.js';
 import type { ApiKeysTable, Db, TenantsTable } from './database.js';
 
+/** A tenant as stored; times are ms since the epoch. */
 export interface Tenant {
   readonly id: string;
   readonly priority: Priority;
@@ -29,8 +30,10 @@ export interface StoredKey extends ApiKey {
   readonly hash: string;
 }
 
+/** What an admin sets on a tenant; create and update write all three. */
 export type TenantFields = Pick<Tenant, 'priority' | 'models' | 'limits'>;
 
+/** Reads and writes tenants and keys; a change to a row that does not exist returns false rather than throwing. */
 export class TenantStore {
   readonly #db: Db;
 

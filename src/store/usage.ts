@@ -4,8 +4,10 @@ import { Worker } from 'node:worker_threads';
 import type { Db, UsageTable } from './database.js';
 import { COLUMNS } from './sqlite.js';
 
+/** A usage row to insert: the database numbers it. */
 export type UsageRecord = Omit<UsageTable, 'seq'>;
 
+/** What to total: one tenant (null: every one), over [from, to) in epoch ms, grouped by model or day (null: not). */
 export interface UsageQuery {
   readonly tenant: string | null;
   readonly from: number;
@@ -13,6 +15,7 @@ export interface UsageQuery {
   readonly groupBy: 'model' | 'day' | null;
 }
 
+/** Totals of one tenant (and group); `errors` counts calls with a status of 400 or more. */
 export interface UsageRow {
   readonly tenant: string;
   /** The model, or the UTC day (YYYY-MM-DD), per `group_by`; null when not grouped. */
@@ -71,6 +74,7 @@ class SqliteWriter {
   }
 }
 
+/** The usage table: the ledger's batched inserts and the totals read back. */
 export class UsageStore {
   readonly #db: Db;
   readonly #sqlite: SqliteWriter | null;

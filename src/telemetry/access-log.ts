@@ -9,6 +9,10 @@
 import { hostname } from 'node:os';
 import { pino } from 'pino';
 
+/**
+ * One access-log line. Strings are written unescaped, so each must come from a checked alphabet;
+ * `ms` is the call's duration, and the token counts are null when none were counted.
+ */
 export interface AccessFields {
   readonly id: string;
   readonly tenant: string;
@@ -22,6 +26,7 @@ export interface AccessFields {
   readonly completionTokens: number | null;
 }
 
+/** Writes access-log lines to stdout, 8 KiB at a time; flush() before the process exits, or the last lines are lost. */
 export class AccessLog {
   readonly #out = pino.destination({ dest: 1, sync: true, minLength: 8192 });
   readonly #head = `{"level":30,"pid":${process.pid},"hostname":${JSON.stringify(hostname())},"msg":"call","time":`;

@@ -45,6 +45,7 @@ export abstract class CallState implements CallFacts {
   }
 }
 
+/** Records finished calls to the metrics and access log (each optional) and ends their traces. */
 export class CallRecorder {
   constructor(
     readonly metrics: Metrics | null,

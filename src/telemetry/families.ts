@@ -76,6 +76,7 @@ abstract class Family<S> {
   protected abstract values(): Exported['values'];
 }
 
+/** A counter family, registrable in a prom-client Registry; its holders add to each series' `value`. */
 export class CounterFamily extends Family<CounterSeries> {
   readonly type = 'counter';
 
@@ -88,6 +89,7 @@ export class CounterFamily extends Family<CounterSeries> {
   }
 }
 
+/** A histogram family with the bucket upper bounds `bounds`, ascending (`+Inf` is added on export). */
 export class HistogramFamily extends Family<HistogramSeries> {
   readonly type = 'histogram';
 

@@ -116,11 +116,16 @@ export interface DeploymentView {
   readonly waiting: number | null;
 }
 
+/** Settings of Metrics (`metrics.tenant_label`). */
 export interface MetricsOptions {
   /** Label series by tenant; off for deployments with very many tenants. */
   readonly tenantLabel: boolean;
 }
 
+/**
+ * One worker's metrics, in `registry`: model calls, limit refusals, per-deployment series (see
+ * `deployment()`), deployment gauges (`watch()`, to be called once) and prom-client's process metrics.
+ */
 export class Metrics {
   readonly registry = new Registry();
   readonly #requests: CounterFamily;

@@ -18,6 +18,7 @@ import { AlwaysOnSampler, BatchSpanProcessor, TracerProvider } from '@openteleme
 import type { TraceAttributes, TraceScope } from '../core/call.js';
 import type { TracingSettings } from './tracing-settings.js';
 
+/** This process's tracer: starts each sampled request's trace and exports spans over OTLP in batches; `shutdown` flushes. */
 export class Tracing {
   readonly #provider: TracerProvider;
   readonly #tracer: Tracer;

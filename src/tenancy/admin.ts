@@ -12,6 +12,7 @@ import type { ApiKey, Tenant, TenantStore } from '../store/tenants.js';
 import type { Directory } from './directory.js';
 import { generateKey } from './keys.js';
 
+/** A tenant update: a field left out keeps its current value. */
 export interface TenantPatch {
   readonly models?: readonly string[];
   readonly priority?: Priority;
@@ -32,6 +33,7 @@ export interface Applied<T> {
 /** Tells the other processes of a change; resolves with those that did not confirm it in time. */
 export type Announce = () => Promise<readonly string[]>;
 
+/** Changes tenants and keys; each change resolves once it is in the database, applied here and, up to the ack time-out, everywhere. */
 export class TenantAdmin {
   readonly store: TenantStore;
   readonly #directory: Directory | null;

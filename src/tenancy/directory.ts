@@ -29,6 +29,7 @@ export class Principal {
   }
 }
 
+/** Every live key's principal, in memory by key hash: `start` loads it and refreshes it on a timer until `stop`. */
 export class Directory {
   readonly #store: TenantStore;
   readonly #log: Logger;
@@ -94,6 +95,7 @@ export class Directory {
   }
 }
 
+/** A 401 `invalid_api_key` error with this message, to throw. */
 export function unauthorized(message: string): ApiError {
   return fastError('invalid_api_key', message);
 }

@@ -7,6 +7,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 /** Every key starts with this, so secret scanners and people can recognise one. */
 export const KEY_PREFIX = 'ig-';
 
+/** A freshly made key: everything to store, and the secret to show once. */
 export interface NewKey {
   readonly id: string;
   /** The key itself: given to the caller once, never stored. */
@@ -16,11 +17,13 @@ export interface NewKey {
   readonly prefix: string;
 }
 
+/** Makes a new random key and its id, hash and listed prefix. */
 export function generateKey(): NewKey {
   const secret = KEY_PREFIX + randomBytes(32).toString('base64url');
   return { id: `key_${randomBytes(8).toString('hex')}`, secret, hash: hashKey(secret), prefix: secret.slice(0, 9) };
 }
 
+/** The SHA-256 of a key as lowercase hex: what is stored and looked up. */
 export function hashKey(secret: string): string {
   return createHash('sha256').update(secret).digest('hex');
 }

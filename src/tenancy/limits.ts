@@ -38,6 +38,7 @@ const UNLIMITED: Grant = { rateLimit: null, allowance: Infinity, charge: async (
 /** Seeds a scope's month total from the ledger the first time the scope is checked in a month. */
 export type MonthSeed = (scope: { kind: 'tenant' | 'key'; id: string }, month: string) => Promise<number>;
 
+/** Enforces every tenant's and key's limits on its calls, with the counters in `state` (memory or Redis). */
 export class Limiter {
   readonly #state: LimitState;
   readonly #seed: MonthSeed;

@@ -28,6 +28,10 @@ interface Usage {
   completion_tokens?: number;
 }
 
+/**
+ * Wraps a text answer so its tokens reach `meter`: a whole answer at once, a stream as it flows, cut
+ * when the allowance runs out. The usage chunk of a stream is passed on only if `clientWantsUsage`.
+ */
 export function meterText(response: TextResponse, meter: Meter, clientWantsUsage: boolean): TextResponse {
   switch (response.type) {
     case 'json': {

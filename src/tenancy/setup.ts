@@ -28,6 +28,7 @@ export interface TenancyHttp {
   readonly adminKey: string;
 }
 
+/** What setUpTenancy builds; `close()` writes the last usage records, then disconnects from the database and Redis. */
 export interface TenancySetup {
   /** For the gateway; null when there is nothing to do per call (no keys and no ledger). */
   readonly tenancy: Tenancy | null;

@@ -17,7 +17,7 @@ const TIMED_OUT = ERROR_CATALOGUE.upstream_timeout.status;
 /** Tenant id recorded for calls made without authentication (`auth.mode: none`). */
 export const ANONYMOUS = 'anonymous';
 
-/** What a session reads of the request context (the pipeline's SessionContext is one). */
+/** What a session reads of the request context (the pipeline's RequestContext is one). */
 export interface SessionContext {
   readonly id: string;
   /** The tenant and key that authenticated; null without authentication. */
@@ -28,6 +28,7 @@ export interface SessionContext {
   counted(prompt: number, completion: number): void;
 }
 
+/** The limit and record stages: `open` admits a call against its caller's limits (or throws 429) and returns its Session. */
 export class Tenancy {
   readonly #limiter: Limiter | null;
   readonly #ledger: Ledger | null;

@@ -92,6 +92,7 @@ function destroyWithRfcCode(this: ServerHttp2Session, error?: Error, code?: numb
 const FAULT_RESETS = 100;
 const FAULT_WINDOW_MS = 10_000;
 
+/** Per-connection limits of the gRPC port, from the `grpc` config section. */
 export interface ConnectionLimits {
   /** Bytes of unfinished request messages, summed over the connection's calls. */
   readonly maxBufferedBytes: number;

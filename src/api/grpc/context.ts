@@ -8,6 +8,10 @@ import type { RequestTrace } from '../../telemetry/tracing.js';
 import type { Principal } from '../../tenancy/directory.js';
 import type { GrpcCall } from './transport.js';
 
+/**
+ * A gRPC call as the pipeline's RequestContext: timeout from the client's deadline, priority from
+ * `x-priority` metadata (a bad value throws invalid_request), trace scope from `traceparent`.
+ */
 export class GrpcContext extends CallState implements RequestContext {
   readonly timeoutMs: number | undefined;
   readonly priority: Priority;

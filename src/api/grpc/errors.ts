@@ -2,6 +2,7 @@
 import type { ApiError, ErrorCode } from '../../core/errors.js';
 import { Status, type MetadataList } from './transport.js';
 
+/** The gRPC status each error code is answered with. */
 export const GRPC_STATUS = {
   invalid_request: Status.INVALID_ARGUMENT,
   invalid_api_key: Status.UNAUTHENTICATED,

@@ -13,12 +13,13 @@ import { ChatRequest } from '../http/openai/schemas.js';
 import type { GrpcContext } from './context.js';
 import { SseParser } from '../../core/sse.js';
 
-/** infergate.v1.ChatRequest as proto-loader gives it (unset optional fields are undefined). */
+/** One message of an infergate.v1.ChatRequest, as proto-loader gives it. */
 export interface ChatMessageIn {
   role?: string;
   content?: string;
 }
 
+/** infergate.v1.ChatRequest as proto-loader gives it (unset optional fields are undefined; `seed` is an int64 string). */
 export interface ChatRequestIn {
   model?: string;
   messages?: ChatMessageIn[];
@@ -32,6 +33,7 @@ export interface ChatRequestIn {
   model_version?: string;
 }
 
+/** infergate.v1.EmbedRequest as proto-loader gives it; `dimensions` unset or 0: the model's own size. */
 export interface EmbedRequestIn {
   model?: string;
   input?: string[];
@@ -45,6 +47,7 @@ interface Usage {
   total_tokens: number;
 }
 
+/** infergate.v1.ChatChunk as sent: `finish_reason` is empty and `usage` unset except on the last chunk. */
 export interface ChatChunkOut {
   id: string;
   model: string;

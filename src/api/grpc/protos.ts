@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 
 /** The folder of .proto files shipped with the package (clients load the same files). */
 export const PROTO_DIR = fileURLToPath(new URL('../../../../proto/', import.meta.url));
+/** The services' .proto files, relative to PROTO_DIR. */
 export const PROTO_FILES = ['kserve/grpc_predict_v2.proto', 'infergate/v1/generate.proto'];
 
 /**
@@ -20,6 +21,7 @@ export const LOADER_OPTIONS: Options = {
   includeDirs: [PROTO_DIR],
 };
 
+/** Reads and parses PROTO_FILES with LOADER_OPTIONS (synchronously, from disk, on every call). */
 export function loadProtos(): PackageDefinition {
   return loadSync(PROTO_FILES, LOADER_OPTIONS);
 }

@@ -34,6 +34,10 @@ import { loadProtos } from './protos.js';
 import { modelMetadata, modelReady } from '../kserve-models.js';
 import { decodeInputs, outputTensor, rawBytes, rawOutputs, type WireTensor } from './tensors.js';
 
+/**
+ * What a GrpcServer is built from. `lifecycle.draining` makes ServerReady answer false; metrics,
+ * access log and tracing are optional (absent or null: off).
+ */
 export interface GrpcServerOptions {
   readonly gateway: Gateway;
   readonly log: Logger;
@@ -82,6 +86,10 @@ function versionOf(version: string | undefined): string | undefined {
   return version === undefined || version === '' ? undefined : version;
 }
 
+/**
+ * The gRPC server: KServe v2 inference and infergate.v1.Generate, with reflection. It serves the
+ * port `listen` binds or, under workers, the connections the primary hands to `adopt`.
+ */
 export class GrpcServer {
   readonly #transport: GrpcTransport;
   readonly #options: GrpcServerOptions;

@@ -19,6 +19,7 @@ export interface Contents {
   bytes_contents?: Buffer[];
 }
 
+/** An InferInputTensor as proto-loader gives it: every field optional, int64 shape dimensions possibly strings. */
 export interface WireTensor {
   name?: string;
   datatype?: string;

@@ -24,6 +24,7 @@ import { checkPreface, Connection } from './connection.js';
 
 export { GrpcCall, Status, type MetadataList } from './call.js';
 
+/** A GrpcTransport's limits, time-outs and TLS; an optional one left out takes its default. */
 export interface TransportOptions {
   /** The largest request message accepted, in bytes; a larger one is RESOURCE_EXHAUSTED. */
   readonly maxMessageBytes: number;

@@ -78,10 +78,12 @@ export function errorHeaders(error: ApiError): Record<string, string> {
   return headers;
 }
 
+/** Sends the error as an OpenAI error body, with its status, headers and the request id. */
 export function sendOpenAIError(error: ApiError, request: FastifyRequest, reply: FastifyReply): void {
   sendError(error, request, reply, openaiErrorBody(error));
 }
 
+/** Sends the error as an Open Inference Protocol error body, with its status, headers and the request id. */
 export function sendKServeError(error: ApiError, request: FastifyRequest, reply: FastifyReply): void {
   sendError(error, request, reply, kserveErrorBody(error));
 }

@@ -83,6 +83,7 @@ const OPERATIONS: Readonly<Record<string, string>> = {
 const KSERVE_INFER = /^\/v2\/models\/([^/]+)(?:\/versions\/([^/]+))?\/infer$/;
 const NO_PARAMS: CallParams = { model: undefined, version: undefined };
 
+/** The model calls to serve: by exact path, and KServe infer (whose path holds the model and version). */
 export interface ModelCallRoutes {
   /** Exact paths, e.g. `/v1/chat/completions`. */
   readonly exact: Readonly<Record<string, ModelCall<never>>>;
@@ -90,10 +91,7 @@ export interface ModelCallRoutes {
   readonly kserveInfer: ModelCall<never>;
 }
 
-/**
- * Returns a request listener that serves the model calls and hands every other request to `next`.
- * Validators are compiled once here; the request path only looks up.
- */
+/** The settings and stages of modelCalls; an optional stage absent or null is off. */
 export interface ModelCallOptions {
   readonly bodyLimit: number;
   /** Deepest JSON nesting accepted in a body (`server.max_json_depth`); deeper is 400 before parsing. */
@@ -112,6 +110,10 @@ export interface ModelCallOptions {
   readonly tracing?: Tracing | null;
 }
 
+/**
+ * Returns a request listener that serves the model calls and hands every other request to `next`.
+ * Validators are compiled once here; the request path only looks up.
+ */
 export function modelCalls(routes: ModelCallRoutes, options: ModelCallOptions) {
   const { bodyLimit, log, next } = options;
   const json = { maxDepth: options.maxJsonDepth, constructorAction: 'ignore' } as const;

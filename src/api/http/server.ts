@@ -33,6 +33,7 @@ import type { TlsMaterial } from '../../config/tls.js';
 
 import type { TenancyHttp } from '../../tenancy/setup.js';
 
+/** What the HTTP server serves and with what; each optional part left out turns its feature off. */
 export interface HttpServerOptions {
   readonly config: Config;
   /** Where unexpected errors are logged (with the request id). */
@@ -62,6 +63,7 @@ declare module 'fastify' {
   }
 }
 
+/** The HTTP app with every route registered, not yet listening: the caller runs `listen` (and `close`). */
 export function createHttpServer({
   config,
   log,

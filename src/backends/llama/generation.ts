@@ -50,6 +50,7 @@ export class StopMatcher {
   }
 }
 
+/** A sampled token's natural-log probability, and up to the number asked of the likeliest tokens at its position (`top`). */
 export interface TokenLogprob {
   readonly token: string;
   readonly logprob: number;
@@ -62,8 +63,13 @@ export interface Piece {
   readonly logprobs: TokenLogprob | null;
 }
 
+/** Why a generation ended: a stop sequence or stop token (`stop`), or `max_tokens` reached (`length`). */
 export type FinishReason = 'stop' | 'length';
 
+/**
+ * What a Generation runs. `stops` are strings that end it (cut from the text); `stopTokens` end it
+ * when sampled (never emitted); `evaluate` goes to node-llama-cpp as is, plus the penalties if any.
+ */
 export interface GenerationOptions {
   readonly prompt: readonly Token[];
   readonly maxTokens: number;
@@ -93,6 +99,10 @@ const DETOKENIZE_CONTEXT = 8;
 /** A UTF-8 character has at most 4 bytes; after that many tokens a replacement character is real. */
 const MAX_PENDING = 4;
 
+/**
+ * One generation on a sequence the caller holds (and releases after): iterate `pieces()` once, then
+ * read `finishReason` (null: aborted), `completionTokens` and `timings`.
+ */
 export class Generation {
   readonly #sequence: LlamaContextSequence;
   readonly #model: LlamaModel;

@@ -41,6 +41,7 @@ export interface GenerationStats {
   readonly finishReason: 'stop' | 'length' | 'cancelled';
 }
 
+/** Told each generation's stats once: when it finishes, or when its client leaves first. */
 export type GenerationObserver = (stats: GenerationStats) => void;
 
 /** A prompt ready to evaluate, with what ends its generation besides the client's `stop`. */
@@ -54,6 +55,10 @@ interface Prompt {
 const DEFAULT_MAX_CONTEXT = 4096;
 const NO_STOP_TOKENS: ReadonlySet<Token> = new Set();
 
+/**
+ * The llama backend of one model version: chat and completions (no embeddings) on `sequences`
+ * slots with a bounded queue. `load()` before use; `workers` divides the cores for `threads: auto`.
+ */
 export class LlamaBackend extends TextBackend {
   readonly kind = 'llama';
   override readonly tasks: ReadonlySet<Task> = new Set<Task>(['chat', 'completion']);

@@ -5,6 +5,7 @@
  */
 import type { FinishReason, GenerationTimings, TokenLogprob } from './generation.js';
 
+/** OpenAI's `usage` object, in tokens. */
 export interface Usage {
   readonly prompt_tokens: number;
   readonly completion_tokens: number;
@@ -21,10 +22,12 @@ export interface Timings {
   readonly predicted_per_second: number;
 }
 
+/** The usage object for these token counts. */
 export function usage(promptTokens: number, completionTokens: number): Usage {
   return { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens };
 }
 
+/** Timings from a generation's measurements and its time queued (ms), rounded to the microsecond; the rate leaves out the first token. */
 export function timings(queuedMs: number, t: GenerationTimings, completionTokens: number): Timings {
   const round = (ms: number): number => Math.round(ms * 1000) / 1000;
   return {

@@ -10,6 +10,7 @@ import type { TextRequest } from '../../core/call.js';
 export type ResponseFormat =
   { readonly type: 'text' } | { readonly type: 'json_object' } | { readonly type: 'json_schema'; readonly schema: object };
 
+/** How one in-process request samples, with OpenAI's defaults filled in (top-k and min-p 0: off). */
 export interface SamplingParams {
   /** Completion tokens at most; null: up to the end of the context. */
   readonly maxTokens: number | null;
@@ -56,6 +57,10 @@ function refuse(body: Body, key: string, allowed: (v: unknown) => boolean, why: 
   if (v !== undefined && v !== null && !allowed(v)) throw fastError('invalid_request', `\`${key}\` ${why}`, key);
 }
 
+/**
+ * The sampling options of an OpenAI chat or completion body for a model with `vocabSize` tokens;
+ * throws invalid_request, naming the field, for a value out of range or an option it cannot honour.
+ */
 export function samplingParams(request: TextRequest, vocabSize: number): SamplingParams {
   const body = request.body;
   const chat = request.kind === 'chat';

@@ -6,11 +6,13 @@
 import type { Llama } from 'node-llama-cpp';
 import type { LlamaBackendConfig } from '../../config/schema.js';
 
+/** The node-llama-cpp module's type, for code that must not import it eagerly. */
 export type NodeLlamaCpp = typeof import('node-llama-cpp');
 
 let module: Promise<NodeLlamaCpp> | null = null;
 const instances = new Map<string, Promise<Llama>>();
 
+/** Imports node-llama-cpp on the first call; later calls get the same promise. */
 export function loadNodeLlamaCpp(): Promise<NodeLlamaCpp> {
   module ??= import('node-llama-cpp');
   return module;

@@ -7,6 +7,10 @@ import type { MockBackendConfig } from '../../config/schema.js';
 import { checkDimensions, TextBackend, type BackendHealth } from '../backend.js';
 import { type Cancellation, type EmbedRequest, type EmbedResult, type TextRequest, type TextResponse } from '../../core/call.js';
 
+/**
+ * The mock backend: every chat or completion answers `text` (streamed in `stream_chunks` pieces),
+ * whatever the request asks; embeddings are unit vectors hashed from the text. Tokens are words.
+ */
 export class MockBackend extends TextBackend {
   readonly kind = 'mock';
   readonly #config: MockBackendConfig;

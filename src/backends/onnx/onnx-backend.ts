@@ -37,6 +37,7 @@ function submitTraced<Item, Result>(batcher: Batcher<Item, Result>, item: Item, 
   );
 }
 
+/** A model run in process by ONNX Runtime: `tensor` calls, and for `task: embedding` also text embeddings. */
 export class OnnxBackend implements Backend {
   readonly kind = 'onnx';
   readonly tasks: ReadonlySet<Task>;

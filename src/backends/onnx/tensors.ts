@@ -2,11 +2,13 @@
 import { allocate, datatypeFromOrt, DATATYPES, type Tensor, type TensorData } from '../../core/tensor.js';
 import type { OrtModule, OrtTensor } from './runtime.js';
 
+/** A core tensor as an ONNX Runtime tensor over the same data (not copied). */
 export function toOrt(ort: OrtModule, tensor: Tensor): OrtTensor {
   const type = DATATYPES[tensor.datatype].ort;
   return new ort.Tensor(type as 'float32', tensor.data as Float32Array, tensor.shape as number[]);
 }
 
+/** An ONNX Runtime output as a core tensor named `name`, over the same data; throws if its element type is not supported. */
 export function fromOrt(name: string, value: OrtTensor): Tensor {
   const datatype = datatypeFromOrt(value.type);
   if (datatype === null) throw new Error(`output "${name}" has unsupported ONNX type ${value.type}`);

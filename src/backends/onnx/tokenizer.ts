@@ -6,6 +6,7 @@ import type { TokenizerConfig } from '../../config/schema.js';
 
 const TOKEN = /[\p{L}\p{N}]+|[^\s\p{L}\p{N}]/gu;
 
+/** A tokenizer for `config.vocab_size`: text in, ids (never 0) out; it does not truncate, callers check `max_tokens`. */
 export function createTokenizer(config: TokenizerConfig): (text: string) => number[] {
   const buckets = config.vocab_size - 1;
   return function tokenize(text: string): number[] {

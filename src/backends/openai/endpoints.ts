@@ -7,8 +7,10 @@
  * panic mode). Logic only: pools come from a factory, the clock is injected.
  */
 
+/** How a call's endpoint is chosen among those not ejected. */
 export type Balance = 'least-outstanding' | 'round-robin' | 'weighted';
 
+/** Balancing and passive ejection settings; `now` is the clock in ms (default Date.now), for tests. */
 export interface EndpointOptions {
   readonly balance: Balance;
   /** 0: no passive ejection. */
@@ -17,6 +19,7 @@ export interface EndpointOptions {
   readonly now?: () => number;
 }
 
+/** One replica: its base URL, weight and connection pool, with the counters balancing and ejection keep. */
 export class Endpoint<P> {
   readonly url: string;
   readonly weight: number;
@@ -34,12 +37,14 @@ export class Endpoint<P> {
   }
 }
 
+/** One endpoint as health reports show it: calls in flight, and whether it is ejected now. */
 export interface EndpointStatus {
   readonly url: string;
   readonly outstanding: number;
   readonly ejected: boolean;
 }
 
+/** The endpoints of one remote version: picks one per call and ejects and restores them as they fail and recover. */
 export class Endpoints<P> {
   readonly list: ReadonlyArray<Endpoint<P>>;
   readonly #options: EndpointOptions;

@@ -24,6 +24,10 @@ interface Upstream {
   readonly basePath: string;
 }
 
+/**
+ * A remote version on OpenAI-compatible servers: `load` opens a pool per endpoint and starts active
+ * health checks; calls are balanced over the endpoints and upstream failures become ApiErrors.
+ */
 export class OpenAIBackend extends TextBackend {
   readonly kind = 'openai';
   readonly #config: OpenAIBackendConfig;

@@ -8,6 +8,7 @@ import { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { ClientGoneError, type Cancellation } from '../../core/call.js';
 
+/** An upstream's answer, whatever its status: one of 400 or more always comes with its whole body. */
 export interface UpstreamResponse {
   readonly status: number;
   readonly headers: Record<string, string | string[] | undefined>;

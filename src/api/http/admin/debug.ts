@@ -3,6 +3,10 @@ import type { FastifyInstance } from 'fastify';
 import { fastError } from '../../../core/errors.js';
 import { MAX_PROFILE_SECONDS, cpuProfile, heapSnapshot } from '../../../telemetry/profiling.js';
 
+/**
+ * Registers `GET /debug/cpu-profile?seconds=N` (default 10; it answers after N seconds) and `GET
+ * /debug/heap-snapshot`, as file downloads. Adds no guard of its own: register it under /admin's.
+ */
 export async function adminDebugRoutes(app: FastifyInstance): Promise<void> {
   // Profiles of the worker that serves the call (with several workers, each call may reach another one).
   app.get<{ Querystring: { seconds?: string } }>('/debug/cpu-profile', async (request, reply) => {

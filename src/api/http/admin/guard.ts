@@ -9,10 +9,15 @@ import { fastError } from '../../../core/errors.js';
 import type { Directory } from '../../../tenancy/directory.js';
 import { presentedKey, sameSecret } from '../../../tenancy/keys.js';
 
+/** Whether a bind address or host name is loopback: `localhost`, `::1`, or an IPv4 address in 127.0.0.0/8. */
 export function isLoopbackHost(host: string): boolean {
   return host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'));
 }
 
+/**
+ * The onRequest hook that applies these rules. `adminKey` '' means none is set; `host` is the
+ * server's bind address; `directory` (null in `none` mode) tells tenant keys (403) from wrong ones (401).
+ */
 export function adminGuard(adminKey: string, directory: Directory | null, host: string) {
   const open = adminKey === '' && isLoopbackHost(host);
   return async function guardAdmin(request: FastifyRequest): Promise<void> {

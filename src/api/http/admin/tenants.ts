@@ -57,6 +57,7 @@ function answer<T extends object>(applied: Applied<T>): T & { unconfirmed_replic
   return { ...applied.result, unconfirmed_replicas: applied.unconfirmed };
 }
 
+/** The tenant, key and usage routes as a Fastify plugin; `ledger` (null: usage off) is flushed before each /usage answer. */
 export function adminTenantRoutes(admin: TenantAdmin, usage: UsageStore, ledger: Ledger | null) {
   return async function tenants(app: FastifyInstance): Promise<void> {
     app.setValidatorCompiler(adminValidatorCompiler());

@@ -5,6 +5,7 @@
 import { fastError } from '../../../core/errors.js';
 import { DATATYPES, elementCount, toHalf, type DataType, type Tensor, type TensorData } from '../../../core/tensor.js';
 
+/** An input tensor as the JSON body gives it, after schema validation: `data` not yet checked. */
 export interface WireTensor {
   readonly name: string;
   readonly shape: readonly number[];
@@ -21,6 +22,7 @@ const INT_RANGES: Partial<Record<DataType, readonly [number, number]>> = {
   INT32: [-0x80000000, 0x7fffffff],
 };
 
+/** A core tensor from `wire`; throws invalid_request naming the field under `at` (e.g. `inputs[0]`) when it does not fit. */
 export function decodeTensor(wire: WireTensor, at: string): Tensor {
   const count = elementCount(wire.shape);
   const flat = flatten(wire.data, count, wire.shape.length, `${at}.data`);

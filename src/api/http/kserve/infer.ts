@@ -7,6 +7,7 @@ import { decodeTensor } from './decode.js';
 
 const Parameters = Type.Record(Type.String(), Type.Unknown());
 
+/** The schema of an infer request's JSON body; `parameters` (request, input or output) are accepted but not used. */
 export const InferRequestBody = Type.Object({
   id: Type.Optional(Type.String()),
   parameters: Type.Optional(Parameters),
@@ -25,8 +26,13 @@ export const InferRequestBody = Type.Object({
   ),
   outputs: Type.Optional(Type.Array(Type.Object({ name: Type.String({ minLength: 1 }), parameters: Type.Optional(Parameters) }))),
 });
+/** An infer request body that passed the schema. */
 export type InferRequestBody = Static<typeof InferRequestBody>;
 
+/**
+ * The infer call: decodes the inputs (400 on data that does not fit shape and datatype), runs the
+ * model through the gateway, and answers its outputs as JSON (only those named in `outputs`, when given).
+ */
 export function kserveInfer(gateway: Gateway): ModelCall<InferRequestBody> {
   return {
     schema: InferRequestBody,

@@ -13,6 +13,7 @@ interface ModelParams {
   version?: string;
 }
 
+/** A Fastify plugin (registered under `/v2`) with KServe's server and model health and metadata routes, and its error shape. */
 export function kserveRoutes(gateway: Gateway, log: Logger, serverVersion: string) {
   return async function kserve(app: FastifyInstance): Promise<void> {
     app.setErrorHandler((error, request, reply) => sendKServeError(toApiError(error, request, log), request, reply));

@@ -10,6 +10,7 @@ import { ChatRequest, CompletionRequest, EmbeddingRequest } from './schemas.js';
 
 const JSON_TYPE = 'application/json';
 
+/** The OpenAI model-call routes, by path; streamed answers are sent as Server-Sent Events ending in `[DONE]`. */
 export function openaiCalls(gateway: Gateway, log: Logger) {
   async function text(req: TextRequest, ctx: RequestContext): Promise<HttpResult> {
     const served = await gateway.generate(req, ctx);

@@ -10,6 +10,10 @@ import type { Ledger } from '../../../tenancy/ledger.js';
 import { ANONYMOUS } from '../../../tenancy/tenancy.js';
 import { usageQuery } from '../admin/usage-query.js';
 
+/**
+ * A Fastify plugin of these routes (registered under /v1), plus `GET /usage`, the caller's own usage,
+ * when `usage` is not null; `ledger` (if any) is flushed first, so the latest calls count.
+ */
 export function openaiRoutes(gateway: Gateway, usage: UsageStore | null, ledger: Ledger | null) {
   return async function openai(app: FastifyInstance): Promise<void> {
     // Errors and 404s here take the server's own handlers, which answer in OpenAI's shape.

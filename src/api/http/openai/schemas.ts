@@ -40,6 +40,7 @@ const Sampling = {
   seed: Type.Optional(Nullable(Type.Integer())),
 };
 
+/** One message of a chat request: a known role; content a string, content parts, or null. */
 export const ChatMessage = Type.Object({
   role: Type.Union(
     ['system', 'developer', 'user', 'assistant', 'tool', 'function'].map((r) => Type.Literal(r)),
@@ -50,14 +51,17 @@ export const ChatMessage = Type.Object({
   ),
 });
 
+/** The body of POST /v1/chat/completions (also what a gRPC Chat request is checked as). */
 export const ChatRequest = Type.Object({
   model: Type.String({ minLength: 1 }),
   messages: Type.Array(ChatMessage, { minItems: 1 }),
   max_completion_tokens: Type.Optional(Nullable(Type.Integer({ minimum: 1 }))),
   ...Sampling,
 });
+/** A chat request body that passed ChatRequest. */
 export type ChatRequest = Static<typeof ChatRequest>;
 
+/** The body of POST /v1/completions: the prompt as text, texts, token ids, or arrays of token ids. */
 export const CompletionRequest = Type.Object({
   model: Type.String({ minLength: 1 }),
   prompt: Type.Union(
@@ -71,8 +75,10 @@ export const CompletionRequest = Type.Object({
   ),
   ...Sampling,
 });
+/** A completion request body that passed CompletionRequest. */
 export type CompletionRequest = Static<typeof CompletionRequest>;
 
+/** The body of POST /v1/embeddings: one text or up to 2048. */
 export const EmbeddingRequest = Type.Object({
   model: Type.String({ minLength: 1 }),
   input: Type.Union([Type.String(), Type.Array(Type.String(), { minItems: 1, maxItems: 2048 })], {
@@ -82,4 +88,5 @@ export const EmbeddingRequest = Type.Object({
   dimensions: Type.Optional(Type.Integer({ minimum: 1 })),
   user: Type.Optional(Type.String()),
 });
+/** An embedding request body that passed EmbeddingRequest. */
 export type EmbeddingRequest = Static<typeof EmbeddingRequest>;
