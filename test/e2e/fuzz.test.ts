@@ -326,8 +326,11 @@ models:
         assert.ok(Date.now() - t < 2000, `a call took ${Date.now() - t} ms while a client dribbled`);
         answered++;
       }
+      const elapsed = Date.now() - started;
       assert.ok(answered >= 5, `only ${answered} calls answered in 2 s`);
-      assert.ok(sent >= 10, `only ${sent} bytes dribbled`);
+      // The loop may end early on its count (a fast machine); the dribble must have gone on meanwhile, a byte
+      // every 50 ms with room for timer lag, so every call above was answered with the slow body still open.
+      assert.ok(sent >= Math.floor(elapsed / 100), `only ${sent} bytes dribbled in ${elapsed} ms`);
     } finally {
       clearInterval(dribble);
       slow.destroy();
