@@ -222,13 +222,12 @@ models:
     upstream.faults = [{ status: 500 }, { status: 500 }, { status: 500 }];
     for (let i = 0; i < 3; i++) assert.equal((await chat('fragile')).status, 502);
     const before = upstream.received.length;
-    const started = performance.now();
     const open = await chat('fragile');
     assert.equal(open.status, 503);
     assert.equal(open.body.error.code, 'circuit_open');
     assert.ok(Number(open.headers.get('retry-after')) >= 1);
+    // Failing fast is failing without calling: no timed assertion (speed is for benchmarks).
     assert.equal(upstream.received.length, before, 'no upstream call while open');
-    assert.ok(performance.now() - started < 100);
     let breakers = (await get(`${server.url}/admin/breakers`)).body.breakers;
     assert.equal(breakers.find((b: { model: string }) => b.model === 'fragile').state, 'open');
     assert.equal(breakers.find((b: { model: string }) => b.model === 'local').state, 'disabled');
