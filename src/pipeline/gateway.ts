@@ -80,6 +80,11 @@ function backendSpan(trace: RequestTrace, version: ModelVersion, task: Task, sta
   return trace.child(`${operation} ${version.model.name}`, started, kind === 'openai', attributes);
 }
 /** Keeps an admission slot until the result is consumed (a stream), calling `release` once. */
+/** Whether a call to this version is timed: its observer records timings, or the request is traced. */
+function observed(version: ModelVersion, ctx: RequestContext): boolean {
+  return version.observer !== NO_OBSERVER || ctx.trace !== null;
+}
+
 type Hold<T> = (result: T, release: () => void) => T;
 
 /** A text answer that streams keeps its slot until the stream ends; a whole one frees it at once. */
@@ -317,21 +322,20 @@ export class Gateway {
     const observer = version.observer;
     const trace = ctx.trace;
     // Each attempt (retries included) is timed and traced, only when something observes it.
-    const work: Work<T> =
-      observer === NO_OBSERVER && trace === null
-        ? untimed
-        : (v, c) => {
-            const started = performance.now();
-            const span = trace === null ? null : backendSpan(trace, v, task, started);
-            const done = (error?: unknown): void => {
-              const now = performance.now();
-              observer.attempt((now - started) / 1000);
-              span?.end(now, error);
-            };
-            const attempt = untimed(v, span === null ? c : new TracedCall(c, span));
-            attempt.then(() => done(), done);
-            return attempt;
+    const work: Work<T> = !observed(version, ctx)
+      ? untimed
+      : (v, c) => {
+          const started = performance.now();
+          const span = trace === null ? null : backendSpan(trace, v, task, started);
+          const done = (error?: unknown): void => {
+            const now = performance.now();
+            observer.attempt((now - started) / 1000);
+            span?.end(now, error);
           };
+          const attempt = untimed(v, span === null ? c : new TracedCall(c, span));
+          attempt.then(() => done(), done);
+          return attempt;
+        };
     if (version.admission === null) return governed(version, call, work);
     return this.#admitted(version, version.admission, call, ctx, work, hold);
   }
@@ -347,7 +351,7 @@ export class Gateway {
   ): Promise<T> {
     const observer = version.observer;
     const trace = ctx.trace;
-    const timed = observer !== NO_OBSERVER || trace !== null;
+    const timed = observed(version, ctx);
     const arrived = timed ? performance.now() : 0;
     try {
       await admission.acquire(
