@@ -2,7 +2,8 @@
  * The `generate` scenario: text generation on tiny-chat, one stream and several at once, through
  * infergate (streamed over HTTP, as clients use it) and through node-llama-cpp driven directly in
  * this process with the same settings: the limit the server can approach. Reports aggregate
- * tokens per second and time to first token.
+ * tokens per second and time to first token. With a baseline (another checkout, built), that
+ * build's server is a third side, doing the same requests over HTTP in the same rounds.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
@@ -162,7 +163,8 @@ function streamOnce(url: URL): Promise<{ tokens: number; ttftMs: number }> {
   });
 }
 
-async function server(model: string): Promise<{ run: Runner; close: () => Promise<void> }> {
+/** `infergate serve` of the checkout at `root` on tiny-chat, one worker, the same settings as the direct side. */
+async function server(name: string, model: string, root: string): Promise<{ run: Runner; close: () => Promise<void> }> {
   const dir = join(tmpdir(), 'infergate-bench');
   mkdirSync(dir, { recursive: true });
   const config = join(dir, 'llama.yaml');
@@ -183,28 +185,42 @@ models:
           flash_attention: ${SETTINGS.flashAttention}
 `,
   );
-  const target = await startInfergate('infergate', config, '/v1/chat/completions', 1);
+  const target = await startInfergate(name, config, '/v1/chat/completions', 1, {}, root);
   const url = new URL(target.url);
   const run: Runner = (streams, seconds) => drive(streams, seconds, () => streamOnce(url));
   await run(1, 1); // warm-up
   return { run, close: () => target.stop() };
 }
 
+/** The row names of this build's server and the baseline's: generateTable's `vs baseline` pairs them. */
+const SERVER = 'infergate (HTTP, SSE)';
+const BASELINE = 'baseline (HTTP, SSE)';
+
 /**
- * Both sides, one at a time (never at once: they share the CPU), interleaved round by round so
- * that the machine's drift hits both alike; each cell reports the median round by tokens/s.
+ * The sides one at a time (never at once: they share the CPU), interleaved round by round so
+ * that the machine's drift hits them alike; each cell reports the median round by tokens/s.
+ * `baseline` (another checkout, built) adds its server as a side; both servers use this
+ * checkout's model file and config, so they differ only in their build.
  */
-export async function generateScenario(levels: readonly number[], seconds: number, rounds: number, root: string): Promise<GenerateRow[]> {
+export async function generateScenario(
+  levels: readonly number[],
+  seconds: number,
+  rounds: number,
+  root: string,
+  baseline: string | null = null,
+): Promise<GenerateRow[]> {
   const model = join(root, 'models/tiny-chat/1/model.gguf');
   const sides = [
     { name: 'node-llama-cpp direct', ...(await direct(model)) },
-    { name: 'infergate (HTTP, SSE)', ...(await server(model)) },
+    { name: SERVER, ...(await server(SERVER, model, root)) },
   ];
+  if (baseline !== null) sides.push({ name: BASELINE, ...(await server(BASELINE, model, baseline)) });
   const cells = new Map<string, Sample[]>();
   try {
     for (let round = 0; round < rounds; round++) {
       for (const streams of levels) {
-        for (const side of sides) {
+        // Each round starts one side later, so that none is always measured first (or right after another).
+        for (const side of [...sides.slice(round % sides.length), ...sides.slice(0, round % sides.length)]) {
           const sample = await side.run(streams, seconds);
           const key = `${side.name}\t${streams}`;
           cells.set(key, [...(cells.get(key) ?? []), sample]);
@@ -227,13 +243,17 @@ export async function generateScenario(levels: readonly number[], seconds: numbe
   return rows;
 }
 
+/** The scenario's table; with baseline rows, a `vs baseline` column gives this build's server over the baseline's, tokens/s. */
 export function generateTable(rows: readonly GenerateRow[]): string {
   const one = new Map(rows.filter((r) => r.streams === 1).map((r) => [r.target, r.tokens_per_s]));
   const direct = new Map(rows.filter((r) => r.target.startsWith('node-llama-cpp')).map((r) => [r.streams, r]));
+  const base = new Map(rows.filter((r) => r.target === BASELINE).map((r) => [r.streams, r.tokens_per_s]));
   const head = ['target', 'streams', 'tokens/s', 'vs 1 stream', 'vs direct', 'TTFT p50 ms', 'TTFT p99 ms', 'requests'];
+  if (base.size > 0) head.splice(5, 0, 'vs baseline');
   const body = rows.map((r) => {
     const d = direct.get(r.streams);
-    return [
+    const b = base.get(r.streams);
+    const cells = [
       r.target,
       String(r.streams),
       r.tokens_per_s.toFixed(0),
@@ -243,6 +263,8 @@ export function generateTable(rows: readonly GenerateRow[]): string {
       r.ttft_p99_ms.toFixed(2),
       String(r.requests),
     ];
+    if (base.size > 0) cells.splice(5, 0, r.target === SERVER && b !== undefined ? `${(r.tokens_per_s / b).toFixed(2)}x` : '-');
+    return cells;
   });
   return renderTable(head, body);
 }

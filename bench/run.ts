@@ -78,7 +78,8 @@ const HELP = `npm run bench -- [options]
   --workers N         infergate worker processes (default: the config's, auto = one per core)
   --url URL           load any server instead (repeatable); --body FILE, --header 'k: v', --pid N
   --baseline DIR      also run the infergate checkout at DIR (built: npm ci && npx tsc -p .) as a target in the
-                      chat, proxy and grpc scenarios, interleaved round by round with this build
+                      chat, proxy, grpc and generate scenarios, interleaved round by round with this build;
+                      the tables add 'vs baseline' (this build over the baseline) and a summary ends the run
   --json FILE         where to write results (default bench/results/<time>.json)`;
 
 const OPEN_FILES = Number(spawnSync('sh', ['-c', 'ulimit -n'], { encoding: 'utf8' }).stdout.trim()) || 1024;
@@ -195,7 +196,7 @@ SCENARIOS.push({
   levels: [1, 4],
   reference: 'node-llama-cpp direct',
   targets: async () => [],
-  own: (levels, seconds, rounds) => generateScenario(levels, seconds, rounds, ROOT),
+  own: (levels, seconds, rounds) => generateScenario(levels, seconds, rounds, ROOT, baseline),
 });
 
 SCENARIOS.push({
@@ -249,12 +250,24 @@ function fmt(n: number | null, digits = 0): string {
   return n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
 }
 
+/** The scenarios that run the baseline build (--baseline) as a target. */
+const BASELINE_SCENARIOS: readonly string[] = ['chat', 'proxy', 'grpc', 'generate'];
+
+/** The baseline build's name for a target of this build: 'infergate mock' -> 'baseline mock', 'HTTP/JSON 1x32' -> 'baseline HTTP/JSON 1x32'. */
+function baselineName(target: string): string {
+  return `baseline ${target.replace(/^infergate /, '')}`;
+}
+
 function table(rows: readonly Row[], reference: string): string {
   const head = ['target', 'conns', 'QPS', 'vs ref', 'mean ms', 'p50 ms', 'p99 ms', 'errors', 'CPU %', 'RSS MiB'];
   const ref = new Map(rows.filter((r) => r.target === reference).map((r) => [r.connections, r.qps]));
+  const qps = new Map(rows.map((r) => [`${r.target}\t${r.connections}`, r.qps]));
+  // Only with --baseline: this build's target over the same target on the baseline build, same connections.
+  const paired = rows.some((r) => r.target.startsWith('baseline '));
+  if (paired) head.splice(4, 0, 'vs baseline');
   const body = rows.map((r) => {
     const base = ref.get(r.connections);
-    return [
+    const cells = [
       r.target,
       String(r.connections),
       fmt(r.qps),
@@ -266,8 +279,53 @@ function table(rows: readonly Row[], reference: string): string {
       fmt(r.cpu_percent),
       fmt(r.rss_mib),
     ];
+    if (paired) {
+      const old = r.target.startsWith('baseline ') ? undefined : qps.get(`${baselineName(r.target)}\t${r.connections}`);
+      cells.splice(4, 0, old === undefined ? '-' : `${(r.qps / old).toFixed(2)}x`);
+    }
+    return cells;
   });
   return renderTable(head, body);
+}
+
+/**
+ * With --baseline, every pair the run measured, this build over the baseline, in one list: the
+ * scenario, the target, the level (connections, streams or calls in flight) and the ratio of
+ * throughput (requests/s; tokens/s for generate), then the lowest.
+ */
+function baselineSummary(rows: readonly object[], scenarios: readonly string[]): string {
+  interface Cell {
+    readonly scenario: string;
+    readonly target: string;
+    readonly level: number;
+    readonly rate: number;
+  }
+  const cells: Cell[] = [];
+  for (const row of rows as ReadonlyArray<Record<string, unknown>>) {
+    const level = row.connections ?? row.streams ?? row.concurrency;
+    const rate = row.qps ?? row.tokens_per_s;
+    if (typeof row.target !== 'string' || typeof level !== 'number' || typeof rate !== 'number') continue;
+    cells.push({ scenario: typeof row.scenario === 'string' ? row.scenario : 'grpc', target: row.target, level, rate });
+  }
+  const key = (c: Cell, target: string): string => `${c.scenario}\t${target}\t${c.level}`;
+  const byKey = new Map(cells.map((c) => [key(c, c.target), c]));
+  const lines: string[][] = [];
+  let lowest = Number.POSITIVE_INFINITY;
+  for (const c of cells) {
+    if (c.target.startsWith('baseline ')) continue;
+    const old = byKey.get(key(c, baselineName(c.target)));
+    if (old === undefined) continue;
+    const ratio = c.rate / old.rate;
+    lowest = Math.min(lowest, ratio);
+    lines.push([c.scenario, c.target, String(c.level), fmt(c.rate), fmt(old.rate), `${ratio.toFixed(3)}x`]);
+  }
+  // A scenario that measured no pair (proxy without its upstream, say) must not pass unnoticed.
+  const missing = scenarios.filter((s) => BASELINE_SCENARIOS.includes(s) && !lines.some((l) => l[0] === s));
+  const head = ['scenario', 'target', 'level', 'this build', 'baseline', 'ratio'];
+  return [
+    ...(lines.length > 0 ? [renderTable(head, lines), `lowest ratio: ${lowest.toFixed(3)}x`] : []),
+    ...(missing.length > 0 ? [`not measured against the baseline: ${missing.join(', ')}`] : []),
+  ].join('\n');
 }
 
 function toRow(scenario: string, target: string, connections: number, load: LoadResult, cpu: number | null, rss: number | null): Row {
@@ -284,6 +342,12 @@ function toRow(scenario: string, target: string, connections: number, load: Load
     cpu_percent: cpu,
     rss_mib: rss,
   };
+}
+
+/** `list` starting at item `by` (modulo its length), wrapping around. */
+function rotate<T>(list: readonly T[], by: number): T[] {
+  const k = list.length === 0 ? 0 : by % list.length;
+  return [...list.slice(k), ...list.slice(0, k)];
 }
 
 function median(results: Array<{ load: LoadResult; cpu: number | null; rss: number | null }>) {
@@ -323,7 +387,8 @@ async function runScenario(scenario: Scenario, tool: 'wrk' | 'autocannon'): Prom
     for (const connections of levels) {
       const cells = new Map<string, Array<{ load: LoadResult; cpu: number | null; rss: number | null }>>();
       for (let round = 0; round < rounds; round++) {
-        for (const t of targets) {
+        // Each round starts one target later, so that no target is always measured first (or right after another).
+        for (const t of rotate(targets, round)) {
           process.stdout.write(`  ${t.name} @ ${connections} connections${rounds > 1 ? ` (round ${round + 1}/${rounds})` : ''} ... `);
           const spec = { url: t.url, bodyFile: scenario.body, headers: t.headers, connections, seconds };
           const m = await measure(t.pid(), () => runLoad(spec, tool));
@@ -356,6 +421,9 @@ async function main(): Promise<void> {
   );
   const rows: object[] = [];
   for (const s of scenarios) rows.push(...(await runScenario(s, tool)));
+  const ran = scenarios.map((s) => s.name);
+  const summary = baseline === null ? '' : baselineSummary(rows, ran);
+  if (summary !== '') console.log(`\n## this build against the baseline (${baseline})\n${summary}`);
   const file = values.json ?? join(ROOT, 'bench/results', `${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
   mkdirSync(join(file, '..'), { recursive: true });
   writeFileSync(
