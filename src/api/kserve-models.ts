@@ -1,4 +1,5 @@
 /** KServe v2 model readiness and metadata, the same for its HTTP and gRPC transports. */
+import { pluginOf } from '../backends/index.js';
 import type { Gateway } from '../pipeline/gateway.js';
 import { versionHealth } from '../routing/registry.js';
 import type { TensorSpec } from '../core/tensor.js';
@@ -6,7 +7,7 @@ import type { Principal } from '../tenancy/directory.js';
 
 type Caller = { readonly principal: Principal | null };
 
-/** KServe v2's model metadata response; `platform` is `onnxruntime_onnx` for ONNX models, else the backend kind. */
+/** KServe v2's model metadata response; `platform` is the backend plug-in's (`onnxruntime_onnx` for ONNX models), else the backend kind. */
 export interface ModelMetadata {
   readonly name: string;
   readonly versions: string[];
@@ -28,7 +29,7 @@ export function modelMetadata(gateway: Gateway, name: string, version: string | 
   return {
     name: model.name,
     versions: [...model.versions.keys()],
-    platform: v.backend.kind === 'onnx' ? 'onnxruntime_onnx' : v.backend.kind,
+    platform: pluginOf(v.backend.kind)?.capabilities.kservePlatform ?? v.backend.kind,
     inputs: signature.inputs,
     outputs: signature.outputs,
   };

@@ -3,17 +3,8 @@
  * knows nothing about tenants, HTTP or routing; a new kind is one new folder next to this file.
  */
 import { fastError } from '../core/errors.js';
-import type {
-  Cancellation,
-  EmbedRequest,
-  EmbedResult,
-  InferRequest,
-  InferResult,
-  Signature,
-  Task,
-  TextRequest,
-  TextResponse,
-} from '../core/call.js';
+import type { Cancellation, EmbedRequest, EmbedResult, InferRequest, InferResult, Signature, Task } from '../core/call.js';
+import type { TextRequest, TextResponse } from '../core/text.js';
 
 /** The 400 for a `dimensions` a model with fixed-size vectors cannot give. */
 export function checkDimensions(request: EmbedRequest, dim: number): void {

@@ -8,7 +8,9 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { Value, ValueErrorType, type ValueError } from '@sinclair/typebox/value';
 import { LineCounter, parseDocument } from 'yaml';
 import { pointerToPath } from '../core/errors.js';
-import { BACKEND_SCHEMAS, ConfigSchema, REMOVED_OPTIONS, type BackendKind, type Config } from './schema.js';
+import type { TSchema } from '@sinclair/typebox';
+import { BACKEND_PLUGINS, type BackendPlugin } from '../backends/index.js';
+import { ConfigSchema, REMOVED_OPTIONS, configSchemaWith, type Config } from './schema.js';
 
 /** One problem in a config file. */
 export interface ConfigProblem {
@@ -48,6 +50,27 @@ export interface LoadedConfig {
 export interface LoadOptions {
   /** Environment for `${VAR}` substitution (default: process.env). */
   readonly env?: NodeJS.ProcessEnv;
+  /** The backend kinds a config may use (default: BACKEND_PLUGINS, every kind there is); a test of a new kind passes a longer list. */
+  readonly plugins?: readonly BackendPlugin[];
+}
+
+/** What validation needs of a list of plug-ins: the whole schema, and each plug-in by kind in the list's order. */
+interface Kinds {
+  readonly schema: TSchema;
+  readonly byKind: ReadonlyMap<string, BackendPlugin>;
+}
+
+const kindsCache = new WeakMap<readonly BackendPlugin[], Kinds>();
+
+/** The schema and kinds of a plug-in list, built once per list. */
+function kindsOf(plugins: readonly BackendPlugin[]): Kinds {
+  let kinds = kindsCache.get(plugins);
+  if (kinds === undefined) {
+    const schema = plugins === BACKEND_PLUGINS ? ConfigSchema : configSchemaWith(plugins);
+    kinds = { schema, byKind: new Map(plugins.map((p) => [p.kind, p])) };
+    kindsCache.set(plugins, kinds);
+  }
+  return kinds;
 }
 
 /** Reads, validates and freezes a config file. Throws {@link ConfigError} listing every problem. */
@@ -64,6 +87,7 @@ export function loadConfig(file: string, options: LoadOptions = {}): LoadedConfi
 /** Validates config text; `file` names it in messages and anchors relative model paths. */
 export function parseConfig(text: string, file: string, options: LoadOptions = {}): Config {
   const env = options.env ?? process.env;
+  const { schema, byKind } = kindsOf(options.plugins ?? BACKEND_PLUGINS);
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
   const locate = (path: ReadonlyArray<string | number>): { line: number | null; column: number | null } => {
@@ -100,18 +124,18 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
     const segments = removed.path.split('.');
     if (getIn(raw, segments) !== undefined) problem(segments, `option removed: ${removed.hint}`);
   }
-  const value = Value.Default(ConfigSchema, Value.Convert(ConfigSchema, raw)) as Record<string, unknown>;
-  checkBackends(value, problem);
+  const value = Value.Default(schema, Value.Convert(schema, raw)) as Record<string, unknown>;
+  checkBackends(value, byKind, problem);
   const removed = new Set(REMOVED_OPTIONS.map((r) => r.path));
-  for (const error of Value.Errors(ConfigSchema, value)) {
+  for (const error of Value.Errors(schema, value)) {
     const segments = pointerToSegments(error.path);
     if (isBackendPath(segments)) continue; // checked per kind above, with clearer messages than a union's
     if (removed.has(segments.join('.'))) continue; // reported above, with what replaced it
     problem(segments, describe(error));
   }
   if (problems.length === 0) {
-    resolvePaths(value as Config, dirname(resolve(file)));
-    crossFieldRules(value as Config, problem);
+    resolvePaths(value as Config, byKind, dirname(resolve(file)));
+    crossFieldRules(value as Config, byKind, problem);
   }
   if (problems.length > 0)
     throw new ConfigError(
@@ -124,7 +148,7 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
 type Report = (segments: ReadonlyArray<string | number>, message: string) => void;
 
 /** Each version's `backend` is a union on `kind`: validate it against the one schema its kind names. */
-function checkBackends(value: Record<string, unknown>, problem: Report): void {
+function checkBackends(value: Record<string, unknown>, byKind: ReadonlyMap<string, BackendPlugin>, problem: Report): void {
   const models = Array.isArray(value.models) ? value.models : [];
   models.forEach((model: unknown, m) => {
     const versions = (model as { versions?: unknown })?.versions;
@@ -135,10 +159,11 @@ function checkBackends(value: Record<string, unknown>, problem: Report): void {
       if (backend === undefined) return problem(at, 'required: a backend with a `kind`');
       if (backend === null || typeof backend !== 'object') return problem(at, 'must be a mapping with a `kind`');
       const kind = (backend as { kind?: unknown }).kind;
-      if (typeof kind !== 'string' || !Object.hasOwn(BACKEND_SCHEMAS, kind)) {
-        return problem([...at, 'kind'], `must be one of ${Object.keys(BACKEND_SCHEMAS).join(', ')}, got ${JSON.stringify(kind)}`);
+      const plugin = typeof kind === 'string' ? byKind.get(kind) : undefined;
+      if (plugin === undefined) {
+        return problem([...at, 'kind'], `must be one of ${[...byKind.keys()].join(', ')}, got ${JSON.stringify(kind)}`);
       }
-      const schema = BACKEND_SCHEMAS[kind as BackendKind];
+      const schema = plugin.schema;
       const filled = Value.Default(schema, Value.Convert(schema, backend));
       (version as { backend: unknown }).backend = filled;
       for (const error of Value.Errors(schema, filled)) {
@@ -152,7 +177,7 @@ function isBackendPath(segments: ReadonlyArray<string | number>): boolean {
   return segments.length >= 5 && segments[0] === 'models' && segments[2] === 'versions' && segments[4] === 'backend';
 }
 
-function crossFieldRules(config: Config, problem: Report): void {
+function crossFieldRules(config: Config, byKind: ReadonlyMap<string, BackendPlugin>, problem: Report): void {
   if (config.auth.mode === 'keys' && config.auth.admin_key === '') {
     problem(['auth', 'admin_key'], '`keys` mode needs an admin key to manage tenants; set it, e.g. admin_key: ${INFERGATE_ADMIN_KEY}');
   }
@@ -183,12 +208,13 @@ function crossFieldRules(config: Config, problem: Report): void {
     }
     const versions = new Set<string>();
     model.versions.forEach((version, v) => {
-      const backend = version.backend;
-      if (backend.kind === 'openai' && (backend.base_url === undefined) === (backend.endpoints === undefined)) {
-        problem(['models', m, 'versions', v, 'backend'], 'an openai backend needs exactly one of `base_url` and `endpoints`');
-      }
-      if ((backend.kind === 'onnx' || backend.kind === 'llama') && !existsSync(backend.path)) {
-        problem(['models', m, 'versions', v, 'backend', 'path'], `no such file: ${backend.path}`);
+      const at = ['models', m, 'versions', v, 'backend'];
+      const plugin = byKind.get(version.backend.kind) as BackendPlugin; // checkBackends reported any other kind
+      for (const p of plugin.check?.(version.backend) ?? []) problem([...at, ...p.path], p.message);
+      const backend = version.backend as Readonly<Record<string, unknown>>;
+      for (const option of plugin.files) {
+        const path = backend[option];
+        if (typeof path === 'string' && !existsSync(path)) problem([...at, option], `no such file: ${path}`);
       }
       if (versions.has(version.version)) problem(['models', m, 'versions', v, 'version'], `duplicate version "${version.version}"`);
       versions.add(version.version);
@@ -278,11 +304,14 @@ function describe(error: ValueError): string {
   }
 }
 
-function resolvePaths(config: Config, base: string): void {
+/** Makes each backend's file options (its plug-in's `files`) absolute, relative to the config file's folder. */
+function resolvePaths(config: Config, byKind: ReadonlyMap<string, BackendPlugin>, base: string): void {
   for (const model of config.models) {
     for (const version of model.versions) {
-      if ((version.backend.kind === 'onnx' || version.backend.kind === 'llama') && !isAbsolute(version.backend.path)) {
-        version.backend.path = resolve(base, version.backend.path);
+      const backend = version.backend as Record<string, unknown>;
+      for (const option of byKind.get(version.backend.kind)?.files ?? []) {
+        const path = backend[option];
+        if (typeof path === 'string' && !isAbsolute(path)) backend[option] = resolve(base, path);
       }
     }
   }

@@ -1,217 +1,34 @@
 /**
- * The one config schema. Every option, its default and its unit live here; `config/infergate.schema.json`
- * is generated from it (`npm run schema`) so editors can autocomplete the YAML.
+ * The one config schema. Every option, its default and its unit live here, except a backend's: each
+ * kind's are in its own folder (backends/<kind>/config.ts), and the `backend` of a version is the
+ * union of the kinds in the plug-in list (backends/index.ts), so this file names no kind.
+ * `config/infergate.schema.json` is generated from it (`npm run schema`) so editors can autocomplete the YAML.
  */
-import { Type, type Static } from '@sinclair/typebox';
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { BACKEND_PLUGINS, type BackendKind, type BackendPlugin } from '../backends/index.js';
+
+/** The `kind` of a backend config: one of the plug-ins' (backends/index.ts). */
+export type { BackendKind } from '../backends/index.js';
+/** Re-exported for the tests and benchmarks that import it from here; backends import it from their own folder. */
+export type { OnnxBackendConfig } from '../backends/onnx/config.js';
 
 const strict = { additionalProperties: false } as const;
 
-/** Dynamic batching of concurrent requests into one ONNX Runtime call. */
-export const BatchingSchema = Type.Object(
-  {
-    enabled: Type.Boolean({ default: true, description: 'Merge concurrent requests to this version into one model call.' }),
-    max_batch_size: Type.Integer({
-      minimum: 1,
-      maximum: 65536,
-      default: 64,
-      description: 'Most rows (first dimension) in one model call. Example: 32.',
-    }),
-    max_queue_delay_ms: Type.Number({
-      minimum: 0,
-      maximum: 10_000,
-      default: 1,
-      description: 'Longest a request waits for others to join its batch, in milliseconds (0: next turn of the event loop).',
-    }),
-  },
-  { ...strict, default: {} },
-);
+/** Plug-ins' schemas, as a tuple in the order of the list (a mapped type over a type parameter keeps a tuple a tuple). */
+type SchemasOf<P extends readonly BackendPlugin[]> = { -readonly [I in keyof P]: P[I]['schema'] };
 
-/** Turns text into token ids for an `embedding` ONNX model. */
-export const TokenizerSchema = Type.Object(
-  {
-    kind: Type.Literal('hashed-words', {
-      default: 'hashed-words',
-      description: 'Lower-cased words and punctuation, each hashed (FNV-1a) into the vocabulary; id 0 is padding.',
-    }),
-    vocab_size: Type.Integer({ minimum: 2, default: 4096, description: 'Rows of the embedding table.' }),
-    max_tokens: Type.Integer({
-      minimum: 1,
-      default: 512,
-      description: 'Longest input in tokens; longer inputs get 400 context_length_exceeded.',
-    }),
-  },
-  { ...strict, default: {} },
-);
+/** The union of some plug-ins' backend schemas: what a version's `backend` may be. */
+function backendUnion(plugins: readonly BackendPlugin[]): TSchema {
+  return Type.Union(plugins.map((p) => p.schema));
+}
 
-/** `kind: onnx`: a model run in process by ONNX Runtime. */
-export const OnnxBackendSchema = Type.Object(
-  {
-    kind: Type.Literal('onnx'),
-    path: Type.String({ minLength: 1, description: 'The .onnx file, relative to the config file. Example: models/tiny-mlp/1/model.onnx' }),
-    task: Type.Union([Type.Literal('tensor'), Type.Literal('embedding')], {
-      default: 'tensor',
-      description: '`tensor`: served by the KServe v2 API. `embedding`: also serves /v1/embeddings (inputs input_ids, attention_mask).',
-    }),
-    threads: Type.Integer({
-      minimum: 1,
-      maximum: 256,
-      default: 1,
-      description: 'ONNX Runtime intra-op threads per worker process. 1 is fastest for small models when every core runs a worker.',
-    }),
-    batching: BatchingSchema,
-    tokenizer: TokenizerSchema,
-  },
-  strict,
-);
+/** The backend kinds and their schemas, by `kind`, from the list of plug-ins. */
+export const BACKEND_SCHEMAS = Object.freeze(Object.fromEntries(BACKEND_PLUGINS.map((p) => [p.kind, p.schema]))) as {
+  readonly [K in BackendKind]: Extract<(typeof BACKEND_PLUGINS)[number], { readonly kind: K }>['schema'];
+};
 
-/** `kind: openai`: an upstream OpenAI-compatible server, or replicas of one; load.ts requires exactly one of `base_url` and `endpoints`. */
-export const OpenAIBackendSchema = Type.Object(
-  {
-    kind: Type.Literal('openai'),
-    base_url: Type.Optional(
-      Type.String({
-        pattern: '^https?://',
-        description:
-          'The upstream OpenAI-compatible API root, up to and including /v1. Example: http://127.0.0.1:8000/v1. Or give `endpoints`.',
-      }),
-    ),
-    endpoints: Type.Optional(
-      Type.Array(
-        Type.Object(
-          {
-            base_url: Type.String({ pattern: '^https?://', description: "One replica's API root. Example: http://10.0.0.6:8000/v1" }),
-            weight: Type.Integer({ minimum: 1, default: 1, description: 'Share of calls with `balance: weighted`.' }),
-          },
-          strict,
-        ),
-        { minItems: 1, description: 'Several replicas of the same model, instead of `base_url`.' },
-      ),
-    ),
-    balance: Type.Union([Type.Literal('least-outstanding'), Type.Literal('round-robin'), Type.Literal('weighted')], {
-      default: 'least-outstanding',
-      description: 'How calls are spread over `endpoints`.',
-    }),
-    passive_health: Type.Object(
-      {
-        consecutive_failures: Type.Integer({
-          minimum: 0,
-          default: 3,
-          description: 'Failures in a row (unreachable or 5xx) that eject an endpoint; 0: never.',
-        }),
-        ejection_ms: Type.Integer({ minimum: 1, default: 10_000, description: 'How long an ejected endpoint gets no calls.' }),
-      },
-      { ...strict, default: {} },
-    ),
-    health_check: Type.Object(
-      {
-        interval_ms: Type.Integer({ minimum: 0, default: 0, description: 'Active checks of each endpoint (GET `path`); 0: none.' }),
-        path: Type.String({ default: '/models', description: "Checked below each endpoint's base URL; any 2xx passes." }),
-        timeout_ms: Type.Integer({ minimum: 1, default: 2_000 }),
-      },
-      { ...strict, default: {} },
-    ),
-    api_key: Type.Optional(Type.String({ description: 'Sent as `Authorization: Bearer`. Use ${ENV_VAR} to keep it out of the file.' })),
-    model: Type.Optional(Type.String({ minLength: 1, description: 'The model name the upstream knows; default: the model name here.' })),
-    timeout_ms: Type.Integer({
-      minimum: 1,
-      default: 600_000,
-      description: 'Longest wait for the upstream response headers (time to first byte), and between two body chunks, in ms.',
-    }),
-    connect_timeout_ms: Type.Integer({
-      minimum: 1,
-      default: 10_000,
-      description: 'Longest wait for a TCP (and TLS) connection upstream, in ms.',
-    }),
-    connections: Type.Integer({ minimum: 1, default: 256, description: 'Keep-alive connections per worker to this upstream.' }),
-    headers: Type.Record(Type.String(), Type.String(), { default: {}, description: 'Extra headers sent upstream.' }),
-  },
-  strict,
-);
-
-/** `kind: llama`: a GGUF model run in process by node-llama-cpp. */
-export const LlamaBackendSchema = Type.Object(
-  {
-    kind: Type.Literal('llama'),
-    path: Type.String({ minLength: 1, description: 'The .gguf file, relative to the config file. Example: models/tiny-chat/1/model.gguf' }),
-    context_size: Type.Optional(
-      Type.Integer({
-        minimum: 32,
-        maximum: 1_048_576,
-        description:
-          'Tokens one sequence can hold (prompt plus completion). Default: the context the model was trained with, at most 4096.',
-      }),
-    ),
-    sequences: Type.Integer({
-      minimum: 1,
-      maximum: 256,
-      default: 4,
-      description: 'Requests generated at once, as parallel sequences of one context (each costs its own KV cache). Example: 8.',
-    }),
-    queue_size: Type.Integer({
-      minimum: 0,
-      default: 64,
-      description: 'Requests that may wait for a free sequence; beyond it requests get 503 `overloaded` with Retry-After.',
-    }),
-    threads: Type.Union([Type.Integer({ minimum: 1, maximum: 1024 }), Type.Literal('auto')], {
-      default: 'auto',
-      description:
-        'CPU threads for evaluation. `auto`: the cores per worker process minus one for the event loop, at least 1 ' +
-        '(1 on a 2-core machine, where 2 threads made generation ~10x slower).',
-    }),
-    batch_size: Type.Optional(
-      Type.Integer({
-        minimum: 1,
-        description: 'Most tokens evaluated in one step (prompt chunks). Default: min(512, context_size x sequences).',
-      }),
-    ),
-    gpu: Type.Union([Type.Literal('auto'), Type.Literal('cuda'), Type.Literal('vulkan'), Type.Literal('metal'), Type.Literal(false)], {
-      default: 'auto',
-      description:
-        '`auto`: the best GPU backend with prebuilt binaries (CUDA, Vulkan, Metal), else CPU. `false`: CPU. `cuda`, `vulkan`, `metal`: that one or fail.',
-    }),
-    gpu_layers: Type.Union([Type.Integer({ minimum: 0 }), Type.Literal('auto'), Type.Literal('max')], {
-      default: 'auto',
-      description: 'Layers offloaded to the GPU: a number, `max`, or `auto` (as many as fit). Ignored on CPU.',
-    }),
-    flash_attention: Type.Union([Type.Literal('auto'), Type.Boolean()], {
-      default: 'auto',
-      description: '`auto`: on with a GPU, off on CPU (off made tiny-chat decode 2x faster on CPU).',
-    }),
-    chat_template: Type.String({
-      minLength: 1,
-      default: 'auto',
-      description:
-        '`auto`: the template in the GGUF metadata. Or a node-llama-cpp chat wrapper name (chatML, llama3.1, mistral, gemma, qwen, ...), ' +
-        'or a Jinja template (any text containing `{{` or `{%`).',
-    }),
-  },
-  strict,
-);
-
-/** `kind: mock`: a model with fixed answers, for tests and benchmarks. */
-export const MockBackendSchema = Type.Object(
-  {
-    kind: Type.Literal('mock'),
-    latency_ms: Type.Number({ minimum: 0, default: 0, description: 'Delay before each answer, in ms (for benchmarks and tests).' }),
-    text: Type.String({ default: 'Hello from the mock model. This is a fixed completion of moderate length.' }),
-    embedding_dim: Type.Integer({ minimum: 1, maximum: 65536, default: 16 }),
-    stream_chunks: Type.Integer({ minimum: 1, default: 8, description: 'Chunks a streamed answer is split into.' }),
-  },
-  strict,
-);
-
-/** The backend kinds and their schemas, by `kind`. */
-export const BACKEND_SCHEMAS = {
-  onnx: OnnxBackendSchema,
-  llama: LlamaBackendSchema,
-  openai: OpenAIBackendSchema,
-  mock: MockBackendSchema,
-} as const;
-/** The `kind` of a backend config. */
-export type BackendKind = keyof typeof BACKEND_SCHEMAS;
-
-/** A version's backend, any kind; load.ts validates it against its kind's schema in BACKEND_SCHEMAS instead, for clearer errors. */
-export const BackendSchema = Type.Union([OnnxBackendSchema, LlamaBackendSchema, OpenAIBackendSchema, MockBackendSchema]);
+/** A version's backend, any kind; load.ts validates it against its kind's plug-in schema instead, for clearer errors. */
+export const BackendSchema = Type.Union(BACKEND_PLUGINS.map((p) => p.schema) as SchemasOf<typeof BACKEND_PLUGINS>);
 
 const NAME = '^[A-Za-z0-9][A-Za-z0-9._:/@-]*$';
 
@@ -329,42 +146,53 @@ export const FallbackSchema = Type.Object(
   strict,
 );
 
+/** One version of a model: its share of traffic, its backend (one of `backend`'s) and the policies of its calls. */
+function versionSchema<B extends TSchema>(backend: B) {
+  return Type.Object(
+    {
+      version: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$', description: 'Version label. Example: "2".' }),
+      weight: Type.Number({ minimum: 0, default: 0, description: 'Share of unpinned traffic, relative to the other versions.' }),
+      backend,
+      policies: PoliciesSchema,
+    },
+    strict,
+  );
+}
+
 /** One version of a model: its share of traffic, its backend and the policies of its calls. */
-export const VersionSchema = Type.Object(
-  {
-    version: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$', description: 'Version label. Example: "2".' }),
-    weight: Type.Number({ minimum: 0, default: 0, description: 'Share of unpinned traffic, relative to the other versions.' }),
-    backend: BackendSchema,
-    policies: PoliciesSchema,
-  },
-  strict,
-);
+export const VersionSchema = versionSchema(BackendSchema);
+
+/** A model clients call by name or alias: its versions (each a `version`), fallbacks and last-resort answer. */
+function modelSchema<V extends TSchema>(version: V) {
+  return Type.Object(
+    {
+      name: Type.String({ pattern: NAME, description: 'The name clients send in `model`. Example: tiny-mlp' }),
+      aliases: Type.Array(Type.String({ pattern: NAME }), { default: [], description: 'Other names for this model.' }),
+      default_version: Type.Optional(
+        Type.String({
+          description:
+            'Serves unpinned requests when every weight is 0, and KServe metadata without a version. Default: the first version.',
+        }),
+      ),
+      owned_by: Type.String({ default: 'infergate', description: 'Shown in /v1/models.' }),
+      versions: Type.Array(version, { minItems: 1 }),
+      fallbacks: Type.Array(FallbackSchema, {
+        default: [],
+        description: "Tried in order when a call fails for a reason not the client's (upstream errors, time-outs, an open breaker).",
+      }),
+      degraded_response: Type.Optional(
+        Type.Object(
+          { text: Type.String({ description: 'The answer content.' }) },
+          { ...strict, description: 'A fixed chat or completion answer, the last resort after every fallback failed.' },
+        ),
+      ),
+    },
+    strict,
+  );
+}
 
 /** A model clients call by name or alias: its versions, fallbacks and last-resort answer. */
-export const ModelSchema = Type.Object(
-  {
-    name: Type.String({ pattern: NAME, description: 'The name clients send in `model`. Example: tiny-mlp' }),
-    aliases: Type.Array(Type.String({ pattern: NAME }), { default: [], description: 'Other names for this model.' }),
-    default_version: Type.Optional(
-      Type.String({
-        description: 'Serves unpinned requests when every weight is 0, and KServe metadata without a version. Default: the first version.',
-      }),
-    ),
-    owned_by: Type.String({ default: 'infergate', description: 'Shown in /v1/models.' }),
-    versions: Type.Array(VersionSchema, { minItems: 1 }),
-    fallbacks: Type.Array(FallbackSchema, {
-      default: [],
-      description: "Tried in order when a call fails for a reason not the client's (upstream errors, time-outs, an open breaker).",
-    }),
-    degraded_response: Type.Optional(
-      Type.Object(
-        { text: Type.String({ description: 'The answer content.' }) },
-        { ...strict, description: 'A fixed chat or completion answer, the last resort after every fallback failed.' },
-      ),
-    ),
-  },
-  strict,
-);
+export const ModelSchema = modelSchema(VersionSchema);
 
 /** The HTTP server and its processes: address, workers, request limits and time-outs, TLS, logs, shutdown. */
 export const ServerSchema = Type.Object(
@@ -639,22 +467,35 @@ export const TracingSchema = Type.Object(
   { ...strict, default: {} },
 );
 
+/** The whole config file, its models' entries each a `model`. */
+function configSchema<M extends TSchema>(model: M) {
+  return Type.Object(
+    {
+      $schema: Type.Optional(Type.String()),
+      server: ServerSchema,
+      auth: AuthSchema,
+      storage: StorageSchema,
+      state: StateSchema,
+      usage: UsageSchema,
+      metrics: MetricsSchema,
+      tracing: TracingSchema,
+      grpc: GrpcSchema,
+      models: Type.Array(model, { default: [] }),
+    },
+    { ...strict, $id: 'https://infergate.dev/schema/config.json', title: 'infergate configuration' },
+  );
+}
+
 /** The whole config file. */
-export const ConfigSchema = Type.Object(
-  {
-    $schema: Type.Optional(Type.String()),
-    server: ServerSchema,
-    auth: AuthSchema,
-    storage: StorageSchema,
-    state: StateSchema,
-    usage: UsageSchema,
-    metrics: MetricsSchema,
-    tracing: TracingSchema,
-    grpc: GrpcSchema,
-    models: Type.Array(ModelSchema, { default: [] }),
-  },
-  { ...strict, $id: 'https://infergate.dev/schema/config.json', title: 'infergate configuration' },
-);
+export const ConfigSchema = configSchema(ModelSchema);
+
+/**
+ * The whole config file with other backend kinds than BACKEND_PLUGINS: how a kind is tried (in
+ * its tests) before its line is in the list. The same schema as ConfigSchema for the same list.
+ */
+export function configSchemaWith(plugins: readonly BackendPlugin[]): TSchema {
+  return configSchema(modelSchema(versionSchema(backendUnion(plugins))));
+}
 
 /** A config as loadConfig returns it: defaults filled, model paths made absolute, frozen. */
 export type Config = Static<typeof ConfigSchema>;
@@ -668,20 +509,8 @@ export type ModelConfig = Static<typeof ModelSchema>;
 export type VersionConfig = Static<typeof VersionSchema>;
 /** A version's `policies`, defaults filled. */
 export type PoliciesConfig = Static<typeof PoliciesSchema>;
-/** A version's `backend`, defaults filled; narrow it by `kind`. */
+/** A version's `backend`, defaults filled; narrow it by `kind`. Each kind's own type is in its folder's config.ts. */
 export type BackendConfig = Static<typeof BackendSchema>;
-/** A `kind: onnx` backend, defaults filled. */
-export type OnnxBackendConfig = Static<typeof OnnxBackendSchema>;
-/** A `kind: openai` backend, defaults filled. */
-export type OpenAIBackendConfig = Static<typeof OpenAIBackendSchema>;
-/** A `kind: mock` backend, defaults filled. */
-export type MockBackendConfig = Static<typeof MockBackendSchema>;
-/** A `kind: llama` backend, defaults filled. */
-export type LlamaBackendConfig = Static<typeof LlamaBackendSchema>;
-/** An ONNX backend's `batching`, defaults filled. */
-export type BatchingConfig = Static<typeof BatchingSchema>;
-/** An ONNX backend's `tokenizer`, defaults filled. */
-export type TokenizerConfig = Static<typeof TokenizerSchema>;
 /** The `auth` section, defaults filled. */
 export type AuthConfig = Static<typeof AuthSchema>;
 /** The `storage` section, defaults filled. */

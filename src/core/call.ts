@@ -4,7 +4,6 @@
  * of the project but tensors and errors, so backends, policies, telemetry and transports all
  * import down to it.
  */
-import type { Readable } from 'node:stream';
 import type { Tensor, TensorSpec } from './tensor.js';
 
 /** What a backend can serve; endpoints check this before calling it. */
@@ -36,26 +35,6 @@ export interface EmbedResult {
   readonly vectors: readonly Float32Array[];
   readonly promptTokens: number;
 }
-
-/** A chat or completion request: the validated OpenAI body, passed on to the backend whole. */
-export interface TextRequest {
-  readonly kind: 'chat' | 'completion';
-  /** The model name the client sent (a name or alias). */
-  readonly model: string;
-  readonly stream: boolean;
-  readonly body: Readonly<Record<string, unknown>>;
-}
-
-/**
- * A backend's answer to a text request, in the cheapest form it has:
- * - `json`: an OpenAI response object, encoded by the transport;
- * - `events`: OpenAI stream chunks, encoded by the transport as Server-Sent Events;
- * - `raw`: bytes already in the wire format (a remote server's body, passed through untouched).
- */
-export type TextResponse =
-  | { readonly type: 'json'; readonly body: object }
-  | { readonly type: 'events'; readonly events: AsyncIterable<object> }
-  | { readonly type: 'raw'; readonly contentType: string; readonly body: Buffer | Readable };
 
 /** Inputs and outputs of a tensor model, as KServe metadata reports them. */
 export interface Signature {

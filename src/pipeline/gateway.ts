@@ -1,35 +1,24 @@
 /**
  * The pipeline behind every transport: route -> execute -> result. Transports decode their wire
  * format into the core request types and encode what comes back; the stages between (auth,
- * limits, admission, policies) plug in here, once, for every protocol.
+ * limits, admission, policies) plug in here, once, for every protocol. A version's policies are
+ * one chain composed when the config loaded (pipeline/policies.ts); here the request only routes
+ * and calls it, under its deadline, with fallbacks.
  */
-import type {
-  Cancellation,
-  EmbedRequest,
-  EmbedResult,
-  InferRequest,
-  InferResult,
-  Signature,
-  Task,
-  TextRequest,
-  TextResponse,
-} from '../core/call.js';
+import type { EmbedRequest, EmbedResult, InferRequest, InferResult, Signature, Task } from '../core/call.js';
+import type { TextRequest, TextResponse } from '../core/text.js';
+import { degradedAnswer } from './degraded.js';
 import { modelNotFound, notReadyError, versionHealth, type Model, type ModelVersion, type Registry } from '../routing/registry.js';
 import type { Principal } from '../tenancy/directory.js';
 import { meterText } from '../tenancy/metering.js';
 import type { Session, Tenancy } from '../tenancy/tenancy.js';
 import type { RequestContext } from './context.js';
 import type { RateLimit } from '../core/rate-limit.js';
-import { ClientGoneError } from '../core/call.js';
-import { MockBackend } from '../backends/mock/mock-backend.js';
-import { QueueFull, type Admission } from '../scheduling/admission.js';
 import { DeadlineCall } from '../policies/deadline.js';
 import { isDeploymentFailure } from '../policies/governor.js';
-import { ApiError, fastError, overloadedError } from '../core/errors.js';
+import { ApiError, fastError } from '../core/errors.js';
+import type { Attempt, Hold } from '../core/policy.js';
 import { checkInferRequest } from '../core/signature.js';
-import { NO_OBSERVER } from '../core/observer.js';
-import { TracedCall } from '../telemetry/trace-scope.js';
-import type { RequestTrace, SpanScope } from '../telemetry/tracing.js';
 
 /** A result plus the version that served it (reported as `x-model-version`), and what it stood in for. */
 export interface Served<T> {
@@ -39,10 +28,6 @@ export interface Served<T> {
   readonly fallbackFrom: string | null;
   /** Where the tenant stands against its rate limits (sent as `x-ratelimit-*`); null: no limit applies. */
   readonly rateLimit: RateLimit | null;
-}
-
-function overloaded(version: ModelVersion, why: string): ApiError {
-  return overloadedError(`model "${version.model.name}" version "${version.version}" is at capacity: ${why}`);
 }
 
 function isOverloaded(err: unknown): boolean {
@@ -56,43 +41,15 @@ function canFallBack(err: unknown): boolean {
   return err.code === 'circuit_open' || err.code === 'model_not_ready' || err.code === 'overloaded' || err.code === 'upstream_rate_limited';
 }
 
-type Work<T> = (version: ModelVersion, call: Cancellation) => Promise<T>;
-
-/** GenAI semantic-convention operation names of the tasks (`infer` for tensors, which the conventions do not name). */
-const OPERATIONS: Readonly<Record<Task, string>> = {
-  chat: 'chat',
-  completion: 'text_completion',
-  embedding: 'embeddings',
-  tensor: 'infer',
-};
-
-/** The span of one attempt at a version's backend: `chat my-model`, a client span when the backend is a remote server. */
-function backendSpan(trace: RequestTrace, version: ModelVersion, task: Task, started: number): SpanScope {
-  const operation = OPERATIONS[task];
-  const kind = version.backend.kind;
-  const attributes: Record<string, string> = {
-    'gen_ai.operation.name': operation,
-    'gen_ai.request.model': version.model.name,
-    'infergate.model.version': version.version,
-    'infergate.backend.kind': kind,
-  };
-  if (kind === 'openai') attributes['gen_ai.provider.name'] = 'openai';
-  return trace.child(`${operation} ${version.model.name}`, started, kind === 'openai', attributes);
-}
-/** Keeps an admission slot until the result is consumed (a stream), calling `release` once. */
-/** Whether a call to this version is timed: its observer records timings, or the request is traced. */
-function observed(version: ModelVersion, ctx: RequestContext): boolean {
-  return version.observer !== NO_OBSERVER || ctx.trace !== null;
-}
-
-type Hold<T> = (result: T, release: () => void) => T;
+/** What a request does at whichever version serves it (fallbacks included). */
+type Work<T> = Attempt<ModelVersion, T>;
 
 /** A text answer that streams keeps its slot until the stream ends; a whole one frees it at once. */
 const holdText: Hold<TextResponse> = (result, release) => {
   if (result.type === 'events') {
     const events = result.events;
     return {
-      type: 'events',
+      ...result,
       events: (async function* held() {
         try {
           yield* events;
@@ -111,12 +68,6 @@ const holdText: Hold<TextResponse> = (result, release) => {
   release();
   return result;
 };
-
-/** One attempt at a version under its policies (retries, breaker), or plainly when it has none. */
-function governed<T>(version: ModelVersion, call: Cancellation, work: Work<T>): Promise<T> {
-  const governor = version.governor;
-  return governor === null ? work(version, call) : governor.run(call, (c) => work(version, c));
-}
 
 /** Who asks, as far as authorization cares. */
 type Caller = { readonly principal: Principal | null };
@@ -165,37 +116,33 @@ export class Gateway {
   generate(request: TextRequest, ctx: RequestContext): Promise<Served<TextResponse>> {
     const tenancy = this.#tenancy;
     if (tenancy === null) return this.#generate(request, ctx);
-    const body = request.body as { stream_options?: { include_usage?: unknown } | null };
-    const wantsUsage = body.stream_options?.include_usage === true;
-    // Streams are asked for their exact usage; the chunk carrying it is passed on only if the client asked.
-    const metered =
-      request.stream && !wantsUsage
-        ? { ...request, body: { ...request.body, stream_options: { ...body.stream_options, include_usage: true } } }
-        : request;
-    return this.#session(tenancy, request.model, ctx, async (session) => {
-      const served = await this.#generate(metered, ctx);
+    // A metered answer must say its exact usage; it reaches the client only if the client asked.
+    const metered: TextRequest = request.reportUsage ? request : { ...request, reportUsage: true };
+    return this.#session(tenancy, request.model, ctx, async (session, model) => {
+      const served = await this.#generate(metered, ctx, model);
       session.served(served.version);
-      return { ...served, result: meterText(served.result, session, wantsUsage) };
+      return { ...served, result: meterText(served.result, session, request.includeUsage, request.stream) };
     });
   }
 
-  #generate(request: TextRequest, ctx: RequestContext): Promise<Served<TextResponse>> {
+  #generate(request: TextRequest, ctx: RequestContext, model: Model | string = request.model): Promise<Served<TextResponse>> {
     return this.#execute(
-      request.model,
+      model,
       ctx,
       request.kind,
       (v, call) => v.backend.generate(request, call),
-      (text, call) => new MockBackend({ kind: 'mock', latency_ms: 0, text, embedding_dim: 1, stream_chunks: 1 }).generate(request, call),
+      (text) => Promise.resolve(degradedAnswer(request, text)),
       holdText,
     );
   }
 
   embed(model: string, request: EmbedRequest, ctx: RequestContext): Promise<Served<EmbedResult>> {
-    const run = (): Promise<Served<EmbedResult>> => this.#execute(model, ctx, 'embedding', (v, call) => v.backend.embed(request, call));
+    const run = (target: Model | string): Promise<Served<EmbedResult>> =>
+      this.#execute(target, ctx, 'embedding', (v, call) => v.backend.embed(request, call));
     const tenancy = this.#tenancy;
-    if (tenancy === null) return run();
-    return this.#session(tenancy, model, ctx, async (session) => {
-      const served = await run();
+    if (tenancy === null) return run(model);
+    return this.#session(tenancy, model, ctx, async (session, m) => {
+      const served = await run(m);
       session.served(served.version);
       session.finish(served.result.promptTokens, 0, 200);
       return served;
@@ -203,37 +150,44 @@ export class Gateway {
   }
 
   infer(model: string, request: InferRequest, ctx: RequestContext): Promise<Served<InferResult>> {
-    const run = (): Promise<Served<InferResult>> =>
-      this.#execute(model, ctx, 'tensor', (v, call) => v.backend.infer(checkInferRequest(this.signature(v), request), call));
+    const run = (target: Model | string): Promise<Served<InferResult>> =>
+      this.#execute(target, ctx, 'tensor', (v, call) => v.backend.infer(checkInferRequest(this.signature(v), request), call));
     const tenancy = this.#tenancy;
-    if (tenancy === null) return run();
-    return this.#session(tenancy, model, ctx, async (session) => {
-      const served = await run();
+    if (tenancy === null) return run(model);
+    return this.#session(tenancy, model, ctx, async (session, m) => {
+      const served = await run(m);
       session.served(served.version);
       session.finish(0, 0, 200);
       return served;
     });
   }
 
-  /** Authorizes and admits a call for its tenant, runs it, and adds the tenant's rate-limit headers; a failure is recorded. */
+  /**
+   * Authorizes and admits a call for its tenant, runs it, and adds the tenant's rate-limit headers;
+   * a failure is recorded. The model is looked up once, here, and `call` is given it: a reload
+   * while the tenant's limits are checked must not make the call serve another model than the
+   * one they were checked for.
+   */
   async #session<T>(
     tenancy: Tenancy,
-    model: string,
+    name: string,
     ctx: RequestContext,
-    call: (session: Session) => Promise<Served<T>>,
+    call: (session: Session, model: Model) => Promise<Served<T>>,
   ): Promise<Served<T>> {
     const trace = ctx.trace;
     const started = trace === null ? 0 : performance.now();
+    let model: Model;
     let session: Session;
     try {
-      session = await tenancy.open(this.model(model, ctx), ctx);
+      model = this.model(name, ctx);
+      session = await tenancy.open(model, ctx);
     } catch (err) {
       trace?.failed('limit', started, performance.now(), err);
       throw err;
     }
     if (trace !== null) trace.stage('limit', started, performance.now());
     try {
-      const served = await call(session);
+      const served = await call(session, model);
       const rateLimit = session.rateLimit;
       return rateLimit === null ? served : { version: served.version, result: served.result, fallbackFrom: served.fallbackFrom, rateLimit };
     } catch (err) {
@@ -264,31 +218,32 @@ export class Gateway {
   }
 
   /**
-   * Execute with policies: routes, then calls the version under the request's deadline and the
-   * version's governor (retries, breaker); on a failure that is not the client's, tries the
-   * model's fallbacks in order, then its degraded answer. The deadline covers all of it.
+   * Execute with policies: routes, then calls the version's policy chain (admission, retries and
+   * breaker, observation) under the request's deadline; on a failure that is not the client's,
+   * tries the model's fallbacks in order, then its degraded answer. The deadline covers all of it.
+   * `target` is the model, or its name when nothing looked it up before.
    */
   async #execute<T>(
-    name: string,
+    target: Model | string,
     ctx: RequestContext,
     task: Task,
     work: Work<T>,
-    degraded?: (text: string, call: Cancellation) => Promise<T>,
+    degraded?: (text: string) => Promise<T>,
     hold?: Hold<T>,
   ): Promise<Served<T>> {
     const trace = ctx.trace;
     const started = trace === null ? 0 : performance.now();
-    const model = this.registry.get(name);
+    const model = typeof target === 'string' ? this.registry.get(target) : target;
     const version = this.#route(model, ctx.pinnedVersion, task);
     if (trace !== null) trace.stage('route', started, performance.now(), { 'infergate.model.version': version.version });
     ctx.routed(version);
     const policies = version.policies;
-    const deadline = new DeadlineCall(ctx, Math.min(ctx.timeoutMs ?? policies.timeout_ms, policies.max_timeout_ms));
+    const call = new DeadlineCall(ctx, Math.min(ctx.timeoutMs ?? policies.timeout_ms, policies.max_timeout_ms), task, hold ?? null);
     try {
-      return { version, result: await this.#call(version, deadline, ctx, task, work, hold), fallbackFrom: null, rateLimit: null };
+      return { version, result: await version.call(work, call), fallbackFrom: null, rateLimit: null };
     } catch (err) {
       // Past the deadline: 504, unless the call never left the queue (503 overloaded says so).
-      if (deadline.expired) throw isOverloaded(err) ? err : deadline.timeoutError();
+      if (call.expired) throw isOverloaded(err) ? err : call.timeoutError();
       if (!canFallBack(err) || (model.fallbacks.length === 0 && (degraded === undefined || model.degradedText === null))) throw err;
       const from = `${model.name}@${version.version}`;
       version.observer.fellBack();
@@ -296,95 +251,18 @@ export class Gateway {
         try {
           const v = this.#route(this.registry.get(fallback.model), fallback.version, task);
           ctx.routed(v);
-          return { version: v, result: await this.#call(v, deadline, ctx, task, work, hold), fallbackFrom: from, rateLimit: null };
+          return { version: v, result: await v.call(work, call), fallbackFrom: from, rateLimit: null };
         } catch (e) {
-          if (deadline.expired) throw isOverloaded(e) ? e : deadline.timeoutError();
+          if (call.expired) throw isOverloaded(e) ? e : call.timeoutError();
           if (!canFallBack(e)) throw e;
         }
       }
       if (degraded !== undefined && model.degradedText !== null) {
-        return { version, result: await degraded(model.degradedText, deadline), fallbackFrom: from, rateLimit: null };
+        return { version, result: await degraded(model.degradedText), fallbackFrom: from, rateLimit: null };
       }
       throw err;
     } finally {
-      deadline.clear();
-    }
-  }
-
-  #call<T>(
-    version: ModelVersion,
-    call: DeadlineCall,
-    ctx: RequestContext,
-    task: Task,
-    untimed: Work<T>,
-    hold: Hold<T> | undefined,
-  ): Promise<T> {
-    const observer = version.observer;
-    const trace = ctx.trace;
-    // Each attempt (retries included) is timed and traced, only when something observes it.
-    const work: Work<T> = !observed(version, ctx)
-      ? untimed
-      : (v, c) => {
-          const started = performance.now();
-          const span = trace === null ? null : backendSpan(trace, v, task, started);
-          const done = (error?: unknown): void => {
-            const now = performance.now();
-            observer.attempt((now - started) / 1000);
-            span?.end(now, error);
-          };
-          const attempt = untimed(v, span === null ? c : new TracedCall(c, span));
-          attempt.then(() => done(), done);
-          return attempt;
-        };
-    if (version.admission === null) return governed(version, call, work);
-    return this.#admitted(version, version.admission, call, ctx, work, hold);
-  }
-
-  /** A call through the version's bulkhead: waits for a slot by priority, holds it until the answer (or its stream) is done. */
-  async #admitted<T>(
-    version: ModelVersion,
-    admission: Admission,
-    call: DeadlineCall,
-    ctx: RequestContext,
-    work: Work<T>,
-    hold: Hold<T> | undefined,
-  ): Promise<T> {
-    const observer = version.observer;
-    const trace = ctx.trace;
-    const timed = observed(version, ctx);
-    const arrived = timed ? performance.now() : 0;
-    try {
-      await admission.acquire(
-        ctx.priority,
-        (listener) => call.onAbort(listener),
-        () => {
-          if (!call.expired) return new ClientGoneError();
-          observer.shed('queue_timeout');
-          return overloaded(version, 'waited past its deadline in the queue');
-        },
-      );
-    } catch (err) {
-      let error = err;
-      if (err instanceof QueueFull) {
-        observer.shed('queue_full');
-        error = overloaded(version, `all ${admission.active} slots are busy and ${err.message}`);
-      }
-      trace?.failed('queue', arrived, performance.now(), error);
-      throw error;
-    }
-    if (timed) {
-      const now = performance.now();
-      observer.queued((now - arrived) / 1000);
-      trace?.stage('queue', arrived, now);
-    }
-    let held = false;
-    try {
-      const result = await governed(version, call, work);
-      if (hold === undefined) return result;
-      held = true;
-      return hold(result, () => admission.release());
-    } finally {
-      if (!held) admission.release();
+      call.clear();
     }
   }
 

@@ -1,16 +1,18 @@
 /**
  * The policies of one deployment (a model version), composed once at start-up: a circuit breaker
- * around retries with back-off. Hand-written rather than cockatiel's: the same policies through
- * cockatiel 3.2 cost the proxy benchmark 15 % of its throughput (0.83x against 0.98x without
- * policies, wrk at 64 connections, interleaved rounds), and what is needed here is small. The
- * success path of a closed breaker allocates nothing. A version with neither policy (the default
- * for in-process backends) gets no governor at all.
+ * around retries with back-off, and {@link govern}, the wrapper that puts them in the version's
+ * chain. Hand-written rather than cockatiel's: the same policies through cockatiel 3.2 cost the
+ * proxy benchmark 15 % of its throughput (0.83x against 0.98x without policies, wrk at 64
+ * connections, interleaved rounds), and what is needed here is small. The success path of a
+ * closed breaker allocates nothing. A version with neither policy (the default for in-process
+ * backends) gets no governor, and no wrapper, at all.
  */
 import type { Logger } from 'pino';
 import { ClientGoneError, type Cancellation } from '../core/call.js';
 import type { BackendKind, PoliciesConfig } from '../config/schema.js';
+import { pluginOf } from '../backends/index.js';
 import { ApiError, fastError } from '../core/errors.js';
-import type { BreakerState, BreakerStatus, CallPolicy } from '../core/policy.js';
+import type { Attempt, BreakerState, BreakerStatus, CallContext, CallPolicy, VersionCall, Wrapper } from '../core/policy.js';
 import type { RetryBudget } from './retry-budget.js';
 import type { DeploymentObserver } from '../core/observer.js';
 
@@ -158,8 +160,6 @@ export class Breaker {
   }
 }
 
-const REMOTE: ReadonlySet<BackendKind> = new Set(['openai']);
-
 /** A deployment's retries and circuit breaker; made by `create`, which gives null when it has neither. */
 export class Governor implements CallPolicy {
   readonly #attempts: number;
@@ -198,7 +198,8 @@ export class Governor implements CallPolicy {
     name: string,
     observer: DeploymentObserver,
   ): Governor | null {
-    const remote = REMOTE.has(kind);
+    // Remote kinds (their plug-in says so) fail for passing reasons of the network or a replica: retried and guarded by default.
+    const remote = pluginOf(kind)?.capabilities.remote === true;
     const attempts = config.retry.attempts ?? (remote ? 3 : 1);
     const threshold = config.breaker.consecutive_failures ?? (remote ? 5 : 0);
     if (attempts <= 1 && threshold === 0 && config.breaker.failure_rate === 0) return null;
@@ -228,29 +229,29 @@ export class Governor implements CallPolicy {
   }
 
   /**
-   * Runs one call under the policies: an open breaker answers 503 `circuit_open` at once without
-   * calling; retryable failures are tried again after a back-off, within the attempts and the
-   * retry budget; the final outcome feeds the breaker.
+   * Runs one call under the policies, each try through `next`: an open breaker answers 503
+   * `circuit_open` at once without calling; retryable failures are tried again after a back-off,
+   * within the attempts and the retry budget; the final outcome feeds the breaker.
    */
-  async run<T>(call: Cancellation, work: (call: Cancellation) => Promise<T>): Promise<T> {
+  async run<V, T>(next: VersionCall<V>, work: Attempt<V, T>, ctx: CallContext<T>): Promise<T> {
     const breaker = this.#breaker;
     if (breaker !== null && !breaker.allow()) throw this.#openError(breaker);
     this.#budget.call();
     for (let attempt = 1; ; attempt++) {
       try {
-        const result = await work(call);
+        const result = await next(work, ctx);
         breaker?.success();
         return result;
       } catch (err) {
         const delay = attempt < this.#attempts ? this.#retryDelay(err, attempt) : null;
         if (delay === null || !this.#budget.tryRetry()) {
           // A call cancelled by its deadline counts against the deployment (it was too slow); one the client left does not.
-          if (isDeploymentFailure(err) || (err instanceof ClientGoneError && call.expired === true)) breaker?.failure();
+          if (isDeploymentFailure(err) || (err instanceof ClientGoneError && ctx.expired)) breaker?.failure();
           else breaker?.neutral();
           throw err;
         }
         this.#observer.retried();
-        await backOff(delay, call);
+        await backOff(delay, ctx);
       }
     }
   }
@@ -285,6 +286,17 @@ export class Governor implements CallPolicy {
       { retryAfterS: breaker.retryAfterS() },
     );
   }
+}
+
+/**
+ * The wrapper of a version's retries and breaker: every call through it runs under `governor`,
+ * each try going to the next wrapper (so an attempt is timed and traced per try).
+ */
+export function govern<V>(governor: Governor): Wrapper<V> {
+  return (next) =>
+    function governed(work, ctx) {
+      return governor.run(next, work, ctx);
+    };
 }
 
 /** Sleeps `ms`, or less if the call is aborted (the next try then fails at once). */

@@ -7,8 +7,8 @@ import type { Backend, BackendHealth } from '../backends/backend.js';
 import { createBackend, type BackendContext } from '../backends/index.js';
 import type { BackendKind, Config, ModelConfig, PoliciesConfig } from '../config/schema.js';
 import { fastError, type ApiError } from '../core/errors.js';
-import type { CallPolicy } from '../core/policy.js';
-import { Admission } from '../scheduling/admission.js';
+import type { CallPolicy, VersionCall } from '../core/policy.js';
+import type { Admission } from '../scheduling/admission.js';
 import { NO_OBSERVER, type DeploymentObserver } from '../core/observer.js';
 
 /** One version of a model, with its loaded backend. */
@@ -18,11 +18,15 @@ export interface ModelVersion {
   readonly weight: number;
   readonly backend: Backend;
   readonly policies: PoliciesConfig;
-  /** Retries and circuit breaker; null when the version has neither. */
-  /** Its retries and breaker, composed when the config loaded; null: none. */
+  /** Its retries and breaker, for their status; null when it has neither. */
   readonly governor: CallPolicy | null;
-  /** The bulkhead and its priority queue; null when concurrency is not capped. */
+  /** The bulkhead and its priority queue, for their occupancy; null when concurrency is not capped. */
   readonly admission: Admission | null;
+  /**
+   * A call to its backend through its policies (admission, retries and breaker, observation),
+   * composed once when the registry built the version; what it does not have is not in it.
+   */
+  readonly call: VersionCall<ModelVersion>;
   /** Where its stages report queue times, attempts, retries, fallbacks and executions. */
   readonly observer: DeploymentObserver;
   /**
@@ -46,8 +50,28 @@ export function notReadyError(version: ModelVersion): ApiError {
   return fastError('model_not_ready', error === null ? `${name} is not loaded yet` : `${name} failed to load: ${error}`);
 }
 
-/** Builds a version's policies: its `policies` config, backend kind, `model@version` name and observer. */
-export type PolicyFactory = (policies: PoliciesConfig, kind: BackendKind, name: string, observer: DeploymentObserver) => CallPolicy | null;
+/** What a version's policies are built from: its names, `policies` config, backend kind and observer. */
+export interface VersionSpec {
+  readonly model: string;
+  readonly version: string;
+  readonly kind: BackendKind;
+  readonly policies: PoliciesConfig;
+  readonly observer: DeploymentObserver;
+}
+
+/** A version's policies: the stateful parts (for their status), and the chain they make around its backend call. */
+export interface VersionPolicies {
+  readonly governor: CallPolicy | null;
+  readonly admission: Admission | null;
+  /** The version's call: `base` (the backend call) inside the version's policy wrappers. */
+  readonly wrap: (base: VersionCall<ModelVersion>) => VersionCall<ModelVersion>;
+}
+
+/** Builds a version's policies, once, when the registry builds the version. */
+export type PolicyFactory = (spec: VersionSpec) => VersionPolicies;
+
+/** The policies of versions in a registry made without a factory (unit tests of routing): none, the backend called as it is. */
+const NO_POLICIES: VersionPolicies = Object.freeze({ governor: null, admission: null, wrap: (base: VersionCall<ModelVersion>) => base });
 
 /** What a registry needs besides the config: backend hooks, the observers, and how policies are composed. */
 export interface RegistryContext extends Omit<BackendContext, 'modelName' | 'observer'> {
@@ -55,8 +79,9 @@ export interface RegistryContext extends Omit<BackendContext, 'modelName' | 'obs
   readonly observe?: (model: string, version: string) => DeploymentObserver;
   readonly log?: Logger;
   /**
-   * Composes a version's policies (retries, breaker) from its config, once when the config loads;
-   * absent: versions run without policies. The pipeline provides it (pipeline/policies.ts).
+   * Composes a version's policies (admission, retries and breaker, observation) from its config,
+   * once when the config loads; absent: versions run without policies. The pipeline provides it
+   * (pipeline/policies.ts).
    */
   readonly policies?: PolicyFactory;
   /** The registry this one replaces (a reload): versions whose backend config is unchanged keep its loaded backend. */
@@ -104,17 +129,24 @@ export class Model {
       const backend = reused ?? createBackend(v.backend, { ...context, modelName: config.name, observer });
       this.#backendKeys.set(backend, key);
       if (reused !== undefined) this.#reused.add(backend);
-      versions.set(v.version, {
+      const spec: VersionSpec = { model: config.name, version: v.version, kind: v.backend.kind, policies: v.policies, observer };
+      const policies = context.policies?.(spec) ?? NO_POLICIES;
+      const version: ModelVersion = {
         model: this,
         version: v.version,
         weight: v.weight,
         backend,
         policies: v.policies,
-        governor: context.policies?.(v.policies, v.backend.kind, `${config.name}@${v.version}`, observer) ?? null,
-        admission: admissionFor(v.policies),
+        governor: policies.governor,
+        admission: policies.admission,
+        // Called only once `version` is made: the chain's innermost call gives the work its version.
+        call: policies.wrap(function backendCall(work, ctx) {
+          return work(version, ctx);
+        }),
         observer,
         loadError: null,
-      });
+      };
+      versions.set(v.version, version);
     }
     this.versions = versions;
     this.defaultVersion = versions.get(config.default_version ?? (config.versions[0]?.version as string)) as ModelVersion;
@@ -236,11 +268,6 @@ export class Registry {
 /** A backend's identity: the same model, version and backend settings can keep the loaded backend. */
 function backendKey(model: string, version: string, backend: unknown): string {
   return `${model}\u0000${version}\u0000${JSON.stringify(backend)}`;
-}
-
-function admissionFor(policies: PoliciesConfig): Admission | null {
-  const a = policies.admission;
-  return a.max_concurrent === 0 ? null : new Admission({ maxConcurrent: a.max_concurrent, queueSize: a.queue_size, slaMs: a.sla_ms });
 }
 
 /** Client-supplied names are echoed in errors; a long one is cut so an error never echoes a whole body. */

@@ -1,14 +1,16 @@
 /**
- * Counts the tokens of a text answer as it flows, for token limits and the ledger. Streams report
- * exact totals at their end (the gateway asks every backend for `stream_options.include_usage`,
- * and removes that chunk again when the client did not ask for it); while a stream flows each
- * content chunk counts as one token, charged every {@link CHARGE_EVERY}, and when the allowance
- * runs out the stream ends with an error event and `[DONE]`, its generation cancelled.
+ * Counts the tokens of a text answer as it flows, for token limits and the ledger, from the
+ * answer's typed events (core/text.ts): exact totals from its `usage` event (the gateway asks
+ * every metered call for one), and while it flows each text or tool-call event counts as one
+ * token, charged every {@link CHARGE_EVERY}; when the allowance runs out the stream ends with a
+ * rate_limited error, its generation cancelled. An upstream's bytes passed through are read in
+ * passing with the upstream protocol's own decoder, and pass on untouched unless an event must
+ * be dropped (a usage event the client did not ask for) or the stream cut.
  */
-import { SseRelay, formatEvent, type SseEvent } from '../core/sse.js';
+import { SseParser, SseRelay, formatEvent, type SseEvent } from '../core/sse.js';
 import { Readable } from 'node:stream';
-import type { TextResponse } from '../core/call.js';
 import { ClientGoneError, isClientGone } from '../core/call.js';
+import type { RawText, TextEvent, TextResponse, TextStream } from '../core/text.js';
 import { ApiError, ERROR_CATALOGUE, fastError } from '../core/errors.js';
 
 /** Tokens counted locally between two charges to the (possibly remote) counters. */
@@ -24,36 +26,25 @@ export interface Meter {
 }
 
 interface Usage {
-  prompt_tokens?: number;
-  completion_tokens?: number;
+  readonly prompt: number;
+  readonly completion: number;
 }
 
 /**
- * Wraps a text answer so its tokens reach `meter`: a whole answer at once, a stream as it flows, cut
- * when the allowance runs out. The usage chunk of a stream is passed on only if `clientWantsUsage`.
+ * Wraps a text answer so its tokens reach `meter`: as its events flow, cut when the allowance
+ * runs out (`streamed`: a whole answer is counted, never cut). Bytes passed through keep flowing as bytes; their usage event is passed on only if
+ * `clientWantsUsage` (typed events carry it always: their encoder sends it only if asked).
  */
-export function meterText(response: TextResponse, meter: Meter, clientWantsUsage: boolean): TextResponse {
-  switch (response.type) {
-    case 'json': {
-      const usage = (response.body as { usage?: Usage }).usage;
-      meter.finish(usage?.prompt_tokens ?? 0, usage?.completion_tokens ?? 0, 200);
-      return response;
-    }
-    case 'events':
-      return { type: 'events', events: meteredEvents(response.events, meter, clientWantsUsage) };
-    case 'raw': {
-      if (Buffer.isBuffer(response.body)) {
-        const usage = usageIn(response.body.toString('utf8'));
-        meter.finish(usage.prompt, usage.completion, 200);
-        return response;
-      }
-      const sse = response.contentType.startsWith('text/event-stream');
-      const body = Readable.from(sse ? meteredSse(response.body, meter, clientWantsUsage) : meteredJson(response.body, meter), {
-        objectMode: false,
-      });
-      return { type: 'raw', contentType: response.contentType, body };
-    }
+export function meterText(response: TextResponse, meter: Meter, clientWantsUsage: boolean, streamed: boolean): TextResponse {
+  if (response.type === 'events') return { ...response, events: meteredEvents(response, meter, streamed) };
+  if (Buffer.isBuffer(response.body)) {
+    const usage = response.sse ? usageOfSse(response, response.body.toString('utf8')) : usageOfJson(response, response.body);
+    meter.finish(usage?.prompt ?? 0, usage?.completion ?? 0, 200);
+    return response;
   }
+  const body = response.body;
+  const metered = response.sse ? meteredSse(response, body, meter, clientWantsUsage) : meteredJson(response, body, meter);
+  return { ...response, body: Readable.from(metered, { objectMode: false }) };
 }
 
 /** Tracks the allowance of one stream: counts tokens, charges every few, and says when to cut. */
@@ -89,7 +80,7 @@ class Flow {
   /** Reports the call with exact totals when the stream gave them (the meter charges what is left). */
   async finish(usage: Usage | null, error: unknown): Promise<void> {
     await this.flush();
-    this.#meter.finish(usage?.prompt_tokens ?? 0, usage?.completion_tokens ?? this.counted, error === null ? 200 : statusOf(error));
+    this.#meter.finish(usage?.prompt ?? 0, usage?.completion ?? this.counted, error === null ? 200 : statusOf(error));
   }
 
   cutError(): ApiError {
@@ -97,23 +88,22 @@ class Flow {
   }
 }
 
-async function* meteredEvents(events: AsyncIterable<object>, meter: Meter, wantsUsage: boolean): AsyncGenerator<object> {
+/** The events of `stream`, counted; with `cut`, ends with a rate_limited error once the allowance is spent. */
+async function* meteredEvents(stream: TextStream, meter: Meter, cut: boolean): AsyncGenerator<TextEvent> {
   const flow = new Flow(meter);
   let usage: Usage | null = null;
   let error: unknown = null;
   // Still false in `finally` when the consumer stopped early: the client went away.
   let done = false;
   try {
-    for await (const event of events) {
-      const e = event as { usage?: Usage | null; choices?: unknown[] };
-      if (e.usage != null && e.choices?.length === 0) {
-        usage = e.usage;
-        if (wantsUsage) yield event;
-        continue;
+    for await (const event of stream.events) {
+      if (event.type === 'usage') usage = { prompt: event.promptTokens, completion: event.completionTokens };
+      else if (event.type === 'text' || event.type === 'tool_call') {
+        // A whole answer is charged as it is made and never cut: the client gets all of it or an error.
+        if (cut && flow.spent) throw (error = flow.cutError());
+        await flow.token();
       }
-      if (flow.spent) throw (error = flow.cutError());
       yield event;
-      await flow.token();
     }
     done = true;
   } catch (err) {
@@ -124,12 +114,27 @@ async function* meteredEvents(events: AsyncIterable<object>, meter: Meter, wants
   }
 }
 
+/** What one wire event says, in typed events: empty for one the decoder refuses (an error event, passed on as it came). */
+function decoded(raw: RawText, data: string): readonly TextEvent[] {
+  try {
+    return raw.decode(data);
+  } catch {
+    return [];
+  }
+}
+
+/** A usage event among `events`, or null. */
+function usageIn(events: readonly TextEvent[]): Usage | null {
+  for (const e of events) if (e.type === 'usage') return { prompt: e.promptTokens, completion: e.completionTokens };
+  return null;
+}
+
 /**
  * Server-Sent Events as bytes from a remote server: the events each piece completes are passed on
- * at once and as they came (any line ends), unless one is dropped (the usage chunk the client did
+ * at once and as they came (any line ends), unless one is dropped (the usage event the client did
  * not ask for) or the stream is cut; only then are that piece's events written out anew.
  */
-async function* meteredSse(body: Readable, meter: Meter, wantsUsage: boolean): AsyncGenerator<string> {
+async function* meteredSse(raw: RawText, body: Readable, meter: Meter, wantsUsage: boolean): AsyncGenerator<string> {
   const flow = new Flow(meter);
   let usage: Usage | null = null;
   let error: unknown = null;
@@ -144,23 +149,25 @@ async function* meteredSse(body: Readable, meter: Meter, wantsUsage: boolean): A
       let kept: SseEvent[] | null = null;
       for (let i = 0; i < events.length; i++) {
         const event = events[i] as SseEvent;
-        const data = event.data;
-        if (data.includes('"usage"') && /"choices"\s*:\s*\[\s*\]/.test(data)) {
-          usage = usageOfEvent(data) ?? usage;
-          if (!wantsUsage) {
-            kept ??= events.slice(0, i);
-            continue;
-          }
-        } else if (data !== '[DONE]' && !data.includes('"error"')) {
+        const typed = decoded(raw, event.data);
+        let tokens = 0;
+        for (const e of typed) if (e.type === 'text' || e.type === 'tool_call') tokens++;
+        const used = usageIn(typed);
+        if (used !== null) usage = used;
+        if (used !== null && !wantsUsage && typed.every((e) => e.type === 'usage')) {
+          kept ??= events.slice(0, i);
+          continue;
+        }
+        if (tokens > 0) {
           if (flow.spent) {
             const cut = flow.cutError();
             error = cut;
             done = true;
             const before = (kept ?? events.slice(0, i)).map(formatEvent).join('');
-            yield `${before}data: ${JSON.stringify({ error: { message: cut.message, type: 'rate_limit_error', param: null, code: cut.code } })}\n\ndata: [DONE]\n\n`;
+            yield before + raw.encodeError(cut);
             return;
           }
-          await flow.token();
+          for (let t = 0; t < tokens; t++) await flow.token();
         }
         kept?.push(event);
       }
@@ -177,33 +184,32 @@ async function* meteredSse(body: Readable, meter: Meter, wantsUsage: boolean): A
   }
 }
 
-/** A whole JSON answer from a remote server, streamed through; its `usage` is read from the end. */
-async function* meteredJson(body: Readable, meter: Meter): AsyncGenerator<Buffer> {
-  let tail = '';
+/** A whole JSON answer from a remote server, streamed through; its usage is decoded once it is complete. */
+async function* meteredJson(raw: RawText, body: Readable, meter: Meter): AsyncGenerator<Buffer> {
+  const chunks: Buffer[] = [];
+  let done = false;
   try {
     for await (const chunk of body as AsyncIterable<Buffer>) {
-      tail = (tail + chunk.toString('latin1')).slice(-4096);
+      chunks.push(chunk);
       yield chunk;
     }
+    done = true;
   } finally {
-    const usage = usageIn(tail);
-    meter.finish(usage.prompt, usage.completion, 200);
+    const usage = done ? usageOfJson(raw, Buffer.concat(chunks)) : null;
+    meter.finish(usage?.prompt ?? 0, usage?.completion ?? 0, done ? 200 : statusOf(new ClientGoneError()));
   }
 }
 
-function usageOfEvent(data: string): Usage | null {
-  try {
-    return (JSON.parse(data) as { usage?: Usage }).usage ?? null;
-  } catch {
-    return null;
-  }
+/** The usage of a whole JSON answer, by the protocol's decoder; null if it has none. */
+function usageOfJson(raw: RawText, body: Buffer): Usage | null {
+  return usageIn(decoded(raw, body.toString('utf8')));
 }
 
-/** The token counts in an OpenAI answer's `usage`, found by name: it comes last in every server seen. */
-function usageIn(text: string): { prompt: number; completion: number } {
-  const prompt = /"prompt_tokens"\s*:\s*(\d+)/.exec(text);
-  const completion = /"completion_tokens"\s*:\s*(\d+)/.exec(text);
-  return { prompt: prompt === null ? 0 : Number(prompt[1]), completion: completion === null ? 0 : Number(completion[1]) };
+/** The last usage among the events of a whole Server-Sent Events body. */
+function usageOfSse(raw: RawText, text: string): Usage | null {
+  let usage: Usage | null = null;
+  for (const event of new SseParser().push(text)) usage = usageIn(decoded(raw, event.data)) ?? usage;
+  return usage;
 }
 
 /** The status a call ended with, for the ledger: 499 `client_closed_request` (as nginx logs it) when the client left first. */

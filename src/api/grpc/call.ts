@@ -5,6 +5,7 @@
  */
 import { constants, type IncomingHttpHeaders, type OutgoingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import type { MethodDefinition } from '@grpc/grpc-js';
+import { drained } from '../drain.js';
 
 /** gRPC status codes (the gRPC project's statuscodes.md). */
 export const enum Status {
@@ -155,16 +156,7 @@ export class GrpcCall {
   /** Resolves when more messages would not just pile up (the client's windows and the socket have room). */
   drained(): Promise<void> {
     const stream = this.#stream;
-    if (!stream.writableNeedDrain || stream.closed) return RESOLVED;
-    return new Promise((resolve) => {
-      const done = (): void => {
-        stream.off('drain', done);
-        stream.off('close', done);
-        resolve();
-      };
-      stream.on('drain', done);
-      stream.on('close', done);
-    });
+    return !stream.writableNeedDrain || stream.closed ? RESOLVED : drained(stream);
   }
 
   /** Ends the call with OK. */

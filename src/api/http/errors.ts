@@ -6,38 +6,12 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { isClientGone } from '../../core/call.js';
-import { ApiError, fastError, type ErrorCode } from '../../core/errors.js';
+import { ApiError, fastError } from '../../core/errors.js';
 import { toApiError as anyToApiError, type RequestInfo } from '../errors.js';
 import { withRateLimit } from './rate-limit.js';
+import { openaiErrorBody } from '../../protocols/openai/errors.js';
 
-type OpenAIErrorType = 'invalid_request_error' | 'authentication_error' | 'permission_error' | 'rate_limit_error' | 'server_error';
-
-/** The OpenAI `error.type` of each code. */
-export const OPENAI_ERROR_TYPES = {
-  invalid_request: 'invalid_request_error',
-  invalid_api_key: 'authentication_error',
-  permission_denied: 'permission_error',
-  rate_limited: 'rate_limit_error',
-  insufficient_quota: 'rate_limit_error',
-  invalid_json: 'invalid_request_error',
-  body_too_large: 'invalid_request_error',
-  request_timeout: 'invalid_request_error',
-  headers_too_large: 'invalid_request_error',
-  not_found: 'invalid_request_error',
-  model_not_found: 'invalid_request_error',
-  version_not_found: 'invalid_request_error',
-  unsupported_operation: 'invalid_request_error',
-  context_length_exceeded: 'invalid_request_error',
-  model_not_ready: 'server_error',
-  overloaded: 'server_error',
-  upstream_error: 'server_error',
-  upstream_unavailable: 'server_error',
-  upstream_timeout: 'server_error',
-  upstream_rate_limited: 'rate_limit_error',
-  circuit_open: 'server_error',
-  client_closed_request: 'invalid_request_error',
-  internal_error: 'server_error',
-} as const satisfies Record<ErrorCode, OpenAIErrorType>;
+export { openaiErrorBody };
 
 /**
  * Turns anything thrown on an HTTP request path into an ApiError: Fastify's own errors first (its
@@ -58,11 +32,6 @@ export function toApiError(error: unknown, request: RequestInfo, log: Logger): A
 /** The 404 for a path (and method) no route serves. */
 export function routeNotFound(request: { method: string; url: string }): ApiError {
   return fastError('not_found', `no endpoint ${request.method} ${request.url.split('?')[0]}`);
-}
-
-/** `{"error": {"message", "type", "param", "code"}}`, as the OpenAI API answers. */
-export function openaiErrorBody(error: ApiError): string {
-  return JSON.stringify({ error: { message: error.message, type: OPENAI_ERROR_TYPES[error.code], param: error.param, code: error.code } });
 }
 
 /** `{"error": "..."}`, as the Open Inference Protocol answers (plus our stable `code`). */

@@ -11,26 +11,19 @@ import type { Logger } from 'pino';
 import type { Config, ServerConfig } from '../../config/schema.js';
 import type { Gateway } from '../../pipeline/gateway.js';
 import { openaiErrorBody, routeNotFound, sendKServeError, sendOpenAIError, toApiError } from './errors.js';
-import { kserveInfer } from './kserve/infer.js';
-import { kserveRoutes } from './kserve/routes.js';
-import { modelCalls } from './model-calls.js';
-import { openaiCalls } from './openai/calls.js';
-import { openaiRoutes } from './openai/routes.js';
+import { registerKServe } from './kserve/routes.js';
+import { ModelCalls } from './model-calls.js';
+import { registerOpenAI } from './openai/routes.js';
+import { registerAdmin } from './admin/routes.js';
 import type { ReloadResult } from '../../config/reload-result.js';
+import { Envelope, keyAuthentication } from '../envelope.js';
 import { requestId } from '../request-id.js';
 import { ApiError } from '../../core/errors.js';
-import { parseJsonBody } from '../../core/json.js';
-import { adminGuard } from './admin/guard.js';
-import { adminDebugRoutes } from './admin/debug.js';
-import { adminTenantRoutes } from './admin/tenants.js';
-import type { Authenticate } from './model-calls.js';
-import { presentedKey } from '../../tenancy/keys.js';
 import type { Principal } from '../../tenancy/directory.js';
 import type { Metrics } from '../../telemetry/metrics.js';
 import type { Tracing } from '../../telemetry/tracing.js';
 import type { AccessLog } from '../../telemetry/access-log.js';
 import type { TlsMaterial } from '../../config/tls.js';
-
 import type { TenancyHttp } from '../../tenancy/setup.js';
 
 /** What the HTTP server serves and with what; each optional part left out turns its feature off. */
@@ -64,22 +57,25 @@ declare module 'fastify' {
 }
 
 /** The HTTP app with every route registered, not yet listening: the caller runs `listen` (and `close`). */
-export function createHttpServer({
-  config,
-  log,
-  gateway,
-  version,
-  lifecycle,
-  reload,
-  tenancy,
-  metrics,
-  accessLog,
-  tracing,
-  tls,
-}: HttpServerOptions): FastifyInstance {
-  const directory = tenancy?.directory ?? null;
-  const authenticate: Authenticate | null =
-    directory === null ? null : (headers) => directory.authenticate(presentedKey(headers.authorization, headers['x-api-key']));
+export function createHttpServer(options: HttpServerOptions): FastifyInstance {
+  const { config, log, gateway, lifecycle, tenancy, metrics, tls } = options;
+  const authenticate = keyAuthentication(tenancy?.directory ?? null);
+  const envelope = new Envelope({
+    log,
+    authenticate,
+    metrics: metrics?.metrics ?? null,
+    accessLog: options.accessLog ?? null,
+    tracing: options.tracing ?? null,
+    toApiError,
+  });
+  // The model calls (every POST that reaches a model) are served before Fastify sees them;
+  // Fastify serves the rest (models, metadata, health) and every 404.
+  const calls = new ModelCalls({
+    bodyLimit: config.server.body_limit_bytes,
+    maxJsonDepth: config.server.max_json_depth,
+    envelope,
+    lifecycle,
+  });
   const app = Fastify({
     // Admin bodies are checked as sent: unknown fields are errors, nothing is coerced or dropped.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false } },
@@ -97,21 +93,8 @@ export function createHttpServer({
     genReqId: (req) => requestId(req.headers['x-request-id']),
     // A request Node refuses before any route sees it (too slow, headers too large, unparsable) gets our error shape.
     clientErrorHandler: answerClientError,
-    // The model calls (every POST that reaches a model) are served before Fastify sees them;
-    // Fastify serves the rest (models, metadata, health) and every 404.
     serverFactory: (fastifyHandler) => {
-      const routes = { exact: openaiCalls(gateway, log), kserveInfer: kserveInfer(gateway) };
-      const handler = modelCalls(routes, {
-        bodyLimit: config.server.body_limit_bytes,
-        maxJsonDepth: config.server.max_json_depth,
-        log,
-        next: fastifyHandler,
-        lifecycle,
-        authenticate,
-        metrics: metrics?.metrics ?? null,
-        accessLog: accessLog ?? null,
-        tracing: tracing ?? null,
-      });
+      const handler = calls.listener(fastifyHandler);
       const limits = slowClientLimits(config.server);
       const server =
         tls === undefined
@@ -133,82 +116,12 @@ export function createHttpServer({
     app.addHook('onRequest', async (request) => {
       const url = request.url;
       if ((url.startsWith('/v1/') || url.startsWith('/v2')) && !url.startsWith('/v2/health/'))
-        request.principal = authenticate(request.headers);
+        request.principal = authenticate(request.headers.authorization, request.headers['x-api-key']);
     });
   }
-  app.register(openaiRoutes(gateway, tenancy?.usage ?? null, tenancy?.ledger ?? null), { prefix: '/v1' });
-  app.register(kserveRoutes(gateway, log, version), { prefix: '/v2' });
-
-  app.get('/health/live', async () => ({ status: 'live' }));
-  app.get('/health/ready', async (_request, reply) => {
-    const models: Record<string, boolean> = {};
-    for (const m of gateway.registry.models) models[m.name] = m.ready();
-    if (lifecycle?.draining === true) return reply.code(503).send({ status: 'draining', models });
-    const ready = Object.values(models).every(Boolean);
-    if (ready) return reply.code(200).send({ status: 'ready', models });
-    // Why each version that cannot serve cannot: the error its load failed with, else that it is loading.
-    const notReady = gateway.registry.notReady();
-    const failed = notReady.some((v) => v.error !== null);
-    const versions = notReady.map((v) => ({ model: v.model, version: v.version, reason: v.error ?? 'loading' }));
-    return reply.code(503).send({ status: failed ? 'failed' : 'loading', models, versions });
-  });
-
-  if (metrics !== undefined) {
-    // Guarded like /admin: open on loopback without an admin key, else the admin key (Prometheus: `authorization: { credentials: ... }`).
-    app.register(async (scope) => {
-      scope.addHook('onRequest', adminGuard(tenancy?.adminKey ?? config.auth.admin_key, directory, config.server.host));
-      scope.get('/metrics', async (_request, reply) => reply.type('text/plain; version=0.0.4; charset=utf-8').send(await metrics.scrape()));
-    });
-  }
-
-  app.register(
-    async (admin) => {
-      admin.addHook('onRequest', adminGuard(tenancy?.adminKey ?? config.auth.admin_key, directory, config.server.host));
-      // Every body is read as JSON whatever its content type says, or without one: `curl -d`, as
-      // in the README's examples, sends application/x-www-form-urlencoded.
-      admin.removeAllContentTypeParsers();
-      admin.addContentTypeParser(
-        '*',
-        { parseAs: 'string', bodyLimit: config.server.body_limit_bytes },
-        adminJsonBody(config.server.max_json_depth),
-      );
-      // Circuit breakers per deployment (model@version); versions without one are listed as `disabled`.
-      admin.get('/breakers', async () => ({
-        breakers: gateway.deployments().map((v) => ({
-          model: v.model.name,
-          version: v.version,
-          ...(v.governor?.status() ?? { state: 'disabled' }),
-          ...(v.backend.endpointStatus === undefined ? {} : { endpoints: v.backend.endpointStatus() }),
-        })),
-      }));
-
-      if (reload !== undefined) {
-        admin.post('/reload', async (_request, reply) => {
-          const result = await reload();
-          if (result.ok)
-            return {
-              status: 'reloaded',
-              models: result.models,
-              added: result.added,
-              removed: result.removed,
-              reused: result.reused,
-              restart_needed: result.restartNeeded,
-            };
-          return reply.code(400).send({
-            error: {
-              message: 'the config file is invalid; still serving the previous config',
-              type: 'invalid_request_error',
-              code: 'invalid_config',
-              problems: result.problems,
-            },
-          });
-        });
-      }
-      admin.register(adminDebugRoutes);
-      if (tenancy !== undefined) admin.register(adminTenantRoutes(tenancy.admin, tenancy.usage, tenancy.ledger));
-    },
-    { prefix: '/admin' },
-  );
+  registerOpenAI(app, calls, { gateway, log, usage: tenancy?.usage ?? null, ledger: tenancy?.ledger ?? null });
+  registerKServe(app, calls, { gateway, log, version: options.version });
+  registerAdmin(app, options);
 
   app.setErrorHandler((error, request, reply) => sendOpenAIError(toApiError(error, request, log), request, reply));
   app.setNotFoundHandler((request, reply) => sendOpenAIError(routeNotFound(request), request, reply));
@@ -251,18 +164,4 @@ function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
     );
   }
   socket.destroy();
-}
-
-/** JSON bodies of the admin API: an empty body is null; depth is bounded and prototype poisoning refused. */
-function adminJsonBody(maxDepth: number) {
-  const options = { maxDepth, constructorAction: 'error' } as const;
-  return function parseAdminBody(_request: unknown, body: string | Buffer, done: (err: Error | null, body?: unknown) => void): void {
-    const text = body.toString();
-    if (text === '') return done(null, null);
-    try {
-      done(null, parseJsonBody(text, options));
-    } catch (err) {
-      done(err as Error);
-    }
-  };
 }

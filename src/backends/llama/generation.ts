@@ -5,6 +5,7 @@
  * and text that could be the start of a stop sequence is held back until it is known not to be.
  */
 import type { LlamaContextSequence, LlamaModel, SequenceEvaluateOptions, Token } from 'node-llama-cpp';
+import type { FinishReason, Timings, TokenLogprob } from '../../core/text.js';
 
 /** Finds stop sequences in streamed text; what it returns is safe to send. */
 export class StopMatcher {
@@ -50,13 +51,6 @@ export class StopMatcher {
   }
 }
 
-/** A sampled token's natural-log probability, and up to the number asked of the likeliest tokens at its position (`top`). */
-export interface TokenLogprob {
-  readonly token: string;
-  readonly logprob: number;
-  readonly top: ReadonlyArray<{ readonly token: string; readonly logprob: number }>;
-}
-
 /** Text that became final after one sampled token, with that token's log probabilities if asked. */
 export interface Piece {
   readonly text: string;
@@ -64,7 +58,7 @@ export interface Piece {
 }
 
 /** Why a generation ended: a stop sequence or stop token (`stop`), or `max_tokens` reached (`length`). */
-export type FinishReason = 'stop' | 'length';
+export type GenerationEnd = Extract<FinishReason, 'stop' | 'length'>;
 
 /**
  * What a Generation runs. `stops` are strings that end it (cut from the text); `stopTokens` end it
@@ -108,7 +102,7 @@ export class Generation {
   readonly #model: LlamaModel;
   readonly #options: GenerationOptions;
   #aborted = false;
-  finishReason: FinishReason | null = null;
+  finishReason: GenerationEnd | null = null;
   completionTokens = 0;
   #started = 0;
   #firstToken = 0;
@@ -163,6 +157,7 @@ export class Generation {
         : this.#sequence.evaluateWithMetadata(input, { confidence: true, probabilities: true }, evaluate);
     const iterator = tokens[Symbol.asyncIterator]();
     let next: ReturnType<typeof iterator.next> | null = iterator.next();
+    let stopToken = false;
     try {
       while (next !== null) {
         const result = await next;
@@ -173,8 +168,9 @@ export class Generation {
         if (this.#firstToken === 0) this.#firstToken = now;
         this.#lastToken = now;
         const token = typeof out === 'number' ? out : out.token;
+        // Not emitted; what is still undecoded or held back before it is flushed below.
         if (stopTokens.has(token)) {
-          this.finishReason = 'stop';
+          stopToken = true;
           break;
         }
         this.completionTokens++;
@@ -218,12 +214,13 @@ export class Generation {
       if (next !== null) await next.catch(() => undefined);
       await iterator.return?.();
     }
-    // The evaluation ended by itself: an end-of-generation token.
-    if (this.finishReason === null && !this.#aborted) {
-      this.finishReason = 'stop';
-      const rest = (decoded < generated.length ? model.detokenize(generated.slice(decoded), false) : '') + matcher.flush();
-      if (rest !== '') yield { text: rest, logprobs: null };
-    }
+    // A stop token was sampled, or the evaluation ended by itself (an end-of-generation token):
+    // the text not sent yet is final now, in order (held back, then undecoded), stop sequences still cut.
+    if (this.#aborted && !stopToken) return;
+    this.finishReason = 'stop';
+    const { emit, stopped } = matcher.push(decoded < generated.length ? model.detokenize(generated.slice(decoded), false) : '');
+    const rest = stopped ? emit : emit + matcher.flush();
+    if (rest !== '') yield { text: rest, logprobs: null };
   }
 
   /**
@@ -238,6 +235,20 @@ export class Generation {
     if (keep < sequence.nextTokenIndex) await sequence.eraseContextTokenRanges([{ start: keep, end: sequence.nextTokenIndex }]);
     return prompt.slice(keep);
   }
+}
+
+/** Timings from a generation's measurements and its time queued (ms), rounded to the microsecond; the rate leaves out the first token. */
+export function timings(queuedMs: number, t: GenerationTimings, completionTokens: number): Timings {
+  const round = (ms: number): number => Math.round(ms * 1000) / 1000;
+  return {
+    queued_ms: round(queuedMs),
+    prompt_n: t.promptEvaluated,
+    prompt_ms: round(t.promptMs),
+    predicted_n: completionTokens,
+    predicted_ms: round(t.predictedMs),
+    // The first token's time is in prompt_ms, so the rate covers the tokens after it.
+    predicted_per_second: completionTokens > 1 && t.predictedMs > 0 ? round(((completionTokens - 1) * 1000) / t.predictedMs) : 0,
+  };
 }
 
 function tokenLogprob(

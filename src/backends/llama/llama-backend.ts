@@ -17,14 +17,15 @@ import type {
   SequenceEvaluateOptions,
   Token,
 } from 'node-llama-cpp';
-import type { LlamaBackendConfig } from '../../config/schema.js';
+import type { LlamaBackendConfig } from './config.js';
 import { fastError, overloadedError } from '../../core/errors.js';
 import { QueueFullError, Slots } from '../../scheduling/slots.js';
 import { NO_OBSERVER, type DeploymentObserver } from '../../core/observer.js';
 import { TextBackend, unsupported, type BackendHealth, type Occupancy } from '../backend.js';
-import { ClientGoneError, type Cancellation, type EmbedResult, type Task, type TextRequest, type TextResponse } from '../../core/call.js';
-import { Generation, type TokenLogprob } from './generation.js';
-import { ResponseFormat, timings, usage, type Timings } from './openai-format.js';
+import { ClientGoneError, type Cancellation, type EmbedResult, type Task } from '../../core/call.js';
+import type { ChatMessage, ContentPart, Prompt as PromptInput, ResponseFormat, TextRequest, TextStream, Timings } from '../../core/text.js';
+import { Generation, timings } from './generation.js';
+import { answer, HeldEvents } from './answer.js';
 import { samplingParams, type SamplingParams } from './params.js';
 import { getLlama, loadNodeLlamaCpp, type NodeLlamaCpp } from './runtime.js';
 
@@ -172,17 +173,17 @@ export class LlamaBackend extends TextBackend {
     return unsupported(this.kind, 'embedding');
   }
 
-  async generate(request: TextRequest, call: Cancellation): Promise<TextResponse> {
+  async generate(request: TextRequest, call: Cancellation): Promise<TextStream> {
     const model = this.#model;
     const slots = this.#slots;
     const context = this.#context;
     if (model === null || slots === null || context === null) throw fastError('model_not_ready', 'the model is not loaded');
     const arrived = performance.now();
+    const sampling = request.sampling;
     const params = samplingParams(request, this.#vocabSize);
-    const prompt =
-      request.kind === 'chat' ? this.#chatPrompt(model, request.body.messages) : this.#completionPrompt(model, request.body.prompt);
-    const maxTokens = checkLength(prompt.tokens.length, params.maxTokens, context.contextSize, request.kind);
-    const grammar = await this.#grammar(params);
+    const prompt = request.kind === 'chat' ? this.#chatPrompt(model, request.messages) : this.#completionPrompt(model, request.prompt);
+    const maxTokens = checkLength(prompt.tokens.length, sampling.maxTokens, context.contextSize, request.kind);
+    const grammar = await this.#grammar(sampling.responseFormat);
     const evaluate = this.#evaluateOptions(model, params, grammar);
     // A grammar may end in trailing whitespace forever; its triggers (e.g. four newlines) end it, as node-llama-cpp's chat does.
     const hidden = grammar === null ? prompt.stops : [...prompt.stops, ...grammar.stopGenerationTriggers.map((t) => t.toString())];
@@ -199,24 +200,15 @@ export class LlamaBackend extends TextBackend {
     const generation = new Generation(sequence, model, {
       prompt: prompt.tokens,
       maxTokens,
-      stops: hidden.length === 0 ? params.stop : [...params.stop, ...hidden],
+      stops: hidden.length === 0 ? sampling.stop : [...sampling.stop, ...hidden],
       stopTokens: prompt.stopTokens,
-      logprobs: params.logprobs,
+      logprobs: sampling.logprobs,
       afterDispatch: () => this.afterDispatch(),
-      penalties:
-        params.presencePenalty !== 0 || params.frequencyPenalty !== 0
-          ? { presence: params.presencePenalty, frequency: params.frequencyPenalty }
-          : null,
+      penalties: params.penalties,
       evaluate,
     });
-    call.onAbort(() => generation.abort());
-    const format = new ResponseFormat(
-      request.kind === 'chat',
-      `${request.kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${Date.now().toString(36)}${(this.#ids++).toString(36)}`,
-      request.model,
-    );
     let reported: Timings | null = null;
-    /** Reports the generation once: when it finished, or in `finally` when the client left first (cancelled). */
+    /** Reports the generation once: when it finished, or when its answer is released unfinished (cancelled). */
     const finished = (): Timings => {
       if (reported !== null) return reported;
       const t = (reported = timings(queuedMs, generation.timings, generation.completionTokens));
@@ -230,61 +222,26 @@ export class LlamaBackend extends TextBackend {
       });
       return t;
     };
-
-    if (request.stream) {
-      return { type: 'events', events: this.#stream(generation, format, params, prompt.tokens.length, slots, sequence, finished) };
-    }
-    try {
-      let text = '';
-      const logprobs: TokenLogprob[] | null = params.logprobs === null ? null : [];
-      for await (const piece of generation.pieces()) {
-        text += piece.text;
-        if (piece.logprobs !== null) logprobs?.push(piece.logprobs);
-      }
-      if (generation.finishReason === null) throw new ClientGoneError();
-      if (grammar?.trimWhitespaceSuffix === true) text = text.trimEnd();
-      const t = finished();
-      return {
-        type: 'json',
-        body: format.whole(text, generation.finishReason, logprobs, usage(prompt.tokens.length, generation.completionTokens), t),
-      };
-    } finally {
-      finished();
-      slots.release(sequence);
-    }
-  }
-
-  async *#stream(
-    generation: Generation,
-    format: ResponseFormat,
-    params: SamplingParams,
-    promptTokens: number,
-    slots: Slots<LlamaContextSequence>,
-    sequence: LlamaContextSequence,
-    finished: () => Timings,
-  ): AsyncGenerator<object> {
-    try {
-      // The role goes with the first token, not before it (as vLLM sends it), so a client's time to first byte is its time to first token.
-      let role = format.chat;
-      let offset = 0;
-      for await (const piece of generation.pieces()) {
-        if (role) {
-          role = false;
-          yield format.role();
-        }
-        yield format.delta(piece.text, piece.logprobs, offset);
-        offset += piece.text.length;
-      }
-      const reason = generation.finishReason;
-      if (reason === null) return; // the client left
-      if (role) yield format.role();
-      yield format.finish(reason);
-      const t = finished();
-      if (params.includeUsage) yield format.usage(usage(promptTokens, generation.completionTokens), t);
-    } finally {
-      finished();
-      slots.release(sequence);
-    }
+    // A whole answer under a grammar that may end in whitespace loses it, as node-llama-cpp's chat trims it.
+    const trim = !request.stream && grammar?.trimWhitespaceSuffix === true;
+    const events = new HeldEvents(
+      (release) => answer(generation, prompt.tokens.length, trim, release, finished),
+      () => {
+        finished();
+        slots.release(sequence);
+      },
+    );
+    call.onAbort(() => {
+      generation.abort();
+      events.abandon();
+    });
+    const chat = request.kind === 'chat';
+    return {
+      type: 'events',
+      id: `${chat ? 'chatcmpl' : 'cmpl'}-${Date.now().toString(36)}${(this.#ids++).toString(36)}`,
+      created: Math.floor(Date.now() / 1000),
+      events,
+    };
   }
 
   /** The chat template of the config, else the one in the GGUF metadata (node-llama-cpp picks a matching wrapper). */
@@ -299,8 +256,8 @@ export class LlamaBackend extends TextBackend {
     return lib.resolveChatWrapper(model, { type: template as (typeof lib.specializedChatWrapperTypeNames)[number] });
   }
 
-  #chatPrompt(model: LlamaModel, messages: unknown): Prompt {
-    const history: ChatHistoryItem[] = (messages as Array<{ role: string; content?: unknown }>).map((m, i) => {
+  #chatPrompt(model: LlamaModel, messages: readonly ChatMessage[]): Prompt {
+    const history: ChatHistoryItem[] = messages.map((m, i) => {
       const text = messageText(m.content, i);
       switch (m.role) {
         case 'system':
@@ -326,18 +283,17 @@ export class LlamaBackend extends TextBackend {
     return { tokens: state.contextText.tokenize(model.tokenizer), stopTokens, stops };
   }
 
-  #completionPrompt(model: LlamaModel, prompt: unknown): Prompt {
+  #completionPrompt(model: LlamaModel, prompt: PromptInput): Prompt {
     let tokens: Token[];
     if (typeof prompt === 'string') tokens = model.tokenize(prompt);
     else {
-      const list = prompt as unknown[];
-      if (list.length > 1 && typeof list[0] !== 'number') {
-        throw fastError('invalid_request', `\`prompt\` must be one prompt for llama models, got ${list.length}`, 'prompt');
+      if (prompt.length > 1 && typeof prompt[0] !== 'number') {
+        throw fastError('invalid_request', `\`prompt\` must be one prompt for llama models, got ${prompt.length}`, 'prompt');
       }
-      const one = typeof list[0] === 'number' ? list : list[0];
+      const one = typeof prompt[0] === 'number' ? (prompt as readonly number[]) : (prompt[0] as string | readonly number[]);
       if (typeof one === 'string') tokens = model.tokenize(one);
       else {
-        tokens = one as Token[];
+        tokens = [...one] as Token[];
         const bad = tokens.findIndex((t) => (t as number) >= this.#vocabSize);
         if (bad !== -1) {
           throw fastError(
@@ -373,9 +329,8 @@ export class LlamaBackend extends TextBackend {
   }
 
   /** `json_object`: llama.cpp's JSON grammar (loaded once). `json_schema`: a grammar from the schema, or a 400 naming what it cannot express. */
-  async #grammar(p: SamplingParams): Promise<LlamaGrammar | null> {
+  async #grammar(format: ResponseFormat): Promise<LlamaGrammar | null> {
     const llama = this.#llama as Llama;
-    const format = p.responseFormat;
     if (format.type === 'json_object') {
       this.#jsonGrammar ??= llama.getGrammarFor('json');
       return this.#jsonGrammar;
@@ -394,11 +349,11 @@ export class LlamaBackend extends TextBackend {
 }
 
 /** The text of a message: a string, or its text parts joined; other parts are refused by name. */
-function messageText(content: unknown, i: number): string {
-  if (content === undefined || content === null) return '';
+function messageText(content: ChatMessage['content'], i: number): string {
+  if (content === null) return '';
   if (typeof content === 'string') return content;
-  return (content as Array<{ type: string; text?: unknown }>)
-    .map((part, j) => {
+  return content
+    .map((part: ContentPart, j) => {
       if (part.type !== 'text' || typeof part.text !== 'string') {
         throw fastError(
           'invalid_request',

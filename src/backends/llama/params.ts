@@ -1,119 +1,59 @@
 /**
- * Validation of the OpenAI sampling fields for in-process generation: the transport's schema has
- * checked the common fields' types; this adds what only a local model can check (token ids in its
- * vocabulary, options it cannot honour) and fills in OpenAI's defaults, once per request.
+ * What only a local model checks in a text request: the transport has validated every sampling
+ * field's type and range and filled in OpenAI's defaults (core/text.ts `Sampling`); this refuses
+ * the options a llama model cannot honour and the token ids outside its vocabulary, and turns the
+ * rest into what node-llama-cpp takes, once per request.
  */
 import { fastError } from '../../core/errors.js';
-import type { TextRequest } from '../../core/call.js';
+import type { TextRequest } from '../../core/text.js';
 
-/** What the client asked the model to return besides text. */
-export type ResponseFormat =
-  { readonly type: 'text' } | { readonly type: 'json_object' } | { readonly type: 'json_schema'; readonly schema: object };
-
-/** How one in-process request samples, with OpenAI's defaults filled in (top-k and min-p 0: off). */
+/** How one llama request samples, in node-llama-cpp's terms (top-k and min-p 0: off). */
 export interface SamplingParams {
-  /** Completion tokens at most; null: up to the end of the context. */
-  readonly maxTokens: number | null;
   readonly temperature: number;
   readonly topP: number;
   readonly topK: number;
   readonly minP: number;
+  /** undefined: unseeded (node-llama-cpp's own). */
   readonly seed: number | undefined;
-  readonly presencePenalty: number;
-  readonly frequencyPenalty: number;
   /** Token id -> value added to its logit, -100 to 100 (OpenAI's `logit_bias`). */
   readonly logitBias: ReadonlyArray<readonly [number, number]>;
-  /** Texts that end generation; the text is not returned. */
-  readonly stop: readonly string[];
-  /** null: no log probabilities; else how many alternatives per token (0 to 20). */
-  readonly logprobs: number | null;
-  readonly responseFormat: ResponseFormat;
-  readonly includeUsage: boolean;
+  /** OpenAI's presence and frequency penalties; null: both 0 (none applied). */
+  readonly penalties: { readonly presence: number; readonly frequency: number } | null;
 }
 
-type Body = Readonly<Record<string, unknown>>;
-
-const num = (body: Body, key: string): number | undefined => {
-  const v = body[key];
-  return typeof v === 'number' ? v : undefined;
-};
-
-function range(body: Body, key: string, min: number, max: number, integer = false): number | undefined {
-  const v = body[key];
-  if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'number' || (integer && !Number.isInteger(v)) || v < min || v > max) {
-    throw fastError(
-      'invalid_request',
-      `\`${key}\` must be ${integer ? 'an integer' : 'a number'} in [${min}, ${max}], got ${JSON.stringify(v)}`,
-      key,
-    );
-  }
-  return v;
-}
-
-/** Rejects a field a local model cannot honour, naming it, instead of silently ignoring it. */
-function refuse(body: Body, key: string, allowed: (v: unknown) => boolean, why: string): void {
-  const v = body[key];
-  if (v !== undefined && v !== null && !allowed(v)) throw fastError('invalid_request', `\`${key}\` ${why}`, key);
+/** Rejects an option a local model cannot honour, naming it, instead of silently ignoring it. */
+function refuse(param: string, why: string): never {
+  throw fastError('invalid_request', `\`${param}\` ${why}`, param);
 }
 
 /**
- * The sampling options of an OpenAI chat or completion body for a model with `vocabSize` tokens;
- * throws invalid_request, naming the field, for a value out of range or an option it cannot honour.
+ * The sampling of `request` for a model with `vocabSize` tokens; throws invalid_request, naming
+ * the field, for an option it cannot honour or a token id outside the vocabulary.
  */
 export function samplingParams(request: TextRequest, vocabSize: number): SamplingParams {
-  const body = request.body;
-  const chat = request.kind === 'chat';
-  refuse(body, 'n', (v) => v === 1, 'must be 1 for llama models (one choice per request)');
-  refuse(body, 'best_of', (v) => v === 1, 'must be 1 for llama models');
-  refuse(body, 'echo', (v) => v === false, 'is not supported by llama models');
-  refuse(body, 'suffix', () => false, 'is not supported by llama models');
-  refuse(body, 'tools', (v) => Array.isArray(v) && v.length === 0, 'are not supported by llama models yet');
-  refuse(body, 'functions', (v) => Array.isArray(v) && v.length === 0, 'are not supported by llama models yet');
-
-  const maxTokens = chat ? (num(body, 'max_completion_tokens') ?? num(body, 'max_tokens')) : num(body, 'max_tokens');
-  const stop = body.stop;
-  const stops = typeof stop === 'string' ? [stop] : Array.isArray(stop) ? (stop as string[]) : [];
-  stops.forEach((s, i) => {
-    if (s.length === 0)
-      throw fastError('invalid_request', '`stop` sequences must not be empty', Array.isArray(stop) ? `stop[${i}]` : 'stop');
-  });
-
-  let logprobs: number | null = null;
-  if (chat) {
-    const top = range(body, 'top_logprobs', 0, 20, true);
-    if (body.logprobs === true) logprobs = top ?? 0;
-    else if (body.logprobs !== undefined && body.logprobs !== null && body.logprobs !== false) {
-      throw fastError('invalid_request', '`logprobs` must be true or false', 'logprobs');
-    } else if (top !== undefined) throw fastError('invalid_request', '`top_logprobs` requires `logprobs: true`', 'top_logprobs');
-  } else {
-    const n = range(body, 'logprobs', 0, 5, true);
-    if (n !== undefined) logprobs = n;
+  const s = request.sampling;
+  if (s.n !== 1) refuse('n', 'must be 1 for llama models (one choice per request)');
+  if (s.bestOf !== 1) refuse('best_of', 'must be 1 for llama models');
+  if (s.echo) refuse('echo', 'is not supported by llama models');
+  if (s.suffix !== null) refuse('suffix', 'is not supported by llama models');
+  if (request.tools.length > 0) refuse('tools', 'are not supported by llama models yet');
+  if (s.topK > vocabSize) {
+    throw fastError('invalid_request', `\`top_k\` must be an integer in [0, ${vocabSize}], got ${s.topK}`, 'top_k');
   }
-
   return {
-    maxTokens: maxTokens ?? null,
-    temperature: num(body, 'temperature') ?? 1,
-    topP: num(body, 'top_p') ?? 1,
-    topK: range(body, 'top_k', 0, vocabSize, true) ?? 0,
-    minP: range(body, 'min_p', 0, 1) ?? 0,
-    seed: num(body, 'seed'),
-    presencePenalty: range(body, 'presence_penalty', -2, 2) ?? 0,
-    frequencyPenalty: range(body, 'frequency_penalty', -2, 2) ?? 0,
-    logitBias: logitBias(body.logit_bias, vocabSize),
-    stop: stops,
-    logprobs,
-    responseFormat: responseFormat(body.response_format),
-    includeUsage: (body.stream_options as { include_usage?: unknown } | null | undefined)?.include_usage === true,
+    temperature: s.temperature,
+    topP: s.topP,
+    topK: s.topK,
+    minP: s.minP,
+    seed: s.seed ?? undefined,
+    logitBias: logitBias(s.logitBias, vocabSize),
+    penalties: s.presencePenalty !== 0 || s.frequencyPenalty !== 0 ? { presence: s.presencePenalty, frequency: s.frequencyPenalty } : null,
   };
 }
 
-function logitBias(value: unknown, vocabSize: number): Array<[number, number]> {
-  if (value === undefined || value === null) return [];
-  if (typeof value !== 'object' || Array.isArray(value)) {
-    throw fastError('invalid_request', '`logit_bias` must be an object mapping token ids to numbers in [-100, 100]', 'logit_bias');
-  }
-  return Object.entries(value as Record<string, unknown>).map(([key, bias]) => {
+/** The biases as (token, value) pairs; 400 for a key that is not a token id of this vocabulary. */
+function logitBias(bias: Readonly<Record<string, number>>, vocabSize: number): Array<[number, number]> {
+  return Object.entries(bias).map(([key, value]) => {
     const token = Number(key);
     if (!/^\d+$/.test(key) || token >= vocabSize) {
       throw fastError(
@@ -122,36 +62,6 @@ function logitBias(value: unknown, vocabSize: number): Array<[number, number]> {
         `logit_bias.${key.slice(0, 20)}`,
       );
     }
-    if (typeof bias !== 'number' || bias < -100 || bias > 100) {
-      throw fastError(
-        'invalid_request',
-        `\`logit_bias.${key}\` must be a number in [-100, 100], got ${JSON.stringify(bias)}`,
-        `logit_bias.${key}`,
-      );
-    }
-    return [token, bias];
+    return [token, value];
   });
-}
-
-function responseFormat(value: unknown): ResponseFormat {
-  if (value === undefined || value === null) return { type: 'text' };
-  const format = value as { type?: unknown; json_schema?: { schema?: unknown } };
-  switch (format.type) {
-    case 'text':
-    case 'json_object':
-      return { type: format.type };
-    case 'json_schema': {
-      const schema = format.json_schema?.schema;
-      if (schema === null || typeof schema !== 'object' || Array.isArray(schema)) {
-        throw fastError(
-          'invalid_request',
-          '`response_format.json_schema.schema` must be a JSON Schema object',
-          'response_format.json_schema.schema',
-        );
-      }
-      return { type: 'json_schema', schema };
-    }
-    default:
-      throw fastError('invalid_request', '`response_format.type` must be one of text, json_object, json_schema', 'response_format.type');
-  }
 }

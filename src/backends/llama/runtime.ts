@@ -4,7 +4,7 @@
  * never load it.
  */
 import type { Llama } from 'node-llama-cpp';
-import type { LlamaBackendConfig } from '../../config/schema.js';
+import type { LlamaBackendConfig } from './config.js';
 
 /** The node-llama-cpp module's type, for code that must not import it eagerly. */
 export type NodeLlamaCpp = typeof import('node-llama-cpp');

@@ -3,9 +3,10 @@
  * embeddings: for benchmarks of the gateway itself and for tests.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { MockBackendConfig } from '../../config/schema.js';
+import type { MockBackendConfig } from './config.js';
 import { checkDimensions, TextBackend, type BackendHealth } from '../backend.js';
-import { type Cancellation, type EmbedRequest, type EmbedResult, type TextRequest, type TextResponse } from '../../core/call.js';
+import type { Cancellation, EmbedRequest, EmbedResult } from '../../core/call.js';
+import type { ChatMessage, Prompt, TextEvent, TextRequest, TextStream } from '../../core/text.js';
 
 /**
  * The mock backend: every chat or completion answers `text` (streamed in `stream_chunks` pieces),
@@ -15,13 +16,16 @@ export class MockBackend extends TextBackend {
   readonly kind = 'mock';
   readonly #config: MockBackendConfig;
   readonly #completionTokens: number;
-  readonly #chunks: string[];
+  readonly #chunks: readonly string[];
+  /** A whole answer's text in one event: the transport gathers it anyway, and a meter counts one piece. */
+  readonly #whole: readonly string[];
 
   constructor(config: MockBackendConfig) {
     super();
     this.#config = config;
     this.#completionTokens = countWords(config.text);
     this.#chunks = splitInto(config.text, config.stream_chunks);
+    this.#whole = config.text === '' ? [] : [config.text];
   }
 
   async load(): Promise<void> {}
@@ -31,40 +35,19 @@ export class MockBackend extends TextBackend {
     return { ready: true, error: null };
   }
 
-  async generate(request: TextRequest, call: Cancellation): Promise<TextResponse> {
+  async generate(request: TextRequest, call: Cancellation): Promise<TextStream> {
     if (this.#config.latency_ms > 0) await sleep(this.#config.latency_ms, undefined, { signal: call.signal });
-    const promptTokens = countPromptTokens(request.body);
+    const promptTokens = request.kind === 'chat' ? countMessageTokens(request.messages) : countPromptTokens(request.prompt);
     const created = Math.floor(Date.now() / 1000);
-    const chat = request.kind === 'chat';
-    const id = `${chat ? 'chatcmpl' : 'cmpl'}-mock${created}`;
-    const usage = {
-      prompt_tokens: promptTokens,
-      completion_tokens: this.#completionTokens,
-      total_tokens: promptTokens + this.#completionTokens,
-    };
-    if (!request.stream) {
-      const choice = chat
-        ? { index: 0, message: { role: 'assistant', content: this.#config.text }, finish_reason: 'stop', logprobs: null }
-        : { index: 0, text: this.#config.text, finish_reason: 'stop', logprobs: null };
-      return {
-        type: 'json',
-        body: { id, object: chat ? 'chat.completion' : 'text_completion', created, model: request.model, choices: [choice], usage },
-      };
-    }
-    const includeUsage = (request.body.stream_options as { include_usage?: boolean } | undefined)?.include_usage === true;
-    return { type: 'events', events: this.#stream(id, created, request.model, chat, includeUsage ? usage : null) };
+    const id = `${request.kind === 'chat' ? 'chatcmpl' : 'cmpl'}-mock${created}`;
+    return { type: 'events', id, created, events: this.#events(request.stream ? this.#chunks : this.#whole, promptTokens) };
   }
 
-  async *#stream(id: string, created: number, model: string, chat: boolean, usage: object | null): AsyncIterable<object> {
-    const object = chat ? 'chat.completion.chunk' : 'text_completion';
-    const chunk = (delta: object | string, finish: string | null): object =>
-      chat
-        ? { id, object, created, model, choices: [{ index: 0, delta, finish_reason: finish, logprobs: null }] }
-        : { id, object, created, model, choices: [{ index: 0, text: delta, finish_reason: finish, logprobs: null }] };
-    if (chat) yield chunk({ role: 'assistant', content: '' }, null);
-    for (const piece of this.#chunks) yield chunk(chat ? { content: piece } : piece, null);
-    yield chunk(chat ? {} : '', 'stop');
-    if (usage !== null) yield { id, object, created, model, choices: [], usage };
+  /** The text in `pieces`, then `stop` and the usage. */
+  async *#events(pieces: readonly string[], promptTokens: number): AsyncGenerator<TextEvent> {
+    for (const text of pieces) yield { type: 'text', text, logprobs: null };
+    yield { type: 'finish', reason: 'stop' };
+    yield { type: 'usage', promptTokens, completionTokens: this.#completionTokens, timings: null };
   }
 
   async embed(request: EmbedRequest): Promise<EmbedResult> {
@@ -84,15 +67,16 @@ function countWords(text: string): number {
   return m === null ? 0 : m.length;
 }
 
-function countPromptTokens(body: Readonly<Record<string, unknown>>): number {
-  if (Array.isArray(body.messages)) {
-    let n = 0;
-    for (const m of body.messages as Array<{ content?: unknown }>) n += typeof m.content === 'string' ? countWords(m.content) : 1;
-    return n;
-  }
-  const prompt = body.prompt;
-  if (typeof prompt === 'string') return countWords(prompt);
-  return Array.isArray(prompt) ? prompt.length : 0;
+/** A chat's prompt tokens: the words of text messages, one for each message of content parts or none. */
+function countMessageTokens(messages: readonly ChatMessage[]): number {
+  let n = 0;
+  for (const m of messages) n += typeof m.content === 'string' ? countWords(m.content) : 1;
+  return n;
+}
+
+/** A completion's prompt tokens: the words of a text, else one per item of the list. */
+function countPromptTokens(prompt: Prompt): number {
+  return typeof prompt === 'string' ? countWords(prompt) : prompt.length;
 }
 
 function splitInto(text: string, n: number): string[] {

@@ -3,7 +3,7 @@
  * {@link Batcher} when every input and output has a dynamic first dimension; `embedding` models
  * also serve text through the tokenizer, padded to the longest input of the batch.
  */
-import type { OnnxBackendConfig } from '../../config/schema.js';
+import type { OnnxBackendConfig } from './config.js';
 import { fastError } from '../../core/errors.js';
 import { datatypeFromOrt, type Tensor, type TensorSpec } from '../../core/tensor.js';
 import { Batcher } from '../../scheduling/batcher.js';
@@ -18,8 +18,8 @@ import {
   type TraceScope,
   type Signature,
   type Task,
-  type TextResponse,
 } from '../../core/call.js';
+import type { TextResponse } from '../../core/text.js';
 import { concatRows, fromOrt, splitRows, toOrt } from './tensors.js';
 import { loadOrt, type OrtModule, type OrtSession, type OrtTensor, type OrtValueMetadata } from './runtime.js';
 import { createTokenizer } from './tokenizer.js';

@@ -2,7 +2,7 @@
  * The bundled embedding models' tokenizer: lower-cased words, numbers and single punctuation
  * marks, each hashed (32-bit FNV-1a) into ids 1..vocab_size-1; id 0 is padding.
  */
-import type { TokenizerConfig } from '../../config/schema.js';
+import type { TokenizerConfig } from './config.js';
 
 const TOKEN = /[\p{L}\p{N}]+|[^\s\p{L}\p{N}]/gu;
 

@@ -1,22 +1,19 @@
 /**
  * Any OpenAI-compatible server (vLLM, TGI, llama.cpp server, Ollama, OpenAI itself) over a
- * keep-alive undici pool. Bodies go upstream with `model` rewritten; answers come back as bytes,
- * untouched, so a stream passes through chunk by chunk with the socket's own backpressure.
+ * keep-alive undici pool. Bodies go upstream with `model` rewritten (request-body.ts); answers come
+ * back as bytes, untouched, so a stream passes through chunk by chunk with the socket's own
+ * backpressure, and are decoded into typed events only where something needs them (wire.ts).
  */
 import { Pool, errors as undiciErrors } from 'undici';
-import type { OpenAIBackendConfig } from '../../config/schema.js';
+import type { OpenAIBackendConfig } from './config.js';
 import { ApiError, fastError } from '../../core/errors.js';
 import { TextBackend, type BackendHealth, type Occupancy } from '../backend.js';
-import {
-  ClientGoneError,
-  type Cancellation,
-  type EmbedRequest,
-  type EmbedResult,
-  type TextRequest,
-  type TextResponse,
-} from '../../core/call.js';
+import { ClientGoneError, type Cancellation, type EmbedRequest, type EmbedResult } from '../../core/call.js';
+import type { RawText, TextRequest } from '../../core/text.js';
 import { Endpoint, Endpoints, type EndpointStatus } from './endpoints.js';
+import { upstreamBody } from './request-body.js';
 import { UpstreamCallError, upstreamCall, type UpstreamResponse } from './upstream-call.js';
+import { openaiText } from './wire.js';
 
 /** One replica's connection pool and the path its API lives under. */
 interface Upstream {
@@ -119,10 +116,11 @@ export class OpenAIBackend extends TextBackend {
     );
   }
 
-  async generate(request: TextRequest, call: Cancellation): Promise<TextResponse> {
+  /** The upstream's answer as it sent it (bytes, untouched), with the decoder that reads it as typed events. */
+  async generate(request: TextRequest, call: Cancellation): Promise<RawText> {
     const path = request.kind === 'chat' ? '/chat/completions' : '/completions';
-    const res = await this.#post(path, { ...request.body, model: this.#modelName }, call, request.stream);
-    return { type: 'raw', contentType: headerValue(res.headers['content-type']) ?? 'application/json', body: res.body };
+    const res = await this.#post(path, upstreamBody(request, this.#modelName), call, request.stream);
+    return openaiText(request.kind, headerValue(res.headers['content-type']) ?? 'application/json', res.body);
   }
 
   async embed(request: EmbedRequest, call: Cancellation): Promise<EmbedResult> {

@@ -1,6 +1,7 @@
 /**
- * Request schemas of the OpenAI endpoints, compiled once at route registration. They check what
- * the gateway relies on and let every other field through to the backend untouched.
+ * Request schemas of the OpenAI endpoints, compiled once at route registration. They check the
+ * shape the gateway relies on and let every other field through untouched; the semantic checks and
+ * defaults of a text request are request.ts's (with core/sampling.ts), after these.
  */
 import { Type, type Static } from '@sinclair/typebox';
 

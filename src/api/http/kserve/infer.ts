@@ -1,4 +1,4 @@
-/** KServe v2 `POST /v2/models/{name}[/versions/{v}]/infer` (served by model-calls.ts). */
+/** KServe v2 `POST /v2/models/{name}[/versions/{v}]/infer` (registered by routes.ts, served by model-calls.ts). */
 import { Type, type Static } from '@sinclair/typebox';
 import type { Gateway } from '../../../pipeline/gateway.js';
 import { DATATYPES, toJsonValues, type DataType } from '../../../core/tensor.js';

@@ -1,12 +1,28 @@
 /**
- * The Open Inference Protocol (KServe v2) over HTTP, as Triton and KServe serve it: server and
- * model health and metadata. Infer is in infer.ts, served by model-calls.ts.
+ * The Open Inference Protocol (KServe v2) over HTTP, as Triton and KServe serve it, registered in
+ * one place: infer (infer.ts, served by model-calls.ts on node:http), and server and model health
+ * and metadata (served by Fastify). Readiness and metadata answer as over gRPC (../../kserve-models.ts).
  */
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Gateway } from '../../../pipeline/gateway.js';
 import { modelMetadata, modelReady } from '../../kserve-models.js';
 import { routeNotFound, sendKServeError, toApiError } from '../errors.js';
+import type { ModelCalls } from '../model-calls.js';
+import { kserveInfer } from './infer.js';
+
+/** What the KServe API serves from; `version` is the server's, for its metadata. */
+export interface KServeDeps {
+  readonly gateway: Gateway;
+  readonly log: Logger;
+  readonly version: string;
+}
+
+/** Registers every route of the KServe v2 API: infer on `calls`, the rest on `app` under /v2. */
+export function registerKServe(app: FastifyInstance, calls: ModelCalls, deps: KServeDeps): void {
+  calls.kserveInfer(kserveInfer(deps.gateway));
+  app.register(kserveRoutes(deps), { prefix: '/v2' });
+}
 
 interface ModelParams {
   name: string;
@@ -14,7 +30,7 @@ interface ModelParams {
 }
 
 /** A Fastify plugin (registered under `/v2`) with KServe's server and model health and metadata routes, and its error shape. */
-export function kserveRoutes(gateway: Gateway, log: Logger, serverVersion: string) {
+function kserveRoutes({ gateway, log, version: serverVersion }: KServeDeps) {
   return async function kserve(app: FastifyInstance): Promise<void> {
     app.setErrorHandler((error, request, reply) => sendKServeError(toApiError(error, request, log), request, reply));
     app.setNotFoundHandler((request, reply) => sendKServeError(routeNotFound(request), request, reply));

@@ -1,49 +1,44 @@
 /** The OpenAI model calls: chat completions, completions and embeddings (served by model-calls.ts). */
 import type { Logger } from 'pino';
-import type { TextRequest } from '../../../core/call.js';
+import type { TextRequest } from '../../../core/text.js';
 import type { RequestContext } from '../../../pipeline/context.js';
-import { fastError } from '../../../core/errors.js';
 import type { Gateway } from '../../../pipeline/gateway.js';
 import { openaiErrorBody, toApiError } from '../errors.js';
 import { servedHeaders, type HttpResult, type ModelCall } from '../model-calls.js';
-import { ChatRequest, CompletionRequest, EmbeddingRequest } from './schemas.js';
+import { ChatRequest, CompletionRequest, EmbeddingRequest } from '../../../protocols/openai/schemas.js';
+import { chatRequest, completionRequest } from '../../../protocols/openai/request.js';
+import { streamChunks, wholeAnswer } from '../../../protocols/openai/encode.js';
 
 const JSON_TYPE = 'application/json';
 
 /** The OpenAI model-call routes, by path; streamed answers are sent as Server-Sent Events ending in `[DONE]`. */
 export function openaiCalls(gateway: Gateway, log: Logger) {
+  /** Serves a parsed text request: an upstream's bytes as they came, else the events encoded whole or as a stream. */
   async function text(req: TextRequest, ctx: RequestContext): Promise<HttpResult> {
     const served = await gateway.generate(req, ctx);
     const result = served.result;
-    switch (result.type) {
-      case 'json':
-        return { status: 200, headers: servedHeaders(served, JSON_TYPE), body: JSON.stringify(result.body) };
-      case 'raw':
-        return { status: 200, headers: servedHeaders(served, result.contentType), body: result.body };
-      case 'events': {
-        const headers = servedHeaders(served, 'text/event-stream');
-        headers['cache-control'] = 'no-cache';
-        headers['x-accel-buffering'] = 'no';
-        return { status: 200, headers, body: { chunks: sse(result.events, ctx, log) } };
-      }
+    if (result.type === 'raw') return { status: 200, headers: servedHeaders(served, result.contentType), body: result.body };
+    if (!req.stream) {
+      // Gathered before any byte is written: an error on the way answers with its own status.
+      const answer = await wholeAnswer(result, req);
+      return { status: 200, headers: servedHeaders(served, JSON_TYPE), body: JSON.stringify(answer) };
     }
+    const headers = servedHeaders(served, 'text/event-stream');
+    headers['cache-control'] = 'no-cache';
+    headers['x-accel-buffering'] = 'no';
+    return { status: 200, headers, body: { chunks: sse(streamChunks(result, req), ctx, log) } };
   }
 
   const chat: ModelCall<ChatRequest> = {
     schema: ChatRequest,
     protocol: 'openai',
-    handle: (body, ctx) => {
-      if (body.n !== undefined && body.n !== null && body.n !== 1 && body.stream === true) {
-        throw fastError('invalid_request', '`n` must be 1 when streaming', 'n');
-      }
-      return text({ kind: 'chat', model: body.model, stream: body.stream === true, body }, ctx);
-    },
+    handle: (body, ctx) => text(chatRequest(body), ctx),
   };
 
   const completion: ModelCall<CompletionRequest> = {
     schema: CompletionRequest,
     protocol: 'openai',
-    handle: (body, ctx) => text({ kind: 'completion', model: body.model, stream: body.stream === true, body }, ctx),
+    handle: (body, ctx) => text(completionRequest(body), ctx),
   };
 
   const embeddings: ModelCall<EmbeddingRequest> = {

@@ -1,20 +1,35 @@
 /**
- * The OpenAI API's read-only routes: /v1/models and /v1/models/{id}. The model calls (chat,
- * completions, embeddings) are in calls.ts, served by model-calls.ts.
+ * The OpenAI API over HTTP, registered in one place: its model calls (chat, completions,
+ * embeddings: calls.ts, served by model-calls.ts on node:http) and its read-only routes
+ * (/v1/models, /v1/models/{id}, /v1/usage, served by Fastify).
  */
 import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
 import type { Gateway } from '../../../pipeline/gateway.js';
 import type { Model } from '../../../routing/registry.js';
 import type { UsageStore } from '../../../store/usage.js';
 import type { Ledger } from '../../../tenancy/ledger.js';
 import { ANONYMOUS } from '../../../tenancy/tenancy.js';
 import { usageQuery } from '../admin/usage-query.js';
+import type { ModelCalls } from '../model-calls.js';
+import { openaiCalls } from './calls.js';
 
-/**
- * A Fastify plugin of these routes (registered under /v1), plus `GET /usage`, the caller's own usage,
- * when `usage` is not null; `ledger` (if any) is flushed first, so the latest calls count.
- */
-export function openaiRoutes(gateway: Gateway, usage: UsageStore | null, ledger: Ledger | null) {
+/** What the OpenAI API serves from: `usage` null leaves out `GET /v1/usage`; `ledger` (if any) is flushed before it answers. */
+export interface OpenAIDeps {
+  readonly gateway: Gateway;
+  readonly log: Logger;
+  readonly usage: UsageStore | null;
+  readonly ledger: Ledger | null;
+}
+
+/** Registers every route of the OpenAI API: the model calls on `calls`, the rest on `app` under /v1. */
+export function registerOpenAI(app: FastifyInstance, calls: ModelCalls, deps: OpenAIDeps): void {
+  for (const [path, call] of Object.entries(openaiCalls(deps.gateway, deps.log))) calls.post(path, call);
+  app.register(openaiRoutes(deps), { prefix: '/v1' });
+}
+
+/** The read-only routes as a Fastify plugin (under /v1), plus `GET /usage`, the caller's own usage, when `usage` is not null. */
+function openaiRoutes({ gateway, usage, ledger }: OpenAIDeps) {
   return async function openai(app: FastifyInstance): Promise<void> {
     // Errors and 404s here take the server's own handlers, which answer in OpenAI's shape.
     // A tenant sees only the models it may use.

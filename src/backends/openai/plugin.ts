@@ -1,0 +1,18 @@
+/** `kind: openai` as a plug-in: an upstream OpenAI-compatible server, or replicas of one, called over HTTP. */
+import { backendPlugin } from '../plugin.js';
+import { OpenAIBackendSchema } from './config.js';
+import { OpenAIBackend } from './openai-backend.js';
+
+/** The openai kind: remote, so its versions get retries and a circuit breaker unless their policies say otherwise. */
+export const openaiPlugin = backendPlugin({
+  kind: 'openai',
+  schema: OpenAIBackendSchema,
+  capabilities: { tasks: new Set(['chat', 'completion', 'embedding']), remote: true, kservePlatform: 'openai' },
+  files: [],
+  // A schema cannot say "exactly one of two optional options" in words a user reads, so it is checked here.
+  check: (config) =>
+    (config.base_url === undefined) === (config.endpoints === undefined)
+      ? [{ path: [], message: 'an openai backend needs exactly one of `base_url` and `endpoints`' }]
+      : [],
+  create: (config, context) => new OpenAIBackend(config, context.modelName),
+});

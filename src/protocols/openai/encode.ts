@@ -1,0 +1,281 @@
+/**
+ * Typed text events encoded as the OpenAI API answers: the whole answer (`chat.completion`,
+ * `text_completion`), or the stream of chunks exactly as OpenAI sends them (the role, content and
+ * tool-call deltas, a chunk with `finish_reason`, then, if the client asked, one with `usage` and
+ * no choices). Errors the events throw propagate to the caller, which answers them in its own way.
+ */
+import { ClientGoneError } from '../../core/call.js';
+import type { FinishReason, TextRequest, TextStream, Timings, TokenLogprob } from '../../core/text.js';
+
+/** OpenAI's `usage` object, in tokens. */
+export interface Usage {
+  readonly prompt_tokens: number;
+  readonly completion_tokens: number;
+  readonly total_tokens: number;
+}
+
+/** One token of chat logprobs, with its UTF-8 bytes. */
+export interface ChatTokenLogprob {
+  readonly token: string;
+  readonly logprob: number;
+  readonly bytes: readonly number[];
+}
+
+/** Chat logprobs: each token with its likeliest alternatives. */
+export interface ChatLogprobs {
+  readonly content: ReadonlyArray<ChatTokenLogprob & { readonly top_logprobs: readonly ChatTokenLogprob[] }>;
+  readonly refusal: null;
+}
+
+/** Legacy completions' logprobs: parallel lists, `text_offset` the character offset of each token in the text. */
+export interface CompletionLogprobs {
+  readonly tokens: readonly string[];
+  readonly token_logprobs: readonly number[];
+  readonly top_logprobs: ReadonlyArray<Readonly<Record<string, number>>>;
+  readonly text_offset: readonly number[];
+}
+
+/** One function call of a whole chat answer. */
+export interface ToolCall {
+  readonly id: string;
+  readonly type: 'function';
+  readonly function: { readonly name: string; readonly arguments: string };
+}
+
+/** A piece of one function call in a chat chunk: `id`, `type` and `name` on the call's first piece only. */
+export interface ToolCallDelta {
+  readonly index: number;
+  readonly id?: string;
+  readonly type?: 'function';
+  readonly function: { readonly name?: string; readonly arguments: string };
+}
+
+/** The fields every answer and chunk starts with. */
+interface Head {
+  readonly id: string;
+  readonly object: 'chat.completion' | 'chat.completion.chunk' | 'text_completion';
+  readonly created: number;
+  readonly model: string;
+}
+
+/** A whole chat answer (`chat.completion`); `timings` (llama.cpp's) only when the backend measured them. */
+export interface ChatCompletion extends Head {
+  readonly choices: ReadonlyArray<{
+    readonly index: number;
+    readonly message: {
+      readonly role: 'assistant';
+      /** null when the answer is only tool calls. */
+      readonly content: string | null;
+      readonly refusal: null;
+      readonly tool_calls?: readonly ToolCall[];
+    };
+    readonly logprobs: ChatLogprobs | null;
+    readonly finish_reason: FinishReason;
+  }>;
+  readonly usage?: Usage;
+  readonly timings?: Timings;
+}
+
+/** A whole legacy completion (`text_completion`). */
+export interface TextCompletion extends Head {
+  readonly choices: ReadonlyArray<{
+    readonly index: number;
+    readonly text: string;
+    readonly logprobs: CompletionLogprobs | null;
+    readonly finish_reason: FinishReason;
+  }>;
+  readonly usage?: Usage;
+  readonly timings?: Timings;
+}
+
+/** One chunk of a streamed chat answer (`chat.completion.chunk`); the usage chunk has no choices. */
+export interface ChatCompletionChunk extends Head {
+  readonly choices: ReadonlyArray<{
+    readonly index: number;
+    readonly delta: { readonly role?: 'assistant'; readonly content?: string; readonly tool_calls?: readonly ToolCallDelta[] };
+    readonly logprobs: ChatLogprobs | null;
+    readonly finish_reason: FinishReason | null;
+  }>;
+  readonly usage?: Usage;
+  readonly timings?: Timings;
+}
+
+/** One chunk of a streamed legacy completion (`text_completion`); the usage chunk has no choices. */
+export interface TextCompletionChunk extends Head {
+  readonly choices: ReadonlyArray<{
+    readonly index: number;
+    readonly text: string;
+    readonly logprobs: CompletionLogprobs | null;
+    readonly finish_reason: FinishReason | null;
+  }>;
+  readonly usage?: Usage;
+  readonly timings?: Timings;
+}
+
+/** The OpenAI usage object of these token counts. */
+export function usage(promptTokens: number, completionTokens: number): Usage {
+  return { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens };
+}
+
+/**
+ * The whole answer: every event gathered into one `chat.completion` or `text_completion`. `usage`
+ * is there when the backend reported it (in-process backends always do). An answer whose events
+ * end without a `finish` was cut short (a backend ends quietly when its client left): that throws
+ * ClientGoneError rather than answer half a text as if it were whole.
+ */
+export async function wholeAnswer(answer: TextStream, request: TextRequest): Promise<ChatCompletion | TextCompletion> {
+  const chat = request.kind === 'chat';
+  let text = '';
+  const logprobs: TokenLogprob[] = [];
+  // By index; a Map, since an index is the backend's to choose and need not be dense.
+  const calls = new Map<number, { id: string | null; name: string; arguments: string }>();
+  let finish: FinishReason | null = null;
+  let counted: Usage | null = null;
+  let timings: Timings | null = null;
+  for await (const event of answer.events) {
+    switch (event.type) {
+      case 'text':
+        text += event.text;
+        if (event.logprobs !== null) logprobs.push(event.logprobs);
+        break;
+      case 'tool_call': {
+        let call = calls.get(event.index);
+        if (call === undefined) calls.set(event.index, (call = { id: null, name: '', arguments: '' }));
+        call.id ??= event.id;
+        if (event.name !== null) call.name += event.name;
+        call.arguments += event.arguments;
+        break;
+      }
+      case 'finish':
+        finish = event.reason;
+        break;
+      case 'usage':
+        counted = usage(event.promptTokens, event.completionTokens);
+        timings = event.timings;
+        break;
+    }
+  }
+  if (finish === null) throw new ClientGoneError();
+  const asked = request.sampling.logprobs !== null || logprobs.length > 0;
+  const head = { id: answer.id, created: answer.created, model: request.model };
+  const tail = { ...(counted === null ? {} : { usage: counted }), ...(timings === null ? {} : { timings }) };
+  if (!chat) {
+    const choice = { index: 0, text, logprobs: asked ? completionLogprobs(logprobs, 0) : null, finish_reason: finish };
+    return { id: head.id, object: 'text_completion', created: head.created, model: head.model, choices: [choice], ...tail };
+  }
+  const toolCalls: ToolCall[] = [...calls.entries()]
+    .sort(([a], [b]) => a - b)
+    .map(([i, c]) => ({ id: c.id ?? `call_${i}`, type: 'function', function: { name: c.name, arguments: c.arguments } }));
+  const message =
+    toolCalls.length === 0
+      ? { role: 'assistant' as const, content: text, refusal: null }
+      : { role: 'assistant' as const, content: text === '' ? null : text, refusal: null, tool_calls: toolCalls };
+  const choice = { index: 0, message, logprobs: asked ? chatLogprobs(logprobs) : null, finish_reason: finish };
+  return { id: head.id, object: 'chat.completion', created: head.created, model: head.model, choices: [choice], ...tail };
+}
+
+/**
+ * The chunks of a streamed answer, one per event as it comes. Chat sends the role first, with the
+ * first delta rather than before it (as vLLM does), so a client's time to first byte is its time to
+ * first token. The usage chunk comes only if the client asked (`stream_options.include_usage`).
+ */
+export function streamChunks(answer: TextStream, request: TextRequest): AsyncGenerator<ChatCompletionChunk | TextCompletionChunk> {
+  // The generator itself, not one delegating to it: each layer of async generator costs ticks per chunk.
+  return request.kind === 'chat' ? chatChunks(answer, request) : completionChunks(answer, request);
+}
+
+async function* chatChunks(answer: TextStream, request: TextRequest): AsyncGenerator<ChatCompletionChunk> {
+  const head = { id: answer.id, object: 'chat.completion.chunk', created: answer.created, model: request.model } as const;
+  const chunk = (delta: ChatCompletionChunk['choices'][number]['delta'], logprobs: ChatLogprobs | null = null): ChatCompletionChunk => ({
+    ...head,
+    choices: [{ index: 0, delta, logprobs, finish_reason: null }],
+  });
+  const role = (): ChatCompletionChunk => chunk({ role: 'assistant', content: '' });
+  let first = true;
+  for await (const event of answer.events) {
+    switch (event.type) {
+      case 'text':
+        if (event.text === '' && event.logprobs === null) break; // nothing to say
+        if (first) yield role();
+        first = false;
+        yield chunk({ content: event.text }, event.logprobs === null ? null : chatLogprobs([event.logprobs]));
+        break;
+      case 'tool_call':
+        if (first) yield role();
+        first = false;
+        yield chunk({ tool_calls: [toolCallDelta(event.index, event.id, event.name, event.arguments)] });
+        break;
+      case 'finish':
+        if (first) yield role();
+        first = false;
+        yield { ...head, choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: event.reason }] };
+        break;
+      case 'usage':
+        if (request.includeUsage) yield { ...head, choices: [], ...usageFields(event.promptTokens, event.completionTokens, event.timings) };
+        break;
+    }
+  }
+}
+
+async function* completionChunks(answer: TextStream, request: TextRequest): AsyncGenerator<TextCompletionChunk> {
+  const head = { id: answer.id, object: 'text_completion', created: answer.created, model: request.model } as const;
+  // Where the next text starts in the whole completion, for `text_offset`.
+  let offset = 0;
+  for await (const event of answer.events) {
+    switch (event.type) {
+      case 'text': {
+        if (event.text === '' && event.logprobs === null) break;
+        const logprobs = event.logprobs === null ? null : completionLogprobs([event.logprobs], offset);
+        offset += event.text.length;
+        yield { ...head, choices: [{ index: 0, text: event.text, logprobs, finish_reason: null }] };
+        break;
+      }
+      case 'tool_call':
+        break; // legacy completions have no tools
+      case 'finish':
+        yield { ...head, choices: [{ index: 0, text: '', logprobs: null, finish_reason: event.reason }] };
+        break;
+      case 'usage':
+        if (request.includeUsage) yield { ...head, choices: [], ...usageFields(event.promptTokens, event.completionTokens, event.timings) };
+        break;
+    }
+  }
+}
+
+function usageFields(promptTokens: number, completionTokens: number, timings: Timings | null): { usage: Usage; timings?: Timings } {
+  const counted = usage(promptTokens, completionTokens);
+  return timings === null ? { usage: counted } : { usage: counted, timings };
+}
+
+function toolCallDelta(index: number, id: string | null, name: string | null, args: string): ToolCallDelta {
+  const fn = name === null ? { arguments: args } : { name, arguments: args };
+  return id === null ? { index, function: fn } : { index, id, type: 'function', function: fn };
+}
+
+function chatEntry(token: string, logprob: number): ChatTokenLogprob {
+  return { token, logprob, bytes: [...Buffer.from(token, 'utf8')] };
+}
+
+/** `{content: [{token, logprob, bytes, top_logprobs}], refusal: null}`. */
+function chatLogprobs(items: readonly TokenLogprob[]): ChatLogprobs {
+  return {
+    content: items.map((t) => ({ ...chatEntry(t.token, t.logprob), top_logprobs: t.top.map((a) => chatEntry(a.token, a.logprob)) })),
+    refusal: null,
+  };
+}
+
+/** `{tokens, token_logprobs, top_logprobs, text_offset}`, the first token at character `offset`. */
+function completionLogprobs(items: readonly TokenLogprob[], offset: number): CompletionLogprobs {
+  const textOffset: number[] = [];
+  let at = offset;
+  for (const t of items) {
+    textOffset.push(at);
+    at += t.token.length;
+  }
+  return {
+    tokens: items.map((t) => t.token),
+    token_logprobs: items.map((t) => t.logprob),
+    top_logprobs: items.map((t) => Object.fromEntries(t.top.map((a) => [a.token, a.logprob]))),
+    text_offset: textOffset,
+  };
+}

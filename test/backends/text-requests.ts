@@ -1,0 +1,86 @@
+/** Typed text requests for backend tests, as the transport hands them over: OpenAI's defaults filled in. */
+import type { Cancellation } from '../../src/core/call.js';
+import type { ChatMessage, ChatRequest, CompletionRequest, Prompt, Sampling, TextEvent } from '../../src/core/text.js';
+
+/** OpenAI's defaults. */
+export const DEFAULT_SAMPLING: Sampling = {
+  maxTokens: null,
+  temperature: 1,
+  topP: 1,
+  topK: 0,
+  minP: 0,
+  seed: null,
+  presencePenalty: 0,
+  frequencyPenalty: 0,
+  logitBias: {},
+  stop: [],
+  logprobs: null,
+  responseFormat: { type: 'text' },
+  n: 1,
+  bestOf: 1,
+  echo: false,
+  suffix: null,
+};
+
+/** A chat request for `model`, whole unless `stream`. */
+export function chatRequest(
+  model: string,
+  messages: readonly ChatMessage[],
+  sampling: Partial<Sampling> = {},
+  extra: Partial<ChatRequest> = {},
+): ChatRequest {
+  return {
+    kind: 'chat',
+    model,
+    stream: false,
+    sampling: { ...DEFAULT_SAMPLING, ...sampling },
+    includeUsage: false,
+    reportUsage: false,
+    tools: [],
+    openai: null,
+    messages,
+    ...extra,
+  };
+}
+
+/** A completion request for `model`, whole unless `stream`. */
+export function completionRequest(
+  model: string,
+  prompt: Prompt,
+  sampling: Partial<Sampling> = {},
+  extra: Partial<CompletionRequest> = {},
+): CompletionRequest {
+  return {
+    kind: 'completion',
+    model,
+    stream: false,
+    sampling: { ...DEFAULT_SAMPLING, ...sampling },
+    includeUsage: false,
+    reportUsage: false,
+    tools: [],
+    openai: null,
+    prompt,
+    ...extra,
+  };
+}
+
+/** A call whose client leaves when `leave()` is called. */
+export function leavingCall(): Cancellation & { leave(): void } {
+  const controller = new AbortController();
+  const listeners: Array<() => void> = [];
+  return {
+    signal: controller.signal,
+    onAbort: (listener) => void listeners.push(listener),
+    leave() {
+      controller.abort();
+      for (const listener of listeners.splice(0)) listener();
+    },
+  };
+}
+
+/** Every event of an answer, in order. */
+export async function collect(events: AsyncIterable<TextEvent>): Promise<TextEvent[]> {
+  const out: TextEvent[] = [];
+  for await (const event of events) out.push(event);
+  return out;
+}
