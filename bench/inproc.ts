@@ -5,7 +5,7 @@
  */
 import { OnnxBackend } from '../src/backends/onnx/onnx-backend.js';
 import { parseConfig } from '../src/config/load.js';
-import type { OnnxBackendConfig } from '../src/config/schema.js';
+import type { OnnxBackendConfig } from '../src/backends/onnx/config.js';
 import { closedLoop, type LoadResult } from './load.js';
 
 function backendConfig(model: string, batching: boolean): OnnxBackendConfig {

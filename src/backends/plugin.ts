@@ -6,9 +6,8 @@
  */
 import type { Static, TObject } from '@sinclair/typebox';
 import type { Task } from '../core/call.js';
-import type { DeploymentObserver } from '../core/observer.js';
+import type { DeploymentObserver, GenerationObserver } from '../core/observer.js';
 import type { Backend } from './backend.js';
-import type { GenerationObserver } from './llama/llama-backend.js';
 
 /** What a backend gets besides its config, from the model version it serves. */
 export interface BackendContext {
@@ -34,6 +33,8 @@ export interface BackendCapabilities {
   readonly remote: boolean;
   /** The `platform` of its models in KServe v2 model metadata. */
   readonly kservePlatform: string;
+  /** The GenAI semantic conventions' `gen_ai.provider.name` of a remote kind's calls (traces); null for in-process kinds. */
+  readonly provider: string | null;
 }
 
 /** A problem a kind's own rules find in a backend config; `path` is relative to the `backend` mapping ([] for the mapping itself). */

@@ -10,7 +10,7 @@ import { answerScrape } from '../telemetry/cluster-metrics.js';
 import { pino, type Logger } from 'pino';
 import { ConfigError, loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
-import type { GenerationStats } from '../backends/llama/llama-backend.js';
+import type { GenerationStats } from '../core/observer.js';
 import { VERSION } from './version.js';
 import { GRPC_CLOSED, GRPC_CONNECTION, GrpcBalancer } from './grpc-balancer.js';
 import { loadTls, type TlsMaterial } from '../config/tls.js';

@@ -10,7 +10,6 @@ import { BACKEND_PLUGINS, type BackendKind, type BackendPlugin } from '../backen
 /** The `kind` of a backend config: one of the plug-ins' (backends/index.ts). */
 export type { BackendKind } from '../backends/index.js';
 /** Re-exported for the tests and benchmarks that import it from here; backends import it from their own folder. */
-export type { OnnxBackendConfig } from '../backends/onnx/config.js';
 
 const strict = { additionalProperties: false } as const;
 

@@ -20,6 +20,10 @@ export const ERROR_CATALOGUE = {
   },
   insufficient_quota: { status: 429, doc: "The tenant's or key's monthly token quota is spent; `Retry-After` says when the month ends." },
   invalid_json: { status: 400, doc: 'The body is not valid JSON.' },
+  invalid_config: {
+    status: 400,
+    doc: 'POST /admin/reload found the config file invalid (`problems` lists each field and why); the previous config is still served.',
+  },
   body_too_large: { status: 413, doc: "The body exceeds `server.body_limit_bytes`, or the remote model server's own limit." },
   request_timeout: {
     status: 408,

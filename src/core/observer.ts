@@ -34,3 +34,19 @@ export const NO_OBSERVER: DeploymentObserver = Object.freeze({
   fellBack: noop,
   executed: noop,
 });
+
+/** Measurements of one finished generation, for whoever observes them (logs now, metrics later); backends that generate in process report them. */
+export interface GenerationStats {
+  readonly promptTokens: number;
+  readonly completionTokens: number;
+  /** Waiting for a free sequence. */
+  readonly queuedMs: number;
+  /** From the request reaching the backend to the first token. */
+  readonly timeToFirstTokenMs: number;
+  /** Completion tokens after the first, per second of generation. */
+  readonly tokensPerSecond: number;
+  readonly finishReason: 'stop' | 'length' | 'cancelled';
+}
+
+/** Told each generation's stats once: when it finishes, or when its client leaves first. */
+export type GenerationObserver = (stats: GenerationStats) => void;

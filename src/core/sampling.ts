@@ -70,6 +70,11 @@ export function validSampling(kind: 'chat' | 'completion', input: SamplingInput)
 
 type Key = keyof SamplingInput;
 
+// The defaults most requests take, shared (they are read-only) rather than made anew per request.
+const NO_STOPS: readonly string[] = Object.freeze([]);
+const NO_BIAS: Readonly<Record<string, number>> = Object.freeze({});
+const TEXT: ResponseFormat = Object.freeze({ type: 'text' });
+
 /** A value as a message quotes it: JSON, cut short (a client's value may be any size). */
 function shown(v: unknown): string {
   const s = typeof v === 'bigint' ? String(v) : (JSON.stringify(v) ?? String(v));
@@ -129,7 +134,7 @@ function text(input: SamplingInput, key: Key): string | null {
 
 /** A string or up to 4 strings, none empty (an empty stop would end every answer before its first token). */
 function stops(value: unknown): readonly string[] {
-  if (value === undefined || value === null) return [];
+  if (value === undefined || value === null) return NO_STOPS;
   if (typeof value === 'string') {
     if (value.length === 0) throw fastError('invalid_request', '`stop` sequences must not be empty', 'stop');
     return [value];
@@ -156,7 +161,7 @@ function chatLogprobs(input: SamplingInput): number | null {
 
 /** Token id (a key, as OpenAI's JSON has it) -> bias; whether each id is in the vocabulary is the model's to check. */
 function logitBias(value: unknown): Readonly<Record<string, number>> {
-  if (value === undefined || value === null) return {};
+  if (value === undefined || value === null) return NO_BIAS;
   if (typeof value !== 'object' || Array.isArray(value)) {
     throw fastError('invalid_request', '`logit_bias` must be an object mapping token ids to numbers in [-100, 100]', 'logit_bias');
   }
@@ -169,7 +174,7 @@ function logitBias(value: unknown): Readonly<Record<string, number>> {
 }
 
 function responseFormat(value: unknown): ResponseFormat {
-  if (value === undefined || value === null) return { type: 'text' };
+  if (value === undefined || value === null) return TEXT;
   const format = value as { type?: unknown; json_schema?: { schema?: unknown } | null };
   switch (format.type) {
     case 'text':

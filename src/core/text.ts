@@ -162,7 +162,8 @@ export interface TextStream {
   readonly id: string;
   /** Unix seconds. */
   readonly created: number;
-  readonly events: AsyncIterable<TextEvent>;
+  /** The events; an answer complete when it is returned (a mock's, the degraded one) may give them as an array, read without an await each. */
+  readonly events: AsyncIterable<TextEvent> | readonly TextEvent[];
 }
 
 /**

@@ -2,7 +2,7 @@
  * The degraded answer: a model's configured `degraded_response.text`, given when the model and
  * every fallback failed. A small text answer of its own, streamed as the one text event it is.
  */
-import type { TextRequest, TextStream, TextEvent } from '../core/text.js';
+import type { TextRequest, TextStream } from '../core/text.js';
 
 let served = 0;
 
@@ -13,12 +13,10 @@ export function degradedAnswer(request: TextRequest, text: string): TextStream {
     type: 'events',
     id: `${request.kind === 'chat' ? 'chatcmpl' : 'cmpl'}-degraded${created.toString(36)}${(served++).toString(36)}`,
     created,
-    events: degradedEvents(text),
+    events: [
+      { type: 'text', text, logprobs: null },
+      { type: 'finish', reason: 'stop' },
+      { type: 'usage', promptTokens: 0, completionTokens: 0, timings: null },
+    ],
   };
-}
-
-async function* degradedEvents(text: string): AsyncGenerator<TextEvent> {
-  yield { type: 'text', text, logprobs: null };
-  yield { type: 'finish', reason: 'stop' };
-  yield { type: 'usage', promptTokens: 0, completionTokens: 0, timings: null };
 }

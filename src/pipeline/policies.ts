@@ -21,11 +21,13 @@ import { observe } from '../policies/observation.js';
 import type { RetryBudget } from '../policies/retry-budget.js';
 import { Admission } from '../scheduling/admission.js';
 import { compose } from './compose.js';
+import { pluginOf } from '../backends/index.js';
 
 /** The factory the registry takes: every version's governor shares the worker's retry budget and logs breaker changes to `log`. */
 export function versionPolicies(budget: RetryBudget, log: Logger): PolicyFactory {
   return function policiesOf(spec) {
     const { model, version, kind, observer } = spec;
+    const capabilities = pluginOf(kind)?.capabilities;
     const governor = Governor.create(spec.policies, kind, budget, log, `${model}@${version}`, observer);
     const admission = admissionOf(spec.policies);
     return {
@@ -34,7 +36,7 @@ export function versionPolicies(budget: RetryBudget, log: Logger): PolicyFactory
       wrap: compose<ModelVersion>(
         admission === null ? null : admit(admission, { model, version, observer }),
         governor === null ? null : govern(governor),
-        observe({ model, version, kind, observer }),
+        observe({ model, version, kind, remote: capabilities?.remote === true, provider: capabilities?.provider ?? null, observer }),
       ),
     };
   };

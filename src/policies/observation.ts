@@ -14,8 +14,12 @@ import type { CallContext, CallSpan, CallTrace, Hold, Wrapper } from '../core/po
 export interface ObserveOptions {
   readonly model: string;
   readonly version: string;
-  /** The backend's kind (`infergate.backend.kind`); an `openai` backend is a remote server. */
+  /** The backend's kind (`infergate.backend.kind`). */
   readonly kind: string;
+  /** Whether the backend is another server (its spans are client spans), as its plug-in says. */
+  readonly remote: boolean;
+  /** `gen_ai.provider.name` of its calls, as its plug-in says; null: none (in process). */
+  readonly provider: string | null;
   readonly observer: DeploymentObserver;
 }
 
@@ -34,7 +38,7 @@ interface SpanSpec {
 }
 
 /** The span specs of a version, one per task, made once when its chain is composed rather than per traced attempt. */
-function spanSpecs(options: ObserveOptions, remote: boolean): Readonly<Record<Task, SpanSpec>> {
+function spanSpecs(options: ObserveOptions): Readonly<Record<Task, SpanSpec>> {
   const spec = (task: Task): SpanSpec => {
     const operation = OPERATIONS[task];
     const attributes: Record<string, string> = {
@@ -43,7 +47,7 @@ function spanSpecs(options: ObserveOptions, remote: boolean): Readonly<Record<Ta
       'infergate.model.version': options.version,
       'infergate.backend.kind': options.kind,
     };
-    if (remote) attributes['gen_ai.provider.name'] = 'openai';
+    if (options.provider !== null) attributes['gen_ai.provider.name'] = options.provider;
     return { name: `${operation} ${options.model}`, attributes: Object.freeze(attributes) };
   };
   return { chat: spec('chat'), completion: spec('completion'), embedding: spec('embedding'), tensor: spec('tensor') };
@@ -53,8 +57,8 @@ function spanSpecs(options: ObserveOptions, remote: boolean): Readonly<Record<Ta
 export function observe<V>(options: ObserveOptions): Wrapper<V> {
   const observer = options.observer;
   const watched = observer !== NO_OBSERVER;
-  const remote = options.kind === 'openai';
-  const specs = spanSpecs(options, remote);
+  const remote = options.remote;
+  const specs = spanSpecs(options);
   return (next) =>
     function observed(work, ctx) {
       const trace = ctx.trace;

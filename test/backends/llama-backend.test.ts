@@ -2,7 +2,8 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { LlamaBackend, type GenerationStats } from '../../src/backends/llama/llama-backend.js';
+import { LlamaBackend } from '../../src/backends/llama/llama-backend.js';
+import type { GenerationStats } from '../../src/core/observer.js';
 import type { ChatRequest, Sampling, TextEvent, TextRequest } from '../../src/core/text.js';
 import { MODELS } from '../helpers/server.js';
 import { chatRequest, collect, completionRequest, leavingCall } from './text-requests.js';
@@ -117,7 +118,7 @@ describe('LlamaBackend on tiny-chat', () => {
     stats.length = 0;
     const held = await backend.generate(hello(), leavingCall());
     await assert.rejects(backend.generate(hello(), leavingCall()), { code: 'overloaded' });
-    await held.events[Symbol.asyncIterator]().return?.();
+    await (held.events as AsyncIterable<TextEvent>)[Symbol.asyncIterator]().return?.();
     assert.deepEqual(
       stats.map((s) => s.finishReason),
       ['cancelled'],

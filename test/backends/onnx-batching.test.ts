@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { OnnxBackend } from '../../src/backends/onnx/onnx-backend.js';
 import { parseConfig } from '../../src/config/load.js';
-import type { OnnxBackendConfig } from '../../src/config/schema.js';
+import type { OnnxBackendConfig } from '../../src/backends/onnx/config.js';
 import type { Tensor } from '../../src/core/tensor.js';
 import { NO_OBSERVER } from '../../src/core/observer.js';
 import { MODELS, post, startServer, writeConfig, type RunningServer } from '../helpers/server.js';

@@ -6,6 +6,7 @@ import { upstreamBody } from '../../src/backends/openai/request-body.js';
 import { openaiText } from '../../src/backends/openai/wire.js';
 import { ApiError } from '../../src/core/errors.js';
 import type { ChatRequest, CompletionRequest, Sampling, TextEvent, TextStream } from '../../src/core/text.js';
+import { DEFAULT_SAMPLING } from './text-requests.js';
 
 const SSE = 'text/event-stream; charset=utf-8';
 
@@ -299,39 +300,22 @@ describe('OpenAI answers as typed events', () => {
     );
   });
 
-  it("writes an error as OpenAI's error body", () => {
+  it('ends a stream with an error as OpenAI does: the error body as an event, then [DONE]', () => {
     const raw = openaiText('chat', SSE, Buffer.alloc(0));
-    assert.deepEqual(JSON.parse(raw.encodeError(new ApiError('rate_limited', 'spent'))), {
+    const end = raw.encodeError(new ApiError('rate_limited', 'spent'));
+    assert.match(end, /^data: \{.*\}\n\ndata: \[DONE\]\n\n$/);
+    assert.deepEqual(JSON.parse(end.slice('data: '.length, end.indexOf('\n'))), {
       error: { message: 'spent', type: 'rate_limit_error', param: null, code: 'rate_limited' },
     });
   });
 });
-
-const DEFAULTS: Sampling = {
-  maxTokens: null,
-  temperature: 1,
-  topP: 1,
-  topK: 0,
-  minP: 0,
-  seed: null,
-  presencePenalty: 0,
-  frequencyPenalty: 0,
-  logitBias: {},
-  stop: [],
-  logprobs: null,
-  responseFormat: { type: 'text' },
-  n: 1,
-  bestOf: 1,
-  echo: false,
-  suffix: null,
-};
 
 function chat(over: Partial<ChatRequest> = {}): ChatRequest {
   return {
     kind: 'chat',
     model: 'alias',
     stream: false,
-    sampling: DEFAULTS,
+    sampling: DEFAULT_SAMPLING,
     includeUsage: false,
     reportUsage: false,
     tools: [],
@@ -370,7 +354,7 @@ describe('the body sent upstream', () => {
       stream_options: { include_usage: true },
     });
     const sampling: Sampling = {
-      ...DEFAULTS,
+      ...DEFAULT_SAMPLING,
       maxTokens: 16,
       temperature: 0.2,
       topP: 0.9,
@@ -410,7 +394,7 @@ describe('the body sent upstream', () => {
       ...base,
       kind: 'completion',
       prompt: [1, 2, 3],
-      sampling: { ...DEFAULTS, logprobs: 2, echo: true, bestOf: 3, suffix: '!' },
+      sampling: { ...DEFAULT_SAMPLING, logprobs: 2, echo: true, bestOf: 3, suffix: '!' },
     };
     assert.deepEqual(upstreamBody(request, 'up'), {
       model: 'up',

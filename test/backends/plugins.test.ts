@@ -116,7 +116,7 @@ describe('backend plug-ins', () => {
     const echo = backendPlugin({
       kind: 'echo',
       schema: EchoSchema,
-      capabilities: { tasks: new Set(['chat', 'completion']), remote: false, kservePlatform: 'echo' },
+      capabilities: { tasks: new Set(['chat', 'completion']), remote: false, kservePlatform: 'echo', provider: null },
       files: ['prompt_file'],
       check: (c) => (c.separator !== undefined && c.repeat === 1 ? [{ path: ['separator'], message: 'needs `repeat` > 1' }] : []),
       create: (c) => new MockBackend({ kind: 'mock', latency_ms: 0, text: 'echo'.repeat(c.repeat), embedding_dim: 4, stream_chunks: 1 }),

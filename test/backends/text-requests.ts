@@ -1,26 +1,10 @@
 /** Typed text requests for backend tests, as the transport hands them over: OpenAI's defaults filled in. */
 import type { Cancellation } from '../../src/core/call.js';
+import { validSampling } from '../../src/core/sampling.js';
 import type { ChatMessage, ChatRequest, CompletionRequest, Prompt, Sampling, TextEvent } from '../../src/core/text.js';
 
-/** OpenAI's defaults. */
-export const DEFAULT_SAMPLING: Sampling = {
-  maxTokens: null,
-  temperature: 1,
-  topP: 1,
-  topK: 0,
-  minP: 0,
-  seed: null,
-  presencePenalty: 0,
-  frequencyPenalty: 0,
-  logitBias: {},
-  stop: [],
-  logprobs: null,
-  responseFormat: { type: 'text' },
-  n: 1,
-  bestOf: 1,
-  echo: false,
-  suffix: null,
-};
+/** OpenAI's defaults, as the transports' shared check fills them in. */
+export const DEFAULT_SAMPLING: Sampling = validSampling('chat', {});
 
 /** A chat request for `model`, whole unless `stream`. */
 export function chatRequest(
@@ -79,7 +63,7 @@ export function leavingCall(): Cancellation & { leave(): void } {
 }
 
 /** Every event of an answer, in order. */
-export async function collect(events: AsyncIterable<TextEvent>): Promise<TextEvent[]> {
+export async function collect(events: AsyncIterable<TextEvent> | readonly TextEvent[]): Promise<TextEvent[]> {
   const out: TextEvent[] = [];
   for await (const event of events) out.push(event);
   return out;

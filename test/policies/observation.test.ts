@@ -29,7 +29,8 @@ const backend: VersionCall<string> = function backend(work, ctx) {
 };
 
 function observed(observer: DeploymentObserver, kind = 'mock'): VersionCall<string> {
-  return observe<string>({ model: 'm', version: '1', kind, observer })(backend);
+  const provider = kind === 'openai' ? 'openai' : null;
+  return observe<string>({ model: 'm', version: '1', kind, remote: provider !== null, provider, observer })(backend);
 }
 
 function call<T>(task: Task = 'chat', trace: RequestTrace | null = null): DeadlineCall<T> {

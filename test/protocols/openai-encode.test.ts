@@ -254,10 +254,18 @@ describe('wholeAnswer', () => {
   });
 
   it('throws the error the events throw', async () => {
-    await assert.rejects(wholeAnswer(answer([text('a'), stop, usage()], 1), chatReq()), { code: 'upstream_error' });
+    await assert.rejects(async () => wholeAnswer(answer([text('a'), stop, usage()], 1), chatReq()), { code: 'upstream_error' });
+  });
+
+  it('encodes an answer given as an array of events at once, the same as one that streams in', async () => {
+    const events = [text('a'), text('b'), stop, usage(TIMINGS)];
+    const now = wholeAnswer({ type: 'events', id: ID, created: CREATED, events }, chatReq());
+    assert.ok(!(now instanceof Promise), 'no promise for an answer that is already complete');
+    assert.deepEqual(now, await wholeAnswer(answer(events), chatReq()));
+    assert.throws(() => wholeAnswer({ type: 'events', id: ID, created: CREATED, events: [text('a')] }, chatReq()), ClientGoneError);
   });
 
   it('throws ClientGoneError for events that end before their finish', async () => {
-    await assert.rejects(wholeAnswer(answer([text('a')]), chatReq()), ClientGoneError);
+    await assert.rejects(async () => wholeAnswer(answer([text('a')]), chatReq()), ClientGoneError);
   });
 });

@@ -126,6 +126,21 @@ describe('chatRequest', () => {
   for (const [name, tools, param] of malformed) {
     it(`refuses ${name}, naming ${param}`, () => refused(() => chatRequest(chat({ tools })), param, /`tools/));
   }
+
+  it('reads the deprecated `functions` as function tools after `tools`, and names their fields', () => {
+    const req = chatRequest(
+      chat({ tools: [{ type: 'function', function: { name: 'a' } }], functions: [{ name: 'b', parameters: { type: 'object' } }] }),
+    );
+    assert.deepEqual(
+      req.tools.map((t) => [t.name, t.parameters]),
+      [
+        ['a', null],
+        ['b', { type: 'object' }],
+      ],
+    );
+    refused(() => chatRequest(chat({ functions: { name: 'b' } })), 'functions', /`functions`/);
+    refused(() => chatRequest(chat({ functions: [{ name: 'ok' }, { name: 'no way' }] })), 'functions[1].name', /`functions\[1\]\.name`/);
+  });
 });
 
 describe('completionRequest', () => {

@@ -8,6 +8,8 @@ import { describe, it } from 'node:test';
 import { ApiError } from '../../src/core/errors.js';
 import type { TextEvent, TextStream } from '../../src/core/text.js';
 import { CHARGE_EVERY, meterText, type Meter } from '../../src/tenancy/metering.js';
+import { Readable } from 'node:stream';
+import { openaiText } from '../../src/backends/openai/wire.js';
 
 /** A meter over a fixed allowance that records what it is told. */
 class Recorder implements Meter {
@@ -39,13 +41,13 @@ function stream(texts: number, usage: boolean): TextStream {
   return { type: 'events', id: 'chatcmpl-test', created: 0, events: events() };
 }
 
-async function drain(events: AsyncIterable<TextEvent>): Promise<TextEvent[]> {
+async function drain(events: AsyncIterable<TextEvent> | readonly TextEvent[]): Promise<TextEvent[]> {
   const out: TextEvent[] = [];
   for await (const e of events) out.push(e);
   return out;
 }
 
-function eventsOf(response: ReturnType<typeof meterText>): AsyncIterable<TextEvent> {
+function eventsOf(response: ReturnType<typeof meterText>): AsyncIterable<TextEvent> | readonly TextEvent[] {
   assert.equal(response.type, 'events');
   return response.events;
 }
@@ -92,5 +94,58 @@ describe('metering on typed events', () => {
       if (e.type === 'text') break;
     }
     assert.deepEqual(meter.finished, [0, 1, 499]);
+  });
+});
+
+/** An OpenAI upstream's stream as bytes: `texts` content chunks, a finish chunk, a usage chunk, [DONE]; `eol` ends lines. */
+function upstreamSse(texts: number, eol = '\n'): string {
+  const chunk = (choices: object[], extra: object = {}) =>
+    `data: ${JSON.stringify({ id: 'chatcmpl-up', object: 'chat.completion.chunk', created: 1, model: 'up', choices, ...extra })}${eol}${eol}`;
+  let out = '';
+  for (let i = 0; i < texts; i++) out += chunk([{ index: 0, delta: { content: `w${i} ` }, finish_reason: null }]);
+  out += chunk([{ index: 0, delta: {}, finish_reason: 'stop' }]);
+  out += chunk([], { usage: { prompt_tokens: 4, completion_tokens: texts, total_tokens: 4 + texts } });
+  return `${out}data: [DONE]${eol}${eol}`;
+}
+
+async function bytesOf(response: ReturnType<typeof meterText>): Promise<string> {
+  assert.equal(response.type, 'raw');
+  let text = '';
+  for await (const piece of response.body as Readable) text += String(piece);
+  return text;
+}
+
+describe('metering a pass-through stream', () => {
+  it('passes the bytes through untouched when the client asked for usage, and records the upstream usage', async () => {
+    const meter = new Recorder(Infinity);
+    const sent = upstreamSse(3, '\r\n');
+    const raw = openaiText('chat', 'text/event-stream', Readable.from([sent.slice(0, 50), sent.slice(50)]));
+    assert.equal(await bytesOf(meterText(raw, meter, true, true)), sent);
+    assert.deepEqual(meter.finished, [4, 3, 200]);
+  });
+
+  it('drops only the usage event the client did not ask for', async () => {
+    const meter = new Recorder(Infinity);
+    const raw = openaiText('chat', 'text/event-stream', Readable.from([upstreamSse(2)]));
+    const out = await bytesOf(meterText(raw, meter, false, true));
+    assert.ok(!out.includes('"usage"'), out);
+    assert.ok(out.includes('"finish_reason":"stop"') && out.endsWith('data: [DONE]\n\n'), out);
+    assert.deepEqual(meter.finished, [4, 2, 200]);
+  });
+
+  it("cuts a stream past the allowance with OpenAI's error event and [DONE]", async () => {
+    const meter = new Recorder(2);
+    const raw = openaiText('chat', 'text/event-stream', Readable.from([upstreamSse(6)]));
+    const out = await bytesOf(meterText(raw, meter, false, true));
+    const data = out
+      .split('\n\n')
+      .filter((e) => e !== '')
+      .map((e) => e.slice('data: '.length));
+    assert.equal(data.at(-1), '[DONE]');
+    const error = JSON.parse(data.at(-2) ?? '{}') as { error?: { code?: string; type?: string } };
+    assert.equal(error.error?.code, 'rate_limited');
+    assert.equal(error.error?.type, 'rate_limit_error');
+    assert.equal(data.filter((d) => d.includes('"content"')).length, 2, 'two tokens went out');
+    assert.deepEqual(meter.finished, [0, 2, 429]);
   });
 });

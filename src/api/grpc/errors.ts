@@ -13,6 +13,7 @@ export const GRPC_STATUS = {
   body_too_large: Status.RESOURCE_EXHAUSTED,
   request_timeout: Status.DEADLINE_EXCEEDED,
   headers_too_large: Status.RESOURCE_EXHAUSTED,
+  invalid_config: Status.INVALID_ARGUMENT,
   not_found: Status.UNIMPLEMENTED,
   model_not_found: Status.NOT_FOUND,
   version_not_found: Status.NOT_FOUND,

@@ -20,7 +20,7 @@ import type {
 import type { LlamaBackendConfig } from './config.js';
 import { fastError, overloadedError } from '../../core/errors.js';
 import { QueueFullError, Slots } from '../../scheduling/slots.js';
-import { NO_OBSERVER, type DeploymentObserver } from '../../core/observer.js';
+import { NO_OBSERVER, type DeploymentObserver, type GenerationObserver } from '../../core/observer.js';
 import { TextBackend, unsupported, type BackendHealth, type Occupancy } from '../backend.js';
 import { ClientGoneError, type Cancellation, type EmbedResult, type Task } from '../../core/call.js';
 import type { ChatMessage, ContentPart, Prompt as PromptInput, ResponseFormat, TextRequest, TextStream, Timings } from '../../core/text.js';
@@ -28,22 +28,6 @@ import { Generation, timings } from './generation.js';
 import { answer, HeldEvents } from './answer.js';
 import { samplingParams, type SamplingParams } from './params.js';
 import { getLlama, loadNodeLlamaCpp, type NodeLlamaCpp } from './runtime.js';
-
-/** Measurements of one finished generation, for whoever observes them (logs now, metrics later). */
-export interface GenerationStats {
-  readonly promptTokens: number;
-  readonly completionTokens: number;
-  /** Waiting for a free sequence. */
-  readonly queuedMs: number;
-  /** From the request reaching the backend to the first token. */
-  readonly timeToFirstTokenMs: number;
-  /** Completion tokens after the first, per second of generation. */
-  readonly tokensPerSecond: number;
-  readonly finishReason: 'stop' | 'length' | 'cancelled';
-}
-
-/** Told each generation's stats once: when it finishes, or when its client leaves first. */
-export type GenerationObserver = (stats: GenerationStats) => void;
 
 /** A prompt ready to evaluate, with what ends its generation besides the client's `stop`. */
 interface Prompt {

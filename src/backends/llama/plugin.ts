@@ -7,7 +7,7 @@ import { LlamaBackend } from './llama-backend.js';
 export const llamaPlugin = backendPlugin({
   kind: 'llama',
   schema: LlamaBackendSchema,
-  capabilities: { tasks: new Set(['chat', 'completion']), remote: false, kservePlatform: 'llama' },
+  capabilities: { tasks: new Set(['chat', 'completion']), remote: false, kservePlatform: 'llama', provider: null },
   files: ['path'],
   create: (config, context) => new LlamaBackend(config, context.workers, context.onGeneration, context.observer),
 });

@@ -16,16 +16,16 @@ export class MockBackend extends TextBackend {
   readonly kind = 'mock';
   readonly #config: MockBackendConfig;
   readonly #completionTokens: number;
-  readonly #chunks: readonly string[];
+  readonly #chunks: readonly TextEvent[];
   /** A whole answer's text in one event: the transport gathers it anyway, and a meter counts one piece. */
-  readonly #whole: readonly string[];
+  readonly #whole: readonly TextEvent[];
 
   constructor(config: MockBackendConfig) {
     super();
     this.#config = config;
     this.#completionTokens = countWords(config.text);
-    this.#chunks = splitInto(config.text, config.stream_chunks);
-    this.#whole = config.text === '' ? [] : [config.text];
+    this.#chunks = textEvents(splitInto(config.text, config.stream_chunks));
+    this.#whole = textEvents(config.text === '' ? [] : [config.text]);
   }
 
   async load(): Promise<void> {}
@@ -40,14 +40,9 @@ export class MockBackend extends TextBackend {
     const promptTokens = request.kind === 'chat' ? countMessageTokens(request.messages) : countPromptTokens(request.prompt);
     const created = Math.floor(Date.now() / 1000);
     const id = `${request.kind === 'chat' ? 'chatcmpl' : 'cmpl'}-mock${created}`;
-    return { type: 'events', id, created, events: this.#events(request.stream ? this.#chunks : this.#whole, promptTokens) };
-  }
-
-  /** The text in `pieces`, then `stop` and the usage. */
-  async *#events(pieces: readonly string[], promptTokens: number): AsyncGenerator<TextEvent> {
-    for (const text of pieces) yield { type: 'text', text, logprobs: null };
-    yield { type: 'finish', reason: 'stop' };
-    yield { type: 'usage', promptTokens, completionTokens: this.#completionTokens, timings: null };
+    const usage: TextEvent = { type: 'usage', promptTokens, completionTokens: this.#completionTokens, timings: null };
+    // The answer is complete at once: its events as an array, the fixed ones made when the backend was.
+    return { type: 'events', id, created, events: [...(request.stream ? this.#chunks : this.#whole), usage] };
   }
 
   async embed(request: EmbedRequest): Promise<EmbedResult> {
@@ -60,6 +55,11 @@ export class MockBackend extends TextBackend {
     });
     return { vectors, promptTokens: tokens };
   }
+}
+
+/** The text of `pieces` as events, then `stop`; shared by every answer (events are read-only). */
+function textEvents(pieces: readonly string[]): readonly TextEvent[] {
+  return Object.freeze([...pieces.map((text): TextEvent => ({ type: 'text', text, logprobs: null })), { type: 'finish', reason: 'stop' }]);
 }
 
 function countWords(text: string): number {

@@ -7,7 +7,7 @@ import { MockBackend } from './mock-backend.js';
 export const mockPlugin = backendPlugin({
   kind: 'mock',
   schema: MockBackendSchema,
-  capabilities: { tasks: new Set(['chat', 'completion', 'embedding']), remote: false, kservePlatform: 'mock' },
+  capabilities: { tasks: new Set(['chat', 'completion', 'embedding']), remote: false, kservePlatform: 'mock', provider: null },
   files: [],
   create: (config) => new MockBackend(config),
 });

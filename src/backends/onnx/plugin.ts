@@ -7,7 +7,7 @@ import { OnnxBackend } from './onnx-backend.js';
 export const onnxPlugin = backendPlugin({
   kind: 'onnx',
   schema: OnnxBackendSchema,
-  capabilities: { tasks: new Set(['tensor', 'embedding']), remote: false, kservePlatform: 'onnxruntime_onnx' },
+  capabilities: { tasks: new Set(['tensor', 'embedding']), remote: false, kservePlatform: 'onnxruntime_onnx', provider: null },
   files: ['path'],
   create: (config, context) => new OnnxBackend(config, context.observer),
 });

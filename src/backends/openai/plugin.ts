@@ -7,7 +7,7 @@ import { OpenAIBackend } from './openai-backend.js';
 export const openaiPlugin = backendPlugin({
   kind: 'openai',
   schema: OpenAIBackendSchema,
-  capabilities: { tasks: new Set(['chat', 'completion', 'embedding']), remote: true, kservePlatform: 'openai' },
+  capabilities: { tasks: new Set(['chat', 'completion', 'embedding']), remote: true, kservePlatform: 'openai', provider: 'openai' },
   files: [],
   // A schema cannot say "exactly one of two optional options" in words a user reads, so it is checked here.
   check: (config) =>

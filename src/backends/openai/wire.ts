@@ -24,9 +24,14 @@ export function openaiText(kind: 'chat' | 'completion', contentType: string, bod
     sse,
     body,
     decode: sse ? decodeEvent : decodeAnswer,
-    encodeError: openaiErrorBody,
+    encodeError: endWithError,
     events: kind === 'chat' ? chatEvents : completionEvents,
   };
+}
+
+/** The end of an OpenAI stream cut by `error`: the error as an event, then `[DONE]`, as OpenAI's own streams end. */
+function endWithError(error: ApiError): string {
+  return `data: ${openaiErrorBody(error)}\n\ndata: [DONE]\n\n`;
 }
 
 /** The typed events of one Server-Sent Event's data: a chunk, `[DONE]`, or an error. */

@@ -5,7 +5,7 @@
  * no choices). Errors the events throw propagate to the caller, which answers them in its own way.
  */
 import { ClientGoneError } from '../../core/call.js';
-import type { FinishReason, TextRequest, TextStream, Timings, TokenLogprob } from '../../core/text.js';
+import type { FinishReason, TextEvent, TextRequest, TextStream, Timings, TokenLogprob } from '../../core/text.js';
 
 /** OpenAI's `usage` object, in tokens. */
 export interface Usage {
@@ -123,55 +123,103 @@ export function usage(promptTokens: number, completionTokens: number): Usage {
  * end without a `finish` was cut short (a backend ends quietly when its client left): that throws
  * ClientGoneError rather than answer half a text as if it were whole.
  */
-export async function wholeAnswer(answer: TextStream, request: TextRequest): Promise<ChatCompletion | TextCompletion> {
-  const chat = request.kind === 'chat';
-  let text = '';
-  const logprobs: TokenLogprob[] = [];
+export function wholeAnswer(
+  answer: TextStream,
+  request: TextRequest,
+): ChatCompletion | TextCompletion | Promise<ChatCompletion | TextCompletion> {
+  const events = answer.events;
+  if (!Array.isArray(events)) return gathered(answer, events as AsyncIterable<TextEvent>, request);
+  // An answer complete when it came (a mock's, the degraded one) is encoded at once, without a promise.
+  const whole = new Gathered();
+  for (const event of events as readonly TextEvent[]) whole.add(event);
+  return whole.answer(answer, request);
+}
+
+async function gathered(
+  answer: TextStream,
+  events: AsyncIterable<TextEvent>,
+  request: TextRequest,
+): Promise<ChatCompletion | TextCompletion> {
+  const whole = new Gathered();
+  for await (const event of events) whole.add(event);
+  return whole.answer(answer, request);
+}
+
+/** The events of a whole answer, gathered as they come. */
+class Gathered {
+  text = '';
+  readonly logprobs: TokenLogprob[] = [];
   // By index; a Map, since an index is the backend's to choose and need not be dense.
-  const calls = new Map<number, { id: string | null; name: string; arguments: string }>();
-  let finish: FinishReason | null = null;
-  let counted: Usage | null = null;
-  let timings: Timings | null = null;
-  for await (const event of answer.events) {
+  readonly calls = new Map<number, { id: string | null; name: string; arguments: string }>();
+  finish: FinishReason | null = null;
+  counted: Usage | null = null;
+  timings: Timings | null = null;
+
+  add(event: TextEvent): void {
     switch (event.type) {
       case 'text':
-        text += event.text;
-        if (event.logprobs !== null) logprobs.push(event.logprobs);
+        this.text += event.text;
+        if (event.logprobs !== null) this.logprobs.push(event.logprobs);
         break;
       case 'tool_call': {
-        let call = calls.get(event.index);
-        if (call === undefined) calls.set(event.index, (call = { id: null, name: '', arguments: '' }));
+        let call = this.calls.get(event.index);
+        if (call === undefined) this.calls.set(event.index, (call = { id: null, name: '', arguments: '' }));
         call.id ??= event.id;
         if (event.name !== null) call.name += event.name;
         call.arguments += event.arguments;
         break;
       }
       case 'finish':
-        finish = event.reason;
+        this.finish = event.reason;
         break;
       case 'usage':
-        counted = usage(event.promptTokens, event.completionTokens);
-        timings = event.timings;
+        this.counted = usage(event.promptTokens, event.completionTokens);
+        this.timings = event.timings;
         break;
     }
   }
-  if (finish === null) throw new ClientGoneError();
-  const asked = request.sampling.logprobs !== null || logprobs.length > 0;
-  const head = { id: answer.id, created: answer.created, model: request.model };
-  const tail = { ...(counted === null ? {} : { usage: counted }), ...(timings === null ? {} : { timings }) };
-  if (!chat) {
-    const choice = { index: 0, text, logprobs: asked ? completionLogprobs(logprobs, 0) : null, finish_reason: finish };
-    return { id: head.id, object: 'text_completion', created: head.created, model: head.model, choices: [choice], ...tail };
+
+  answer(answer: TextStream, request: TextRequest): ChatCompletion | TextCompletion {
+    const { text, logprobs, calls, finish, counted, timings } = this;
+    const chat = request.kind === 'chat';
+    if (finish === null) throw new ClientGoneError();
+    const asked = request.sampling.logprobs !== null || logprobs.length > 0;
+    if (!chat) {
+      const choice = { index: 0, text, logprobs: asked ? completionLogprobs(logprobs, 0) : null, finish_reason: finish };
+      return withUsage<TextCompletion>(
+        { id: answer.id, object: 'text_completion', created: answer.created, model: request.model, choices: [choice] },
+        counted,
+        timings,
+      );
+    }
+    const message: ChatCompletion['choices'][number]['message'] =
+      calls.size === 0
+        ? { role: 'assistant', content: text, refusal: null }
+        : { role: 'assistant', content: text === '' ? null : text, refusal: null, tool_calls: toolCallsOf(calls) };
+    const choice = { index: 0, message, logprobs: asked ? chatLogprobs(logprobs) : null, finish_reason: finish };
+    return withUsage<ChatCompletion>(
+      { id: answer.id, object: 'chat.completion', created: answer.created, model: request.model, choices: [choice] },
+      counted,
+      timings,
+    );
   }
-  const toolCalls: ToolCall[] = [...calls.entries()]
+}
+
+/** `answer` with its usage and timings, each when known (set in place: the answer is new). */
+function withUsage<A extends ChatCompletion | TextCompletion>(answer: A, counted: Usage | null, timings: Timings | null): A {
+  const open = answer as { usage?: Usage; timings?: Timings };
+  if (counted !== null) open.usage = counted;
+  if (timings !== null) open.timings = timings;
+  return answer;
+}
+
+/** The gathered tool calls, by index. */
+function toolCallsOf(
+  calls: ReadonlyMap<number, { readonly id: string | null; readonly name: string; readonly arguments: string }>,
+): ToolCall[] {
+  return [...calls.entries()]
     .sort(([a], [b]) => a - b)
     .map(([i, c]) => ({ id: c.id ?? `call_${i}`, type: 'function', function: { name: c.name, arguments: c.arguments } }));
-  const message =
-    toolCalls.length === 0
-      ? { role: 'assistant' as const, content: text, refusal: null }
-      : { role: 'assistant' as const, content: text === '' ? null : text, refusal: null, tool_calls: toolCalls };
-  const choice = { index: 0, message, logprobs: asked ? chatLogprobs(logprobs) : null, finish_reason: finish };
-  return { id: head.id, object: 'chat.completion', created: head.created, model: head.model, choices: [choice], ...tail };
 }
 
 /**

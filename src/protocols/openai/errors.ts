@@ -11,6 +11,7 @@ export const OPENAI_ERROR_TYPES = {
   rate_limited: 'rate_limit_error',
   insufficient_quota: 'rate_limit_error',
   invalid_json: 'invalid_request_error',
+  invalid_config: 'invalid_request_error',
   body_too_large: 'invalid_request_error',
   request_timeout: 'invalid_request_error',
   headers_too_large: 'invalid_request_error',

@@ -30,9 +30,9 @@ export function chatRequest(body: ChatRequest): CoreChatRequest {
     sampling: validSampling('chat', raw),
     includeUsage: body.stream_options?.include_usage === true,
     reportUsage: false,
-    tools: tools(raw.tools),
+    tools: raw.tools == null && raw.functions == null ? NO_TOOLS : [...tools(raw.tools), ...legacyFunctions(raw.functions)],
     openai: raw,
-    messages: body.messages.map(message),
+    messages: messages(body.messages),
   };
 }
 
@@ -52,10 +52,23 @@ export function completionRequest(body: CompletionRequest): CoreCompletionReques
   };
 }
 
-function message(m: ChatRequest['messages'][number], i: number): ChatMessage {
+/** No tools: shared, read-only. */
+const NO_TOOLS: readonly FunctionTool[] = Object.freeze([]);
+
+/** The body's messages as core messages: the body's own objects when each has its content (most do), else copies. */
+function messages(list: ChatRequest['messages']): readonly ChatMessage[] {
+  let whole = true;
+  for (let i = 0; i < list.length; i++) {
+    const content = (list[i] as ChatRequest['messages'][number]).content;
+    if (content === undefined) whole = false;
+    else if (Array.isArray(content)) content.forEach((part, j) => textPart(part, `messages[${i}].content[${j}]`));
+  }
+  // The schema allowed only the six roles, and content a string, parts or null.
+  return whole ? (list as readonly ChatMessage[]) : list.map(message);
+}
+
+function message(m: ChatRequest['messages'][number]): ChatMessage {
   const content = m.content ?? null;
-  if (Array.isArray(content)) content.forEach((part, j) => textPart(part, `messages[${i}].content[${j}]`));
-  // The schema allowed only the six roles.
   return { role: m.role as Role, content: content as string | readonly ContentPart[] | null };
 }
 
@@ -79,9 +92,19 @@ function tools(value: unknown): readonly FunctionTool[] {
 function functionTool(tool: unknown, path: string): FunctionTool {
   if (!isObject(tool)) throw fastError('invalid_request', `\`${path}\` must be an object`, path);
   if (tool.type !== 'function') throw fastError('invalid_request', `\`${path}.type\` must be "function"`, `${path}.type`);
-  const fn = tool.function;
-  if (!isObject(fn)) throw fastError('invalid_request', `\`${path}.function\` must be an object`, `${path}.function`);
-  const at = `${path}.function`;
+  return functionDefinition(tool.function, `${path}.function`);
+}
+
+/** The deprecated `functions` (function definitions without the `tools` wrapper), read as the function tools they stand for. */
+function legacyFunctions(value: unknown): readonly FunctionTool[] {
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value)) throw fastError('invalid_request', '`functions` must be an array of function definitions', 'functions');
+  return value.map((fn: unknown, i) => functionDefinition(fn, `functions[${i}]`));
+}
+
+/** One function's definition (name, description, JSON Schema parameters, strict) at `at`. */
+function functionDefinition(fn: unknown, at: string): FunctionTool {
+  if (!isObject(fn)) throw fastError('invalid_request', `\`${at}\` must be an object`, at);
   const { name, description, parameters, strict } = fn;
   if (typeof name !== 'string' || !FUNCTION_NAME.test(name)) {
     throw fastError('invalid_request', `\`${at}.name\` must be 1 to 64 letters, digits, _ or -`, `${at}.name`);

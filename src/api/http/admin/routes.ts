@@ -7,6 +7,8 @@ import type { FastifyInstance } from 'fastify';
 import type { Config } from '../../../config/schema.js';
 import type { ReloadResult } from '../../../config/reload-result.js';
 import { parseJsonBody } from '../../../core/json.js';
+import { fastError } from '../../../core/errors.js';
+import { OPENAI_ERROR_TYPES } from '../../../protocols/openai/errors.js';
 import type { Gateway } from '../../../pipeline/gateway.js';
 import type { Metrics } from '../../../telemetry/metrics.js';
 import type { TenancyHttp } from '../../../tenancy/setup.js';
@@ -102,13 +104,9 @@ function adminRoutes(admin: FastifyInstance, { gateway, reload }: AdminDeps): vo
         reused: result.reused,
         restart_needed: result.restartNeeded,
       };
-    return reply.code(400).send({
-      error: {
-        message: 'the config file is invalid; still serving the previous config',
-        type: 'invalid_request_error',
-        code: 'invalid_config',
-        problems: result.problems,
-      },
+    const error = fastError('invalid_config', 'the config file is invalid; still serving the previous config');
+    return reply.code(error.status).send({
+      error: { message: error.message, type: OPENAI_ERROR_TYPES[error.code], param: null, code: error.code, problems: result.problems },
     });
   });
 }

@@ -20,7 +20,8 @@ export function openaiCalls(gateway: Gateway, log: Logger) {
     if (result.type === 'raw') return { status: 200, headers: servedHeaders(served, result.contentType), body: result.body };
     if (!req.stream) {
       // Gathered before any byte is written: an error on the way answers with its own status.
-      const answer = await wholeAnswer(result, req);
+      const whole = wholeAnswer(result, req);
+      const answer = whole instanceof Promise ? await whole : whole;
       return { status: 200, headers: servedHeaders(served, JSON_TYPE), body: JSON.stringify(answer) };
     }
     const headers = servedHeaders(served, 'text/event-stream');
