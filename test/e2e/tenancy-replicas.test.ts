@@ -14,7 +14,7 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { get, startServer, writeConfig, type RunningServer } from '../helpers/server.js';
+import { get, startServer, startServers, writeConfig, type RunningServer } from '../helpers/server.js';
 import { ADMIN_KEY, adminCall, redisAnswers, tenantWithKey } from '../helpers/tenancy.js';
 
 const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
@@ -97,7 +97,10 @@ describe('changes through one replica are in force on the other when the admin c
     const config = sharedConfig(`infergate-test-${randomBytes(4).toString('hex')}:`);
     // Started at the same moment on one fresh SQLite file: both must come up (they race to migrate it).
     const env = sqliteEnv();
-    [a, b] = await Promise.all([startServer({ config, env }), startServer({ config, env })]);
+    [a, b] = await startServers([
+      { config, env },
+      { config, env },
+    ]);
   });
 
   after(async () => {
@@ -235,9 +238,9 @@ describe('start-up with a slow change-feed subscription', async () => {
     let a: RunningServer | undefined;
     let b: RunningServer | undefined;
     try {
-      [a, b] = await Promise.all([
-        startServer({ config: sharedConfig(prefix), env }),
-        startServer({ config: sharedConfig(prefix, proxy.url), env }),
+      [a, b] = await startServers([
+        { config: sharedConfig(prefix), env },
+        { config: sharedConfig(prefix, proxy.url), env },
       ]);
       await sleep(1000); // past the time-out the subscription once had
       assert.equal(b.process.exitCode, null, `B exited:\n${b.output()}`);

@@ -12,7 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import SQLite from 'better-sqlite3';
 import pg from 'pg';
-import { post, startServer, writeConfig, type RunningServer } from '../helpers/server.js';
+import { post, startServer, startServers, writeConfig, type RunningServer } from '../helpers/server.js';
 import { ADMIN_KEY, redisAnswers, tenantWithKey } from '../helpers/tenancy.js';
 
 const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
@@ -55,7 +55,10 @@ auth: { mode: keys, admin_key: '${ADMIN_KEY}', refresh_interval_ms: 60000 }
 state: { redis_url: '${REDIS_URL}', key_prefix: '${prefix}' }
 ${MODELS_YAML}`);
     const env = { DATABASE_URL: `sqlite:${join(data, 'shared.db')}` };
-    [a, b] = await Promise.all([startServer({ config, env }), startServer({ config, env })]);
+    [a, b] = await startServers([
+      { config, env },
+      { config, env },
+    ]);
   });
 
   after(async () => {
@@ -98,7 +101,10 @@ usage: { flush_interval_ms: 60000 }
 ${MODELS_YAML}`);
     const env = { DATABASE_URL };
     // Started together: the migrations run once, under Kysely's lock.
-    const [a, b] = await Promise.all([startServer({ config, env }), startServer({ config, env })]);
+    const [a, b] = await startServers([
+      { config, env },
+      { config, env },
+    ]);
     const tenant = `pg-${randomBytes(4).toString('hex')}`;
     try {
       const t = await tenantWithKey(a.url, { id: tenant, models: ['chat'] });

@@ -27,7 +27,15 @@ export function writeConfig(yaml: string): string {
   return file;
 }
 
-export async function startServer(options: { config: string; args?: string[]; env?: NodeJS.ProcessEnv }): Promise<RunningServer> {
+/** How a test server is started: its config file, extra arguments and environment. */
+export interface ServerOptions {
+  readonly config: string;
+  readonly args?: string[];
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+/** Starts `infergate serve` with `options` and resolves once it listens; rejects, with its output, if it exits first. */
+export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const args = [BIN, 'serve', '--config', options.config, '--port', '0', '--grpc-port', '0', '--workers', '1', ...(options.args ?? [])];
   // Each server has its own SQLite file and in-memory limits unless the test names a database or Redis.
   const data = mkdtempSync(join(tmpdir(), 'infergate-data-'));
@@ -67,6 +75,22 @@ export async function startServer(options: { config: string; args?: string[]; en
       return code;
     },
   };
+}
+
+/**
+ * Starts servers together (as replicas start); if any fails to start, the others are stopped before
+ * the error is thrown, so no server outlives a failed setup and keeps the test file from ending.
+ */
+export async function startServers<const T extends ReadonlyArray<ServerOptions>>(
+  options: T,
+): Promise<{ -readonly [K in keyof T]: RunningServer }> {
+  const settled = await Promise.allSettled(options.map((o) => startServer(o)));
+  const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed === undefined) {
+    return settled.map((r) => (r as PromiseFulfilledResult<RunningServer>).value) as { -readonly [K in keyof T]: RunningServer };
+  }
+  await Promise.all(settled.map((r) => (r.status === 'fulfilled' ? r.value.stop() : undefined)));
+  throw failed.reason;
 }
 
 /** POSTs JSON (or a raw string) and returns status, headers and parsed body. */
