@@ -74,6 +74,17 @@ for i = 1, n do
 end
 return out`;
 
+/**
+ * Frees one concurrency slot: a count that would go below one is deleted instead. A slot counter
+ * that expired while its calls ran (a replica idle past SLOT_TTL_MS), or a release after an admit
+ * that failed open (Redis was down), must not leave -1 behind: a key without a TTL that would
+ * raise the tenant's limit by one for good.
+ */
+const RELEASE = `
+local v = redis.call('DECR', KEYS[1])
+if v <= 0 then redis.call('DEL', KEYS[1]) end
+return v`;
+
 /** A slot held by a replica that crashed frees itself after this long without activity on its key. */
 const SLOT_TTL_MS = 10 * 60_000;
 const MONTH_TTL_S = 40 * 86_400;
@@ -89,6 +100,7 @@ interface ChangeMessage {
 type Commands = Redis & {
   addSpent(cur: string, prev: string, amount: number, ttl: number): Promise<[number, number]>;
   admitAll(...args: Array<string | number>): Promise<number[]>;
+  releaseSlot(key: string): Promise<number>;
 };
 
 /** The limit counters and the change feed in Redis, shared by every replica; limits fail open while it is unreachable. */
@@ -120,6 +132,7 @@ export class RedisState implements LimitState, ChangeFeed {
     });
     redis.defineCommand('addSpent', { numberOfKeys: 2, lua: ADD });
     redis.defineCommand('admitAll', { lua: ADMIT });
+    redis.defineCommand('releaseSlot', { numberOfKeys: 1, lua: RELEASE });
     redis.on('error', (err: Error) => this.#outage(err));
     redis.on('ready', () => {
       if (this.#down) this.#log.info('redis is back: limits are enforced again');
@@ -164,7 +177,8 @@ export class RedisState implements LimitState, ChangeFeed {
       return { failed: (out[0] as number) - 1, counts };
     } catch (err) {
       this.#outage(err as Error);
-      return { failed: -1, counts: checks.map(() => ({ allowed: true, current: 0, previous: 0 })) };
+      // Failed open: every check passes; a slot check has no window counts, as when it is answered.
+      return { failed: -1, counts: checks.map((c) => (c.kind === 'concurrency' ? null : { allowed: true, current: 0, previous: 0 })) };
     }
   }
 
@@ -181,7 +195,7 @@ export class RedisState implements LimitState, ChangeFeed {
   }
 
   release(key: string): void {
-    this.#redis.decr(`${this.#prefix}cc:${key}`).catch((err: Error) => this.#outage(err));
+    this.#redis.releaseSlot(`${this.#prefix}cc:${key}`).catch((err: Error) => this.#outage(err));
   }
 
   async addMonthly(key: string, month: string, amount: number): Promise<number> {
