@@ -20,6 +20,8 @@ export type { ReloadResult };
 /** Reloads the config on demand; `reason` is only logged. An invalid file resolves with `ok: false`; only an unexpected error rejects. */
 export interface Reloader {
   reload(reason: string): Promise<ReloadResult>;
+  /** Reloads for a signal or a file change, where nobody awaits the result: an unexpected error is logged, never left unhandled (which would end the process). */
+  trigger(reason: string): void;
 }
 
 /** Sections read once at start: a change in them applies after a restart. */
@@ -70,19 +72,26 @@ export function createReloader(options: {
     const reused = registry.models.reduce((n, m) => n + [...m.backends.keys()].filter((b) => m.isReused(b)).length, 0);
     if (retired.length > 0) {
       // In-flight calls hold their version; give them the drain time before their backends go.
-      setTimeout(() => void Promise.all(retired.map((b) => b.unload())), running.server.shutdown_timeout_ms).unref();
+      setTimeout(() => {
+        Promise.all(retired.map((b) => b.unload())).catch((err: unknown) => log.error({ err }, 'a retired backend failed to unload'));
+      }, running.server.shutdown_timeout_ms).unref();
     }
     log.info({ reason, models: after, added, removed, reused, retired: retired.length, restart_needed: restartNeeded }, 'config reloaded');
     if (restartNeeded.length > 0) log.warn({ options: restartNeeded }, 'changed options apply after a restart (only models reload)');
     return { ok: true, models: after, added, removed, reused, restartNeeded };
   }
 
+  // One reload at a time, in order: a burst of triggers cannot interleave two swaps.
+  function reload(reason: string): Promise<ReloadResult> {
+    const result = queue.then(() => apply(reason));
+    queue = result.catch(() => undefined);
+    return result;
+  }
+
   return {
-    // One reload at a time, in order: a burst of triggers cannot interleave two swaps.
-    reload(reason) {
-      const result = queue.then(() => apply(reason));
-      queue = result.catch(() => undefined);
-      return result;
+    reload,
+    trigger(reason) {
+      reload(reason).catch((err: unknown) => log.error({ reason, err }, 'config reload failed; still serving the previous config'));
     },
   };
 }
@@ -97,7 +106,7 @@ export function watchConfig(file: string, reloader: Reloader): () => void {
   const watcher = watch(dirname(file), (_event, changed) => {
     if (changed !== null && changed !== name && !changed.startsWith('..')) return;
     if (timer !== null) clearTimeout(timer);
-    timer = setTimeout(() => void reloader.reload('file changed'), 200);
+    timer = setTimeout(() => reloader.trigger('file changed'), 200);
   });
   watcher.unref();
   return () => watcher.close();

@@ -228,7 +228,7 @@ async function worker(config: Config, log: Logger, file: string, tls: TlsMateria
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
-  process.on('SIGHUP', () => void reloader.reload('SIGHUP'));
+  process.on('SIGHUP', () => reloader.trigger('SIGHUP'));
   if (config.server.watch_config) watchConfig(file, reloader);
 }
 
