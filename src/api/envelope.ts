@@ -60,7 +60,6 @@ export class Envelope {
   readonly log: Logger;
   readonly authenticate: Authenticate | null;
   readonly tracing: Tracing | null;
-  readonly metrics: Metrics | null;
   /** Null when nothing observes calls: then no clock is read either. */
   readonly recorder: CallRecorder | null;
   readonly toApiError: ErrorMapping;
@@ -70,7 +69,6 @@ export class Envelope {
     this.log = options.log;
     this.authenticate = options.authenticate ?? null;
     this.tracing = tracing;
-    this.metrics = metrics;
     this.recorder = metrics === null && accessLog === null && tracing === null ? null : new CallRecorder(metrics, accessLog);
     this.toApiError = options.toApiError ?? toApiError;
   }
@@ -180,7 +178,7 @@ export abstract class CallContext<Request, Answer> extends CallState implements 
     } catch (thrown) {
       const e = this.failure(thrown);
       if (!this.refuse(e)) return;
-      if (e.limit !== null) this.#envelope.metrics?.limited(this.#principal?.tenant.id ?? '', e.limit);
+      if (e.limit !== null) this.#envelope.recorder?.metrics?.limited(this.#principal?.tenant.id ?? '', e.limit);
       this.ended(e.status, e.code);
     }
   }

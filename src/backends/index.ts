@@ -35,7 +35,7 @@ export function pluginOf(kind: string): BackendPlugin | undefined {
 
 /** A new backend of `config.kind`, not loaded yet: the caller runs its `load()`. */
 export function createBackend(config: BackendConfig, context: BackendContext): Backend {
-  const plugin = BY_KIND.get(config.kind);
+  const plugin = pluginOf(config.kind);
   // Unreachable for a validated config: its kind is one of the list's.
   if (plugin === undefined) throw new Error(`no backend plug-in for kind "${config.kind}"`);
   return plugin.create(config, context);

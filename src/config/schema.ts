@@ -9,7 +9,6 @@ import { BACKEND_PLUGINS, type BackendKind, type BackendPlugin } from '../backen
 
 /** The `kind` of a backend config: one of the plug-ins' (backends/index.ts). */
 export type { BackendKind } from '../backends/index.js';
-/** Re-exported for the tests and benchmarks that import it from here; backends import it from their own folder. */
 
 const strict = { additionalProperties: false } as const;
 
@@ -508,8 +507,6 @@ export type ModelConfig = Static<typeof ModelSchema>;
 export type VersionConfig = Static<typeof VersionSchema>;
 /** A version's `policies`, defaults filled. */
 export type PoliciesConfig = Static<typeof PoliciesSchema>;
-/** A version's `backend`, defaults filled; narrow it by `kind`. Each kind's own type is in its folder's config.ts. */
-export type BackendConfig = Static<typeof BackendSchema>;
 /** The `auth` section, defaults filled. */
 export type AuthConfig = Static<typeof AuthSchema>;
 /** The `storage` section, defaults filled. */

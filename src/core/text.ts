@@ -8,7 +8,10 @@ import type { Readable } from 'node:stream';
 import type { ApiError } from './errors.js';
 
 /** Who wrote a chat message. */
-export type Role = 'system' | 'developer' | 'user' | 'assistant' | 'tool' | 'function';
+export type Role = (typeof ROLES)[number];
+
+/** Every role a chat message may have, in the order error messages list them. */
+export const ROLES = ['system', 'developer', 'user', 'assistant', 'tool', 'function'] as const;
 
 /** One part of a message's content: text parts carry `text`; other types (images, audio) are the backend's to accept or refuse. */
 export interface ContentPart {

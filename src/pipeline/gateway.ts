@@ -131,7 +131,7 @@ export class Gateway {
       ctx,
       request.kind,
       (v, call) => v.backend.generate(request, call),
-      (text) => Promise.resolve(degradedAnswer(request, text)),
+      (text) => degradedAnswer(request, text),
       holdText,
     );
   }
@@ -228,7 +228,7 @@ export class Gateway {
     ctx: RequestContext,
     task: Task,
     work: Work<T>,
-    degraded?: (text: string) => Promise<T>,
+    degraded?: (text: string) => T,
     hold?: Hold<T>,
   ): Promise<Served<T>> {
     const trace = ctx.trace;
@@ -258,7 +258,7 @@ export class Gateway {
         }
       }
       if (degraded !== undefined && model.degradedText !== null) {
-        return { version, result: await degraded(model.degradedText), fallbackFrom: from, rateLimit: null };
+        return { version, result: degraded(model.degradedText), fallbackFrom: from, rateLimit: null };
       }
       throw err;
     } finally {

@@ -151,10 +151,18 @@ async function* meteredSse(raw: RawText, body: Readable, meter: Meter, wantsUsag
         const event = events[i] as SseEvent;
         const typed = decoded(raw, event.data);
         let tokens = 0;
-        for (const e of typed) if (e.type === 'text' || e.type === 'tool_call') tokens++;
-        const used = usageIn(typed);
+        let used: Usage | null = null;
+        // Whether the event says anything besides usage (only an event that says nothing else is dropped).
+        let more = false;
+        for (const e of typed) {
+          if (e.type === 'usage') used = { prompt: e.promptTokens, completion: e.completionTokens };
+          else {
+            more = true;
+            if (e.type === 'text' || e.type === 'tool_call') tokens++;
+          }
+        }
         if (used !== null) usage = used;
-        if (used !== null && !wantsUsage && typed.every((e) => e.type === 'usage')) {
+        if (used !== null && !more && !wantsUsage) {
           kept ??= events.slice(0, i);
           continue;
         }

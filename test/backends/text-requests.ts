@@ -6,6 +6,19 @@ import type { ChatMessage, ChatRequest, CompletionRequest, Prompt, Sampling, Tex
 /** OpenAI's defaults, as the transports' shared check fills them in. */
 export const DEFAULT_SAMPLING: Sampling = validSampling('chat', {});
 
+/** The fields both kinds share, as a transport fills them for a plain request (whole, no usage asked, no tools). */
+function common(model: string, sampling: Partial<Sampling>) {
+  return {
+    model,
+    stream: false,
+    sampling: { ...DEFAULT_SAMPLING, ...sampling },
+    includeUsage: false,
+    reportUsage: false,
+    tools: [],
+    openai: null,
+  };
+}
+
 /** A chat request for `model`, whole unless `stream`. */
 export function chatRequest(
   model: string,
@@ -15,13 +28,7 @@ export function chatRequest(
 ): ChatRequest {
   return {
     kind: 'chat',
-    model,
-    stream: false,
-    sampling: { ...DEFAULT_SAMPLING, ...sampling },
-    includeUsage: false,
-    reportUsage: false,
-    tools: [],
-    openai: null,
+    ...common(model, sampling),
     messages,
     ...extra,
   };
@@ -36,13 +43,7 @@ export function completionRequest(
 ): CompletionRequest {
   return {
     kind: 'completion',
-    model,
-    stream: false,
-    sampling: { ...DEFAULT_SAMPLING, ...sampling },
-    includeUsage: false,
-    reportUsage: false,
-    tools: [],
-    openai: null,
+    ...common(model, sampling),
     prompt,
     ...extra,
   };

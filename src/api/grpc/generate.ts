@@ -6,7 +6,7 @@
  */
 import { fastError } from '../../core/errors.js';
 import { validSampling } from '../../core/sampling.js';
-import { textStream, type ChatMessage, type ChatRequest, type Role } from '../../core/text.js';
+import { ROLES, textStream, type ChatMessage, type ChatRequest, type Role } from '../../core/text.js';
 import type { Gateway } from '../../pipeline/gateway.js';
 import { preview } from '../errors.js';
 import type { GrpcContext } from './context.js';
@@ -55,7 +55,7 @@ export interface ChatChunkOut {
   usage?: Usage;
 }
 
-const ROLES: ReadonlySet<string> = new Set<Role>(['system', 'developer', 'user', 'assistant', 'tool', 'function']);
+const KNOWN_ROLES: ReadonlySet<string> = new Set<Role>(ROLES);
 
 /**
  * The core chat request a ChatRequest stands for: streamed, usage always reported (the last chunk
@@ -72,8 +72,8 @@ export function chatRequest(req: ChatRequestIn): ChatRequest {
     throw fastError('invalid_request', `\`messages\` must NOT have fewer than 1 items, got ${preview(input)}`, 'messages');
   const messages = input.map((m, i): ChatMessage => {
     const role: unknown = m.role ?? '';
-    if (typeof role !== 'string' || !ROLES.has(role))
-      throw fastError('invalid_request', `\`messages[${i}].role\` must be one of ${[...ROLES].join(', ')}`, `messages[${i}].role`);
+    if (typeof role !== 'string' || !KNOWN_ROLES.has(role))
+      throw fastError('invalid_request', `\`messages[${i}].role\` must be one of ${ROLES.join(', ')}`, `messages[${i}].role`);
     const content: unknown = m.content ?? '';
     if (typeof content !== 'string')
       throw fastError('invalid_request', `\`messages[${i}].content\` must be string, got ${preview(content)}`, `messages[${i}].content`);

@@ -14,7 +14,8 @@ import type { Principal } from '../../tenancy/directory.js';
 import { drained } from '../drain.js';
 import { CallContext, type CallRoute, type Envelope } from '../envelope.js';
 import { validationError, type AjvError } from '../errors.js';
-import { errorHeaders, kserveErrorBody, openaiErrorBody } from './errors.js';
+import { errorHeaders, kserveErrorBody } from './errors.js';
+import { openaiErrorBody } from '../../protocols/openai/errors.js';
 
 /** What a handler answers: status, headers, and a body to write whole or to stream. */
 export interface HttpResult {

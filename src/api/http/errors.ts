@@ -11,8 +11,6 @@ import { toApiError as anyToApiError, type RequestInfo } from '../errors.js';
 import { withRateLimit } from './rate-limit.js';
 import { openaiErrorBody } from '../../protocols/openai/errors.js';
 
-export { openaiErrorBody };
-
 /**
  * Turns anything thrown on an HTTP request path into an ApiError: Fastify's own errors first (its
  * body limit, its 4xx errors and JSON syntax errors are the client's), then as every transport does.

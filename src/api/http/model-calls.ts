@@ -21,7 +21,7 @@ import { HttpContext, type CallParams, type HttpResult, type HttpRoute, type Htt
 import { withRateLimit } from './rate-limit.js';
 
 /** What handlers answer, and the params they get: defined with the call that writes them (context.ts). */
-export type { CallParams, EventStream, HttpResult } from './context.js';
+export type { HttpResult } from './context.js';
 
 /** The headers that say what served a call: the version, and the deployment a fallback stood in for. */
 export function servedHeaders(served: Served<unknown>, contentType: string): Record<string, string> {

@@ -35,13 +35,13 @@ function endWithError(error: ApiError): string {
 }
 
 /** The typed events of one Server-Sent Event's data: a chunk, `[DONE]`, or an error. */
-export function decodeEvent(data: string): readonly TextEvent[] {
+function decodeEvent(data: string): readonly TextEvent[] {
   const chunk = parseEvent(data);
   return chunk === null ? NONE : decodeChunk(chunk);
 }
 
 /** The typed events of a whole JSON answer (`choices[].message`, or a stream's chunk sent as one body). */
-export function decodeAnswer(data: string): readonly TextEvent[] {
+function decodeAnswer(data: string): readonly TextEvent[] {
   return decodeChunk(parseAnswer(data));
 }
 

@@ -30,7 +30,10 @@ export function chatRequest(body: ChatRequest): CoreChatRequest {
     sampling: validSampling('chat', raw),
     includeUsage: body.stream_options?.include_usage === true,
     reportUsage: false,
-    tools: raw.tools == null && raw.functions == null ? NO_TOOLS : [...tools(raw.tools), ...legacyFunctions(raw.functions)],
+    tools: withLegacy(
+      listOf(raw.tools, 'tools', 'function tools', functionTool),
+      listOf(raw.functions, 'functions', 'function definitions', functionDefinition),
+    ),
     openai: raw,
     messages: messages(body.messages),
   };
@@ -82,24 +85,23 @@ function textPart(part: { readonly type: string; readonly text?: unknown }, path
 /** OpenAI's function names: letters, digits, `_` and `-`, at most 64. */
 const FUNCTION_NAME = /^[a-zA-Z0-9_-]{1,64}$/;
 
-/** The function tools of `tools` (absent or null: none). */
-function tools(value: unknown): readonly FunctionTool[] {
-  if (value === undefined || value === null) return [];
-  if (!Array.isArray(value)) throw fastError('invalid_request', '`tools` must be an array of function tools', 'tools');
-  return value.map((tool: unknown, i) => functionTool(tool, `tools[${i}]`));
+/** `tools`, then the deprecated `functions` (read as the function tools they stand for). */
+function withLegacy(tools: readonly FunctionTool[], functions: readonly FunctionTool[]): readonly FunctionTool[] {
+  return functions.length === 0 ? tools : [...tools, ...functions];
 }
 
+/** One of `tools`: `{type: 'function', function: {...}}`. */
 function functionTool(tool: unknown, path: string): FunctionTool {
   if (!isObject(tool)) throw fastError('invalid_request', `\`${path}\` must be an object`, path);
   if (tool.type !== 'function') throw fastError('invalid_request', `\`${path}.type\` must be "function"`, `${path}.type`);
   return functionDefinition(tool.function, `${path}.function`);
 }
 
-/** The deprecated `functions` (function definitions without the `tools` wrapper), read as the function tools they stand for. */
-function legacyFunctions(value: unknown): readonly FunctionTool[] {
-  if (value === undefined || value === null) return [];
-  if (!Array.isArray(value)) throw fastError('invalid_request', '`functions` must be an array of function definitions', 'functions');
-  return value.map((fn: unknown, i) => functionDefinition(fn, `functions[${i}]`));
+/** The items of the array field `field` (absent or null: none), each read by `read` at its path. */
+function listOf(value: unknown, field: string, noun: string, read: (item: unknown, path: string) => FunctionTool): readonly FunctionTool[] {
+  if (value === undefined || value === null) return NO_TOOLS;
+  if (!Array.isArray(value)) throw fastError('invalid_request', `\`${field}\` must be an array of ${noun}`, field);
+  return value.map((item: unknown, i) => read(item, `${field}[${i}]`));
 }
 
 /** One function's definition (name, description, JSON Schema parameters, strict) at `at`. */

@@ -4,6 +4,7 @@
  * defaults of a text request are request.ts's (with core/sampling.ts), after these.
  */
 import { Type, type Static } from '@sinclair/typebox';
+import { ROLES } from '../../core/text.js';
 
 type Member = Parameters<typeof Type.Union>[0][number];
 
@@ -44,8 +45,8 @@ const Sampling = {
 /** One message of a chat request: a known role; content a string, content parts, or null. */
 export const ChatMessage = Type.Object({
   role: Type.Union(
-    ['system', 'developer', 'user', 'assistant', 'tool', 'function'].map((r) => Type.Literal(r)),
-    { description: 'one of system, developer, user, assistant, tool, function' },
+    ROLES.map((r) => Type.Literal(r)),
+    { description: `one of ${ROLES.join(', ')}` },
   ),
   content: Type.Optional(
     Nullable(Type.Union([Type.String(), Type.Array(Type.Object({ type: Type.String() }))]), 'a string, an array of content parts, or null'),
