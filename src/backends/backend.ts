@@ -4,7 +4,7 @@
  */
 import { fastError } from '../core/errors.js';
 import type { Cancellation, EmbedRequest, EmbedResult, InferRequest, InferResult, Signature, Task } from '../core/call.js';
-import type { TextRequest, TextResponse } from '../core/text.js';
+import type { ChatRequest, TextRequest, TextResponse } from '../core/text.js';
 
 /** The 400 for a `dimensions` a model with fixed-size vectors cannot give. */
 export function checkDimensions(request: EmbedRequest, dim: number): void {
@@ -49,6 +49,8 @@ export interface Backend {
   infer(request: InferRequest, call: Cancellation): Promise<InferResult>;
   embed(request: EmbedRequest, call: Cancellation): Promise<EmbedResult>;
   generate(request: TextRequest, call: Cancellation): Promise<TextResponse>;
+  /** The tokens a chat request's prompt takes, its tools included (Anthropic's `count_tokens`); absent: the backend cannot say. */
+  countTokens?(request: ChatRequest, call: Cancellation): Promise<number>;
 }
 
 /** The answer of a backend asked for a task it does not list in `tasks`. */

@@ -19,12 +19,32 @@ export interface ContentPart {
   readonly text?: string;
 }
 
+/** A function call an assistant made earlier in a conversation. */
+export interface ToolCall {
+  /** The id its result refers to (`tool_call_id`, Anthropic's `tool_use_id`). */
+  readonly id: string;
+  readonly name: string;
+  /** The arguments as JSON text (OpenAI's `function.arguments`); valid JSON, checked by the transport. */
+  readonly arguments: string;
+}
+
 /** One message of a chat. */
 export interface ChatMessage {
   readonly role: Role;
   /** Text, content parts, or null (none). */
   readonly content: string | readonly ContentPart[] | null;
+  /** An assistant message's function calls; absent or empty: none. */
+  readonly toolCalls?: readonly ToolCall[];
+  /** A `tool` message: the id of the call it answers. */
+  readonly toolCallId?: string;
 }
+
+/** Whether the model may, must, or must not call a function, or which one it must call. */
+export type ToolChoice =
+  | { readonly type: 'auto' }
+  | { readonly type: 'none' }
+  | { readonly type: 'required' }
+  | { readonly type: 'function'; readonly name: string };
 
 /** A completion's prompt: text, texts, token ids, or arrays of token ids. */
 export type Prompt = string | readonly string[] | readonly number[] | ReadonlyArray<readonly number[]>;
@@ -94,11 +114,17 @@ interface TextRequestBase {
   readonly reportUsage: boolean;
   /** Functions the model may call; empty: none. */
   readonly tools: readonly FunctionTool[];
+  /** `none` when there are no tools; a named function is one of `tools` (the transport checks). */
+  readonly toolChoice: ToolChoice;
+  /** Whether the model may make several calls in one answer (OpenAI's default: true). */
+  readonly parallelToolCalls: boolean;
   /**
    * The client's request exactly as it came, when it spoke the OpenAI API: an upstream that speaks
    * it too is sent this (with its own model name), so fields infergate does not model still reach it.
    */
   readonly openai: Readonly<Record<string, unknown>> | null;
+  /** The same for a client that spoke the Anthropic Messages API: an upstream that speaks it is sent this. */
+  readonly anthropic: Readonly<Record<string, unknown>> | null;
 }
 
 /** A chat request after validation. */
@@ -155,7 +181,12 @@ export type TextEvent =
       /** A fragment of the call's JSON arguments. */
       readonly arguments: string;
     }
-  | { readonly type: 'finish'; readonly reason: FinishReason }
+  | {
+      readonly type: 'finish';
+      readonly reason: FinishReason;
+      /** Which of the client's `stop` texts ended it, when one did and the backend knows (Anthropic's `stop_sequence`). */
+      readonly stopSequence?: string;
+    }
   | { readonly type: 'usage'; readonly promptTokens: number; readonly completionTokens: number; readonly timings: Timings | null };
 
 /** A text answer as typed events. */
@@ -176,15 +207,15 @@ export interface TextStream {
  */
 export interface RawText {
   readonly type: 'raw';
-  /** The wire protocol of `body`. */
-  readonly protocol: 'openai';
+  /** The wire protocol of `body`: a transport that speaks it may pass the bytes on; any other reads `events()`. */
+  readonly protocol: 'openai' | 'anthropic';
   readonly contentType: string;
   /** Whether `body` is Server-Sent Events (else one JSON document). */
   readonly sse: boolean;
   readonly body: Buffer | Readable;
   /** The typed events of one wire event (an SSE event's data, or the whole JSON body); throws an ApiError for an error event. */
   decode(data: string): readonly TextEvent[];
-  /** The Server-Sent Events text that ends a stream of this protocol with `error` (OpenAI: an error event, then `[DONE]`), for a stream cut while it flows. */
+  /** The Server-Sent Events text that ends a stream of this protocol with `error` (OpenAI: an error event, then `[DONE]`; Anthropic: an `error` event), for a stream cut while it flows. */
   encodeError(error: ApiError): string;
   /** The whole answer as typed events, reading (and owning) `body`; resolves once the answer's id is known (its first event). */
   events(): Promise<TextStream>;

@@ -6,7 +6,7 @@
  * and calls it, under its deadline, with fallbacks.
  */
 import type { EmbedRequest, EmbedResult, InferRequest, InferResult, Signature, Task } from '../core/call.js';
-import type { TextRequest, TextResponse } from '../core/text.js';
+import type { ChatRequest, TextRequest, TextResponse } from '../core/text.js';
 import { degradedAnswer } from './degraded.js';
 import { modelNotFound, notReadyError, versionHealth, type Model, type ModelVersion, type Registry } from '../routing/registry.js';
 import type { Principal } from '../tenancy/directory.js';
@@ -134,6 +134,30 @@ export class Gateway {
       (text) => degradedAnswer(request, text),
       holdText,
     );
+  }
+
+  /**
+   * The tokens `request`'s prompt takes at the version that would serve it (Anthropic's
+   * `count_tokens`): authorized and routed like a call, but nothing is generated, so no limit is
+   * charged and nothing is recorded. 400 `unsupported_operation` where the backend cannot count.
+   */
+  async countTokens(request: ChatRequest, ctx: RequestContext): Promise<{ readonly version: ModelVersion; readonly tokens: number }> {
+    const version = this.#route(this.model(request.model, ctx), ctx.pinnedVersion, 'chat');
+    const backend = version.backend;
+    if (backend.countTokens === undefined) {
+      throw fastError('unsupported_operation', `a ${backend.kind} backend cannot count tokens without generating`, 'model');
+    }
+    const call = new DeadlineCall(
+      ctx,
+      Math.min(ctx.timeoutMs ?? version.policies.timeout_ms, version.policies.max_timeout_ms),
+      'chat',
+      null,
+    );
+    try {
+      return { version, tokens: await backend.countTokens(request, call) };
+    } finally {
+      call.clear();
+    }
   }
 
   embed(model: string, request: EmbedRequest, ctx: RequestContext): Promise<Served<EmbedResult>> {

@@ -319,7 +319,10 @@ function chat(over: Partial<ChatRequest> = {}): ChatRequest {
     includeUsage: false,
     reportUsage: false,
     tools: [],
+    toolChoice: { type: 'none' },
+    parallelToolCalls: true,
     openai: null,
+    anthropic: null,
     messages: [{ role: 'user', content: 'hi' }],
     ...over,
   };

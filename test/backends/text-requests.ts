@@ -15,7 +15,10 @@ function common(model: string, sampling: Partial<Sampling>) {
     includeUsage: false,
     reportUsage: false,
     tools: [],
+    toolChoice: { type: 'none' } as const,
+    parallelToolCalls: true,
     openai: null,
+    anthropic: null,
   };
 }
 

@@ -4,6 +4,7 @@
  * ChatRequest (sampling checked by the same rules as over HTTP, errors worded alike), and the
  * answer's typed events become ChatChunks: gRPC speaks its own protocol, not OpenAI's.
  */
+import { NO_TOOL_CHOICE, NO_TOOLS } from '../../core/tools.js';
 import { fastError } from '../../core/errors.js';
 import { validSampling } from '../../core/sampling.js';
 import { ROLES, textStream, type ChatMessage, type ChatRequest, type Role } from '../../core/text.js';
@@ -97,8 +98,11 @@ export function chatRequest(req: ChatRequestIn): ChatRequest {
     sampling,
     includeUsage: true,
     reportUsage: true,
-    tools: [],
+    tools: NO_TOOLS,
+    toolChoice: NO_TOOL_CHOICE,
+    parallelToolCalls: true,
     openai: null,
+    anthropic: null,
     messages,
   };
 }

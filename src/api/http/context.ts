@@ -16,8 +16,12 @@ import { CallContext, type CallRoute, type Envelope } from '../envelope.js';
 import { validationError, type AjvError } from '../errors.js';
 import { errorHeaders, kserveErrorBody } from './errors.js';
 import { openaiErrorBody } from '../../protocols/openai/errors.js';
+import { anthropicErrorBody, anthropicStatus } from '../../protocols/anthropic/errors.js';
 
 /** What a handler answers: status, headers, and a body to write whole or to stream. */
+/** The error shape of a route: OpenAI's, the Open Inference Protocol's, or Anthropic's. */
+export type HttpProtocol = 'openai' | 'kserve' | 'anthropic';
+
 export interface HttpResult {
   readonly status: number;
   /** A fresh object per result: the writer adds `x-request-id` and `content-length` to it. */
@@ -39,7 +43,7 @@ export interface CallParams {
 /** A model-call route as compiled once (model-calls.ts): its body check, error shape and handler. */
 export interface HttpRoute extends CallRoute {
   readonly validate: ValidateFunction;
-  readonly protocol: 'openai' | 'kserve';
+  readonly protocol: HttpProtocol;
   readonly handle: (body: unknown, ctx: RequestContext, params: CallParams) => Promise<HttpResult>;
 }
 
@@ -145,8 +149,10 @@ export class HttpContext extends CallContext<string, HttpResult> {
       return false;
     }
     if (!this.#req.complete) this.#req.resume(); // a body left unread (refused before reading) is discarded
-    const body = this.#route.protocol === 'openai' ? openaiErrorBody(e) : kserveErrorBody(e);
-    write(res, this.id, e.status, { ...errorHeaders(e), 'content-type': 'application/json' }, body, null);
+    const protocol = this.#route.protocol;
+    const body = protocol === 'openai' ? openaiErrorBody(e) : protocol === 'anthropic' ? anthropicErrorBody(e) : kserveErrorBody(e);
+    const status = protocol === 'anthropic' ? anthropicStatus(e) : e.status;
+    write(res, this.id, status, { ...errorHeaders(e), 'content-type': 'application/json' }, body, null);
     return true;
   }
 

@@ -10,6 +10,7 @@ import { ApiError, fastError } from '../../core/errors.js';
 import { toApiError as anyToApiError, type RequestInfo } from '../errors.js';
 import { withRateLimit } from './rate-limit.js';
 import { openaiErrorBody } from '../../protocols/openai/errors.js';
+import { anthropicErrorBody, anthropicStatus } from '../../protocols/anthropic/errors.js';
 
 /**
  * Turns anything thrown on an HTTP request path into an ApiError: Fastify's own errors first (its
@@ -55,6 +56,16 @@ export function sendKServeError(error: ApiError, request: FastifyRequest, reply:
   sendError(error, request, reply, kserveErrorBody(error));
 }
 
-function sendError(error: ApiError, request: FastifyRequest, reply: FastifyReply, body: string): void {
-  reply.code(error.status).headers(errorHeaders(error)).header('x-request-id', request.id).type('application/json').send(body);
+/** Sends the error as an Anthropic error body (`{"type": "error", "error": {...}}`), with Anthropic's status for it. */
+export function sendAnthropicError(error: ApiError, request: FastifyRequest, reply: FastifyReply): void {
+  sendError(error, request, reply, anthropicErrorBody(error), anthropicStatus(error));
+}
+
+/** Whether a request speaks the Anthropic API: a path of its own, or any /v1 path with `anthropic-version`. */
+export function isAnthropicRequest(request: { readonly url: string; readonly headers: Readonly<Record<string, unknown>> }): boolean {
+  return request.url.startsWith('/v1/messages') || (request.url.startsWith('/v1/') && request.headers['anthropic-version'] !== undefined);
+}
+
+function sendError(error: ApiError, request: FastifyRequest, reply: FastifyReply, body: string, status = error.status): void {
+  reply.code(status).headers(errorHeaders(error)).header('x-request-id', request.id).type('application/json').send(body);
 }

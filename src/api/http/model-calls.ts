@@ -17,7 +17,7 @@ import type { TraceAttributes } from '../../core/call.js';
 import type { RequestContext } from '../../pipeline/context.js';
 import type { Served } from '../../pipeline/gateway.js';
 import type { Envelope } from '../envelope.js';
-import { HttpContext, type CallParams, type HttpResult, type HttpRoute, type HttpWire } from './context.js';
+import { HttpContext, type CallParams, type HttpProtocol, type HttpResult, type HttpRoute, type HttpWire } from './context.js';
 import { withRateLimit } from './rate-limit.js';
 
 /** What handlers answer, and the params they get: defined with the call that writes them (context.ts). */
@@ -33,7 +33,7 @@ export function servedHeaders(served: Served<unknown>, contentType: string): Rec
 /** One POST endpoint: its body schema, its error shape, and the call. */
 export interface ModelCall<Body> {
   readonly schema: TSchema;
-  readonly protocol: 'openai' | 'kserve';
+  readonly protocol: HttpProtocol;
   readonly handle: (body: Body, ctx: RequestContext, params: CallParams) => Promise<HttpResult>;
 }
 
@@ -58,7 +58,7 @@ const OPERATIONS: Readonly<Record<string, string>> = {
 /** A registered call, compiled once: its validator, and its server span's name (`POST /v1/chat/completions`). */
 class CompiledCall implements HttpRoute {
   readonly span: string;
-  readonly protocol: 'openai' | 'kserve';
+  readonly protocol: HttpProtocol;
   readonly handle: HttpRoute['handle'];
   readonly #route: string;
   readonly #operation: string | null;

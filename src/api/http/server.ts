@@ -6,11 +6,11 @@
 import { createServer, STATUS_CODES, type ServerOptions } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { createServer as createHttpsServer } from 'node:https';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config, ServerConfig } from '../../config/schema.js';
 import type { Gateway } from '../../pipeline/gateway.js';
-import { routeNotFound, sendKServeError, sendOpenAIError, toApiError } from './errors.js';
+import { isAnthropicRequest, routeNotFound, sendAnthropicError, sendKServeError, sendOpenAIError, toApiError } from './errors.js';
 import { openaiErrorBody } from '../../protocols/openai/errors.js';
 import { registerKServe } from './kserve/routes.js';
 import { ModelCalls } from './model-calls.js';
@@ -89,7 +89,7 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
     frameworkErrors: (error, request, reply) => {
       const e = new ApiError('invalid_request', error.message);
       if (request.url.startsWith('/v2')) sendKServeError(e, request, reply);
-      else sendOpenAIError(e, request, reply);
+      else sendHttpError(e, request, reply);
     },
     genReqId: (req) => requestId(req.headers['x-request-id']),
     // A request Node refuses before any route sees it (too slow, headers too large, unparsable) gets our error shape.
@@ -124,9 +124,15 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
   registerKServe(app, calls, { gateway, log, version: options.version });
   registerAdmin(app, options);
 
-  app.setErrorHandler((error, request, reply) => sendOpenAIError(toApiError(error, request, log), request, reply));
-  app.setNotFoundHandler((request, reply) => sendOpenAIError(routeNotFound(request), request, reply));
+  app.setErrorHandler((error, request, reply) => sendHttpError(toApiError(error, request, log), request, reply));
+  app.setNotFoundHandler((request, reply) => sendHttpError(routeNotFound(request), request, reply));
   return app;
+}
+
+/** An error of a Fastify route in its caller's shape: Anthropic's for an Anthropic client, else OpenAI's. */
+function sendHttpError(error: ApiError, request: FastifyRequest, reply: FastifyReply): void {
+  if (isAnthropicRequest(request)) sendAnthropicError(error, request, reply);
+  else sendOpenAIError(error, request, reply);
 }
 
 /**

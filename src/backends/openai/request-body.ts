@@ -4,7 +4,7 @@
  * name; one that spoke another transport (gRPC) is written out from the typed request, naming
  * only what differs from OpenAI's defaults, as a client would.
  */
-import type { ResponseFormat, TextRequest } from '../../core/text.js';
+import type { ChatMessage, ResponseFormat, TextRequest, ToolChoice } from '../../core/text.js';
 
 /** The OpenAI JSON body for `request` under the upstream's `model` name; a metered stream asks for its usage. */
 export function upstreamBody(request: TextRequest, model: string): Record<string, unknown> {
@@ -24,7 +24,7 @@ export function upstreamBody(request: TextRequest, model: string): Record<string
 /** The body of a request that came without one: what it asks, in OpenAI's fields. */
 function typedBody(request: TextRequest, model: string): Record<string, unknown> {
   const body: Record<string, unknown> = { model };
-  if (request.kind === 'chat') body.messages = request.messages;
+  if (request.kind === 'chat') body.messages = request.messages.map(openaiMessage);
   else body.prompt = request.prompt;
   body.stream = request.stream;
   if (request.stream && (request.includeUsage || request.reportUsage)) body.stream_options = { include_usage: true };
@@ -64,8 +64,26 @@ function typedBody(request: TextRequest, model: string): Record<string, unknown>
         ...(t.strict ? { strict: true } : {}),
       },
     }));
+    body.tool_choice = openaiToolChoice(request.toolChoice);
+    if (!request.parallelToolCalls) body.parallel_tool_calls = false;
   }
   return body;
+}
+
+/** A core message as OpenAI writes it: the calls of an assistant message, and the call id of a tool message. */
+function openaiMessage(m: ChatMessage): object {
+  if (m.toolCallId !== undefined) return { role: m.role, content: m.content ?? '', tool_call_id: m.toolCallId };
+  if (m.toolCalls === undefined || m.toolCalls.length === 0)
+    return m.content === null ? { role: m.role, content: null } : { role: m.role, content: m.content };
+  return {
+    role: m.role,
+    content: m.content,
+    tool_calls: m.toolCalls.map((c) => ({ id: c.id, type: 'function', function: { name: c.name, arguments: c.arguments } })),
+  };
+}
+
+function openaiToolChoice(choice: ToolChoice): string | object {
+  return choice.type === 'function' ? { type: 'function', function: { name: choice.name } } : choice.type;
 }
 
 /** OpenAI's `response_format`; a JSON schema needs a name there, which the typed request does not carry. */

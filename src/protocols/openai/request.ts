@@ -6,6 +6,7 @@
  */
 import { fastError } from '../../core/errors.js';
 import { validSampling } from '../../core/sampling.js';
+import { checkedArguments, checkedToolChoice, NO_TOOL_CHOICE, NO_TOOLS } from '../../core/tools.js';
 import type {
   ChatMessage,
   ChatRequest as CoreChatRequest,
@@ -13,6 +14,8 @@ import type {
   ContentPart,
   FunctionTool,
   Role,
+  ToolCall,
+  ToolChoice,
 } from '../../core/text.js';
 import type { ChatRequest, CompletionRequest } from './schemas.js';
 
@@ -23,6 +26,14 @@ export function chatRequest(body: ChatRequest): CoreChatRequest {
   if (stream && body.n !== undefined && body.n !== null && body.n !== 1)
     throw fastError('invalid_request', '`n` must be 1 when streaming', 'n');
   const raw: Readonly<Record<string, unknown>> = body;
+  const tools = withLegacy(
+    listOf(raw.tools, 'tools', 'function tools', functionTool),
+    listOf(raw.functions, 'functions', 'function definitions', functionDefinition),
+  );
+  const parallel = raw.parallel_tool_calls;
+  if (parallel !== undefined && parallel !== null && typeof parallel !== 'boolean') {
+    throw fastError('invalid_request', '`parallel_tool_calls` must be true or false', 'parallel_tool_calls');
+  }
   return {
     kind: 'chat',
     model: body.model,
@@ -30,11 +41,14 @@ export function chatRequest(body: ChatRequest): CoreChatRequest {
     sampling: validSampling('chat', raw),
     includeUsage: body.stream_options?.include_usage === true,
     reportUsage: false,
-    tools: withLegacy(
-      listOf(raw.tools, 'tools', 'function tools', functionTool),
-      listOf(raw.functions, 'functions', 'function definitions', functionDefinition),
-    ),
+    tools,
+    toolChoice:
+      raw.tool_choice !== undefined && raw.tool_choice !== null
+        ? checkedToolChoice(tools, toolChoice(raw.tool_choice, 'tool_choice'), 'tool_choice')
+        : checkedToolChoice(tools, raw.function_call === undefined ? null : functionCall(raw.function_call), 'function_call'),
+    parallelToolCalls: parallel !== false,
     openai: raw,
+    anthropic: null,
     messages: messages(body.messages),
   };
 }
@@ -49,30 +63,89 @@ export function completionRequest(body: CompletionRequest): CoreCompletionReques
     sampling: validSampling('completion', raw),
     includeUsage: body.stream_options?.include_usage === true,
     reportUsage: false,
-    tools: [],
+    tools: NO_TOOLS,
+    toolChoice: NO_TOOL_CHOICE,
+    parallelToolCalls: true,
     openai: raw,
+    anthropic: null,
     prompt: body.prompt,
   };
 }
 
-/** No tools: shared, read-only. */
-const NO_TOOLS: readonly FunctionTool[] = Object.freeze([]);
-
-/** The body's messages as core messages: the body's own objects when each has its content (most do), else copies. */
+/**
+ * The body's messages as core messages: the body's own objects when each has its content and
+ * no tool fields (most chats), else copies with the calls and call ids in core form.
+ */
 function messages(list: ChatRequest['messages']): readonly ChatMessage[] {
   let whole = true;
   for (let i = 0; i < list.length; i++) {
-    const content = (list[i] as ChatRequest['messages'][number]).content;
-    if (content === undefined) whole = false;
-    else if (Array.isArray(content)) content.forEach((part, j) => textPart(part, `messages[${i}].content[${j}]`));
+    const m = list[i] as ChatRequest['messages'][number] & { readonly tool_calls?: unknown; readonly tool_call_id?: unknown };
+    const content = m.content;
+    if (content === undefined || m.tool_calls !== undefined || m.tool_call_id !== undefined || m.role === 'tool') whole = false;
+    if (Array.isArray(content)) content.forEach((part, j) => textPart(part, `messages[${i}].content[${j}]`));
   }
   // The schema allowed only the six roles, and content a string, parts or null.
   return whole ? (list as readonly ChatMessage[]) : list.map(message);
 }
 
-function message(m: ChatRequest['messages'][number]): ChatMessage {
-  const content = m.content ?? null;
-  return { role: m.role as Role, content: content as string | readonly ContentPart[] | null };
+function message(m: ChatRequest['messages'][number], i: number): ChatMessage {
+  const content = (m.content ?? null) as string | readonly ContentPart[] | null;
+  const role = m.role as Role;
+  const fields = m as { readonly tool_calls?: unknown; readonly tool_call_id?: unknown };
+  if (role === 'tool') {
+    const id = fields.tool_call_id;
+    if (typeof id !== 'string' || id === '') {
+      throw fastError(
+        'invalid_request',
+        `\`messages[${i}].tool_call_id\` must be the id of the call this answers`,
+        `messages[${i}].tool_call_id`,
+      );
+    }
+    return { role, content, toolCallId: id };
+  }
+  if (fields.tool_calls === undefined || fields.tool_calls === null) return { role, content };
+  const path = `messages[${i}].tool_calls`;
+  if (role !== 'assistant') throw fastError('invalid_request', `\`${path}\` is only allowed on assistant messages`, path);
+  if (!Array.isArray(fields.tool_calls)) throw fastError('invalid_request', `\`${path}\` must be an array of tool calls`, path);
+  return { role, content, toolCalls: fields.tool_calls.map((call: unknown, j) => historyCall(call, `${path}[${j}]`)) };
+}
+
+/** One call of an assistant message: `{id, type: 'function', function: {name, arguments}}`. */
+function historyCall(call: unknown, path: string): ToolCall {
+  if (!isObject(call)) throw fastError('invalid_request', `\`${path}\` must be an object`, path);
+  if (typeof call.id !== 'string' || call.id === '') throw fastError('invalid_request', `\`${path}.id\` must be a string`, `${path}.id`);
+  if (call.type !== undefined && call.type !== 'function') {
+    throw fastError('invalid_request', `\`${path}.type\` must be "function"`, `${path}.type`);
+  }
+  const fn = call.function;
+  if (!isObject(fn)) throw fastError('invalid_request', `\`${path}.function\` must be an object`, `${path}.function`);
+  if (typeof fn.name !== 'string' || fn.name === '') {
+    throw fastError('invalid_request', `\`${path}.function.name\` must be a string`, `${path}.function.name`);
+  }
+  if (typeof fn.arguments !== 'string') {
+    throw fastError('invalid_request', `\`${path}.function.arguments\` must be a string of JSON`, `${path}.function.arguments`);
+  }
+  return { id: call.id, name: fn.name, arguments: checkedArguments(fn.arguments, `${path}.function.arguments`) };
+}
+
+/** `tool_choice`: "none", "auto", "required", or `{type: 'function', function: {name}}`. */
+function toolChoice(value: unknown, path: string): ToolChoice {
+  if (value === 'none' || value === 'auto' || value === 'required') return { type: value };
+  if (isObject(value) && value.type === 'function' && isObject(value.function) && typeof value.function.name === 'string') {
+    return { type: 'function', name: value.function.name };
+  }
+  throw fastError(
+    'invalid_request',
+    `\`${path}\` must be "none", "auto", "required", or {"type": "function", "function": {"name": ...}}`,
+    path,
+  );
+}
+
+/** The deprecated `function_call`: "none", "auto", or `{name}`. */
+function functionCall(value: unknown): ToolChoice {
+  if (value === 'none' || value === 'auto') return { type: value };
+  if (isObject(value) && typeof value.name === 'string') return { type: 'function', name: value.name };
+  throw fastError('invalid_request', '`function_call` must be "none", "auto", or {"name": ...}', 'function_call');
 }
 
 /** A text part carries its text as a string (other part types are the backend's to accept or refuse). */
