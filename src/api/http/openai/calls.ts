@@ -17,13 +17,16 @@ export function openaiCalls(gateway: Gateway, log: Logger) {
   /** Serves a parsed text request: an upstream's bytes as they came, else the events encoded whole or as a stream. */
   async function text(req: TextRequest, ctx: RequestContext): Promise<HttpResult> {
     const served = await gateway.generate(req, ctx);
-    const result = served.result;
-    if (result.type === 'raw') return { status: 200, headers: servedHeaders(served, result.contentType), body: result.body };
+    const answer = served.result;
+    // An upstream's bytes pass on when it spoke OpenAI's protocol; another's (Anthropic's) are read as events.
+    if (answer.type === 'raw' && answer.protocol === 'openai')
+      return { status: 200, headers: servedHeaders(served, answer.contentType), body: answer.body };
+    const result = answer.type === 'events' ? answer : await answer.events();
     if (!req.stream) {
       // Gathered before any byte is written: an error on the way answers with its own status.
       const whole = wholeAnswer(result, req);
-      const answer = whole instanceof Promise ? await whole : whole;
-      return { status: 200, headers: servedHeaders(served, JSON_TYPE), body: JSON.stringify(answer) };
+      const body = whole instanceof Promise ? await whole : whole;
+      return { status: 200, headers: servedHeaders(served, JSON_TYPE), body: JSON.stringify(body) };
     }
     const headers = servedHeaders(served, 'text/event-stream');
     headers['cache-control'] = 'no-cache';
