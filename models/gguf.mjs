@@ -129,9 +129,65 @@ function normals(n, std, rand) {
   return a;
 }
 
-const CHATML =
-  "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}{% endfor %}" +
-  "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
+/**
+ * The chat template: ChatML with tools as Qwen 2.5 writes them (a <tools> list in the system
+ * message, calls as <tool_call> JSON, results as <tool_response>), so a tool call goes through
+ * the model's own template, as with real models. Without tools it renders plain ChatML, after
+ * the BOS token (the tokenizer asks for one).
+ */
+const CHAT_TEMPLATE = [
+  '{{- bos_token }}\n',
+  '{%- if tools %}\n',
+  "    {{- '<|im_start|>system\\n' }}\n",
+  "    {%- if messages[0]['role'] == 'system' %}\n",
+  "        {{- messages[0]['content'] + '\\n\\n' }}\n",
+  '    {%- endif %}\n',
+  '    {{- "# Tools\\n\\nYou may call one or more functions to assist with the user query.\\n\\nYou are provided with function signatures within <tools></tools> XML tags:\\n<tools>" }}\n',
+  '    {%- for tool in tools %}\n',
+  '        {{- "\\n" }}\n',
+  '        {{- tool | tojson }}\n',
+  '    {%- endfor %}\n',
+  '    {{- "\\n</tools>\\n\\nFor each function call, return a json object with function name and arguments within <tool_call></tool_call> XML tags:\\n<tool_call>\\n{\\"name\\": <function-name>, \\"arguments\\": <args-json-object>}\\n</tool_call><|im_end|>\\n" }}\n',
+  '{%- else %}\n',
+  "    {%- if messages[0]['role'] == 'system' %}\n",
+  "        {{- '<|im_start|>system\\n' + messages[0]['content'] + '<|im_end|>\\n' }}\n",
+  '    {%- endif %}\n',
+  '{%- endif %}\n',
+  '{%- for message in messages %}\n',
+  '    {%- if (message.role == "user") or (message.role == "system" and not loop.first) or (message.role == "assistant" and not message.tool_calls) %}\n',
+  "        {{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>' + '\\n' }}\n",
+  '    {%- elif message.role == "assistant" %}\n',
+  "        {{- '<|im_start|>' + message.role }}\n",
+  '        {%- if message.content %}\n',
+  "            {{- '\\n' + message.content }}\n",
+  '        {%- endif %}\n',
+  '        {%- for tool_call in message.tool_calls %}\n',
+  '            {%- if tool_call.function is defined %}\n',
+  '                {%- set tool_call = tool_call.function %}\n',
+  '            {%- endif %}\n',
+  '            {{- \'\\n<tool_call>\\n{"name": "\' }}\n',
+  '            {{- tool_call.name }}\n',
+  '            {{- \'", "arguments": \' }}\n',
+  '            {{- tool_call.arguments | tojson }}\n',
+  "            {{- '}\\n</tool_call>' }}\n",
+  '        {%- endfor %}\n',
+  "        {{- '<|im_end|>\\n' }}\n",
+  '    {%- elif message.role == "tool" %}\n',
+  '        {%- if (loop.index0 == 0) or (messages[loop.index0 - 1].role != "tool") %}\n',
+  "            {{- '<|im_start|>user' }}\n",
+  '        {%- endif %}\n',
+  "        {{- '\\n<tool_response>\\n' }}\n",
+  '        {{- message.content }}\n',
+  "        {{- '\\n</tool_response>' }}\n",
+  '        {%- if loop.last or (messages[loop.index0 + 1].role != "tool") %}\n',
+  "            {{- '<|im_end|>\\n' }}\n",
+  '        {%- endif %}\n',
+  '    {%- endif %}\n',
+  '{%- endfor %}\n',
+  '{%- if add_generation_prompt %}\n',
+  "    {{- '<|im_start|>assistant\\n' }}\n",
+  '{%- endif %}\n',
+].join('');
 
 /**
  * The vocabulary: five special tokens, the 256 bytes, and "▁" (SentencePiece's space). Every
@@ -227,7 +283,7 @@ export function tinyLlama({ seed, rand, embd = 128, layers = 4, heads = 4, ff = 
     'tokenizer.ggml.add_bos_token': bool(true),
     'tokenizer.ggml.add_eos_token': bool(false),
     'tokenizer.ggml.add_space_prefix': bool(false),
-    'tokenizer.chat_template': str(CHATML),
+    'tokenizer.chat_template': str(CHAT_TEMPLATE),
   };
   return gguf(metadata, tensors);
 }

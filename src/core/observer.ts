@@ -45,7 +45,7 @@ export interface GenerationStats {
   readonly timeToFirstTokenMs: number;
   /** Completion tokens after the first, per second of generation. */
   readonly tokensPerSecond: number;
-  readonly finishReason: 'stop' | 'length' | 'cancelled';
+  readonly finishReason: 'stop' | 'length' | 'tool_calls' | 'content_filter' | 'cancelled';
 }
 
 /** Told each generation's stats once: when it finishes, or when its client leaves first. */

@@ -88,15 +88,15 @@ describe('LlamaBackend on tiny-chat', () => {
       [completionRequest('tiny', 'x', { bestOf: 2 }), 'best_of', /^`best_of` must be 1 for llama models$/],
       [completionRequest('tiny', 'x', { echo: true }), 'echo', /^`echo` is not supported by llama models$/],
       [completionRequest('tiny', 'x', { suffix: '' }), 'suffix', /^`suffix` is not supported by llama models$/],
-      [
-        hello({ tools: [{ name: 'f', description: null, parameters: null, strict: false }] }),
-        'tools',
-        /^`tools` are not supported by llama models yet$/,
-      ],
       [hello({}, { topK: 1_000_000 }), 'top_k', /^`top_k` must be an integer in \[0, \d+\], got 1000000$/],
       [hello({}, { logitBias: { 99999: 1 } }), 'logit_bias.99999', /^`logit_bias` keys must be token ids in \[0, \d+\], got "99999"$/],
       [hello({}, { logitBias: { 4: -100 } }), 'logit_bias.4', /^token 4 ends generation/],
-      [chatRequest('tiny', [{ role: 'tool', content: 'x' }]), 'messages[0].role', /^messages with role "tool" are not supported/],
+      [chatRequest('tiny', [{ role: 'function', content: 'x' }]), 'messages[0].role', /^messages with role "function" are not supported/],
+      [
+        chatRequest('tiny', [{ role: 'tool', content: 'x', toolCallId: 'c' }]),
+        'messages[0].tool_call_id',
+        /^`messages\[0\]` answers the call "c", which no earlier assistant message made$/,
+      ],
       [
         chatRequest('tiny', [{ role: 'user', content: [{ type: 'image_url' }] }]),
         'messages[0].content[0].type',

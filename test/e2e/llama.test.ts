@@ -252,7 +252,8 @@ models:
       [{ logit_bias: { [IM_END]: -100 } }, `logit_bias.${IM_END}`],
       [{ response_format: { type: 'xml' } }, 'response_format.type'],
       [{ messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'x' } }] }] }, 'messages[0].content[0].type'],
-      [{ messages: [{ role: 'tool', content: 'x' }] }, 'messages[0].role'],
+      [{ messages: [{ role: 'function', name: 'f', content: 'x' }] }, 'messages[0].role'],
+      [{ messages: [{ role: 'tool', content: 'x' }] }, 'messages[0].tool_call_id'],
     ];
     for (const [extra, param] of cases) {
       const res = await post(`${server.url}/v1/chat/completions`, {

@@ -11,6 +11,8 @@ import type { FinishReason, Timings, TokenLogprob } from '../../core/text.js';
 export class StopMatcher {
   readonly #stops: readonly string[];
   #held = '';
+  /** The stop sequence found, once one was. */
+  matched: string | null = null;
 
   constructor(stops: readonly string[]) {
     this.#stops = stops;
@@ -23,7 +25,10 @@ export class StopMatcher {
     let cut = -1;
     for (const stop of this.#stops) {
       const i = buffer.indexOf(stop);
-      if (i !== -1 && (cut === -1 || i < cut)) cut = i;
+      if (i !== -1 && (cut === -1 || i < cut)) {
+        cut = i;
+        this.matched = stop;
+      }
     }
     if (cut !== -1) {
       this.#held = '';
@@ -103,6 +108,8 @@ export class Generation {
   readonly #options: GenerationOptions;
   #aborted = false;
   finishReason: GenerationEnd | null = null;
+  /** The stop sequence that ended it (one of `stops`); null when it ended otherwise. */
+  stoppedBy: string | null = null;
   completionTokens = 0;
   #started = 0;
   #firstToken = 0;
@@ -198,6 +205,7 @@ export class Generation {
         const lp = typeof out === 'number' ? null : tokenLogprob(model, token, out.confidence, out.probabilities, logprobs ?? 0);
         if (stopped) {
           this.finishReason = 'stop';
+          this.stoppedBy = matcher.matched;
           if (emit !== '' || lp !== null) yield { text: emit, logprobs: lp };
           return;
         }
@@ -219,6 +227,7 @@ export class Generation {
     if (this.#aborted && !stopToken) return;
     this.finishReason = 'stop';
     const { emit, stopped } = matcher.push(decoded < generated.length ? model.detokenize(generated.slice(decoded), false) : '');
+    this.stoppedBy = matcher.matched;
     const rest = stopped ? emit : emit + matcher.flush();
     if (rest !== '') yield { text: rest, logprobs: null };
   }

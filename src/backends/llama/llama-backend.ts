@@ -7,7 +7,6 @@
  */
 import { availableParallelism } from 'node:os';
 import type {
-  ChatHistoryItem,
   ChatWrapper,
   Llama,
   LlamaContext,
@@ -23,9 +22,19 @@ import { QueueFullError, Slots } from '../../scheduling/slots.js';
 import { NO_OBSERVER, type DeploymentObserver, type GenerationObserver } from '../../core/observer.js';
 import { TextBackend, unsupported, type BackendHealth, type Occupancy } from '../backend.js';
 import { ClientGoneError, type Cancellation, type EmbedResult, type Task } from '../../core/call.js';
-import type { ChatMessage, ContentPart, Prompt as PromptInput, ResponseFormat, TextRequest, TextStream, Timings } from '../../core/text.js';
+import type {
+  ChatRequest,
+  FunctionTool,
+  Prompt as PromptInput,
+  ResponseFormat,
+  TextRequest,
+  TextStream,
+  Timings,
+} from '../../core/text.js';
 import { Generation, timings } from './generation.js';
 import { answer, HeldEvents } from './answer.js';
+import { availableFunctions, boundedSchema, CallSyntax, chatHistory, namesGrammar, parametersOf } from './tools.js';
+import { GenerationChain, toolAnswer, type CallPlan } from './tool-answer.js';
 import { samplingParams, type SamplingParams } from './params.js';
 import { getLlama, loadNodeLlamaCpp, type NodeLlamaCpp } from './runtime.js';
 
@@ -57,6 +66,7 @@ export class LlamaBackend extends TextBackend {
   #context: LlamaContext | null = null;
   #slots: Slots<LlamaContextSequence> | null = null;
   #wrapper: ChatWrapper | null = null;
+  #callSyntax: CallSyntax | null = null;
   #vocabSize = 0;
   #jsonGrammar: Promise<LlamaGrammar> | null = null;
   #afterDispatch: Array<() => void> = [];
@@ -84,6 +94,7 @@ export class LlamaBackend extends TextBackend {
       const llama = (this.#llama = await getLlama(config.gpu));
       const model = (this.#model = await llama.loadModel({ modelPath: config.path, gpuLayers: config.gpu_layers }));
       this.#wrapper = this.#chatWrapper(lib, model);
+      this.#callSyntax = new CallSyntax(lib, this.#wrapper, model);
       this.#vocabSize = vocabularySize(model);
       this.#context = await model.createContext({
         contextSize: config.context_size ?? Math.min(model.trainContextSize, DEFAULT_MAX_CONTEXT),
@@ -165,12 +176,16 @@ export class LlamaBackend extends TextBackend {
     const arrived = performance.now();
     const sampling = request.sampling;
     const params = samplingParams(request, this.#vocabSize);
-    const prompt = request.kind === 'chat' ? this.#chatPrompt(model, request.messages) : this.#completionPrompt(model, request.prompt);
+    const prompt = request.kind === 'chat' ? this.#chatPrompt(model, request) : this.#completionPrompt(model, request.prompt);
     const maxTokens = checkLength(prompt.tokens.length, sampling.maxTokens, context.contextSize, request.kind);
     const grammar = await this.#grammar(sampling.responseFormat);
+    // Made (and the token biases checked) before a sequence is taken, so a bad bias is a 400 that holds nothing.
     const evaluate = this.#evaluateOptions(model, params, grammar);
-    // A grammar may end in trailing whitespace forever; its triggers (e.g. four newlines) end it, as node-llama-cpp's chat does.
-    const hidden = grammar === null ? prompt.stops : [...prompt.stops, ...grammar.stopGenerationTriggers.map((t) => t.toString())];
+    // Every grammar and schema a call needs is ready before a sequence is taken: a schema no grammar can express is a 400 first.
+    const plan =
+      request.kind === 'chat' && request.tools.length > 0 && request.toolChoice.type !== 'none'
+        ? await this.#callPlan(request, prompt, maxTokens, context.contextSize)
+        : null;
 
     let sequence: LlamaContextSequence;
     try {
@@ -181,16 +196,21 @@ export class LlamaBackend extends TextBackend {
       throw overloadedError(`model "${request.model}" is busy: ${err.message}; retry shortly`);
     }
     const queuedMs = performance.now() - arrived;
-    const generation = new Generation(sequence, model, {
-      prompt: prompt.tokens,
-      maxTokens,
-      stops: hidden.length === 0 ? sampling.stop : [...sampling.stop, ...hidden],
-      stopTokens: prompt.stopTokens,
-      logprobs: sampling.logprobs,
-      afterDispatch: () => this.afterDispatch(),
-      penalties: params.penalties,
-      evaluate,
-    });
+    const start = (tokens: readonly Token[], budget: number, stops: readonly string[], g: LlamaGrammar | null): Generation => {
+      // A grammar may end in trailing whitespace forever; its triggers (e.g. four newlines) end it, as node-llama-cpp's chat does.
+      const hidden = g === null ? stops : [...stops, ...g.stopGenerationTriggers.map((t) => t.toString())];
+      return new Generation(sequence, model, {
+        prompt: tokens,
+        maxTokens: budget,
+        stops: hidden.length === 0 ? sampling.stop : [...sampling.stop, ...hidden],
+        stopTokens: prompt.stopTokens,
+        logprobs: sampling.logprobs,
+        afterDispatch: () => this.afterDispatch(),
+        penalties: params.penalties,
+        evaluate: g === grammar ? evaluate : this.#evaluateOptions(model, params, g),
+      });
+    };
+    const generation = plan === null ? start(prompt.tokens, maxTokens, prompt.stops, grammar) : new GenerationChain();
     let reported: Timings | null = null;
     /** Reports the generation once: when it finished, or when its answer is released unfinished (cancelled). */
     const finished = (): Timings => {
@@ -209,7 +229,10 @@ export class LlamaBackend extends TextBackend {
     // A whole answer under a grammar that may end in whitespace loses it, as node-llama-cpp's chat trims it.
     const trim = !request.stream && grammar?.trimWhitespaceSuffix === true;
     const events = new HeldEvents(
-      (release) => answer(generation, prompt.tokens.length, trim, release, finished),
+      (release) =>
+        generation instanceof Generation
+          ? answer(generation, prompt.tokens.length, trim, release, finished)
+          : toolAnswer(plan as CallPlan, start, generation, release, finished),
       () => {
         finished();
         slots.release(sequence);
@@ -228,6 +251,62 @@ export class LlamaBackend extends TextBackend {
     };
   }
 
+  /** The prompt tokens of a chat, its tools included, as a generation would evaluate them (Anthropic's count_tokens). */
+  async countTokens(request: ChatRequest): Promise<number> {
+    const model = this.#model;
+    if (model === null) throw fastError('model_not_ready', 'the model is not loaded');
+    return this.#chatPrompt(model, request).tokens.length;
+  }
+
+  /** What a call takes: the grammars of the names and of each function's arguments; 400 naming a tool whose schema no grammar expresses. */
+  async #callPlan(request: ChatRequest, prompt: Prompt, maxTokens: number, contextSize: number): Promise<CallPlan> {
+    const llama = this.#llama as Llama;
+    const model = this.#model as LlamaModel;
+    const choice = request.toolChoice;
+    const tools = choice.type === 'function' ? request.tools.filter((t) => t.name === choice.name) : request.tools;
+    const names = tools.map((t) => t.name);
+    const grammarOf = (name: string, budget: number): Promise<LlamaGrammar> => {
+      const tool = request.tools.find((t) => t.name === name) as FunctionTool;
+      return this.#schemaGrammar(boundedSchema(parametersOf(tool), budget), request.tools.indexOf(tool), name);
+    };
+    // Each schema is turned into a grammar now, so one no grammar can express is a 400 before anything runs; the
+    // call's own is made again for the tokens left when it starts, unless that is the whole budget still.
+    const ready = new Map(await Promise.all(names.map(async (n) => [n, await grammarOf(n, maxTokens)] as const)));
+    const argumentsGrammar = (name: string, budget: number): Promise<LlamaGrammar> =>
+      budget === maxTokens ? Promise.resolve(ready.get(name) as LlamaGrammar) : grammarOf(name, budget);
+    return {
+      auto: choice.type === 'auto',
+      names,
+      nameGrammar: names.length > 1 ? await llama.createGrammar({ grammar: namesGrammar(names) }) : null,
+      argumentsGrammar,
+      syntax: this.#callSyntax as CallSyntax,
+      stops: prompt.stops,
+      prompt: prompt.tokens,
+      maxTokens,
+      contextSize,
+      tokenize: (text) => model.tokenize(text, false, 'trimLeadingSpace'),
+    };
+  }
+
+  /** The grammar of a function's arguments; 400 at `tools[i]` when its schema has what no grammar can express. */
+  async #schemaGrammar(schema: object, i: number, name: string): Promise<LlamaGrammar> {
+    const llama = this.#llama as Llama;
+    try {
+      const json = await llama.createGrammarForJsonSchema(schema as Parameters<Llama['createGrammarForJsonSchema']>[0]);
+      return await llama.createGrammar({
+        grammar: finiteNumbers(json.grammar),
+        stopGenerationTriggers: json.stopGenerationTriggers,
+        trimWhitespaceSuffix: json.trimWhitespaceSuffix,
+      });
+    } catch (err) {
+      throw fastError(
+        'invalid_request',
+        `the parameters schema of function "${name}" cannot be turned into a grammar for llama models: ${(err as Error).message}`,
+        `tools[${i}]`,
+      );
+    }
+  }
+
   /** The chat template of the config, else the one in the GGUF metadata (node-llama-cpp picks a matching wrapper). */
   #chatWrapper(lib: NodeLlamaCpp, model: LlamaModel): ChatWrapper {
     const template = this.#config.chat_template;
@@ -240,23 +319,13 @@ export class LlamaBackend extends TextBackend {
     return lib.resolveChatWrapper(model, { type: template as (typeof lib.specializedChatWrapperTypeNames)[number] });
   }
 
-  #chatPrompt(model: LlamaModel, messages: readonly ChatMessage[]): Prompt {
-    const history: ChatHistoryItem[] = messages.map((m, i) => {
-      const text = messageText(m.content, i);
-      switch (m.role) {
-        case 'system':
-        case 'developer':
-          return { type: 'system', text };
-        case 'user':
-          return { type: 'user', text };
-        case 'assistant':
-          return { type: 'model', response: [text] };
-        default:
-          throw fastError('invalid_request', `messages with role "${m.role}" are not supported by llama models yet`, `messages[${i}].role`);
-      }
+  /** A chat's prompt through the model's template, with its tools (the template documents them) and its earlier calls and results. */
+  #chatPrompt(model: LlamaModel, request: ChatRequest): Prompt {
+    const tools = request.tools;
+    const state = (this.#wrapper as ChatWrapper).generateContextState({
+      chatHistory: chatHistory(request.messages),
+      ...(tools.length === 0 ? {} : { availableFunctions: availableFunctions(tools), documentFunctionParams: true }),
     });
-    history.push({ type: 'model', response: [] });
-    const state = (this.#wrapper as ChatWrapper).generateContextState({ chatHistory: history });
     const stopTokens = new Set<Token>();
     const stops: string[] = [];
     for (const trigger of state.stopGenerationTriggers) {
@@ -332,22 +401,24 @@ export class LlamaBackend extends TextBackend {
   }
 }
 
-/** The text of a message: a string, or its text parts joined; other parts are refused by name. */
-function messageText(content: ChatMessage['content'], i: number): string {
-  if (content === null) return '';
-  if (typeof content === 'string') return content;
-  return content
-    .map((part: ContentPart, j) => {
-      if (part.type !== 'text' || typeof part.text !== 'string') {
-        throw fastError(
-          'invalid_request',
-          `content parts of type "${part.type}" are not supported by llama models`,
-          `messages[${i}].content[${j}].type`,
-        );
-      }
-      return part.text;
-    })
-    .join('');
+/**
+ * A JSON grammar whose numbers always parse to what their schema says: node-llama-cpp's lets an
+ * integer carry an exponent and any number one of 16 digits, so a model may write `2e73` for an
+ * integer or `1e999` (Infinity once parsed) for a number. Integers get no exponent (16 digits stay
+ * below 2^53), other numbers one of at most two digits.
+ */
+function finiteNumbers(grammar: string): string {
+  const exponent = '([eE] [-+]? ("0" | [1-9] [0-9]{0,15}))?';
+  return grammar
+    .split('\n')
+    .map((line) =>
+      line.startsWith('integer-number-rule ::=')
+        ? line.replace(exponent, '')
+        : line.startsWith('fractional-number-rule ::=')
+          ? line.replace(exponent, '([eE] [-+]? [1-9] [0-9]?)?')
+          : line,
+    )
+    .join('\n');
 }
 
 /** The completion budget: the request's `max_tokens`, else the rest of the context; 400 if the prompt and budget do not fit. */

@@ -36,7 +36,6 @@ export function samplingParams(request: TextRequest, vocabSize: number): Samplin
   if (s.bestOf !== 1) refuse('best_of', 'must be 1 for llama models');
   if (s.echo) refuse('echo', 'is not supported by llama models');
   if (s.suffix !== null) refuse('suffix', 'is not supported by llama models');
-  if (request.tools.length > 0) refuse('tools', 'are not supported by llama models yet');
   if (s.topK > vocabSize) {
     throw fastError('invalid_request', `\`top_k\` must be an integer in [0, ${vocabSize}], got ${s.topK}`, 'top_k');
   }

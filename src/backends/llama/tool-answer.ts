@@ -1,0 +1,164 @@
+/**
+ * A llama answer that may call a function, as a chain of generations on one context sequence.
+ * `auto`: the model writes freely until it starts a call in its template's syntax (the call's
+ * prefix is a hidden stop). Then, or at once when a call is required, the call is written under
+ * grammars: the function's name (one of the tools, when there is a choice), then its arguments,
+ * constrained by the function's JSON Schema, so a forced call always parses and validates. Each
+ * generation after the first reuses what the sequence already evaluated (Generation's prefix
+ * reuse), so a phase costs only its new tokens.
+ */
+import { randomBytes } from 'node:crypto';
+import type { LlamaGrammar, Token } from 'node-llama-cpp';
+import { ClientGoneError } from '../../core/call.js';
+import type { FinishReason, TextEvent, Timings } from '../../core/text.js';
+import type { Generation, GenerationTimings } from './generation.js';
+import type { CallSyntax } from './tools.js';
+
+/** Tokens a JSON grammar writes after the value (node-llama-cpp's four newlines), and a margin. */
+const GRAMMAR_TAIL = 8;
+
+/** What one generation of the chain runs: its prompt, its budget, its hidden stops, its grammar. */
+export type StartGeneration = (
+  prompt: readonly Token[],
+  maxTokens: number,
+  stops: readonly string[],
+  grammar: LlamaGrammar | null,
+) => Generation;
+
+/** A call to make or allow, prepared before the sequence is taken (grammars compiled, schemas checked). */
+export interface CallPlan {
+  /** Whether the model may answer in text instead (`auto`); else a call is required. */
+  readonly auto: boolean;
+  /** The functions the call may name (one: it is named without a grammar). */
+  readonly names: readonly string[];
+  /** The grammar choosing among `names`; null with one name. */
+  readonly nameGrammar: LlamaGrammar | null;
+  /** A function's arguments grammar, its unbounded strings and arrays bounded to fit `budget` tokens. */
+  readonly argumentsGrammar: (name: string, budget: number) => Promise<LlamaGrammar>;
+  readonly syntax: CallSyntax;
+  /** The client's stop texts and the template's, for the text phase. */
+  readonly stops: readonly string[];
+  /** The chat's prompt. */
+  readonly prompt: readonly Token[];
+  /** Completion tokens for all phases together. */
+  readonly maxTokens: number;
+  /** Tokens the context holds: a phase's prompt and budget together stay within it. */
+  readonly contextSize: number;
+  /** The model's tokens of a text it wrote (to continue after it). */
+  readonly tokenize: (text: string) => Token[];
+}
+
+/** The generations of one answer, read as one for timings and usage, and aborted together. */
+export class GenerationChain {
+  readonly #done: Generation[] = [];
+  #current: Generation | null = null;
+  #aborted = false;
+  finishReason: FinishReason | null = null;
+
+  /** Runs `generation` next; the one before it is over. */
+  next(generation: Generation): Generation {
+    if (this.#current !== null) this.#done.push(this.#current);
+    this.#current = generation;
+    if (this.#aborted) generation.abort();
+    return generation;
+  }
+
+  /** Stops the generation running now and any after it (the client left). */
+  abort(): void {
+    this.#aborted = true;
+    this.#current?.abort();
+  }
+
+  get completionTokens(): number {
+    let n = this.#current?.completionTokens ?? 0;
+    for (const g of this.#done) n += g.completionTokens;
+    return n;
+  }
+
+  /** The first generation's prompt time; every later phase's time counts as generating. */
+  get timings(): GenerationTimings {
+    const all = this.#current === null ? this.#done : [...this.#done, this.#current];
+    const first = all[0];
+    if (first === undefined) return { promptEvaluated: 0, promptMs: 0, predictedMs: 0 };
+    let predictedMs = first.timings.predictedMs;
+    for (const g of all.slice(1)) predictedMs += g.timings.promptMs + g.timings.predictedMs;
+    return { promptEvaluated: first.timings.promptEvaluated, promptMs: first.timings.promptMs, predictedMs };
+  }
+}
+
+/**
+ * The events of an answer that may call a function: text (auto only), then the call as
+ * tool-call deltas (the first with its id and name, then argument fragments), then `finish`
+ * (`tool_calls`; `length` if the budget ran out) and `usage`. Releases the sequence when the last
+ * generation is over, as `answer` does.
+ */
+export async function* toolAnswer(
+  plan: CallPlan,
+  start: StartGeneration,
+  chain: GenerationChain,
+  release: () => void,
+  finished: () => Timings,
+): AsyncGenerator<TextEvent> {
+  const end = (reason: FinishReason, stopSequence?: string): TextEvent[] => {
+    chain.finishReason = reason;
+    const t = finished();
+    release();
+    const finish: TextEvent = stopSequence === undefined ? { type: 'finish', reason } : { type: 'finish', reason, stopSequence };
+    return [finish, { type: 'usage', promptTokens: plan.prompt.length, completionTokens: chain.completionTokens, timings: t }];
+  };
+  const budget = (prompt: readonly Token[]): number => Math.min(plan.maxTokens - chain.completionTokens, plan.contextSize - prompt.length);
+  const cut = (): never => {
+    finished();
+    release();
+    throw new ClientGoneError();
+  };
+
+  let prompt: readonly Token[] = plan.prompt;
+  if (plan.auto) {
+    const syntax = plan.syntax;
+    const text = chain.next(start(prompt, plan.maxTokens, [...plan.stops, syntax.prefixText], null));
+    let written = '';
+    for await (const piece of text.pieces()) {
+      written += piece.text;
+      if (piece.text !== '' || piece.logprobs !== null) yield { type: 'text', text: piece.text, logprobs: piece.logprobs };
+    }
+    if (text.finishReason === null) return cut();
+    if (text.stoppedBy !== syntax.prefixText) {
+      const stop = text.stoppedBy;
+      // A client's stop text says which ended it; the template's own do not.
+      return yield* end(text.finishReason, stop !== null && plan.stops.includes(stop) ? stop : undefined);
+    }
+    prompt = [...prompt, ...plan.tokenize(written)];
+  }
+  prompt = [...prompt, ...plan.syntax.prefix];
+
+  let name = plan.names[0] as string;
+  if (plan.nameGrammar !== null) {
+    const left = budget(prompt);
+    if (left <= 0) return yield* end('length');
+    const naming = chain.next(start(prompt, left, [], plan.nameGrammar));
+    let written = '';
+    for await (const piece of naming.pieces()) written += piece.text;
+    if (naming.finishReason === null) return cut();
+    if (naming.finishReason === 'length') return yield* end('length');
+    name = written.trim();
+  }
+  prompt = [...prompt, ...plan.syntax.name(name), ...plan.syntax.paramsPrefix(name)];
+
+  const left = budget(prompt);
+  if (left <= 0) return yield* end('length');
+  yield { type: 'tool_call', index: 0, id: `call_${randomBytes(12).toString('base64url')}`, name, arguments: '' };
+  // The grammar ends the JSON with a few newlines (its stop trigger): room for them is kept.
+  const grammar = await plan.argumentsGrammar(name, left - GRAMMAR_TAIL);
+  const args = chain.next(start(prompt, left, [], grammar));
+  // The grammar lets whitespace trail the JSON until its stop trigger: held back, and dropped at the end.
+  let tail = '';
+  for await (const piece of args.pieces()) {
+    const all = tail + piece.text;
+    const text = all.trimEnd();
+    tail = all.slice(text.length);
+    if (text !== '') yield { type: 'tool_call', index: 0, id: null, name: null, arguments: text };
+  }
+  if (args.finishReason === null) return cut();
+  return yield* end(args.finishReason === 'length' ? 'length' : 'tool_calls');
+}
