@@ -122,17 +122,60 @@ async function direct(model: string): Promise<{ run: Runner; close: () => Promis
   };
 }
 
-/** One streamed chat request over node:http (keep-alive); time to first token is to the first content chunk, after the role chunk. */
+/** One of the APIs a stream is asked for through: its path, body, first-token event and where its final usage says the tokens. */
+interface TextApi {
+  readonly name: string;
+  readonly path: string;
+  readonly body: string;
+  /** Whether an SSE event's data is the first token's (the role chunk of chat completions is not). */
+  readonly firstToken: (data: string, events: number) => boolean;
+  readonly completionTokens: RegExp;
+}
+
+/** The same generation through each API: chat completions, the Responses API and the Anthropic Messages API. */
+const APIS: readonly TextApi[] = [
+  {
+    name: 'chat completions',
+    path: '/v1/chat/completions',
+    body: JSON.stringify({
+      model: 'tiny-chat',
+      messages: MESSAGES,
+      max_tokens: SETTINGS.maxTokens,
+      temperature: 0,
+      stream: true,
+      stream_options: { include_usage: true },
+    }),
+    firstToken: (_data, events) => events === 2,
+    completionTokens: /"completion_tokens":(\d+)/,
+  },
+  {
+    name: 'responses',
+    path: '/v1/responses',
+    body: JSON.stringify({
+      model: 'tiny-chat',
+      input: MESSAGES[0]?.content,
+      max_output_tokens: SETTINGS.maxTokens,
+      temperature: 0,
+      stream: true,
+      store: false,
+    }),
+    firstToken: (data) => data.startsWith('{"type":"response.output_text.delta"'),
+    completionTokens: /"output_tokens":(\d+)/,
+  },
+  {
+    name: 'anthropic messages',
+    path: '/v1/messages',
+    body: JSON.stringify({ model: 'tiny-chat', messages: MESSAGES, max_tokens: SETTINGS.maxTokens, temperature: 0, stream: true }),
+    firstToken: (data) => data.startsWith('{"type":"content_block_delta"'),
+    completionTokens: /"output_tokens":(\d+)/,
+  },
+];
+
+/** One streamed request over node:http (keep-alive); time to first token is to the first event that carries text. */
 const agent = new Agent({ keepAlive: true, maxSockets: 64 });
-function streamOnce(url: URL): Promise<{ tokens: number; ttftMs: number }> {
-  const body = JSON.stringify({
-    model: 'tiny-chat',
-    messages: MESSAGES,
-    max_tokens: SETTINGS.maxTokens,
-    temperature: 0,
-    stream: true,
-    stream_options: { include_usage: true },
-  });
+function streamOnce(base: URL, api: TextApi): Promise<{ tokens: number; ttftMs: number }> {
+  const url = new URL(api.path, base);
+  const body = api.body;
   return new Promise((resolve, reject) => {
     const started = performance.now();
     const req = request(url, {
@@ -149,12 +192,13 @@ function streamOnce(url: URL): Promise<{ tokens: number; ttftMs: number }> {
       let tail = '';
       res.on('data', (text: string) => {
         for (let i = text.indexOf('data: '); i !== -1; i = text.indexOf('data: ', i + 6)) {
-          if (++events === 2) ttftMs = performance.now() - started;
+          events++;
+          if (ttftMs === 0 && api.firstToken(text.slice(i + 6, i + 6 + 64), events)) ttftMs = performance.now() - started;
         }
         tail = (tail + text).slice(-600);
       });
       res.on('end', () => {
-        const usage = /"completion_tokens":(\d+)/.exec(tail);
+        const usage = api.completionTokens.exec(tail);
         resolve({ tokens: usage === null ? 0 : Number(usage[1]), ttftMs });
       });
       res.on('error', reject);
@@ -163,8 +207,16 @@ function streamOnce(url: URL): Promise<{ tokens: number; ttftMs: number }> {
   });
 }
 
-/** `infergate serve` of the checkout at `root` on tiny-chat, one worker, the same settings as the direct side. */
-async function server(name: string, model: string, root: string): Promise<{ run: Runner; close: () => Promise<void> }> {
+/**
+ * `infergate serve` of the checkout at `root` on tiny-chat, one worker, the same settings as the
+ * direct side; a runner per API in `apis` (the first is chat completions), all on this one server.
+ */
+async function server(
+  name: string,
+  model: string,
+  root: string,
+  apis: readonly TextApi[],
+): Promise<{ runs: readonly Runner[]; close: () => Promise<void> }> {
   const dir = join(tmpdir(), 'infergate-bench');
   mkdirSync(dir, { recursive: true });
   const config = join(dir, 'llama.yaml');
@@ -187,14 +239,20 @@ models:
   );
   const target = await startInfergate(name, config, '/v1/chat/completions', 1, {}, root);
   const url = new URL(target.url);
-  const run: Runner = (streams, seconds) => drive(streams, seconds, () => streamOnce(url));
-  await run(1, 1); // warm-up
-  return { run, close: () => target.stop() };
+  const runs = apis.map(
+    (api): Runner =>
+      (streams, seconds) =>
+        drive(streams, seconds, () => streamOnce(url, api)),
+  );
+  for (const run of runs) await run(1, 1); // warm-up
+  return { runs, close: () => target.stop() };
 }
 
 /** The row names of this build's server and the baseline's: generateTable's `vs baseline` pairs them. */
 const SERVER = 'infergate (HTTP, SSE)';
 const BASELINE = 'baseline (HTTP, SSE)';
+/** The rows of this build's other APIs on the same model, which `vs chat` compares with SERVER's. */
+const API_ROWS = APIS.slice(1).map((api) => `infergate ${api.name} (SSE)`);
 
 /**
  * The sides one at a time (never at once: they share the CPU), interleaved round by round so
@@ -210,11 +268,17 @@ export async function generateScenario(
   baseline: string | null = null,
 ): Promise<GenerateRow[]> {
   const model = join(root, 'models/tiny-chat/1/model.gguf');
-  const sides = [
+  const own = await server(SERVER, model, root, APIS);
+  const sides: Array<{ name: string; run: Runner; close: () => Promise<void> }> = [
     { name: 'node-llama-cpp direct', ...(await direct(model)) },
-    { name: SERVER, ...(await server(SERVER, model, root)) },
+    { name: SERVER, run: own.runs[0] as Runner, close: own.close },
+    // The other APIs share SERVER's process: closed with it.
+    ...API_ROWS.map((name, i) => ({ name, run: own.runs[i + 1] as Runner, close: () => Promise.resolve() })),
   ];
-  if (baseline !== null) sides.push({ name: BASELINE, ...(await server(BASELINE, model, baseline)) });
+  if (baseline !== null) {
+    const base = await server(BASELINE, model, baseline, APIS.slice(0, 1));
+    sides.push({ name: BASELINE, run: base.runs[0] as Runner, close: base.close });
+  }
   const cells = new Map<string, Sample[]>();
   try {
     for (let round = 0; round < rounds; round++) {
@@ -248,7 +312,18 @@ export function generateTable(rows: readonly GenerateRow[]): string {
   const one = new Map(rows.filter((r) => r.streams === 1).map((r) => [r.target, r.tokens_per_s]));
   const direct = new Map(rows.filter((r) => r.target.startsWith('node-llama-cpp')).map((r) => [r.streams, r]));
   const base = new Map(rows.filter((r) => r.target === BASELINE).map((r) => [r.streams, r.tokens_per_s]));
-  const head = ['target', 'streams', 'tokens/s', 'vs 1 stream', 'vs direct', 'TTFT p50 ms', 'TTFT p99 ms', 'requests'];
+  const chat = new Map(rows.filter((r) => r.target === SERVER).map((r) => [r.streams, r]));
+  const head = [
+    'target',
+    'streams',
+    'tokens/s',
+    'vs 1 stream',
+    'vs direct',
+    'vs chat: tokens/s, TTFT',
+    'TTFT p50 ms',
+    'TTFT p99 ms',
+    'requests',
+  ];
   if (base.size > 0) head.splice(5, 0, 'vs baseline');
   const body = rows.map((r) => {
     const d = direct.get(r.streams);
@@ -259,6 +334,7 @@ export function generateTable(rows: readonly GenerateRow[]): string {
       r.tokens_per_s.toFixed(0),
       one.has(r.target) ? `${(r.tokens_per_s / (one.get(r.target) as number)).toFixed(2)}x` : '-',
       d === undefined ? '-' : `${((100 * r.tokens_per_s) / d.tokens_per_s).toFixed(0)}%`,
+      vsChat(r, chat.get(r.streams)),
       r.ttft_p50_ms.toFixed(2),
       r.ttft_p99_ms.toFixed(2),
       String(r.requests),
@@ -267,4 +343,10 @@ export function generateTable(rows: readonly GenerateRow[]): string {
     return cells;
   });
   return renderTable(head, body);
+}
+
+/** An API row's tokens/s and TTFT p50 over chat completions' on the same server and streams ('-' for other rows). */
+function vsChat(r: GenerateRow, chat: GenerateRow | undefined): string {
+  if (chat === undefined || !API_ROWS.includes(r.target)) return '-';
+  return `${(r.tokens_per_s / chat.tokens_per_s).toFixed(2)}x, ${(r.ttft_p50_ms / chat.ttft_p50_ms).toFixed(2)}x`;
 }
