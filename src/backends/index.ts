@@ -5,6 +5,7 @@
  */
 import type { Static } from '@sinclair/typebox';
 import type { Backend } from './backend.js';
+import { anthropicPlugin } from './anthropic/plugin.js';
 import { llamaPlugin } from './llama/plugin.js';
 import { mockPlugin } from './mock/plugin.js';
 import { onnxPlugin } from './onnx/plugin.js';
@@ -18,7 +19,13 @@ export type { BackendCapabilities, BackendContext, BackendPlugin, BackendProblem
  * Every backend kind, in the order config errors list them ("must be one of onnx, llama, ...") and
  * the JSON Schema's `backend` union has them.
  */
-export const BACKEND_PLUGINS = [onnxPlugin, llamaPlugin, openaiPlugin, mockPlugin] as const satisfies readonly BackendPlugin[];
+export const BACKEND_PLUGINS = [
+  onnxPlugin,
+  llamaPlugin,
+  openaiPlugin,
+  anthropicPlugin,
+  mockPlugin,
+] as const satisfies readonly BackendPlugin[];
 
 /** The `kind` of a backend config. */
 export type BackendKind = (typeof BACKEND_PLUGINS)[number]['kind'];

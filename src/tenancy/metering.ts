@@ -162,7 +162,9 @@ async function* meteredSse(raw: RawText, body: Readable, meter: Meter, wantsUsag
           }
         }
         if (used !== null) usage = used;
-        if (used !== null && !more && !wantsUsage) {
+        // Only OpenAI streams send usage a client may not have asked for (a chunk of its own); Anthropic's rides
+        // `message_delta`, which its clients always get, even where it says nothing else.
+        if (used !== null && !more && !wantsUsage && raw.protocol === 'openai') {
           kept ??= events.slice(0, i);
           continue;
         }

@@ -371,7 +371,7 @@ describe('the body sent upstream', () => {
       responseFormat: { type: 'json_schema', schema: { type: 'object' } },
     };
     const tools = [{ name: 'weather', description: 'the weather', parameters: { type: 'object' }, strict: false }];
-    assert.deepEqual(upstreamBody(chat({ sampling, tools }), 'up'), {
+    assert.deepEqual(upstreamBody(chat({ sampling, tools, toolChoice: { type: 'auto' } }), 'up'), {
       model: 'up',
       messages: [{ role: 'user', content: 'hi' }],
       stream: false,

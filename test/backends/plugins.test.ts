@@ -74,6 +74,7 @@ describe('backend plug-ins', () => {
       '{ kind: onnx, path: tiny-embed/1/model.onnx, task: embedding }',
       '{ kind: llama, path: tiny-chat/1/model.gguf }',
       "{ kind: openai, base_url: 'http://127.0.0.1:1/v1' }",
+      "{ kind: anthropic, base_url: 'http://127.0.0.1:1' }",
       '{ kind: mock }',
     ]).models[0]?.versions;
     const served = new Map<string, Set<Task>>();
@@ -99,7 +100,7 @@ describe('backend plug-ins', () => {
     }
     assert.deepEqual(
       BACKEND_PLUGINS.filter((p) => p.capabilities.remote).map((p) => p.kind),
-      ['openai'],
+      ['openai', 'anthropic'],
     );
   });
 

@@ -142,7 +142,7 @@ models:
       '3:11 server.wokers: unknown option (check the spelling; see config/infergate.schema.json)',
       '5:11 models[0].name: must match the pattern ^[A-Za-z0-9][A-Za-z0-9._:/@-]*$, got "bad name!"',
       '8:18 models[0].versions[0].backend.path: required',
-      '10:26 models[0].versions[1].backend.kind: must be one of onnx, llama, openai, mock, got "tensorflow"',
+      '10:26 models[0].versions[1].backend.kind: must be one of onnx, llama, openai, anthropic, mock, got "tensorflow"',
     ]);
   });
 

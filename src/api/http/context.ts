@@ -18,10 +18,10 @@ import { errorHeaders, kserveErrorBody } from './errors.js';
 import { openaiErrorBody } from '../../protocols/openai/errors.js';
 import { anthropicErrorBody, anthropicStatus } from '../../protocols/anthropic/errors.js';
 
-/** What a handler answers: status, headers, and a body to write whole or to stream. */
 /** The error shape of a route: OpenAI's, the Open Inference Protocol's, or Anthropic's. */
 export type HttpProtocol = 'openai' | 'kserve' | 'anthropic';
 
+/** What a handler answers: status, headers, and a body to write whole or to stream. */
 export interface HttpResult {
   readonly status: number;
   /** A fresh object per result: the writer adds `x-request-id` and `content-length` to it. */

@@ -15,6 +15,7 @@ import { openaiErrorBody } from '../../protocols/openai/errors.js';
 import { registerKServe } from './kserve/routes.js';
 import { ModelCalls } from './model-calls.js';
 import { registerOpenAI } from './openai/routes.js';
+import { registerAnthropic } from './anthropic/routes.js';
 import { registerAdmin } from './admin/routes.js';
 import type { ReloadResult } from '../../config/reload-result.js';
 import { Envelope, keyAuthentication } from '../envelope.js';
@@ -121,6 +122,7 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
     });
   }
   registerOpenAI(app, calls, { gateway, log, usage: tenancy?.usage ?? null, ledger: tenancy?.ledger ?? null });
+  registerAnthropic(app, calls, { gateway, log });
   registerKServe(app, calls, { gateway, log, version: options.version });
   registerAdmin(app, options);
 

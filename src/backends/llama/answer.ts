@@ -18,6 +18,7 @@ export async function* answer(
   trim: boolean,
   release: () => void,
   finished: () => Timings,
+  clientStops: readonly string[],
 ): AsyncGenerator<TextEvent> {
   let tail = '';
   for await (const piece of generation.pieces()) {
@@ -33,7 +34,9 @@ export async function* answer(
   const t = finished();
   release();
   if (reason === null) throw new ClientGoneError();
-  yield { type: 'finish', reason };
+  // A client's stop text says which ended it (Anthropic's `stop_sequence`); the template's own do not.
+  const stop = generation.stoppedBy;
+  yield stop !== null && clientStops.includes(stop) ? { type: 'finish', reason, stopSequence: stop } : { type: 'finish', reason };
   yield { type: 'usage', promptTokens, completionTokens: generation.completionTokens, timings: t };
 }
 

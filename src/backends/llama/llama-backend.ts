@@ -231,7 +231,7 @@ export class LlamaBackend extends TextBackend {
     const events = new HeldEvents(
       (release) =>
         generation instanceof Generation
-          ? answer(generation, prompt.tokens.length, trim, release, finished)
+          ? answer(generation, prompt.tokens.length, trim, release, finished, sampling.stop)
           : toolAnswer(plan as CallPlan, start, generation, release, finished),
       () => {
         finished();
@@ -281,6 +281,7 @@ export class LlamaBackend extends TextBackend {
       argumentsGrammar,
       syntax: this.#callSyntax as CallSyntax,
       stops: prompt.stops,
+      clientStops: request.sampling.stop,
       prompt: prompt.tokens,
       maxTokens,
       contextSize,

@@ -36,8 +36,10 @@ export interface CallPlan {
   /** A function's arguments grammar, its unbounded strings and arrays bounded to fit `budget` tokens. */
   readonly argumentsGrammar: (name: string, budget: number) => Promise<LlamaGrammar>;
   readonly syntax: CallSyntax;
-  /** The client's stop texts and the template's, for the text phase. */
+  /** The template's stop texts, for the text phase (the client's are added to every generation). */
   readonly stops: readonly string[];
+  /** The client's stop texts, which a finish names when one ended the answer. */
+  readonly clientStops: readonly string[];
   /** The chat's prompt. */
   readonly prompt: readonly Token[];
   /** Completion tokens for all phases together. */
@@ -126,7 +128,7 @@ export async function* toolAnswer(
     if (text.stoppedBy !== syntax.prefixText) {
       const stop = text.stoppedBy;
       // A client's stop text says which ended it; the template's own do not.
-      return yield* end(text.finishReason, stop !== null && plan.stops.includes(stop) ? stop : undefined);
+      return yield* end(text.finishReason, stop !== null && plan.clientStops.includes(stop) ? stop : undefined);
     }
     prompt = [...prompt, ...plan.tokenize(written)];
   }

@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { MockBackendConfig } from './config.js';
 import { checkDimensions, TextBackend, type BackendHealth } from '../backend.js';
 import type { Cancellation, EmbedRequest, EmbedResult } from '../../core/call.js';
-import type { ChatMessage, Prompt, TextEvent, TextRequest, TextStream } from '../../core/text.js';
+import type { ChatMessage, ChatRequest, Prompt, TextEvent, TextRequest, TextStream } from '../../core/text.js';
 
 /**
  * The mock backend: every chat or completion answers `text` (streamed in `stream_chunks` pieces),
@@ -43,6 +43,11 @@ export class MockBackend extends TextBackend {
     const usage: TextEvent = { type: 'usage', promptTokens, completionTokens: this.#completionTokens, timings: null };
     // The answer is complete at once: its events as an array, the fixed ones made when the backend was.
     return { type: 'events', id, created, events: [...(request.stream ? this.#chunks : this.#whole), usage] };
+  }
+
+  /** The prompt tokens its usage would report for `request`: the words of its messages. */
+  async countTokens(request: ChatRequest): Promise<number> {
+    return countMessageTokens(request.messages);
   }
 
   async embed(request: EmbedRequest): Promise<EmbedResult> {

@@ -64,7 +64,8 @@ function typedBody(request: TextRequest, model: string): Record<string, unknown>
         ...(t.strict ? { strict: true } : {}),
       },
     }));
-    body.tool_choice = openaiToolChoice(request.toolChoice);
+    // `auto` is OpenAI's default with tools: named only when the request chose otherwise.
+    if (request.toolChoice.type !== 'auto') body.tool_choice = openaiToolChoice(request.toolChoice);
     if (!request.parallelToolCalls) body.parallel_tool_calls = false;
   }
   return body;

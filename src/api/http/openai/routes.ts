@@ -13,6 +13,7 @@ import { ANONYMOUS } from '../../../tenancy/tenancy.js';
 import { usageQuery } from '../admin/usage-query.js';
 import type { ModelCalls } from '../model-calls.js';
 import { openaiCalls } from './calls.js';
+import { anthropicModel, anthropicModelList, wantsAnthropic } from '../anthropic/routes.js';
 
 /** What the OpenAI API serves from: `usage` null leaves out `GET /v1/usage`; `ledger` (if any) is flushed before it answers. */
 export interface OpenAIDeps {
@@ -33,13 +34,17 @@ function openaiRoutes({ gateway, usage, ledger }: OpenAIDeps) {
   return async function openai(app: FastifyInstance): Promise<void> {
     // Errors and 404s here take the server's own handlers, which answer in OpenAI's shape.
     // A tenant sees only the models it may use.
-    app.get('/models', async (request) => ({
-      object: 'list',
-      data: gateway.registry.models.filter((m) => gateway.visible(m, request)).map(describeModel),
-    }));
+    // An Anthropic client (its SDKs send `anthropic-version`) gets Anthropic's shapes on the same paths.
+    app.get('/models', async (request) => {
+      const models = gateway.registry.models.filter((m) => gateway.visible(m, request));
+      return wantsAnthropic(request) ? anthropicModelList(models) : { object: 'list', data: models.map(describeModel) };
+    });
 
     // A wildcard, since model names may contain '/' (e.g. org/model).
-    app.get<{ Params: { '*': string } }>('/models/*', async (request) => describeModel(gateway.model(request.params['*'], request)));
+    app.get<{ Params: { '*': string } }>('/models/*', async (request) => {
+      const model = gateway.model(request.params['*'], request);
+      return wantsAnthropic(request) ? anthropicModel(model) : describeModel(model);
+    });
 
     // The caller's own usage: a tenant's, or the anonymous calls' without authentication.
     if (usage !== null) {
