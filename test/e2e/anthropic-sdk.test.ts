@@ -189,7 +189,6 @@ models:
   });
 
   it('answers a forced tool use on tiny-chat with input that validates against input_schema, then a tool_result turn', async () => {
-    // Waits on tool calls in the llama backend (until then: 400 "`tools` are not supported by llama models yet").
     const validate = new Ajv().compile(WEATHER);
     const message = await client.messages.create({
       model: 'tiny-chat',
@@ -220,7 +219,6 @@ models:
   });
 
   it('streams a forced tool use on tiny-chat as input_json_delta that finalMessage() parses', async () => {
-    // Waits on tool calls in the llama backend.
     const validate = new Ajv().compile(WEATHER);
     const stream = client.messages.stream({
       model: 'tiny-chat',
@@ -458,5 +456,81 @@ describe('Anthropic Messages API with tenant keys', () => {
     const models = await get(`${server.url}/v1/models`, VERSION);
     assert.equal(models.status, 401);
     assert.equal(models.body.error.type, 'authentication_error');
+  });
+});
+
+describe("Anthropic Messages API through a second infergate's openai backend", () => {
+  let local: RunningServer;
+  let proxy: RunningServer;
+  let client: Anthropic;
+
+  before(async () => {
+    local = await startServer({
+      config: writeConfig(`
+models:
+  - name: tiny-chat
+    versions:
+      - version: '1'
+        backend: { kind: llama, path: \${MODELS}/tiny-chat/1/model.gguf, threads: 1, sequences: 2 }
+`),
+    });
+    proxy = await startServer({
+      config: writeConfig(`
+models:
+  - name: tiny-chat
+    versions:
+      - version: '1'
+        backend: { kind: openai, base_url: '${local.url}/v1' }
+`),
+    });
+    client = new Anthropic({ baseURL: proxy.url, apiKey: 'unused', maxRetries: 0 });
+  });
+  after(async () => {
+    await proxy?.stop();
+    await local?.stop();
+  });
+
+  it('creates and streams a message on tiny-chat, with the same text and usage as the model itself gives', async () => {
+    const params = { model: 'tiny-chat', max_tokens: 12, messages: [{ role: 'user' as const, content: 'Hello' }], ...GREEDY };
+    const direct = await new Anthropic({ baseURL: local.url, apiKey: 'unused', maxRetries: 0 }).messages.create(params);
+    const message = await client.messages.create(params);
+    assert.equal(textOf(message), textOf(direct));
+    assert.deepEqual(message.usage.output_tokens, direct.usage.output_tokens);
+    assert.equal(message.usage.input_tokens, direct.usage.input_tokens);
+    assert.equal(message.stop_reason, 'max_tokens');
+    const streamed = await client.messages.stream(params).finalMessage();
+    assert.equal(textOf(streamed), textOf(direct));
+    assert.equal(streamed.usage.output_tokens, direct.usage.output_tokens);
+  });
+
+  it('forces a tool use whose input validates, whole and streamed, then takes a tool_result turn', async () => {
+    const validate = new Ajv().compile(WEATHER);
+    const ask = [{ role: 'user' as const, content: 'What is the weather in Paris?' }];
+    const message = await client.messages.create({
+      model: 'tiny-chat',
+      max_tokens: 64,
+      tools: [weatherTool],
+      tool_choice: { type: 'tool', name: 'get_weather' },
+      messages: ask,
+    });
+    assert.equal(message.stop_reason, 'tool_use');
+    const use = message.content.find((b): b is Anthropic.ToolUseBlock => b.type === 'tool_use');
+    assert.ok(use !== undefined && validate(use.input), JSON.stringify(message.content));
+    const streamed = await client.messages
+      .stream({ model: 'tiny-chat', max_tokens: 64, tools: [weatherTool], tool_choice: { type: 'any' }, messages: ask })
+      .finalMessage();
+    const streamedUse = streamed.content.find((b): b is Anthropic.ToolUseBlock => b.type === 'tool_use');
+    assert.ok(streamedUse !== undefined && validate(streamedUse.input), JSON.stringify(streamed.content));
+    const next = await client.messages.create({
+      model: 'tiny-chat',
+      max_tokens: 8,
+      tools: [weatherTool],
+      messages: [
+        ...ask,
+        { role: 'assistant', content: message.content },
+        { role: 'user', content: [{ type: 'tool_result', tool_use_id: use.id, content: '18 degrees and sunny' }] },
+      ],
+    });
+    assert.ok(next.usage.input_tokens > message.usage.input_tokens, 'the result is in the prompt');
   });
 });
