@@ -25,7 +25,7 @@ export interface Reloader {
 }
 
 /** Sections read once at start: a change in them applies after a restart. */
-const RESTART_SECTIONS = ['server', 'auth', 'storage', 'state', 'usage', 'metrics', 'tracing', 'grpc'] as const;
+const RESTART_SECTIONS = ['server', 'auth', 'storage', 'state', 'usage', 'responses', 'metrics', 'tracing', 'grpc'] as const;
 
 /** A reloader for `file`: reloads run one at a time, in the order asked. */
 export function createReloader(options: {

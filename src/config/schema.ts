@@ -384,6 +384,26 @@ export const UsageSchema = Type.Object(
   { ...strict, default: {} },
 );
 
+/** Stored Responses of the Responses API (POST /v1/responses), in the database of `storage`. */
+export const ResponsesSchema = Type.Object(
+  {
+    store: Type.Boolean({
+      default: true,
+      description:
+        'Whether a Responses request that leaves out `store` is stored (as OpenAI does by default), so `GET /v1/responses/{id}` and ' +
+        "`previous_response_id` find it; a request's own `store` always wins. Example: false, to store only what clients ask to.",
+    }),
+    retention_hours: Type.Number({
+      minimum: 0,
+      default: 720,
+      description:
+        'How long a stored Response is kept, in hours (720: 30 days, as OpenAI keeps them); expired ones are never returned and are ' +
+        'deleted by a sweep every few minutes. 0: kept until deleted (DELETE /v1/responses/{id}). Example: 24.',
+    }),
+  },
+  { ...strict, default: {} },
+);
+
 /** Prometheus metrics at GET /metrics. */
 export const MetricsSchema = Type.Object(
   {
@@ -475,6 +495,7 @@ function configSchema<M extends TSchema>(model: M) {
       storage: StorageSchema,
       state: StateSchema,
       usage: UsageSchema,
+      responses: ResponsesSchema,
       metrics: MetricsSchema,
       tracing: TracingSchema,
       grpc: GrpcSchema,
@@ -515,6 +536,8 @@ export type StorageConfig = Static<typeof StorageSchema>;
 export type StateConfig = Static<typeof StateSchema>;
 /** The `usage` section, defaults filled. */
 export type UsageConfig = Static<typeof UsageSchema>;
+/** The `responses` section, defaults filled. */
+export type ResponsesConfig = Static<typeof ResponsesSchema>;
 /** Limits of a tenant or a key; an absent one is unlimited. */
 export type Limits = Static<typeof LimitsSchema>;
 

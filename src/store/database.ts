@@ -52,11 +52,25 @@ export interface UsageTable {
   latency_ms: number;
 }
 
+/** A row of `responses`, one per stored Response: `created_at` in epoch ms; the JSON columns are written by store/responses.ts. */
+export interface ResponsesTable {
+  id: string;
+  tenant_id: string;
+  created_at: number;
+  /** JSON array: the request's input items, each with its id. */
+  input: string;
+  /** JSON array: the conversation so far (earlier turns, this input, this output), what `previous_response_id` continues. */
+  conversation: string;
+  /** JSON: the whole Response object. */
+  response: string;
+}
+
 /** The schema as Kysely sees it (migrations.ts makes it). */
 export interface Tables {
   tenants: TenantsTable;
   api_keys: ApiKeysTable;
   usage: UsageTable;
+  responses: ResponsesTable;
 }
 
 /** A Kysely instance over this schema, on SQLite or PostgreSQL. */

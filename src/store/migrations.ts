@@ -49,6 +49,21 @@ function migrations(kind: 'sqlite' | 'postgres'): Record<string, Migration> {
         await db.schema.createIndex('usage_ts').on('usage').column('ts').execute();
       },
     },
+    '0002_responses': {
+      async up(db: Kysely<unknown>): Promise<void> {
+        await db.schema
+          .createTable('responses')
+          .addColumn('id', 'varchar(64)', (c) => c.primaryKey())
+          .addColumn('tenant_id', 'varchar(64)', (c) => c.notNull())
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addColumn('input', 'text', (c) => c.notNull())
+          .addColumn('conversation', 'text', (c) => c.notNull())
+          .addColumn('response', 'text', (c) => c.notNull())
+          .execute();
+        // The retention sweep deletes by age.
+        await db.schema.createIndex('responses_created_at').on('responses').column('created_at').execute();
+      },
+    },
   };
 }
 

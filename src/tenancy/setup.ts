@@ -11,6 +11,7 @@ import { RedisState } from '../cluster/redis-state.js';
 import { databaseUrl, openDatabase } from '../store/database.js';
 import { TenantStore } from '../store/tenants.js';
 import { UsageStore } from '../store/usage.js';
+import { ResponseStore } from '../store/responses.js';
 import { TenantAdmin } from './admin.js';
 import { Directory } from './directory.js';
 import { Ledger } from './ledger.js';
@@ -24,6 +25,8 @@ export interface TenancyHttp {
   readonly admin: TenantAdmin;
   readonly usage: UsageStore;
   readonly ledger: Ledger | null;
+  /** Stored Responses of the Responses API, each owned by its tenant. */
+  readonly responses: ResponseStore;
   /** The admin key; '' leaves /admin/* open (allowed on a loopback host only). */
   readonly adminKey: string;
 }
@@ -47,6 +50,8 @@ export async function setUpTenancy(config: Config, log: Logger, siblings: Change
   const database = await openDatabase(databaseUrl(config.storage.database_url), config.storage.pool_size);
   const tenants = new TenantStore(database.db);
   const usage = new UsageStore(database.db, database.sqliteFile);
+  const responses = new ResponseStore(database.db, config.responses.retention_hours * 3_600_000);
+  responses.startSweeping((err) => log.warn({ err }, 'deleting expired stored responses failed; the next sweep tries again'));
   const redisUrl = config.state.redis_url !== '' ? config.state.redis_url : (process.env.REDIS_URL ?? '');
   const ackTimeoutMs = config.state.change_ack_timeout_ms;
   let state: LimitState;
@@ -82,7 +87,7 @@ export async function setUpTenancy(config: Config, log: Logger, siblings: Change
   });
   return {
     tenancy: limiter === null && ledger === null ? null : new Tenancy(limiter, ledger),
-    http: { directory, admin, usage, ledger, adminKey: config.auth.admin_key },
+    http: { directory, admin, usage, ledger, responses, adminKey: config.auth.admin_key },
     describe: {
       database: database.where,
       state: state.kind === 'redis' ? redisUrl.replace(/\/\/[^@/]*@/, '//***@') : 'memory',
@@ -93,6 +98,7 @@ export async function setUpTenancy(config: Config, log: Logger, siblings: Change
       directory?.stop();
       await ledger?.close();
       await usage.close();
+      responses.close();
       await state.close();
       await database.close();
     },

@@ -176,7 +176,7 @@ export class HttpContext extends CallContext<string, HttpResult> {
 function requestAttributes(body: unknown): TraceAttributes {
   const b = body as Record<string, unknown>;
   const attributes: Record<string, number> = {};
-  const maxTokens = b.max_completion_tokens ?? b.max_tokens;
+  const maxTokens = b.max_completion_tokens ?? b.max_tokens ?? b.max_output_tokens;
   if (typeof maxTokens === 'number') attributes['gen_ai.request.max_tokens'] = maxTokens;
   if (typeof b.temperature === 'number') attributes['gen_ai.request.temperature'] = b.temperature;
   if (typeof b.top_p === 'number') attributes['gen_ai.request.top_p'] = b.top_p;

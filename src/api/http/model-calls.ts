@@ -53,6 +53,7 @@ const OPERATIONS: Readonly<Record<string, string>> = {
   '/v1/chat/completions': 'chat',
   '/v1/completions': 'text_completion',
   '/v1/embeddings': 'embeddings',
+  '/v1/responses': 'chat',
   '/v1/messages': 'chat',
 };
 

@@ -15,6 +15,7 @@ import { openaiErrorBody } from '../../protocols/openai/errors.js';
 import { registerKServe } from './kserve/routes.js';
 import { ModelCalls } from './model-calls.js';
 import { registerOpenAI } from './openai/routes.js';
+import { registerResponses } from './responses/routes.js';
 import { registerAnthropic } from './anthropic/routes.js';
 import { registerAdmin } from './admin/routes.js';
 import type { ReloadResult } from '../../config/reload-result.js';
@@ -123,6 +124,7 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
   }
   registerOpenAI(app, calls, { gateway, log, usage: tenancy?.usage ?? null, ledger: tenancy?.ledger ?? null });
   registerAnthropic(app, calls, { gateway, log });
+  registerResponses(app, calls, { gateway, log, store: tenancy?.responses ?? null, storeByDefault: config.responses.store });
   registerKServe(app, calls, { gateway, log, version: options.version });
   registerAdmin(app, options);
 
