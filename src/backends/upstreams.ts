@@ -8,7 +8,7 @@
 import { Pool, errors as undiciErrors } from 'undici';
 import { ClientGoneError, type Cancellation } from '../core/call.js';
 import { ApiError, fastError } from '../core/errors.js';
-import type { Occupancy } from './backend.js';
+import { TextBackend, type BackendHealth, type Occupancy } from './backend.js';
 import { Endpoint, Endpoints, type Balance, type EndpointStatus } from './openai/endpoints.js';
 import { UpstreamCallError, upstreamCall, type UpstreamResponse } from './openai/upstream-call.js';
 
@@ -22,6 +22,52 @@ export interface UpstreamOptions {
   readonly timeout_ms: number;
   readonly connect_timeout_ms: number;
   readonly connections: number;
+}
+
+/**
+ * A text backend on remote servers: its upstreams opened on load and closed on unload, and its
+ * health, endpoints and calls in flight reported alike for every remote kind.
+ */
+export abstract class RemoteTextBackend extends TextBackend {
+  /** Where the calls go. */
+  protected readonly upstreams: Upstreams;
+
+  /** `headers` go with every request (the kind's credentials among them). */
+  constructor(options: UpstreamOptions, headers: Readonly<Record<string, string>>) {
+    super();
+    this.upstreams = new Upstreams(options, headers);
+  }
+
+  async load(): Promise<void> {
+    this.upstreams.open();
+  }
+
+  async unload(): Promise<void> {
+    await this.upstreams.close();
+  }
+
+  health(): BackendHealth {
+    return { ready: this.upstreams.isOpen, error: null };
+  }
+
+  /** Where calls go: each endpoint's URL, calls in flight, and whether it is ejected. */
+  endpointStatus(): EndpointStatus[] {
+    return this.upstreams.status();
+  }
+
+  /** Upstream calls in flight (over every endpoint); what waits is the upstream's to say. */
+  occupancy(): Occupancy | null {
+    return this.upstreams.occupancy();
+  }
+}
+
+/** An upstream's whole answer as JSON; one that is not JSON is the upstream's fault (502 `upstream_error`, naming `what`), never the client's. */
+export function upstreamJson(res: UpstreamResponse, what: string): unknown {
+  try {
+    return JSON.parse((res.body as Buffer).toString('utf8')) as unknown;
+  } catch {
+    throw new ApiError('upstream_error', `the upstream returned ${what} that is not JSON`);
+  }
 }
 
 /** One replica's connection pool and the path its API lives under. */

@@ -189,6 +189,24 @@ export type TextEvent =
     }
   | { readonly type: 'usage'; readonly promptTokens: number; readonly completionTokens: number; readonly timings: Timings | null };
 
+/** One function call of an answer, as its deltas gathered so far. */
+export interface GatheredCall {
+  /** From the call's first delta; null until one carried it. */
+  id: string | null;
+  name: string;
+  /** The JSON arguments, as far as they came. */
+  arguments: string;
+}
+
+/** Adds a tool-call delta to the calls gathered so far, keyed by index (a backend's to choose: not always dense). */
+export function gatherToolCall(calls: Map<number, GatheredCall>, event: Extract<TextEvent, { type: 'tool_call' }>): void {
+  let call = calls.get(event.index);
+  if (call === undefined) calls.set(event.index, (call = { id: null, name: '', arguments: '' }));
+  call.id ??= event.id;
+  if (event.name !== null) call.name += event.name;
+  call.arguments += event.arguments;
+}
+
 /** A text answer as typed events. */
 export interface TextStream {
   readonly type: 'events';

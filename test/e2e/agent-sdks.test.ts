@@ -10,7 +10,7 @@ import { createOpenAI } from '@ai-sdk/openai';
 import { ChatOpenAI } from '@langchain/openai';
 import { generateText, streamText, tool } from 'ai';
 import { z } from 'zod';
-import { startServer, writeConfig, type RunningServer } from '../helpers/server.js';
+import { startTinyChatAndProxy, type RunningServer } from '../helpers/server.js';
 
 const Weather = z.object({ city: z.string(), unit: z.enum(['celsius', 'fahrenheit']) });
 
@@ -18,25 +18,7 @@ let local: RunningServer;
 let proxy: RunningServer;
 
 before(async () => {
-  local = await startServer({
-    config: writeConfig(`
-models:
-  - name: tiny-chat
-    versions:
-      - version: '1'
-        backend: { kind: llama, path: \${MODELS}/tiny-chat/1/model.gguf, threads: 1, sequences: 2 }
-`),
-  });
-  // The same model name through an openai backend, so the clients' requests are the same.
-  proxy = await startServer({
-    config: writeConfig(`
-models:
-  - name: tiny-chat
-    versions:
-      - version: '1'
-        backend: { kind: openai, base_url: '${local.url}/v1' }
-`),
-  });
+  ({ local, proxy } = await startTinyChatAndProxy());
 });
 after(async () => {
   await proxy?.stop();

@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import Anthropic from '@anthropic-ai/sdk';
 import { Ajv } from 'ajv';
 import OpenAI from 'openai';
-import { get, post, startServer, writeConfig, type RunningServer } from '../helpers/server.js';
+import { TINY_CHAT, get, post, startServer, writeConfig, type RunningServer } from '../helpers/server.js';
 import { ADMIN_KEY, tenantWithKey } from '../helpers/tenancy.js';
 
 const WEATHER = {
@@ -50,12 +50,7 @@ describe('an anthropic backend pointed at another infergate’s /v1/messages', (
   before(async () => {
     a = await startServer({
       config: writeConfig(`
-models:
-  - name: tiny-chat
-    versions:
-      - version: '1'
-        backend: { kind: llama, path: \${MODELS}/tiny-chat/1/model.gguf, threads: 1, sequences: 2 }
-`),
+models:${TINY_CHAT}`),
     });
     b = await startServer({
       config: writeConfig(`

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import Anthropic from '@anthropic-ai/sdk';
 import { Ajv } from 'ajv';
-import { get, post, startServer, writeConfig, type RunningServer } from '../helpers/server.js';
+import { TINY_CHAT, get, post, startServer, startTinyChatAndProxy, writeConfig, type RunningServer } from '../helpers/server.js';
 import { keysConfig, tenantWithKey } from '../helpers/tenancy.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
 
@@ -62,12 +62,7 @@ describe('Anthropic Messages API through @anthropic-ai/sdk', () => {
   before(async () => {
     upstream = await startUpstream();
     const config = writeConfig(`
-models:
-  - name: tiny-chat
-    versions:
-      - version: '1'
-        backend: { kind: llama, path: \${MODELS}/tiny-chat/1/model.gguf, threads: 1, sequences: 2 }
-  - name: mock-chat
+models:${TINY_CHAT}  - name: mock-chat
     versions:
       - version: '1'
         backend: { kind: mock, text: 'one two three four', stream_chunks: 4 }
@@ -465,24 +460,7 @@ describe("Anthropic Messages API through a second infergate's openai backend", (
   let client: Anthropic;
 
   before(async () => {
-    local = await startServer({
-      config: writeConfig(`
-models:
-  - name: tiny-chat
-    versions:
-      - version: '1'
-        backend: { kind: llama, path: \${MODELS}/tiny-chat/1/model.gguf, threads: 1, sequences: 2 }
-`),
-    });
-    proxy = await startServer({
-      config: writeConfig(`
-models:
-  - name: tiny-chat
-    versions:
-      - version: '1'
-        backend: { kind: openai, base_url: '${local.url}/v1' }
-`),
-    });
+    ({ local, proxy } = await startTinyChatAndProxy());
     client = new Anthropic({ baseURL: proxy.url, apiKey: 'unused', maxRetries: 0 });
   });
   after(async () => {

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
-import { get, post, startServer, writeConfig, type RunningServer } from '../helpers/server.js';
+import { TINY_CHAT, get, post, startServer, writeConfig, type RunningServer } from '../helpers/server.js';
 import { ADMIN_KEY, tenantWithKey } from '../helpers/tenancy.js';
 
 const PROMPT = 'Say something.';
@@ -20,12 +20,7 @@ describe('tenancy across the text APIs', () => {
       config: writeConfig(`
 auth: { mode: keys, admin_key: '${ADMIN_KEY}' }
 usage: { flush_interval_ms: 50 }
-models:
-  - name: tiny-chat
-    versions:
-      - version: '1'
-        backend: { kind: llama, path: \${MODELS}/tiny-chat/1/model.gguf, threads: 1, sequences: 2 }
-`),
+models:${TINY_CHAT}`),
     });
   });
   after(async () => {

@@ -9,7 +9,7 @@ import { Ajv } from 'ajv';
 import OpenAI from 'openai';
 import { zodFunction } from 'openai/helpers/zod';
 import { z } from 'zod';
-import { post, startServer, writeConfig, type RunningServer } from '../helpers/server.js';
+import { post, startTinyChatAndProxy, type RunningServer } from '../helpers/server.js';
 
 const WEATHER = {
   type: 'object',
@@ -45,24 +45,7 @@ describe('tool calls on chat completions', () => {
   let proxy: RunningServer;
 
   before(async () => {
-    local = await startServer({
-      config: writeConfig(`
-models:
-  - name: tiny-chat
-    versions:
-      - version: '1'
-        backend: { kind: llama, path: \${MODELS}/tiny-chat/1/model.gguf, threads: 1, sequences: 2 }
-`),
-    });
-    proxy = await startServer({
-      config: writeConfig(`
-models:
-  - name: remote-chat
-    versions:
-      - version: '1'
-        backend: { kind: openai, base_url: '${local.url}/v1', model: tiny-chat }
-`),
-    });
+    ({ local, proxy } = await startTinyChatAndProxy());
   });
   after(async () => {
     await proxy?.stop();
@@ -71,7 +54,7 @@ models:
 
   for (const [where, model, url] of [
     ['in-process llama', 'tiny-chat', () => local.url],
-    ['through an openai backend', 'remote-chat', () => proxy.url],
+    ['through an openai backend', 'tiny-chat', () => proxy.url],
   ] as const) {
     describe(where, () => {
       const client = (): OpenAI => new OpenAI({ baseURL: `${url()}/v1`, apiKey: 'unused', maxRetries: 0 });

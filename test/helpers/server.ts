@@ -27,6 +27,11 @@ export function writeConfig(yaml: string): string {
   return file;
 }
 
+/** The bundled tiny-chat (llama.cpp: one thread, two sequences) as an entry of a config's `models:`, for tests of the text APIs on a real model. */
+export const TINY_CHAT =
+  "\n  - name: tiny-chat\n    versions:\n      - version: '1'\n" +
+  '        backend: { kind: llama, path: ${MODELS}/tiny-chat/1/model.gguf, threads: 1, sequences: 2 }\n';
+
 /** How a test server is started: its config file, extra arguments and environment. */
 export interface ServerOptions {
   readonly config: string;
@@ -112,4 +117,23 @@ export async function get(url: string, headers: Record<string, string> = {}): Pr
   const res = await fetch(url, { headers });
   const text = await res.text();
   return { status: res.status, headers: res.headers, body: text === '' ? null : JSON.parse(text) };
+}
+
+/**
+ * tiny-chat served in process, and served again under the same name by a second server whose
+ * `openai` backend points at the first: the same client tests run against both.
+ */
+export async function startTinyChatAndProxy(): Promise<{ local: RunningServer; proxy: RunningServer }> {
+  const local = await startServer({ config: writeConfig(`models:${TINY_CHAT}`) });
+  try {
+    const proxy = await startServer({
+      config: writeConfig(
+        `models:\n  - name: tiny-chat\n    versions:\n      - version: '1'\n        backend: { kind: openai, base_url: '${local.url}/v1' }\n`,
+      ),
+    });
+    return { local, proxy };
+  } catch (err) {
+    await local.stop();
+    throw err;
+  }
 }

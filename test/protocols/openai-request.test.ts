@@ -32,7 +32,10 @@ describe('chatRequest', () => {
       includeUsage: false,
       reportUsage: false,
       tools: [],
+      toolChoice: { type: 'none' },
+      parallelToolCalls: true,
       openai: body,
+      anthropic: null,
       messages: [{ role: 'user', content: 'hi' }],
     });
     assert.equal(req.openai, body, 'the very body, for pass-through');
@@ -68,7 +71,7 @@ describe('chatRequest', () => {
         messages: [
           { role: 'system', content: 'be brief' },
           { role: 'assistant', content: null },
-          { role: 'tool' },
+          { role: 'function' },
           { role: 'user', content: parts },
         ],
       }),
@@ -76,7 +79,7 @@ describe('chatRequest', () => {
     assert.deepEqual(req.messages, [
       { role: 'system', content: 'be brief' },
       { role: 'assistant', content: null },
-      { role: 'tool', content: null },
+      { role: 'function', content: null },
       { role: 'user', content: parts },
     ]);
   });
@@ -95,6 +98,61 @@ describe('chatRequest', () => {
       'messages[1].content[0].text',
       /must be a string/,
     );
+  });
+
+  it('reads tool_choice, the deprecated function_call and parallel_tool_calls, checking a named function against the tools', () => {
+    const tools = [{ type: 'function', function: { name: 'f' } }];
+    assert.deepEqual(chatRequest(chat({ tools })).toolChoice, { type: 'auto' }, 'auto by default with tools');
+    assert.deepEqual(chatRequest(chat()).toolChoice, { type: 'none' }, 'none without tools');
+    for (const choice of ['none', 'auto', 'required'] as const)
+      assert.deepEqual(chatRequest(chat({ tools, tool_choice: choice })).toolChoice, { type: choice });
+    assert.deepEqual(chatRequest(chat({ tools, tool_choice: { type: 'function', function: { name: 'f' } } })).toolChoice, {
+      type: 'function',
+      name: 'f',
+    });
+    assert.deepEqual(chatRequest(chat({ functions: [{ name: 'f' }], function_call: { name: 'f' } })).toolChoice, {
+      type: 'function',
+      name: 'f',
+    });
+    assert.equal(chatRequest(chat({ tools, parallel_tool_calls: false })).parallelToolCalls, false);
+    refused(
+      () => chatRequest(chat({ tools, tool_choice: { type: 'function', function: { name: 'g' } } })),
+      'tool_choice',
+      /"g", which is not among the tools/,
+    );
+    refused(() => chatRequest(chat({ tool_choice: 'required' })), 'tool_choice', /no tools were given/);
+    refused(() => chatRequest(chat({ tools, tool_choice: 'always' })), 'tool_choice', /must be "none", "auto", "required"/);
+    refused(() => chatRequest(chat({ tools, parallel_tool_calls: 'yes' })), 'parallel_tool_calls', /true or false/);
+  });
+
+  it("reads an assistant's tool calls and the tool messages that answer them, naming each bad field", () => {
+    const call = { id: 'c1', type: 'function', function: { name: 'f', arguments: '{"a":1}' } };
+    const req = chatRequest(
+      chat({
+        messages: [
+          { role: 'user', content: 'go' },
+          { role: 'assistant', content: null, tool_calls: [call] },
+          { role: 'tool', tool_call_id: 'c1', content: 'done' },
+        ],
+      }),
+    );
+    assert.deepEqual(req.messages.slice(1), [
+      { role: 'assistant', content: null, toolCalls: [{ id: 'c1', name: 'f', arguments: '{"a":1}' }] },
+      { role: 'tool', content: 'done', toolCallId: 'c1' },
+    ]);
+    const bad = (m: object): ChatRequest => chat({ messages: [{ role: 'user', content: 'go' }, m] });
+    refused(() => chatRequest(bad({ role: 'tool', content: 'x' })), 'messages[1].tool_call_id', /the id of the call/);
+    refused(
+      () => chatRequest(bad({ role: 'user', content: 'x', tool_calls: [call] })),
+      'messages[1].tool_calls',
+      /only allowed on assistant/,
+    );
+    refused(
+      () => chatRequest(bad({ role: 'assistant', tool_calls: [{ ...call, function: { name: 'f', arguments: '{a' } }] })),
+      'messages[1].tool_calls[0].function.arguments',
+      /as JSON text/,
+    );
+    refused(() => chatRequest(bad({ role: 'assistant', tool_calls: [{ ...call, id: 3 }] })), 'messages[1].tool_calls[0].id', /string/);
   });
 
   it('parses function tools, keeping the body for pass-through', () => {

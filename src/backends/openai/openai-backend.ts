@@ -6,63 +6,37 @@
  */
 import type { OpenAIBackendConfig } from './config.js';
 import { ApiError } from '../../core/errors.js';
-import { TextBackend, type BackendHealth, type Occupancy } from '../backend.js';
 import type { Cancellation, EmbedRequest, EmbedResult } from '../../core/call.js';
 import type { RawText, TextRequest } from '../../core/text.js';
-import type { EndpointStatus } from './endpoints.js';
 import { upstreamBody } from './request-body.js';
-import { Upstreams, headerValue } from '../upstreams.js';
+import { RemoteTextBackend, headerValue, upstreamJson } from '../upstreams.js';
 import { openaiText } from './wire.js';
 
 /**
  * A remote version on OpenAI-compatible servers: `load` opens a pool per endpoint and starts active
  * health checks; calls are balanced over the endpoints and upstream failures become ApiErrors.
  */
-export class OpenAIBackend extends TextBackend {
+export class OpenAIBackend extends RemoteTextBackend {
   readonly kind = 'openai';
   readonly #modelName: string;
-  readonly #upstreams: Upstreams;
 
   /** `modelName` is used upstream unless the config names another. */
   constructor(config: OpenAIBackendConfig, modelName: string) {
-    super();
-    this.#modelName = config.model ?? modelName;
     const headers: Record<string, string> = { 'content-type': 'application/json', ...config.headers };
     if (config.api_key !== undefined && config.api_key !== '') headers.authorization = `Bearer ${config.api_key}`;
-    this.#upstreams = new Upstreams(config, headers);
-  }
-
-  async load(): Promise<void> {
-    this.#upstreams.open();
-  }
-
-  async unload(): Promise<void> {
-    await this.#upstreams.close();
-  }
-
-  health(): BackendHealth {
-    return { ready: this.#upstreams.isOpen, error: null };
-  }
-
-  /** Where calls go: each endpoint's URL, calls in flight, and whether it is ejected. */
-  endpointStatus(): EndpointStatus[] {
-    return this.#upstreams.status();
-  }
-
-  /** Upstream calls in flight (over every endpoint); what waits is the upstream's to say. */
-  occupancy(): Occupancy | null {
-    return this.#upstreams.occupancy();
+    super(config, headers);
+    this.#modelName = config.model ?? modelName;
   }
 
   /** The upstream's answer as it sent it (bytes, untouched), with the decoder that reads it as typed events. */
   async generate(request: TextRequest, call: Cancellation): Promise<RawText> {
     const path = request.kind === 'chat' ? '/chat/completions' : '/completions';
-    const res = await this.#upstreams.post(path, upstreamBody(request, this.#modelName), call, request.stream);
+    const res = await this.upstreams.post(path, upstreamBody(request, this.#modelName), call, request.stream);
     return openaiText(request.kind, headerValue(res.headers['content-type']) ?? 'application/json', res.body);
   }
 
   async embed(request: EmbedRequest, call: Cancellation): Promise<EmbedResult> {
-    const res = await this.#upstreams.post(
+    const res = await this.upstreams.post(
       '/embeddings',
       {
         model: this.#modelName,
@@ -73,13 +47,7 @@ export class OpenAIBackend extends TextBackend {
       call,
       false,
     );
-    // What the upstream sent is its own fault when unreadable: upstream_error (502), never the client's 400.
-    let body: { data?: unknown; usage?: { prompt_tokens?: unknown } };
-    try {
-      body = JSON.parse((res.body as Buffer).toString('utf8')) as typeof body;
-    } catch {
-      throw new ApiError('upstream_error', 'the upstream returned an embeddings response that is not JSON');
-    }
+    const body = upstreamJson(res, 'an embeddings response') as { data?: unknown; usage?: { prompt_tokens?: unknown } } | null;
     const n = request.input.length;
     const vectors = new Array<Float32Array>(n);
     if (Array.isArray(body?.data) && body.data.length === n) {
@@ -92,7 +60,7 @@ export class OpenAIBackend extends TextBackend {
     for (let i = 0; i < n; i++) {
       if (vectors[i] === undefined) throw new ApiError('upstream_error', 'the upstream returned an embeddings response of the wrong shape');
     }
-    const tokens = body.usage?.prompt_tokens;
+    const tokens = body?.usage?.prompt_tokens;
     return { vectors, promptTokens: typeof tokens === 'number' ? tokens : 0 };
   }
 }

@@ -7,7 +7,14 @@
  */
 import { ClientGoneError } from '../../core/call.js';
 import { fastError, type ApiError } from '../../core/errors.js';
-import type { FinishReason, TextEvent, TextRequest, TextStream } from '../../core/text.js';
+import {
+  gatherToolCall,
+  type FinishReason,
+  type GatheredCall,
+  type TextEvent,
+  type TextRequest,
+  type TextStream,
+} from '../../core/text.js';
 import { anthropicErrorBody } from './errors.js';
 
 /** Why the model stopped, in Anthropic's words. */
@@ -112,7 +119,7 @@ async function gathered(answer: TextStream, events: AsyncIterable<TextEvent>, re
 class Gathered {
   text = '';
   // By index; a Map, since an index is the backend's to choose and need not be dense.
-  readonly calls = new Map<number, { id: string | null; name: string; arguments: string }>();
+  readonly calls = new Map<number, GatheredCall>();
   finish: Extract<TextEvent, { type: 'finish' }> | null = null;
   usage: Usage = NO_USAGE;
 
@@ -121,14 +128,9 @@ class Gathered {
       case 'text':
         this.text += event.text;
         break;
-      case 'tool_call': {
-        let call = this.calls.get(event.index);
-        if (call === undefined) this.calls.set(event.index, (call = { id: null, name: '', arguments: '' }));
-        call.id ??= event.id;
-        if (event.name !== null) call.name += event.name;
-        call.arguments += event.arguments;
+      case 'tool_call':
+        gatherToolCall(this.calls, event);
         break;
-      }
       case 'finish':
         this.finish = event;
         break;

@@ -5,7 +5,16 @@
  * no choices). Errors the events throw propagate to the caller, which answers them in its own way.
  */
 import { ClientGoneError } from '../../core/call.js';
-import type { FinishReason, TextEvent, TextRequest, TextStream, Timings, TokenLogprob } from '../../core/text.js';
+import {
+  gatherToolCall,
+  type FinishReason,
+  type GatheredCall,
+  type TextEvent,
+  type TextRequest,
+  type TextStream,
+  type Timings,
+  type TokenLogprob,
+} from '../../core/text.js';
 
 /** OpenAI's `usage` object, in tokens. */
 export interface Usage {
@@ -150,7 +159,7 @@ class Gathered {
   text = '';
   readonly logprobs: TokenLogprob[] = [];
   // By index; a Map, since an index is the backend's to choose and need not be dense.
-  readonly calls = new Map<number, { id: string | null; name: string; arguments: string }>();
+  readonly calls = new Map<number, GatheredCall>();
   finish: FinishReason | null = null;
   counted: Usage | null = null;
   timings: Timings | null = null;
@@ -161,14 +170,9 @@ class Gathered {
         this.text += event.text;
         if (event.logprobs !== null) this.logprobs.push(event.logprobs);
         break;
-      case 'tool_call': {
-        let call = this.calls.get(event.index);
-        if (call === undefined) this.calls.set(event.index, (call = { id: null, name: '', arguments: '' }));
-        call.id ??= event.id;
-        if (event.name !== null) call.name += event.name;
-        call.arguments += event.arguments;
+      case 'tool_call':
+        gatherToolCall(this.calls, event);
         break;
-      }
       case 'finish':
         this.finish = event.reason;
         break;
