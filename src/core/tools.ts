@@ -22,6 +22,8 @@ export const AUTO_TOOL_CHOICE: ToolChoice = Object.freeze({ type: 'auto' });
  */
 export function checkedToolChoice(tools: readonly FunctionTool[], choice: ToolChoice | null, path: string): ToolChoice {
   if (choice === null) return tools.length === 0 ? NO_TOOL_CHOICE : AUTO_TOOL_CHOICE;
+  // Without tools there is nothing to call: `auto` is `none`, as the request type promises.
+  if (choice.type === 'auto' && tools.length === 0) return NO_TOOL_CHOICE;
   if (choice.type === 'function' && !tools.some((t) => t.name === choice.name)) {
     throw fastError('invalid_request', `\`${path}\` names the function "${choice.name}", which is not among the tools`, path);
   }
