@@ -100,6 +100,11 @@ describe('boundedSchema', () => {
     assert.equal((schema.properties.name as Record<string, unknown>).maxLength, undefined);
   });
 
+  it('bounds a nullable string as a string', () => {
+    const bounded = boundedSchema({ type: ['string', 'null'] }, 40) as { maxLength: number };
+    assert.equal(bounded.maxLength, 38);
+  });
+
   it('keeps a minimum length above the share', () => {
     const bounded = boundedSchema({ type: 'string', minLength: 50 }, 10) as { maxLength: number };
     assert.equal(bounded.maxLength, 50);

@@ -118,6 +118,21 @@ describe('tool calls on chat completions', () => {
         assert.ok(usage !== null && usage !== undefined && usage.completion_tokens > 0 && usage.prompt_tokens > 0);
       });
 
+      it("the client's stop texts end text, never a forced call's name or arguments", async () => {
+        const answer = await client().chat.completions.create({
+          model,
+          messages: MESSAGES,
+          tools: TOOLS,
+          tool_choice: 'required',
+          stop: ['"', '}', '\n', '_'],
+          max_tokens: 120,
+        });
+        const choice = answer.choices[0] as OpenAI.ChatCompletion.Choice;
+        assert.equal(choice.finish_reason, 'tool_calls');
+        const call = choice.message.tool_calls?.[0] as OpenAI.ChatCompletionMessageFunctionToolCall;
+        assert.ok(validates(call.function.name, call.function.arguments), call.function.arguments);
+      });
+
       it('`none` answers in text, without calls', async () => {
         const answer = await client().chat.completions.create({
           model,
@@ -163,8 +178,15 @@ describe('tool calls on chat completions', () => {
         });
         const choice = followUp.choices[0] as OpenAI.ChatCompletion.Choice;
         assert.equal(typeof choice.message.content, 'string');
-        // The call and its result are in the prompt: more tokens than the first turn's.
-        assert.ok((followUp.usage?.prompt_tokens ?? 0) > (first.usage?.prompt_tokens ?? Infinity));
+        // The call and its result are in the prompt: more tokens than the question alone (also under `none`).
+        const alone = await client().chat.completions.create({
+          model,
+          messages: MESSAGES,
+          tools: TOOLS,
+          tool_choice: 'none',
+          max_tokens: 1,
+        });
+        assert.ok((followUp.usage?.prompt_tokens ?? 0) > (alone.usage?.prompt_tokens ?? Infinity));
       });
 
       it("the SDK's zodFunction helper parses a required call's arguments", async () => {

@@ -5,6 +5,7 @@
 import { ClientGoneError } from '../../core/call.js';
 import type { TextEvent, Timings } from '../../core/text.js';
 import type { Generation } from './generation.js';
+import { finishEvent } from './tool-answer.js';
 
 /**
  * The events of one generation: its text as it becomes final (nothing before the first token,
@@ -36,7 +37,7 @@ export async function* answer(
   if (reason === null) throw new ClientGoneError();
   // A client's stop text says which ended it (Anthropic's `stop_sequence`); the template's own do not.
   const stop = generation.stoppedBy;
-  yield stop !== null && clientStops.includes(stop) ? { type: 'finish', reason, stopSequence: stop } : { type: 'finish', reason };
+  yield finishEvent(reason, stop !== null && clientStops.includes(stop) ? stop : null);
   yield { type: 'usage', promptTokens, completionTokens: generation.completionTokens, timings: t };
 }
 

@@ -110,6 +110,8 @@ export class Generation {
   finishReason: GenerationEnd | null = null;
   /** The stop sequence that ended it (one of `stops`); null when it ended otherwise. */
   stoppedBy: string | null = null;
+  /** The stop token that ended it (one of `stopTokens`); null when it ended otherwise. */
+  stoppedByToken: Token | null = null;
   completionTokens = 0;
   #started = 0;
   #firstToken = 0;
@@ -141,6 +143,8 @@ export class Generation {
     const model = this.#model;
     const matcher = new StopMatcher(this.#options.stops);
     this.#started = performance.now();
+    // Aborted before it began (the client left during an earlier phase): nothing is evaluated.
+    if (this.#aborted) return;
     const input = await this.#reusePrefix(prompt);
     this.#promptEvaluated = input.length;
     const generated: Token[] = [];
@@ -178,6 +182,7 @@ export class Generation {
         // Not emitted; what is still undecoded or held back before it is flushed below.
         if (stopTokens.has(token)) {
           stopToken = true;
+          this.stoppedByToken = token;
           break;
         }
         this.completionTokens++;

@@ -34,7 +34,7 @@ import type {
 import { Generation, timings } from './generation.js';
 import { answer, HeldEvents } from './answer.js';
 import { availableFunctions, boundedSchema, CallSyntax, chatHistory, namesGrammar, parametersOf } from './tools.js';
-import { GenerationChain, toolAnswer, type CallPlan } from './tool-answer.js';
+import { GenerationChain, toolAnswer, type CallPlan, type StartGeneration } from './tool-answer.js';
 import { samplingParams, type SamplingParams } from './params.js';
 import { getLlama, loadNodeLlamaCpp, type NodeLlamaCpp } from './runtime.js';
 
@@ -48,6 +48,15 @@ interface Prompt {
 /** Context size when the config names none: the model's own, capped so a 128k-context model does not reserve 128k per sequence. */
 const DEFAULT_MAX_CONTEXT = 4096;
 const NO_STOP_TOKENS: ReadonlySet<Token> = new Set();
+/** Tool-call grammars kept per model version. */
+const GRAMMAR_CACHE = 128;
+/** Tokens kept for a call's name and the syntax around it, out of the arguments' budget. */
+const NAME_ROOM = 32;
+
+/** A budget rounded down to a multiple of 16, so calls with nearly the same budget share a grammar. */
+function budgetBucket(budget: number): number {
+  return Math.max(16, budget - (budget % 16));
+}
 
 /**
  * The llama backend of one model version: chat and completions (no embeddings) on `sequences`
@@ -69,6 +78,8 @@ export class LlamaBackend extends TextBackend {
   #callSyntax: CallSyntax | null = null;
   #vocabSize = 0;
   #jsonGrammar: Promise<LlamaGrammar> | null = null;
+  /** Grammars of tool calls, by schema and budget (see #cachedGrammar). */
+  readonly #grammars = new Map<string, Promise<LlamaGrammar>>();
   #afterDispatch: Array<() => void> = [];
   #error: string | null = null;
   #ids = 0;
@@ -196,21 +207,22 @@ export class LlamaBackend extends TextBackend {
       throw overloadedError(`model "${request.model}" is busy: ${err.message}; retry shortly`);
     }
     const queuedMs = performance.now() - arrived;
-    const start = (tokens: readonly Token[], budget: number, stops: readonly string[], g: LlamaGrammar | null): Generation => {
+    const start: StartGeneration = (tokens, budget, stops, g, stopTokens = []) => {
       // A grammar may end in trailing whitespace forever; its triggers (e.g. four newlines) end it, as node-llama-cpp's chat does.
       const hidden = g === null ? stops : [...stops, ...g.stopGenerationTriggers.map((t) => t.toString())];
       return new Generation(sequence, model, {
         prompt: tokens,
         maxTokens: budget,
-        stops: hidden.length === 0 ? sampling.stop : [...sampling.stop, ...hidden],
-        stopTokens: prompt.stopTokens,
+        stops: hidden,
+        stopTokens: stopTokens.length === 0 ? prompt.stopTokens : new Set([...prompt.stopTokens, ...stopTokens]),
         logprobs: sampling.logprobs,
         afterDispatch: () => this.afterDispatch(),
         penalties: params.penalties,
         evaluate: g === grammar ? evaluate : this.#evaluateOptions(model, params, g),
       });
     };
-    const generation = plan === null ? start(prompt.tokens, maxTokens, prompt.stops, grammar) : new GenerationChain();
+    const generation =
+      plan === null ? start(prompt.tokens, maxTokens, [...sampling.stop, ...prompt.stops], grammar) : new GenerationChain();
     let reported: Timings | null = null;
     /** Reports the generation once: when it finished, or when its answer is released unfinished (cancelled). */
     const finished = (): Timings => {
@@ -267,17 +279,21 @@ export class LlamaBackend extends TextBackend {
     const names = tools.map((t) => t.name);
     const grammarOf = (name: string, budget: number): Promise<LlamaGrammar> => {
       const tool = request.tools.find((t) => t.name === name) as FunctionTool;
-      return this.#schemaGrammar(boundedSchema(parametersOf(tool), budget), request.tools.indexOf(tool), name);
+      return this.#schemaGrammar(parametersOf(tool), budgetBucket(budget), request.tools.indexOf(tool), name);
     };
-    // Each schema is turned into a grammar now, so one no grammar can express is a 400 before anything runs; the
-    // call's own is made again for the tokens left when it starts, unless that is the whole budget still.
-    const ready = new Map(await Promise.all(names.map(async (n) => [n, await grammarOf(n, maxTokens)] as const)));
+    // Each schema is turned into a grammar now (cached), so one no grammar can express is a 400 before anything
+    // runs. The call's own is the one made now unless fewer tokens are left when it starts (text came first).
+    const full = budgetBucket(maxTokens - NAME_ROOM);
+    const ready = new Map(await Promise.all(names.map(async (n) => [n, await grammarOf(n, full)] as const)));
     const argumentsGrammar = (name: string, budget: number): Promise<LlamaGrammar> =>
-      budget === maxTokens ? Promise.resolve(ready.get(name) as LlamaGrammar) : grammarOf(name, budget);
+      budget >= full ? Promise.resolve(ready.get(name) as LlamaGrammar) : grammarOf(name, budget);
     return {
       auto: choice.type === 'auto',
       names,
-      nameGrammar: names.length > 1 ? await llama.createGrammar({ grammar: namesGrammar(names) }) : null,
+      nameGrammar:
+        names.length > 1
+          ? await this.#cachedGrammar(`names\0${names.join('\0')}`, () => llama.createGrammar({ grammar: namesGrammar(names) }))
+          : null,
       argumentsGrammar,
       syntax: this.#callSyntax as CallSyntax,
       stops: prompt.stops,
@@ -289,15 +305,22 @@ export class LlamaBackend extends TextBackend {
     };
   }
 
-  /** The grammar of a function's arguments; 400 at `tools[i]` when its schema has what no grammar can express. */
-  async #schemaGrammar(schema: object, i: number, name: string): Promise<LlamaGrammar> {
+  /**
+   * The grammar of a function's arguments, its open strings and arrays bounded to fit `budget`;
+   * 400 at `tools[i]` when its schema has what no grammar can express. Cached: agents send the same
+   * tools every turn.
+   */
+  async #schemaGrammar(schema: object, budget: number, i: number, name: string): Promise<LlamaGrammar> {
     const llama = this.#llama as Llama;
     try {
-      const json = await llama.createGrammarForJsonSchema(schema as Parameters<Llama['createGrammarForJsonSchema']>[0]);
-      return await llama.createGrammar({
-        grammar: finiteNumbers(json.grammar),
-        stopGenerationTriggers: json.stopGenerationTriggers,
-        trimWhitespaceSuffix: json.trimWhitespaceSuffix,
+      return await this.#cachedGrammar(`${budget}\0${JSON.stringify(schema)}`, async () => {
+        const bounded = boundedSchema(schema, budget) as Parameters<Llama['createGrammarForJsonSchema']>[0];
+        const json = await llama.createGrammarForJsonSchema(bounded);
+        return llama.createGrammar({
+          grammar: finiteNumbers(json.grammar),
+          stopGenerationTriggers: json.stopGenerationTriggers,
+          trimWhitespaceSuffix: json.trimWhitespaceSuffix,
+        });
       });
     } catch (err) {
       throw fastError(
@@ -306,6 +329,20 @@ export class LlamaBackend extends TextBackend {
         `tools[${i}]`,
       );
     }
+  }
+
+  /** The grammar under `key`, made by `make` on first use; the least recently used goes beyond GRAMMAR_CACHE. A failed one is not kept. */
+  #cachedGrammar(key: string, make: () => Promise<LlamaGrammar>): Promise<LlamaGrammar> {
+    const cache = this.#grammars;
+    let grammar = cache.get(key);
+    if (grammar !== undefined) cache.delete(key);
+    else {
+      grammar = make();
+      grammar.catch(() => cache.delete(key));
+      if (cache.size >= GRAMMAR_CACHE) cache.delete(cache.keys().next().value as string);
+    }
+    cache.set(key, grammar);
+    return grammar;
   }
 
   /** The chat template of the config, else the one in the GGUF metadata (node-llama-cpp picks a matching wrapper). */
@@ -322,7 +359,8 @@ export class LlamaBackend extends TextBackend {
 
   /** A chat's prompt through the model's template, with its tools (the template documents them) and its earlier calls and results. */
   #chatPrompt(model: LlamaModel, request: ChatRequest): Prompt {
-    const tools = request.tools;
+    // `none`: the tools are left out of the prompt, so the model does not write calls as text.
+    const tools = request.toolChoice.type === 'none' ? [] : request.tools;
     const state = (this.#wrapper as ChatWrapper).generateContextState({
       chatHistory: chatHistory(request.messages),
       ...(tools.length === 0 ? {} : { availableFunctions: availableFunctions(tools), documentFunctionParams: true }),

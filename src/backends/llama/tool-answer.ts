@@ -17,13 +17,22 @@ import type { CallSyntax } from './tools.js';
 /** Tokens a JSON grammar writes after the value (node-llama-cpp's four newlines), and a margin. */
 const GRAMMAR_TAIL = 8;
 
-/** What one generation of the chain runs: its prompt, its budget, its hidden stops, its grammar. */
+/**
+ * What one generation of the chain runs: its prompt, its budget, the texts that end it (its
+ * grammar's own triggers are added), its grammar, and tokens that end it besides the template's.
+ */
 export type StartGeneration = (
   prompt: readonly Token[],
   maxTokens: number,
   stops: readonly string[],
   grammar: LlamaGrammar | null,
+  stopTokens?: readonly Token[],
 ) => Generation;
+
+/** A finish event, naming the client's stop text when one ended the answer (Anthropic's `stop_sequence`). */
+export function finishEvent(reason: FinishReason, stopSequence: string | null): TextEvent {
+  return stopSequence === null ? { type: 'finish', reason } : { type: 'finish', reason, stopSequence };
+}
 
 /** A call to make or allow, prepared before the sequence is taken (grammars compiled, schemas checked). */
 export interface CallPlan {
@@ -36,9 +45,9 @@ export interface CallPlan {
   /** A function's arguments grammar, its unbounded strings and arrays bounded to fit `budget` tokens. */
   readonly argumentsGrammar: (name: string, budget: number) => Promise<LlamaGrammar>;
   readonly syntax: CallSyntax;
-  /** The template's stop texts, for the text phase (the client's are added to every generation). */
+  /** The template's stop texts, for the text phase. */
   readonly stops: readonly string[];
-  /** The client's stop texts, which a finish names when one ended the answer. */
+  /** The client's stop texts: they end the text phase (and a finish names the one that did), never a call's name or arguments. */
   readonly clientStops: readonly string[];
   /** The chat's prompt. */
   readonly prompt: readonly Token[];
@@ -101,12 +110,14 @@ export async function* toolAnswer(
   release: () => void,
   finished: () => Timings,
 ): AsyncGenerator<TextEvent> {
-  const end = (reason: FinishReason, stopSequence?: string): TextEvent[] => {
+  const end = (reason: FinishReason, stopSequence: string | null = null): TextEvent[] => {
     chain.finishReason = reason;
     const t = finished();
     release();
-    const finish: TextEvent = stopSequence === undefined ? { type: 'finish', reason } : { type: 'finish', reason, stopSequence };
-    return [finish, { type: 'usage', promptTokens: plan.prompt.length, completionTokens: chain.completionTokens, timings: t }];
+    return [
+      finishEvent(reason, stopSequence),
+      { type: 'usage', promptTokens: plan.prompt.length, completionTokens: chain.completionTokens, timings: t },
+    ];
   };
   const budget = (prompt: readonly Token[]): number => Math.min(plan.maxTokens - chain.completionTokens, plan.contextSize - prompt.length);
   const cut = (): never => {
@@ -118,17 +129,21 @@ export async function* toolAnswer(
   let prompt: readonly Token[] = plan.prompt;
   if (plan.auto) {
     const syntax = plan.syntax;
-    const text = chain.next(start(prompt, plan.maxTokens, [...plan.stops, syntax.prefixText], null));
+    const callToken = syntax.callToken;
+    const stops = [...plan.clientStops, ...plan.stops, syntax.head];
+    const text = chain.next(start(prompt, plan.maxTokens, stops, null, callToken === null ? [] : [callToken]));
     let written = '';
     for await (const piece of text.pieces()) {
       written += piece.text;
       if (piece.text !== '' || piece.logprobs !== null) yield { type: 'text', text: piece.text, logprobs: piece.logprobs };
     }
     if (text.finishReason === null) return cut();
-    if (text.stoppedBy !== syntax.prefixText) {
+    // The model started a call: its template's call text, or the special token that opens one.
+    const calls = text.stoppedBy === syntax.head || (callToken !== null && text.stoppedByToken === callToken);
+    if (!calls) {
       const stop = text.stoppedBy;
       // A client's stop text says which ended it; the template's own do not.
-      return yield* end(text.finishReason, stop !== null && plan.clientStops.includes(stop) ? stop : undefined);
+      return yield* end(text.finishReason, stop !== null && plan.clientStops.includes(stop) ? stop : null);
     }
     prompt = [...prompt, ...plan.tokenize(written)];
   }

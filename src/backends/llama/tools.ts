@@ -16,11 +16,10 @@ const NO_PARAMETERS = Object.freeze({ type: 'object', properties: {} });
 
 /** The tools as node-llama-cpp's available functions, documented with their parameters in the prompt. */
 export function availableFunctions(tools: readonly FunctionTool[]): ChatModelFunctions {
-  const functions: Record<string, { description?: string; params?: object }> = {};
-  for (const t of tools) {
-    functions[t.name] = { ...(t.description === null ? {} : { description: t.description }), params: parametersOf(t) };
-  }
-  return functions as ChatModelFunctions;
+  // Own properties whatever the names (a function may be called `__proto__`).
+  return Object.fromEntries(
+    tools.map((t) => [t.name, { ...(t.description === null ? {} : { description: t.description }), params: parametersOf(t) }]),
+  ) as ChatModelFunctions;
 }
 
 /** A function's arguments schema: its own, or an object with any properties. */
@@ -121,8 +120,17 @@ export function messageText(content: ChatMessage['content'], i: number): string 
 export class CallSyntax {
   /** The tokens that start a call. */
   readonly prefix: Token[];
-  /** The prefix as text, for finding it in what the model writes. */
-  readonly prefixText: string;
+  /**
+   * How a call starts, as text to find in what the model writes: the prefix up to its first line
+   * break (`<tool_call>` of `<tool_call>\n{"name": "`), so a model that spaces the rest its own way
+   * is still caught; the prefix whole when it has none.
+   */
+  readonly head: string;
+  /**
+   * The special token the prefix starts with, if it does (Mistral's `[TOOL_CALLS]`, Llama 3.1's
+   * `<|python_tag|>`): it may detokenize to no text at all, so it is caught as a token.
+   */
+  readonly callToken: Token | null;
   readonly #lib: NodeLlamaCpp;
   readonly #model: LlamaModel;
   readonly #paramsPrefix: ChatWrapper['settings']['functions']['call']['paramsPrefix'];
@@ -134,7 +142,11 @@ export class CallSyntax {
     this.#model = model;
     this.#paramsPrefix = call.paramsPrefix;
     this.prefix = prefix.tokenize(model.tokenizer);
-    this.prefixText = prefix.toString();
+    const text = prefix.toString();
+    const lineBreak = text.indexOf('\n');
+    this.head = lineBreak >= 3 ? text.slice(0, lineBreak) : text;
+    const first = this.prefix[0];
+    this.callToken = first !== undefined && model.isSpecialToken(first) ? first : null;
   }
 
   /** The tokens between a function's name and its arguments (the template may name the function in them). */
@@ -175,7 +187,9 @@ export function boundedSchema(schema: object, budget: number): object {
     const members = s[union];
     if (Array.isArray(members)) return { ...s, [union]: members.map((m: object) => boundedSchema(m, room)) };
   }
-  switch (s.type) {
+  // `["string", "null"]` (a nullable field) is bounded as what it is besides null.
+  const type = Array.isArray(s.type) ? (['string', 'array', 'object'] as const).find((t) => (s.type as unknown[]).includes(t)) : s.type;
+  switch (type) {
     case 'string': {
       if (s.maxLength !== undefined) return schema;
       const min = typeof s.minLength === 'number' ? s.minLength : 0;
