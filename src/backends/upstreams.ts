@@ -1,6 +1,6 @@
 /**
  * The replicas of one remote version, as every remote kind (openai, anthropic) reaches them: a
- * keep-alive undici pool per endpoint, balancing and passive ejection (./openai/endpoints.ts),
+ * keep-alive undici pool per endpoint, balancing and passive ejection (./endpoints.ts),
  * active health checks, and one POST whose failures become the catalogue's upstream errors,
  * counted against the endpoint only where they are the upstream's own fault. A kind adds its
  * paths, headers and bodies; the mapping of failures is the same for all of them.
@@ -9,8 +9,8 @@ import { Pool, errors as undiciErrors } from 'undici';
 import { ClientGoneError, type Cancellation } from '../core/call.js';
 import { ApiError, fastError } from '../core/errors.js';
 import { TextBackend, type BackendHealth, type Occupancy } from './backend.js';
-import { Endpoint, Endpoints, type Balance, type EndpointStatus } from './openai/endpoints.js';
-import { UpstreamCallError, upstreamCall, type UpstreamResponse } from './openai/upstream-call.js';
+import { Endpoint, Endpoints, type Balance, type EndpointStatus } from './endpoints.js';
+import { UpstreamCallError, upstreamCall, type UpstreamResponse } from './upstream-call.js';
 
 /** The options of a remote kind that say where its upstream is and how it is reached (named as in the config). */
 export interface UpstreamOptions {
@@ -68,6 +68,16 @@ export function upstreamJson(res: UpstreamResponse, what: string): unknown {
   } catch {
     throw new ApiError('upstream_error', `the upstream returned ${what} that is not JSON`);
   }
+}
+
+/** How one POST upstream is made. */
+export interface PostOptions {
+  /**
+   * Whether the call's outcome counts toward passive ejection (default true). False for a route a
+   * healthy server may lack (Anthropic's count_tokens: a server without it answers 404 or 501),
+   * whose failures must not eject the endpoint that serves the kind's main route.
+   */
+  readonly passiveHealth?: boolean;
 }
 
 /** One replica's connection pool and the path its API lives under. */
@@ -147,26 +157,38 @@ export class Upstreams {
     return { running, waiting: 0 };
   }
 
-  /** Active health checks: GET `path` on each endpoint; a failure ejects it, a pass puts it back. */
+  /** Active health checks: GET `path` on each endpoint; a failure ejects it, a pass puts it back. Never rejects. */
   async #checkHealth(): Promise<void> {
     const endpoints = this.#endpoints;
     if (endpoints === null) return;
-    const { path, timeout_ms: timeout } = this.#options.health_check;
     await Promise.all(
       endpoints.list.map(async (e) => {
-        const ok = await e.pool.pool
-          .request({ method: 'GET', path: e.pool.basePath + path, headers: this.#headers, headersTimeout: timeout, bodyTimeout: timeout })
-          .then(
-            async (res) => {
-              await res.body.dump();
-              return res.statusCode >= 200 && res.statusCode < 300;
-            },
-            () => false,
-          );
-        if (ok) endpoints.restore(e);
+        if (await this.#passes(e.pool)) endpoints.restore(e);
         else endpoints.eject(e);
       }),
     );
+  }
+
+  /**
+   * Whether one endpoint answers the health check with 2xx. Whatever goes wrong (no answer, a body
+   * that fails while it is drained) is a failed check, never a rejection: the checks run from a
+   * timer that nobody awaits, where a rejection would be unhandled and end the process.
+   */
+  async #passes(upstream: Upstream): Promise<boolean> {
+    const { path, timeout_ms: timeout } = this.#options.health_check;
+    try {
+      const res = await upstream.pool.request({
+        method: 'GET',
+        path: upstream.basePath + path,
+        headers: this.#headers,
+        headersTimeout: timeout,
+        bodyTimeout: timeout,
+      });
+      await res.body.dump();
+      return res.statusCode >= 200 && res.statusCode < 300;
+    } catch {
+      return false;
+    }
   }
 
   /** The upstream request's headers: the configured ones, and the trace the call is part of (W3C traceparent). */
@@ -180,13 +202,18 @@ export class Upstreams {
    * (client errors keep the upstream's message). A call counts against its endpoint (passive
    * ejection) only for the upstream's own faults: unreachable, reset, timed out, or 5xx. What the
    * request itself causes (a body that cannot be serialised, a 4xx) and our own bugs never do,
-   * and fail before an endpoint is picked where they can.
+   * and fail before an endpoint is picked where they can. With `passiveHealth: false` nothing
+   * about the call counts, success or failure.
    */
-  async post(path: string, body: object, call: Cancellation, stream: boolean): Promise<UpstreamResponse> {
+  async post(path: string, body: object, call: Cancellation, stream: boolean, options: PostOptions = {}): Promise<UpstreamResponse> {
     const endpoints = this.#endpoints;
     if (endpoints === null) throw fastError('model_not_ready', 'the upstream connection pool is closed');
     const json = serialise(body);
     const endpoint = endpoints.pick();
+    // Where the outcome is reported: an uncounted call only frees its place, leaving the failure streak as it was.
+    const health: Pick<Endpoints<Upstream>, 'done'> = options.passiveHealth === false
+      ? { done: (e: Endpoint<Upstream>) => endpoints.release(e) }
+      : endpoints;
     const upstream = endpoint.pool;
     let res: UpstreamResponse;
     try {
@@ -200,20 +227,20 @@ export class Upstreams {
       const cause = err instanceof UpstreamCallError ? (err.cause as Error) : err;
       // Cancelled by our side (the client left, or the deadline passed): not the upstream's failure.
       if (cause instanceof undiciErrors.RequestAbortedError || cause instanceof ClientGoneError) {
-        endpoints.done(endpoint, false);
+        health.done(endpoint, false);
         throw new ClientGoneError();
       }
       const e = upstreamFailure(cause, err instanceof UpstreamCallError && err.sent);
-      endpoints.done(endpoint, e !== null && e.code !== 'model_not_ready');
+      health.done(endpoint, e !== null && e.code !== 'model_not_ready');
       throw e ?? cause;
     }
     if (res.status < 400) {
       // A stream stays outstanding on its endpoint until it ends.
-      if (Buffer.isBuffer(res.body)) endpoints.done(endpoint, false);
-      else res.body.once('close', () => endpoints.done(endpoint, false));
+      if (Buffer.isBuffer(res.body)) health.done(endpoint, false);
+      else res.body.once('close', () => health.done(endpoint, false));
       return res;
     }
-    endpoints.done(endpoint, res.status >= 500);
+    health.done(endpoint, res.status >= 500);
     throw upstreamStatus(res.status, (res.body as Buffer).toString('utf8'), headerValue(res.headers['retry-after']));
   }
 }

@@ -87,3 +87,8 @@ export function parseJsonBody(text: string, options: JsonBodyOptions): unknown {
     throw fastError('invalid_json', `the body is not valid JSON: ${(err as Error).message}`);
   }
 }
+
+/** Whether a parsed JSON value is an object (not an array, not null): what a wire field read as a record must be. */
+export function isObject(value: unknown): value is Readonly<Record<string, unknown>> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}

@@ -111,3 +111,12 @@ export function formatEvent(event: EventSourceMessage): string {
   out += data.includes('\n') ? `data: ${data.replaceAll('\n', '\ndata: ')}\n\n` : `data: ${data}\n\n`;
   return out;
 }
+
+/**
+ * A named event as Server-Sent Events text: `event: <type>`, then `json` as its one `data` line.
+ * `json` is JSON text as JSON.stringify writes it, which has no line breaks, so one line holds it.
+ * Anthropic's and the Responses API's streams name every event this way.
+ */
+export function namedEvent(type: string, json: string): string {
+  return `event: ${type}\ndata: ${json}\n\n`;
+}

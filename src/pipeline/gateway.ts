@@ -138,11 +138,29 @@ export class Gateway {
 
   /**
    * The tokens `request`'s prompt takes at the version that would serve it (Anthropic's
-   * `count_tokens`): authorized and routed like a call, but nothing is generated, so no limit is
-   * charged and nothing is recorded. 400 `unsupported_operation` where the backend cannot count.
+   * `count_tokens`): authorized, limited and routed like a call, and recorded in the ledger with 0
+   * tokens (nothing is generated, so none are charged). 400 `unsupported_operation` where the
+   * backend cannot count. `rateLimit`: where the tenant stands, as for a call; null without limits.
    */
-  async countTokens(request: ChatRequest, ctx: RequestContext): Promise<{ readonly version: ModelVersion; readonly tokens: number }> {
-    const version = this.#route(this.model(request.model, ctx), ctx.pinnedVersion, 'chat');
+  async countTokens(
+    request: ChatRequest,
+    ctx: RequestContext,
+  ): Promise<{ readonly version: ModelVersion; readonly tokens: number; readonly rateLimit: RateLimit | null }> {
+    const tenancy = this.#tenancy;
+    const served =
+      tenancy === null
+        ? await this.#countTokens(request, ctx, this.model(request.model, ctx))
+        : await this.#session(tenancy, request.model, ctx, async (session, model) => {
+            const counted = await this.#countTokens(request, ctx, model);
+            session.served(counted.version);
+            session.finish(0, 0, 200);
+            return counted;
+          });
+    return { version: served.version, tokens: served.result, rateLimit: served.rateLimit };
+  }
+
+  async #countTokens(request: ChatRequest, ctx: RequestContext, model: Model): Promise<Served<number>> {
+    const version = this.#route(model, ctx.pinnedVersion, 'chat');
     const backend = version.backend;
     if (backend.countTokens === undefined) {
       throw fastError('unsupported_operation', `a ${backend.kind} backend cannot count tokens without generating`, 'model');
@@ -154,7 +172,7 @@ export class Gateway {
       null,
     );
     try {
-      return { version, tokens: await backend.countTokens(request, call) };
+      return { version, result: await backend.countTokens(request, call), fallbackFrom: null, rateLimit: null };
     } finally {
       call.clear();
     }

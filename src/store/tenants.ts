@@ -69,10 +69,14 @@ export class TenantStore {
     return Number(result.numUpdatedRows) === 1;
   }
 
-  /** Deletes a tenant and its keys (its usage records stay). */
+  /**
+   * Deletes a tenant, its keys and its stored Responses (its usage records stay, for billing). The
+   * Responses go too because a tenant created later with the same id would otherwise read them.
+   */
   async delete(id: string): Promise<boolean> {
     return this.#db.transaction().execute(async (trx) => {
       await trx.deleteFrom('api_keys').where('tenant_id', '=', id).execute();
+      await trx.deleteFrom('responses').where('tenant_id', '=', id).execute();
       const result = await trx.deleteFrom('tenants').where('id', '=', id).executeTakeFirst();
       return Number(result.numDeletedRows) === 1;
     });

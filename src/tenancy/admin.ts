@@ -9,8 +9,10 @@
 import type { Limits } from '../config/schema.js';
 import type { Priority } from '../scheduling/admission.js';
 import type { ApiKey, Tenant, TenantStore } from '../store/tenants.js';
+import { fastError } from '../core/errors.js';
 import type { Directory } from './directory.js';
 import { generateKey } from './keys.js';
+import { ANONYMOUS } from './tenancy.js';
 
 /** A tenant update: a field left out keeps its current value. */
 export interface TenantPatch {
@@ -45,11 +47,16 @@ export class TenantAdmin {
     this.#announce = announce;
   }
 
-  /** Null when the id is taken. */
+  /**
+   * Null when the id is taken. The anonymous owner's id is refused (400): calls made while auth was
+   * off are recorded, and their Responses stored, under it, so a tenant of that name would see them.
+   */
   async createTenant(
     id: string,
     fields: { models: readonly string[]; priority: Priority; limits: Limits },
   ): Promise<Applied<Tenant> | null> {
+    if (id === ANONYMOUS)
+      throw fastError('invalid_request', `tenant id "${ANONYMOUS}" is reserved for calls made without authentication`, 'id');
     if (!(await this.store.create(id, fields))) return null;
     return this.#applied(await this.store.get(id));
   }

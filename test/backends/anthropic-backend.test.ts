@@ -151,6 +151,30 @@ describe('an anthropic backend on a loopback Messages API', () => {
     }
   });
 
+  it('does not eject an endpoint whose count_tokens fails (a server without it), while /v1/messages failures still do', async () => {
+    const backend = backendAt(url, 'passive_health: { consecutive_failures: 2, ejection_ms: 60000 }');
+    await backend.load();
+    const hi = chatRequest('claude', [{ role: 'user', content: 'Hello' }]);
+    try {
+      for (let i = 0; i < 4; i++) {
+        answers.push({ status: 501, body: error('api_error', 'count_tokens is not implemented') });
+        await assert.rejects(backend.countTokens(hi, leavingCall()), { code: 'upstream_error' });
+      }
+      assert.deepEqual(backend.endpointStatus(), [{ url, outstanding: 0, ejected: false }]);
+      seen.length = 0;
+      const stream = await textStream(await backend.generate(hi, leavingCall()));
+      assert.equal(stream.id, 'msg_013Zva2CMHLNnXjNJJKqJ2EF');
+      assert.equal(seen[0]?.path, '/v1/messages');
+      for (let i = 0; i < 2; i++) {
+        answers.push({ status: 500, body: error('api_error', 'Internal server error') });
+        await assert.rejects(backend.generate(hi, leavingCall()), { code: 'upstream_error' });
+      }
+      assert.deepEqual(backend.endpointStatus(), [{ url, outstanding: 0, ejected: true }]);
+    } finally {
+      await backend.unload();
+    }
+  });
+
   it("maps Anthropic's error answers: the request's fault keeps the message, the upstream's are retryable as they say", async () => {
     const backend = backendAt(url);
     await backend.load();

@@ -1,7 +1,7 @@
 /** Endpoints: load balancing over replicas, passive ejection, panic mode. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Endpoint, Endpoints, type Balance } from '../../src/backends/openai/endpoints.js';
+import { Endpoint, Endpoints, type Balance } from '../../src/backends/endpoints.js';
 
 function replicas(balance: Balance, weights = [1, 1, 1], now = () => 0): Endpoints<null> {
   const list = weights.map((w, i) => new Endpoint(`http://r${i}`, w, null));

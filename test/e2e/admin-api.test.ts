@@ -72,6 +72,14 @@ describe('admin API', () => {
       /^`limits\.requests_per_minute` must be an integer, got "60"$/,
     ],
     ['a bad id', 'POST', '/admin/tenants', { id: 'Not Valid', models: ['*'] }, 'id', /^`id` must match .*, got "Not Valid"$/],
+    [
+      'the reserved anonymous id',
+      'POST',
+      '/admin/tenants',
+      { id: 'anonymous', models: ['*'] },
+      'id',
+      /^tenant id "anonymous" is reserved for calls made without authentication$/,
+    ],
     ['a bad model entry', 'POST', '/admin/tenants', { id: 'a5', models: ['ok', ''] }, 'models[1]', /^`models\[1\]` must NOT have fewer/],
     [
       'an unknown field of a key',

@@ -175,7 +175,15 @@ models:
       const choice = next.choices[0] as OpenAI.ChatCompletion.Choice;
       assert.ok(choice.finish_reason === 'stop' || choice.finish_reason === 'length', String(choice.finish_reason));
       assert.equal((choice.message.tool_calls ?? []).length, 0, '`none`: an answer in text');
-      assert.ok((next.usage?.prompt_tokens ?? 0) > (first.usage?.prompt_tokens ?? Infinity), 'the call and its result lengthen the prompt');
+      // Against the question alone under the same `none` (which leaves the tools out of a llama prompt).
+      const alone = await openai().chat.completions.create({
+        model: 'via-anthropic',
+        messages: QUESTION,
+        max_tokens: 1,
+        tools: TOOLS,
+        tool_choice: 'none',
+      });
+      assert.ok((next.usage?.prompt_tokens ?? 0) > (alone.usage?.prompt_tokens ?? Infinity), 'the call and its result lengthen the prompt');
     });
 
     it('refuses what the Messages API cannot do with a 400 naming the field, before calling upstream', async () => {

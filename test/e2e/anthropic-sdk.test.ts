@@ -91,7 +91,7 @@ models:${TINY_CHAT}  - name: mock-chat
     assert.equal(message.stop_reason, 'end_turn');
     assert.equal(message.stop_sequence, null);
     // The mock counts words: two of the system prompt, two of the message.
-    assert.deepEqual(message.usage, { input_tokens: 4, output_tokens: 4 });
+    assert.deepEqual(message.usage, { input_tokens: 4, output_tokens: 4, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 });
   });
 
   it('creates a message on tiny-chat through its template, the same text as chat completions, ending at max_tokens', async () => {
@@ -162,7 +162,7 @@ models:${TINY_CHAT}  - name: mock-chat
     assert.deepEqual(events[8], {
       type: 'message_delta',
       delta: { stop_reason: 'end_turn', stop_sequence: null },
-      usage: { input_tokens: 2, output_tokens: 4 },
+      usage: { input_tokens: 2, output_tokens: 4, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 },
     });
   });
 
@@ -281,7 +281,7 @@ models:${TINY_CHAT}  - name: mock-chat
     assert.deepEqual(message.content, [{ type: 'text', text: 'upstream says hi' }]);
     assert.equal(message.model, 'remote');
     assert.equal(message.stop_reason, 'end_turn');
-    assert.deepEqual(message.usage, { input_tokens: 2, output_tokens: 3 });
+    assert.deepEqual(message.usage, { input_tokens: 2, output_tokens: 3, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 });
     const sent = upstream.received.at(-1);
     assert.equal(sent?.path, '/v1/chat/completions');
     assert.deepEqual(sent?.body, {
@@ -430,6 +430,20 @@ describe('Anthropic Messages API with tenant keys', () => {
     const models: string[] = [];
     for await (const m of byKey.models.list()) models.push(m.id);
     assert.deepEqual(models, ['chat']);
+  });
+
+  it("limits and records count_tokens like a call: the tenant's request limit refuses the next one, and the ledger holds it with 0 tokens", async () => {
+    const counter = await tenantWithKey(server.url, { id: 'counter', models: ['*'], limits: { requests_per_minute: 2 } });
+    const client = new Anthropic({ baseURL: server.url, apiKey: counter.key, maxRetries: 0 });
+    const params = { model: 'chat', messages: [{ role: 'user' as const, content: 'count these four' }] };
+    assert.equal((await client.messages.countTokens(params)).input_tokens, 3);
+    assert.equal((await client.messages.countTokens(params)).input_tokens, 3);
+    await assert.rejects(client.messages.countTokens(params), (e: unknown) => e instanceof Anthropic.RateLimitError);
+    const usage = await get(`${server.url}/v1/usage`, { authorization: `Bearer ${counter.key}` });
+    assert.equal(usage.status, 200, JSON.stringify(usage.body));
+    assert.deepEqual(usage.body.data, [
+      { tenant: 'counter', group: null, requests: 2, errors: 0, prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 },
+    ]);
   });
 
   it('answers 401 authentication_error without a key or with an unknown one', async () => {

@@ -6,14 +6,18 @@
  * retention.
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { Ajv } from 'ajv';
+import SQLite from 'better-sqlite3';
 import OpenAI from 'openai';
 import pg from 'pg';
 import type { ResponseStreamEvent } from 'openai/resources/responses/responses';
 import { get, post, startServer, startServers, writeConfig, type RunningServer } from '../helpers/server.js';
-import { ADMIN_KEY, tenantWithKey } from '../helpers/tenancy.js';
+import { ADMIN_KEY, adminCall, tenantWithKey } from '../helpers/tenancy.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
 import { CALL_ARGUMENTS, startToolUpstream, type ToolUpstream } from '../helpers/tool-upstream.js';
 
@@ -471,6 +475,16 @@ describe('Responses API: conversations, function calls and errors (mock and remo
     await assert.rejects(sdk(first.url, 'wrong-key').responses.retrieve(r.id), (e: unknown) => e instanceof OpenAI.AuthenticationError);
   });
 
+  it("deletes a tenant's stored responses with it: a new tenant of the same id does not see them", async () => {
+    const before = await tenantWithKey(first.url, { id: 'gamma', models: ['*'] });
+    const r = await sdk(first.url, before.key).responses.create({ model: 'chat', input: 'mine alone' });
+    assert.equal((await sdk(first.url, before.key).responses.retrieve(r.id)).id, r.id);
+    assert.equal((await adminCall(first.url, 'DELETE', '/admin/tenants/gamma')).status, 204);
+    const again = await tenantWithKey(first.url, { id: 'gamma', models: ['*'] });
+    await notFound(sdk(first.url, again.key).responses.retrieve(r.id));
+    await notFound(sdk(first.url, again.key).responses.inputItems.list(r.id));
+  });
+
   it("counts a response's tokens in the tenant's usage", async () => {
     const client = sdk(first.url, beta.key);
     const before = await get(`${first.url}/v1/usage`, { authorization: `Bearer ${beta.key}` });
@@ -518,6 +532,46 @@ models:
   });
 });
 
+describe('Responses API: a database that cannot store', () => {
+  let server: RunningServer;
+  let file: string;
+
+  before(async () => {
+    file = join(mkdtempSync(join(tmpdir(), 'infergate-unstored-')), 'db.sqlite');
+    server = await startServer({
+      config: writeConfig(`
+models:
+  - name: chat
+    versions: [{ version: '1', backend: { kind: mock, text: 'one two three four', stream_chunks: 4 } }]
+`),
+      env: { DATABASE_URL: `sqlite:${file}` },
+    });
+  });
+  after(async () => {
+    await server?.stop();
+  });
+
+  it('still answers a finished response, whole and streamed, and logs that it could not store it', async () => {
+    const client = sdk(server.url, 'unused');
+    assert.equal((await client.responses.retrieve((await client.responses.create({ model: 'chat', input: 'x' })).id)).status, 'completed');
+    // Another connection takes the table away: every later write of the server fails.
+    const sqlite = new SQLite(file);
+    try {
+      sqlite.exec('DROP TABLE responses');
+    } finally {
+      sqlite.close();
+    }
+    const whole = await client.responses.create({ model: 'chat', input: 'x' });
+    assert.equal(whole.output_text, 'one two three four');
+    const streamed = await streamEvents(client, { model: 'chat', input: 'x' });
+    assert.equal(streamed.at(-1)?.type, 'response.completed');
+    // The log may reach this process after the answer: bounded wait for both lines.
+    const logged = (): number => server.output().match(/storing a response failed/g)?.length ?? 0;
+    for (let i = 0; i < 100 && logged() < 2; i++) await sleep(50);
+    assert.equal(logged(), 2, server.output());
+  });
+});
+
 const DATABASE_URL = process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test';
 
 async function postgresAnswers(): Promise<boolean> {
@@ -562,6 +616,30 @@ models:
       await notFound(sdk(a.url, 'unused').responses.retrieve(one.id));
     } finally {
       await Promise.all([a.stop(), b.stop()]);
+    }
+  });
+
+  it("deletes a tenant's stored responses with the tenant", async () => {
+    const server = await startServer({
+      config: writeConfig(`
+auth: { mode: keys, admin_key: '${ADMIN_KEY}' }
+models:
+  - name: chat
+    versions: [{ version: '1', backend: { kind: mock, text: 'from the mock' } }]
+`),
+      env: { DATABASE_URL },
+    });
+    // The database outlives test runs: a fresh id each time.
+    const id = `gone-${Date.now().toString(36)}`;
+    try {
+      const before = await tenantWithKey(server.url, { id, models: ['*'] });
+      const r = await sdk(server.url, before.key).responses.create({ model: 'chat', input: 'mine alone' });
+      assert.equal((await adminCall(server.url, 'DELETE', `/admin/tenants/${id}`)).status, 204);
+      const again = await tenantWithKey(server.url, { id, models: ['*'] });
+      await notFound(sdk(server.url, again.key).responses.retrieve(r.id));
+      await adminCall(server.url, 'DELETE', `/admin/tenants/${id}`);
+    } finally {
+      await server.stop();
     }
   });
 });

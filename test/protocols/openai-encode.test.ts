@@ -223,6 +223,23 @@ describe('wholeAnswer', () => {
     assert.equal((withText.choices[0] as { message: { content: unknown } }).message.content, 'Let me look.');
   });
 
+  it('gives a call without an id a random call_ id, different in every answer', async () => {
+    const events: TextEvent[] = [
+      { type: 'tool_call', index: 0, id: null, name: 'now', arguments: '{}' },
+      { type: 'tool_call', index: 1, id: null, name: 'now', arguments: '{}' },
+      { type: 'finish', reason: 'tool_calls' },
+    ];
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const whole = await wholeAnswer(answer(events), chatReq());
+      const choice = whole.choices[0];
+      assert.ok(choice !== undefined && 'message' in choice);
+      for (const c of choice.message.tool_calls ?? []) ids.push(c.id);
+    }
+    for (const id of ids) assert.match(id, /^call_[A-Za-z0-9_-]{24}$/);
+    assert.equal(new Set(ids).size, 6);
+  });
+
   it('gathers a completion with logprobs and text offsets', async () => {
     const whole = await wholeAnswer(
       answer([text('He', lp('He', -1)), text('llo', lp('llo', -2)), stop, usage()]),

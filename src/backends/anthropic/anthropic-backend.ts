@@ -49,9 +49,13 @@ export class AnthropicBackend extends RemoteTextBackend {
     return unsupported(this.kind, 'embedding');
   }
 
-  /** The prompt's tokens, as the upstream's `POST /v1/messages/count_tokens` counts them. */
+  /**
+   * The prompt's tokens, as the upstream's `POST /v1/messages/count_tokens` counts them. Not
+   * counted toward passive ejection: a server without count_tokens still serves /v1/messages.
+   */
   async countTokens(request: ChatRequest, call: Cancellation): Promise<number> {
-    const res = await this.upstreams.post('/v1/messages/count_tokens', countTokensBody(request, this.#modelName), call, false);
+    const body = countTokensBody(request, this.#modelName);
+    const res = await this.upstreams.post('/v1/messages/count_tokens', body, call, false, { passiveHealth: false });
     const tokens = (upstreamJson(res, 'a count_tokens answer') as { input_tokens?: unknown } | null)?.input_tokens;
     if (typeof tokens !== 'number' || !Number.isInteger(tokens) || tokens < 0) {
       throw new ApiError('upstream_error', 'the upstream answered count_tokens without a number of `input_tokens`');

@@ -12,7 +12,7 @@
 import type { Readable } from 'node:stream';
 import { ApiError, ERROR_CATALOGUE, fastError, type ErrorCode } from '../../core/errors.js';
 import type { FinishReason, RawText, TextEvent, TextStream } from '../../core/text.js';
-import { anthropicErrorBody } from '../../protocols/anthropic/errors.js';
+import { sseError } from '../../protocols/anthropic/encode.js';
 import { sseData, wholeData } from '../upstream-body.js';
 
 /** An upstream's answer to a Messages request, as bytes with its decoder. */
@@ -26,14 +26,9 @@ export function anthropicText(contentType: string, body: Buffer | Readable): Raw
     sse,
     body,
     decode: sse ? (data) => decoder.event(data) : (data) => decoder.message(data),
-    encodeError: endWithError,
+    encodeError: sseError,
     events: openEvents,
   };
-}
-
-/** The end of an Anthropic stream cut by `error`: an `error` event, as Anthropic's own streams end. */
-function endWithError(error: ApiError): string {
-  return `event: error\ndata: ${anthropicErrorBody(error)}\n\n`;
 }
 
 /** What an event or a message may hold; every field is checked before it is used. */

@@ -4,6 +4,7 @@
  * name; one that spoke another transport (gRPC) is written out from the typed request, naming
  * only what differs from OpenAI's defaults, as a client would.
  */
+import { isObject } from '../../core/json.js';
 import type { ChatMessage, ResponseFormat, TextRequest, ToolChoice } from '../../core/text.js';
 
 /** The OpenAI JSON body for `request` under the upstream's `model` name; a metered stream asks for its usage. */
@@ -90,10 +91,6 @@ function openaiToolChoice(choice: ToolChoice): string | object {
 /** OpenAI's `response_format`; a JSON schema needs a name there, which the typed request does not carry. */
 function responseFormat(format: ResponseFormat): object {
   return format.type === 'json_schema' ? { type: 'json_schema', json_schema: { name: 'response', schema: format.schema } } : format;
-}
-
-function isObject(value: unknown): value is Readonly<Record<string, unknown>> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 function hasKeys(record: Readonly<Record<string, number>>): boolean {

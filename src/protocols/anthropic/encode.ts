@@ -15,6 +15,8 @@ import {
   type TextRequest,
   type TextStream,
 } from '../../core/text.js';
+import { namedEvent } from '../../core/sse.js';
+import { randomCallId } from '../../core/tools.js';
 import { anthropicErrorBody } from './errors.js';
 
 /** Why the model stopped, in Anthropic's words. */
@@ -37,10 +39,15 @@ export interface ToolUseBlock {
 /** One block of an answer's content. */
 export type ContentBlock = TextBlock | ToolUseBlock;
 
-/** Anthropic's `usage`, in tokens. */
+/**
+ * Anthropic's `usage`, in tokens. The cache counts are always 0 here (no prompt caching), but
+ * present: the SDKs' types declare them `number | null`, not optional.
+ */
 export interface Usage {
   readonly input_tokens: number;
   readonly output_tokens: number;
+  readonly cache_creation_input_tokens: number;
+  readonly cache_read_input_tokens: number;
 }
 
 /** A whole answer (`type: "message"`); `model` is the name the client sent. */
@@ -135,7 +142,7 @@ class Gathered {
         this.finish = event;
         break;
       case 'usage':
-        this.usage = { input_tokens: event.promptTokens, output_tokens: event.completionTokens };
+        this.usage = usageOf(event);
         break;
     }
   }
@@ -144,8 +151,8 @@ class Gathered {
     const { text, calls, finish, usage } = this;
     if (finish === null) throw new ClientGoneError();
     const content: ContentBlock[] = text === '' ? [] : [{ type: 'text', text }];
-    for (const [i, call] of [...calls.entries()].sort(([a], [b]) => a - b)) {
-      content.push({ type: 'tool_use', id: call.id ?? toolUseId(i), name: call.name, input: input(call.arguments, call.name) });
+    for (const [, call] of [...calls.entries()].sort(([a], [b]) => a - b)) {
+      content.push({ type: 'tool_use', id: call.id ?? randomCallId('toolu'), name: call.name, input: input(call.arguments, call.name) });
     }
     return {
       id: messageId(answer.id),
@@ -160,10 +167,15 @@ class Gathered {
   }
 }
 
-const NO_USAGE: Usage = Object.freeze({ input_tokens: 0, output_tokens: 0 });
+const NO_USAGE: Usage = Object.freeze({ input_tokens: 0, output_tokens: 0, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 });
 
-function toolUseId(index: number): string {
-  return `toolu_${index}`;
+function usageOf(event: Extract<TextEvent, { type: 'usage' }>): Usage {
+  return {
+    input_tokens: event.promptTokens,
+    output_tokens: event.completionTokens,
+    cache_creation_input_tokens: 0,
+    cache_read_input_tokens: 0,
+  };
 }
 
 /** A call's arguments as the object Anthropic's `input` is (none: `{}`); arguments that are not JSON are the model's failure, not the client's. */
@@ -217,7 +229,7 @@ export async function* messageEvents(answer: TextStream, request: TextRequest): 
           block = open = next++;
           openText = false;
           blocks.set(event.index, block);
-          const start: ToolUseBlock = { type: 'tool_use', id: event.id ?? toolUseId(event.index), name: event.name ?? '', input: {} };
+          const start: ToolUseBlock = { type: 'tool_use', id: event.id ?? randomCallId('toolu'), name: event.name ?? '', input: {} };
           yield { type: 'content_block_start', index: block, content_block: start };
         }
         // A delta of a call whose block was already stopped (calls interleaved) still goes to its own block.
@@ -232,7 +244,7 @@ export async function* messageEvents(answer: TextStream, request: TextRequest): 
         openText = false;
         break;
       case 'usage':
-        usage = { input_tokens: event.promptTokens, output_tokens: event.completionTokens };
+        usage = usageOf(event);
         break;
     }
   }
@@ -264,10 +276,13 @@ function startMessage(answer: TextStream, request: TextRequest): Message {
 
 /** One event as Server-Sent Events text: `event: <type>`, then its JSON as `data`. */
 export function sseEvent(event: StreamEvent): string {
-  return `event: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`;
+  return namedEvent(event.type, JSON.stringify(event));
 }
 
-/** The `error` event that ends a stream which failed after its first byte, with Anthropic's error body as its data. */
+/**
+ * The `error` event that ends a stream which failed after its first byte, with Anthropic's error
+ * body as its data: for our own streams and for an Anthropic upstream's cut short.
+ */
 export function sseError(error: ApiError): string {
-  return `event: error\ndata: ${anthropicErrorBody(error)}\n\n`;
+  return namedEvent('error', anthropicErrorBody(error));
 }

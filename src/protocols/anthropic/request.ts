@@ -7,7 +7,8 @@
  */
 import { fastError } from '../../core/errors.js';
 import { validSampling } from '../../core/sampling.js';
-import { checkedToolChoice, NO_TOOL_CHOICE, NO_TOOLS } from '../../core/tools.js';
+import { isObject } from '../../core/json.js';
+import { checkedFunction, checkedToolChoice, NO_TOOL_CHOICE, NO_TOOLS } from '../../core/tools.js';
 import type { ChatMessage, ChatRequest, ContentPart, FunctionTool, Sampling, ToolCall, ToolChoice } from '../../core/text.js';
 import type { CountTokensRequest, MessagesRequest } from './schemas.js';
 
@@ -183,9 +184,6 @@ function resultText(content: unknown, at: string): string {
     .join('\n');
 }
 
-/** Anthropic's tool names: letters, digits, `_` and `-`, at most 64. */
-const TOOL_NAME = /^[a-zA-Z0-9_-]{1,64}$/;
-
 function toolsOf(list: CountTokensRequest['tools']): readonly FunctionTool[] {
   if (list === undefined || list.length === 0) return NO_TOOLS;
   return list.map((t, i) => tool(t as Readonly<Record<string, unknown>>, `tools[${i}]`));
@@ -201,19 +199,12 @@ function tool(t: Readonly<Record<string, unknown>>, at: string): FunctionTool {
       `${at}.type`,
     );
   }
-  if (typeof name !== 'string' || !TOOL_NAME.test(name)) {
-    throw fastError('invalid_request', `\`${at}.name\` must be 1 to 64 letters, digits, _ or -`, `${at}.name`);
-  }
-  if (description !== undefined && typeof description !== 'string') {
-    throw fastError('invalid_request', `\`${at}.description\` must be a string`, `${at}.description`);
-  }
+  // The schema is Anthropic's own field, required and of type object: checked here, not as `parameters`.
+  const checked = checkedFunction({ name, description, parameters: null, strict }, at);
   if (!isObject(schema) || (schema.type !== undefined && schema.type !== 'object')) {
     throw fastError('invalid_request', `\`${at}.input_schema\` must be a JSON Schema of type "object"`, `${at}.input_schema`);
   }
-  if (strict !== undefined && typeof strict !== 'boolean') {
-    throw fastError('invalid_request', `\`${at}.strict\` must be true or false`, `${at}.strict`);
-  }
-  return { name, description: description ?? null, parameters: schema, strict: strict === true };
+  return { ...checked, parameters: schema, strict: checked.strict === true };
 }
 
 /** `tool_choice` in core terms: `auto`, `any` (a call is required), `tool` (that one), `none`. */
@@ -246,8 +237,4 @@ function parallelAllowed(choice: Readonly<Record<string, unknown>> | undefined):
     );
   }
   return off !== true;
-}
-
-function isObject(value: unknown): value is Readonly<Record<string, unknown>> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }

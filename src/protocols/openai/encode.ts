@@ -15,6 +15,7 @@ import {
   type Timings,
   type TokenLogprob,
 } from '../../core/text.js';
+import { randomCallId } from '../../core/tools.js';
 
 /** OpenAI's `usage` object, in tokens. */
 export interface Usage {
@@ -223,7 +224,7 @@ function toolCallsOf(
 ): ToolCall[] {
   return [...calls.entries()]
     .sort(([a], [b]) => a - b)
-    .map(([i, c]) => ({ id: c.id ?? `call_${i}`, type: 'function', function: { name: c.name, arguments: c.arguments } }));
+    .map(([, c]) => ({ id: c.id ?? randomCallId('call'), type: 'function', function: { name: c.name, arguments: c.arguments } }));
 }
 
 /**

@@ -6,7 +6,8 @@
  */
 import { fastError } from '../../core/errors.js';
 import { validSampling } from '../../core/sampling.js';
-import { checkedArguments, checkedToolChoice, NO_TOOL_CHOICE, NO_TOOLS } from '../../core/tools.js';
+import { isObject } from '../../core/json.js';
+import { checkedArguments, checkedFunction, checkedToolChoice, NO_TOOL_CHOICE, NO_TOOLS, openaiToolChoice } from '../../core/tools.js';
 import type {
   ChatMessage,
   ChatRequest as CoreChatRequest,
@@ -130,15 +131,12 @@ function historyCall(call: unknown, path: string): ToolCall {
 
 /** `tool_choice`: "none", "auto", "required", or `{type: 'function', function: {name}}`. */
 function toolChoice(value: unknown, path: string): ToolChoice {
-  if (value === 'none' || value === 'auto' || value === 'required') return { type: value };
-  if (isObject(value) && value.type === 'function' && isObject(value.function) && typeof value.function.name === 'string') {
-    return { type: 'function', name: value.function.name };
-  }
-  throw fastError(
-    'invalid_request',
-    `\`${path}\` must be "none", "auto", "required", or {"type": "function", "function": {"name": ...}}`,
-    path,
-  );
+  return openaiToolChoice(value, path, functionName, '{"type": "function", "function": {"name": ...}}');
+}
+
+/** Where chat completions name a chosen function: `function.name`. */
+function functionName(choice: Readonly<Record<string, unknown>>): unknown {
+  return isObject(choice.function) ? choice.function.name : undefined;
 }
 
 /** The deprecated `function_call`: "none", "auto", or `{name}`. */
@@ -154,9 +152,6 @@ function textPart(part: { readonly type: string; readonly text?: unknown }, path
     throw fastError('invalid_request', `\`${path}.text\` must be a string`, `${path}.text`);
   }
 }
-
-/** OpenAI's function names: letters, digits, `_` and `-`, at most 64. */
-const FUNCTION_NAME = /^[a-zA-Z0-9_-]{1,64}$/;
 
 /** `tools`, then the deprecated `functions` (read as the function tools they stand for). */
 function withLegacy(tools: readonly FunctionTool[], functions: readonly FunctionTool[]): readonly FunctionTool[] {
@@ -177,25 +172,9 @@ function listOf(value: unknown, field: string, noun: string, read: (item: unknow
   return value.map((item: unknown, i) => read(item, `${field}[${i}]`));
 }
 
-/** One function's definition (name, description, JSON Schema parameters, strict) at `at`. */
+/** One function's definition (name, description, JSON Schema parameters, strict) at `at`; not strict unless it says so. */
 function functionDefinition(fn: unknown, at: string): FunctionTool {
   if (!isObject(fn)) throw fastError('invalid_request', `\`${at}\` must be an object`, at);
-  const { name, description, parameters, strict } = fn;
-  if (typeof name !== 'string' || !FUNCTION_NAME.test(name)) {
-    throw fastError('invalid_request', `\`${at}.name\` must be 1 to 64 letters, digits, _ or -`, `${at}.name`);
-  }
-  if (description !== undefined && description !== null && typeof description !== 'string') {
-    throw fastError('invalid_request', `\`${at}.description\` must be a string`, `${at}.description`);
-  }
-  if (parameters !== undefined && parameters !== null && !isObject(parameters)) {
-    throw fastError('invalid_request', `\`${at}.parameters\` must be a JSON Schema object`, `${at}.parameters`);
-  }
-  if (strict !== undefined && strict !== null && typeof strict !== 'boolean') {
-    throw fastError('invalid_request', `\`${at}.strict\` must be true or false`, `${at}.strict`);
-  }
-  return { name, description: description ?? null, parameters: parameters ?? null, strict: strict === true };
-}
-
-function isObject(v: unknown): v is Readonly<Record<string, unknown>> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
+  const checked = checkedFunction({ name: fn.name, description: fn.description, parameters: fn.parameters, strict: fn.strict }, at);
+  return { ...checked, strict: checked.strict === true };
 }

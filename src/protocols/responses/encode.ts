@@ -6,6 +6,7 @@
  * gathers the events into output items and, when streaming, writes the events that say so.
  */
 import { ClientGoneError } from '../../core/call.js';
+import { namedEvent } from '../../core/sse.js';
 import type { FinishReason, TextEvent } from '../../core/text.js';
 import type { Echo, FunctionCallItem, Item, MessageItem } from './request.js';
 
@@ -135,7 +136,7 @@ type EventBody =
 
 /** An event as Server-Sent Events: named by its type, as OpenAI sends them (there is no `[DONE]`). */
 export function sseEvent(event: ResponseStreamEvent): string {
-  return `event: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`;
+  return namedEvent(event.type, JSON.stringify(event));
 }
 
 const NONE: readonly never[] = Object.freeze([]);

@@ -8,7 +8,8 @@
  */
 import { fastError } from '../../core/errors.js';
 import { validSampling } from '../../core/sampling.js';
-import { checkedArguments, checkedToolChoice } from '../../core/tools.js';
+import { isObject } from '../../core/json.js';
+import { FUNCTION_NAME, checkedArguments, checkedFunction, checkedToolChoice, openaiToolChoice } from '../../core/tools.js';
 import type { ChatMessage, ChatRequest, ContentPart, FunctionTool, Sampling, ToolCall, ToolChoice } from '../../core/text.js';
 import type { ResponsesRequest } from './schemas.js';
 
@@ -354,34 +355,17 @@ function functionTool(value: unknown, path: string): ResponsesFunctionTool {
       `${path}.type`,
     );
   }
-  const { name, description, parameters, strict } = tool;
-  if (typeof name !== 'string' || !FUNCTION_NAME.test(name)) {
-    throw fastError('invalid_request', `\`${path}.name\` must be 1 to 64 letters, digits, _ or -`, `${path}.name`);
-  }
-  if (description !== undefined && description !== null && typeof description !== 'string') {
-    throw fastError('invalid_request', `\`${path}.description\` must be a string`, `${path}.description`);
-  }
-  if (parameters !== undefined && parameters !== null && !isObject(parameters)) {
-    throw fastError('invalid_request', `\`${path}.parameters\` must be a JSON Schema object`, `${path}.parameters`);
-  }
-  if (strict !== undefined && strict !== null && typeof strict !== 'boolean') {
-    throw fastError('invalid_request', `\`${path}.strict\` must be true or false`, `${path}.strict`);
-  }
+  const checked = checkedFunction(
+    { name: tool.name, description: tool.description, parameters: tool.parameters, strict: tool.strict },
+    path,
+  );
   // OpenAI's function tools are strict unless the client says otherwise.
-  return { type: 'function', name, description: description ?? null, parameters: parameters ?? null, strict: strict !== false };
+  return { type: 'function', ...checked, strict: checked.strict !== false };
 }
 
-/** OpenAI's function names: letters, digits, `_` and `-`, at most 64. */
-const FUNCTION_NAME = /^[a-zA-Z0-9_-]{1,64}$/;
-
+/** `tool_choice`: "none", "auto", "required", or `{type: 'function', name}` (flat, unlike chat's). */
 function toolChoice(value: unknown): ToolChoice {
-  if (value === 'none' || value === 'auto' || value === 'required') return { type: value };
-  if (isObject(value) && value.type === 'function' && typeof value.name === 'string') return { type: 'function', name: value.name };
-  throw fastError(
-    'invalid_request',
-    '`tool_choice` must be "none", "auto", "required", or {"type": "function", "name": ...}',
-    'tool_choice',
-  );
+  return openaiToolChoice(value, 'tool_choice', (choice) => choice.name, '{"type": "function", "name": ...}');
 }
 
 function wireToolChoice(choice: ToolChoice): ResponsesToolChoice {
@@ -443,8 +427,4 @@ function string(value: unknown, path: string, what: string): string {
 function shown(v: unknown): string {
   const s = JSON.stringify(v) ?? String(v);
   return s.length > 60 ? `${s.slice(0, 57)}...` : s;
-}
-
-function isObject(v: unknown): v is Readonly<Record<string, unknown>> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }

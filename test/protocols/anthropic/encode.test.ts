@@ -47,6 +47,10 @@ const call = (index: number, args: string, id: string | null = null, name: strin
 const finish = (reason: 'stop' | 'length' | 'tool_calls' | 'content_filter', stopSequence?: string): TextEvent =>
   stopSequence === undefined ? { type: 'finish', reason } : { type: 'finish', reason, stopSequence };
 const usage: TextEvent = { type: 'usage', promptTokens: 5, completionTokens: 2, timings: null };
+/** The cache counts every usage object has (the SDKs' types require them): no prompt caching, so 0. */
+const NO_CACHE = { cache_creation_input_tokens: 0, cache_read_input_tokens: 0 };
+/** A tool_use id made here: `toolu_` and 24 random base64url characters. */
+const MADE_ID = /^toolu_[A-Za-z0-9_-]{24}$/;
 
 const start = {
   type: 'message_start',
@@ -58,7 +62,7 @@ const start = {
     content: [],
     stop_reason: null,
     stop_sequence: null,
-    usage: { input_tokens: 0, output_tokens: 0 },
+    usage: { input_tokens: 0, output_tokens: 0, ...NO_CACHE },
   },
 };
 
@@ -72,7 +76,7 @@ describe('wholeMessage', () => {
       content: [{ type: 'text', text: 'Hello' }],
       stop_reason: 'end_turn',
       stop_sequence: null,
-      usage: { input_tokens: 5, output_tokens: 2 },
+      usage: { input_tokens: 5, output_tokens: 2, ...NO_CACHE },
     });
   });
 
@@ -81,7 +85,7 @@ describe('wholeMessage', () => {
     assert.ok(!(whole instanceof Promise));
     assert.equal(whole.id, 'msg_abc', 'an Anthropic id kept as it is');
     assert.equal(whole.stop_reason, 'max_tokens');
-    assert.deepEqual(whole.usage, { input_tokens: 0, output_tokens: 0 });
+    assert.deepEqual(whole.usage, { input_tokens: 0, output_tokens: 0, ...NO_CACHE });
   });
 
   it('says which stop sequence ended the answer', async () => {
@@ -114,6 +118,19 @@ describe('wholeMessage', () => {
     assert.equal(whole.stop_reason, 'tool_use');
   });
 
+  it('gives a call without an id a random toolu_ id, different in every answer', async () => {
+    const ids = new Set<string>();
+    for (let i = 0; i < 3; i++) {
+      const whole = await wholeMessage(answer([call(0, '{}', null, 'f'), call(1, '{}', null, 'g'), finish('tool_calls')]), request);
+      for (const block of whole.content) {
+        assert.ok(block.type === 'tool_use');
+        assert.match(block.id, MADE_ID);
+        ids.add(block.id);
+      }
+    }
+    assert.equal(ids.size, 6);
+  });
+
   it("refuses arguments that are not JSON as the model's failure", async () => {
     await assert.rejects(async () => wholeMessage(answer([call(0, '{"a":', 'c', 'f'), finish('tool_calls')]), request), {
       code: 'upstream_error',
@@ -139,7 +156,11 @@ describe('messageEvents', () => {
       { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: 'Hel' } },
       { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: 'lo' } },
       { type: 'content_block_stop', index: 0 },
-      { type: 'message_delta', delta: { stop_reason: 'end_turn', stop_sequence: null }, usage: { input_tokens: 5, output_tokens: 2 } },
+      {
+        type: 'message_delta',
+        delta: { stop_reason: 'end_turn', stop_sequence: null },
+        usage: { input_tokens: 5, output_tokens: 2, ...NO_CACHE },
+      },
       { type: 'message_stop' },
     ]);
   });
@@ -164,9 +185,25 @@ describe('messageEvents', () => {
       { type: 'content_block_start', index: 2, content_block: { type: 'tool_use', id: 'call_b', name: 'now', input: {} } },
       { type: 'content_block_delta', index: 2, delta: { type: 'input_json_delta', partial_json: '{}' } },
       { type: 'content_block_stop', index: 2 },
-      { type: 'message_delta', delta: { stop_reason: 'tool_use', stop_sequence: null }, usage: { input_tokens: 5, output_tokens: 2 } },
+      {
+        type: 'message_delta',
+        delta: { stop_reason: 'tool_use', stop_sequence: null },
+        usage: { input_tokens: 5, output_tokens: 2, ...NO_CACHE },
+      },
       { type: 'message_stop' },
     ]);
+  });
+
+  it('streams a call without an id under one random toolu_ id, different in every answer', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      for (const e of await streamed(answer([call(0, '{"a"'), call(0, ':1}'), finish('tool_calls')]))) {
+        if (e.type === 'content_block_start' && e.content_block.type === 'tool_use') ids.push(e.content_block.id);
+      }
+    }
+    assert.equal(ids.length, 2);
+    for (const id of ids) assert.match(id, MADE_ID);
+    assert.notEqual(ids[0], ids[1]);
   });
 
   it('opens a new text block for text after a call', async () => {
@@ -192,7 +229,7 @@ describe('messageEvents', () => {
     assert.deepEqual(await last([text('a'), finish('stop', '\n'), usage]), {
       type: 'message_delta',
       delta: { stop_reason: 'stop_sequence', stop_sequence: '\n' },
-      usage: { input_tokens: 5, output_tokens: 2 },
+      usage: { input_tokens: 5, output_tokens: 2, ...NO_CACHE },
     });
     assert.deepEqual(((await last([text('a'), finish('length')])) as { delta: unknown }).delta, {
       stop_reason: 'max_tokens',

@@ -43,8 +43,8 @@ export function anthropicCalls(gateway: Gateway, log: Logger) {
     schema: CountTokensRequest,
     protocol: 'anthropic',
     handle: async (body, ctx) => {
-      const { version, tokens } = await gateway.countTokens(countTokensRequest(body), ctx);
-      const headers = servedHeaders({ version, result: null, fallbackFrom: null, rateLimit: null }, JSON_TYPE);
+      const { version, tokens, rateLimit } = await gateway.countTokens(countTokensRequest(body), ctx);
+      const headers = servedHeaders({ version, result: null, fallbackFrom: null, rateLimit }, JSON_TYPE);
       return { status: 200, headers, body: JSON.stringify({ input_tokens: tokens }) };
     },
   };

@@ -67,14 +67,20 @@ async function createResponse(body: ResponsesRequest, ctx: RequestContext, deps:
   const save =
     call.store && store !== null
       ? () =>
-          store.save({
-            id: `resp_${hex}`,
-            tenant,
-            createdAt: Date.now(),
-            input,
-            conversation: [...history, ...input, ...builder.items()],
-            response: builder.response(),
-          })
+          store
+            .save({
+              id: `resp_${hex}`,
+              tenant,
+              createdAt: Date.now(),
+              input,
+              conversation: [...history, ...input, ...builder.items()],
+              response: builder.response(),
+            })
+            // The answer is finished and paid for: a database that cannot store it costs the client
+            // its later GET or continuation, not the answer itself.
+            .catch((err: unknown) =>
+              deps.log.error({ err, reqId: ctx.id, response: `resp_${hex}` }, 'storing a response failed; answered unstored'),
+            )
       : null;
   if (!call.stream) {
     await gather(builder, answer);

@@ -6,7 +6,7 @@
  */
 import { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import { ClientGoneError, type Cancellation } from '../../core/call.js';
+import { ClientGoneError, type Cancellation } from '../core/call.js';
 
 /** An upstream's answer, whatever its status: one of 400 or more always comes with its whole body. */
 export interface UpstreamResponse {

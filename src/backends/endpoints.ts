@@ -106,6 +106,11 @@ export class Endpoints<P> {
     if (limit > 0 && endpoint.failures >= limit) this.eject(endpoint);
   }
 
+  /** A call to `endpoint` ended that says nothing of its health (a probe of a route it may not have): neither a failure nor a success. */
+  release(endpoint: Endpoint<P>): void {
+    endpoint.outstanding--;
+  }
+
   /** Takes an endpoint out for the ejection time (also used by active health checks). */
   eject(endpoint: Endpoint<P>): void {
     endpoint.ejectedUntil = this.#now() + this.#options.ejectionMs;
