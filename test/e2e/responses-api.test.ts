@@ -14,10 +14,9 @@ import { after, before, describe, it } from 'node:test';
 import { Ajv } from 'ajv';
 import SQLite from 'better-sqlite3';
 import OpenAI from 'openai';
-import pg from 'pg';
 import type { ResponseStreamEvent } from 'openai/resources/responses/responses';
 import { get, post, startServer, startServers, writeConfig, type RunningServer } from '../helpers/server.js';
-import { ADMIN_KEY, adminCall, tenantWithKey } from '../helpers/tenancy.js';
+import { ADMIN_KEY, adminCall, postgresAnswers, tenantWithKey } from '../helpers/tenancy.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
 import { CALL_ARGUMENTS, startToolUpstream, type ToolUpstream } from '../helpers/tool-upstream.js';
 
@@ -574,21 +573,8 @@ models:
 
 const DATABASE_URL = process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test';
 
-async function postgresAnswers(): Promise<boolean> {
-  const client = new pg.Client({ connectionString: DATABASE_URL, connectionTimeoutMillis: 1000 });
-  try {
-    await client.connect();
-    await client.query('select 1');
-    return true;
-  } catch {
-    return false;
-  } finally {
-    await client.end().catch(() => undefined);
-  }
-}
-
 describe('Responses API: stored in PostgreSQL, shared by two replicas', async () => {
-  if (!(await postgresAnswers())) {
+  if (!(await postgresAnswers(DATABASE_URL))) {
     it('needs PostgreSQL', (t) => t.skip(`no PostgreSQL answers at ${DATABASE_URL}; set DATABASE_URL to run these tests`));
     return;
   }

@@ -13,23 +13,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import SQLite from 'better-sqlite3';
 import pg from 'pg';
 import { post, startServer, startServers, writeConfig, type RunningServer } from '../helpers/server.js';
-import { ADMIN_KEY, redisAnswers, tenantWithKey } from '../helpers/tenancy.js';
+import { ADMIN_KEY, postgresAnswers, redisAnswers, tenantWithKey } from '../helpers/tenancy.js';
 
 const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
 const DATABASE_URL = process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test';
-
-async function postgresAnswers(): Promise<boolean> {
-  const client = new pg.Client({ connectionString: DATABASE_URL, connectionTimeoutMillis: 1000 });
-  try {
-    await client.connect();
-    await client.query('select 1');
-    return true;
-  } catch {
-    return false;
-  } finally {
-    await client.end().catch(() => undefined);
-  }
-}
 
 const hi = [{ role: 'user', content: 'hello there' }];
 const MODELS_YAML = `
@@ -88,7 +75,7 @@ ${MODELS_YAML}`);
 });
 
 describe('the usage ledger on PostgreSQL, written by two processes', async () => {
-  const up = await postgresAnswers();
+  const up = await postgresAnswers(DATABASE_URL);
   if (!up) {
     it('needs PostgreSQL', (t) => t.skip(`no PostgreSQL answers at ${DATABASE_URL}; set DATABASE_URL to run these tests`));
     return;

@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { Redis } from 'ioredis';
+import pg from 'pg';
 import { BIN, writeConfig } from './server.js';
 
 export const ADMIN_KEY = 'test-admin-key-0123456789';
@@ -64,6 +65,20 @@ export async function redisAnswers(url: string): Promise<boolean> {
     return false;
   } finally {
     redis.disconnect();
+  }
+}
+
+/** Whether a PostgreSQL server answers a query at `url` within a second. */
+export async function postgresAnswers(url: string): Promise<boolean> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 1000 });
+  try {
+    await client.connect();
+    await client.query('select 1');
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await client.end().catch(() => undefined);
   }
 }
 

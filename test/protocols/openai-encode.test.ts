@@ -1,31 +1,17 @@
 /** Typed text events encoded as OpenAI answers: the whole answer and the stream of chunks, with logprobs, tool calls and usage. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { ANSWER_CREATED, ANSWER_ID, answer } from '../helpers/text.js';
 import { ClientGoneError } from '../../src/core/call.js';
-import { fastError } from '../../src/core/errors.js';
 import type { TextEvent, TextRequest, TextStream, Timings, TokenLogprob } from '../../src/core/text.js';
 import { streamChunks, wholeAnswer, type ChatLogprobs } from '../../src/protocols/openai/encode.js';
 import { chatRequest, completionRequest } from '../../src/protocols/openai/request.js';
 import type { ChatRequest, CompletionRequest } from '../../src/protocols/openai/schemas.js';
 
-const ID = 'chatcmpl-test1';
-const CREATED = 1_700_000_000;
+const ID = ANSWER_ID;
+const CREATED = ANSWER_CREATED;
 const head = { id: ID, object: 'chat.completion.chunk', created: CREATED, model: 'alias' };
 const textHead = { id: ID, object: 'text_completion', created: CREATED, model: 'alias' };
-
-function answer(events: readonly TextEvent[], failAfter: number | null = null): TextStream {
-  return {
-    type: 'events',
-    id: ID,
-    created: CREATED,
-    events: (async function* () {
-      for (const [i, e] of events.entries()) {
-        if (i === failAfter) throw fastError('upstream_error', 'the upstream went away');
-        yield e;
-      }
-    })(),
-  };
-}
 
 const chatReq = (extra: Record<string, unknown> = {}): TextRequest =>
   chatRequest({ model: 'alias', messages: [{ role: 'user', content: 'hi' }], ...extra } as ChatRequest);

@@ -1,24 +1,13 @@
 /** OpenAI chat and completion bodies parsed into the core's typed requests: sampling, usage, tools, messages and the body kept for pass-through. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ApiError } from '../../src/core/errors.js';
+import { refused } from '../helpers/text.js';
 import { validSampling } from '../../src/core/sampling.js';
 import { chatRequest, completionRequest } from '../../src/protocols/openai/request.js';
 import type { ChatRequest } from '../../src/protocols/openai/schemas.js';
 
 const hi = [{ role: 'user', content: 'hi' }];
 const chat = (extra: Record<string, unknown> = {}): ChatRequest => ({ model: 'm', messages: hi, ...extra }) as ChatRequest;
-
-/** Asserts that `parse` throws invalid_request naming `param`. */
-function refused(parse: () => unknown, param: string, message: RegExp): void {
-  assert.throws(parse, (err: unknown) => {
-    assert.ok(err instanceof ApiError, String(err));
-    assert.equal(err.code, 'invalid_request');
-    assert.equal(err.param, param, err.message);
-    assert.match(err.message, message);
-    return true;
-  });
-}
 
 describe('chatRequest', () => {
   it('parses a minimal body with every default', () => {

@@ -14,6 +14,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Ajv, type ValidateFunction } from 'ajv';
 import type { TSchema } from '@sinclair/typebox';
 import type { TraceAttributes } from '../../core/call.js';
+import type { RawText, TextResponse, TextStream } from '../../core/text.js';
 import type { RequestContext } from '../../pipeline/context.js';
 import type { Served } from '../../pipeline/gateway.js';
 import type { Envelope } from '../envelope.js';
@@ -28,6 +29,38 @@ export function servedHeaders(served: Served<unknown>, contentType: string): Rec
   const headers = withRateLimit(served.rateLimit, served.version.version, contentType);
   if (served.fallbackFrom !== null) headers['x-fallback-from'] = served.fallbackFrom;
   return headers;
+}
+
+/** The headers of a Server-Sent Events answer: what served it, and neither caching nor a proxy's buffering. */
+export function eventStreamHeaders(served: Served<unknown>): Record<string, string> {
+  const headers = servedHeaders(served, 'text/event-stream');
+  headers['cache-control'] = 'no-cache';
+  headers['x-accel-buffering'] = 'no';
+  return headers;
+}
+
+/**
+ * A text answer to a client of `protocol`: an upstream's bytes as they came when it spoke that
+ * protocol (the pass-through path); else its events, gathered by `whole` before any byte is
+ * written (so an error on the way answers with its own status), or sent as the Server-Sent Events
+ * text `stream` makes of them.
+ */
+export async function serveText(
+  served: Served<TextResponse>,
+  protocol: RawText['protocol'],
+  streamed: boolean,
+  whole: (answer: TextStream) => object | Promise<object>,
+  stream: (answer: TextStream) => AsyncIterable<string>,
+): Promise<HttpResult> {
+  const answer = served.result;
+  if (answer.type === 'raw' && answer.protocol === protocol) {
+    return { status: 200, headers: servedHeaders(served, answer.contentType), body: answer.body };
+  }
+  const events = answer.type === 'events' ? answer : await answer.events();
+  if (streamed) return { status: 200, headers: eventStreamHeaders(served), body: { chunks: stream(events) } };
+  const gathered = whole(events);
+  const body = gathered instanceof Promise ? await gathered : gathered;
+  return { status: 200, headers: servedHeaders(served, 'application/json'), body: JSON.stringify(body) };
 }
 
 /** One POST endpoint: its body schema, its error shape, and the call. */

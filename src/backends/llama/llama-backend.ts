@@ -48,7 +48,7 @@ interface Prompt {
 /** Context size when the config names none: the model's own, capped so a 128k-context model does not reserve 128k per sequence. */
 const DEFAULT_MAX_CONTEXT = 4096;
 const NO_STOP_TOKENS: ReadonlySet<Token> = new Set();
-/** Tool-call grammars kept per model version. */
+/** Grammars kept per model version. */
 const GRAMMAR_CACHE = 128;
 /** Tokens kept for a call's name and the syntax around it, out of the arguments' budget. */
 const NAME_ROOM = 32;
@@ -77,8 +77,7 @@ export class LlamaBackend extends TextBackend {
   #wrapper: ChatWrapper | null = null;
   #callSyntax: CallSyntax | null = null;
   #vocabSize = 0;
-  #jsonGrammar: Promise<LlamaGrammar> | null = null;
-  /** Grammars of tool calls, by schema and budget (see #cachedGrammar). */
+  /** Grammars of response formats and tool calls, by what they are made from (see #cachedGrammar). */
   readonly #grammars = new Map<string, Promise<LlamaGrammar>>();
   #afterDispatch: Array<() => void> = [];
   #error: string | null = null;
@@ -273,7 +272,6 @@ export class LlamaBackend extends TextBackend {
   /** What a call takes: the grammars of the names and of each function's arguments; 400 naming a tool whose schema no grammar expresses. */
   async #callPlan(request: ChatRequest, prompt: Prompt, maxTokens: number, contextSize: number): Promise<CallPlan> {
     const llama = this.#llama as Llama;
-    const model = this.#model as LlamaModel;
     const choice = request.toolChoice;
     const tools = choice.type === 'function' ? request.tools.filter((t) => t.name === choice.name) : request.tools;
     const names = tools.map((t) => t.name);
@@ -301,7 +299,6 @@ export class LlamaBackend extends TextBackend {
       prompt: prompt.tokens,
       maxTokens,
       contextSize,
-      tokenize: (text) => model.tokenize(text, false, 'trimLeadingSpace'),
     };
   }
 
@@ -420,16 +417,14 @@ export class LlamaBackend extends TextBackend {
     return options;
   }
 
-  /** `json_object`: llama.cpp's JSON grammar (loaded once). `json_schema`: a grammar from the schema, or a 400 naming what it cannot express. */
+  /** `json_object`: llama.cpp's JSON grammar. `json_schema`: a grammar from the schema, or a 400 naming what it cannot express. Both cached. */
   async #grammar(format: ResponseFormat): Promise<LlamaGrammar | null> {
     const llama = this.#llama as Llama;
-    if (format.type === 'json_object') {
-      this.#jsonGrammar ??= llama.getGrammarFor('json');
-      return this.#jsonGrammar;
-    }
+    if (format.type === 'json_object') return this.#cachedGrammar('json', () => llama.getGrammarFor('json'));
     if (format.type !== 'json_schema') return null;
+    const schema = format.schema as Parameters<Llama['createGrammarForJsonSchema']>[0];
     try {
-      return await llama.createGrammarForJsonSchema(format.schema as Parameters<Llama['createGrammarForJsonSchema']>[0]);
+      return await this.#cachedGrammar(`schema\0${JSON.stringify(schema)}`, () => llama.createGrammarForJsonSchema(schema));
     } catch (err) {
       throw fastError(
         'invalid_request',

@@ -55,8 +55,6 @@ export interface CallPlan {
   readonly maxTokens: number;
   /** Tokens the context holds: a phase's prompt and budget together stay within it. */
   readonly contextSize: number;
-  /** The model's tokens of a text it wrote (to continue after it). */
-  readonly tokenize: (text: string) => Token[];
 }
 
 /** The generations of one answer, read as one for timings and usage, and aborted together. */
@@ -145,7 +143,7 @@ export async function* toolAnswer(
       // A client's stop text says which ended it; the template's own do not.
       return yield* end(text.finishReason, stop !== null && plan.clientStops.includes(stop) ? stop : null);
     }
-    prompt = [...prompt, ...plan.tokenize(written)];
+    prompt = [...prompt, ...plan.syntax.text(written)];
   }
   prompt = [...prompt, ...plan.syntax.prefix];
 
@@ -160,7 +158,7 @@ export async function* toolAnswer(
     if (naming.finishReason === 'length') return yield* end('length');
     name = written.trim();
   }
-  prompt = [...prompt, ...plan.syntax.name(name), ...plan.syntax.paramsPrefix(name)];
+  prompt = [...prompt, ...plan.syntax.text(name), ...plan.syntax.paramsPrefix(name)];
 
   const left = budget(prompt);
   if (left <= 0) return yield* end('length');

@@ -157,9 +157,9 @@ export class CallSyntax {
     return text.tokenize(this.#model.tokenizer);
   }
 
-  /** A name as the model would write it (plain text, no special tokens). */
-  name(name: string): Token[] {
-    return this.#model.tokenize(name, false, 'trimLeadingSpace');
+  /** Text as the model writes it (plain text, no special tokens): a function's name, or what it wrote before a call. */
+  text(text: string): Token[] {
+    return this.#model.tokenize(text, false, 'trimLeadingSpace');
   }
 }
 

@@ -1,6 +1,7 @@
 /** Typed text events encoded as Anthropic answers: the whole message, the event stream, stop reasons, usage and SSE text. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { ANSWER_CREATED, answer } from '../../helpers/text.js';
 import { ClientGoneError } from '../../../src/core/call.js';
 import { fastError } from '../../../src/core/errors.js';
 import type { TextEvent, TextRequest, TextStream } from '../../../src/core/text.js';
@@ -8,27 +9,12 @@ import { messageEvents, messageId, sseError, sseEvent, wholeMessage, type Stream
 import { messagesRequest } from '../../../src/protocols/anthropic/request.js';
 import type { MessagesRequest } from '../../../src/protocols/anthropic/schemas.js';
 
-const ID = 'chatcmpl-test1';
-const CREATED = 1_700_000_000;
+const CREATED = ANSWER_CREATED;
 const request: TextRequest = messagesRequest({
   model: 'alias',
   max_tokens: 8,
   messages: [{ role: 'user', content: 'hi' }],
 } as MessagesRequest);
-
-function answer(events: readonly TextEvent[], failAfter: number | null = null): TextStream {
-  return {
-    type: 'events',
-    id: ID,
-    created: CREATED,
-    events: (async function* () {
-      for (const [i, e] of events.entries()) {
-        if (i === failAfter) throw fastError('upstream_error', 'the upstream went away');
-        yield e;
-      }
-    })(),
-  };
-}
 
 async function streamed(stream: TextStream): Promise<StreamEvent[]> {
   const out: StreamEvent[] = [];

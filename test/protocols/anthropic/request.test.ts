@@ -1,6 +1,7 @@
 /** Anthropic Messages bodies parsed into the core's chat request: system, content blocks, tools, tool_choice, sampling, refusals by field path. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { refused } from '../../helpers/text.js';
 import { Ajv } from 'ajv';
 import { ApiError } from '../../../src/core/errors.js';
 import { validSampling } from '../../../src/core/sampling.js';
@@ -15,17 +16,6 @@ const turns = (...messages: unknown[]): MessagesRequest => body({ messages });
 
 const WEATHER = { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] };
 const weather = { name: 'get_weather', description: 'The weather in a city', input_schema: WEATHER };
-
-/** Asserts that `parse` throws invalid_request naming `param`. */
-function refused(parse: () => unknown, param: string, message: RegExp): void {
-  assert.throws(parse, (err: unknown) => {
-    assert.ok(err instanceof ApiError, String(err));
-    assert.equal(err.code, 'invalid_request');
-    assert.equal(err.param, param, err.message);
-    assert.match(err.message, message);
-    return true;
-  });
-}
 
 describe('messagesRequest', () => {
   it('parses a minimal body: max_tokens, usage always reported, the body kept for pass-through', () => {

@@ -4,7 +4,7 @@ import type { ChatRequest } from '../../../core/text.js';
 import type { RequestContext } from '../../../pipeline/context.js';
 import type { Gateway } from '../../../pipeline/gateway.js';
 import { toApiError } from '../errors.js';
-import { servedHeaders, type HttpResult, type ModelCall } from '../model-calls.js';
+import { servedHeaders, serveText, type HttpResult, type ModelCall } from '../model-calls.js';
 import { CountTokensRequest, MessagesRequest } from '../../../protocols/anthropic/schemas.js';
 import { countTokensRequest, messagesRequest } from '../../../protocols/anthropic/request.js';
 import { messageEvents, sseError, sseEvent, wholeMessage, type StreamEvent } from '../../../protocols/anthropic/encode.js';
@@ -15,22 +15,13 @@ const JSON_TYPE = 'application/json';
 export function anthropicCalls(gateway: Gateway, log: Logger) {
   /** Serves a parsed request: an Anthropic upstream's bytes as they came, else the events encoded whole or as a stream. */
   async function messages(req: ChatRequest, ctx: RequestContext): Promise<HttpResult> {
-    const served = await gateway.generate(req, ctx);
-    const answer = served.result;
-    // An upstream's bytes pass on when it spoke Anthropic's protocol; another's (OpenAI's) are read as events.
-    if (answer.type === 'raw' && answer.protocol === 'anthropic')
-      return { status: 200, headers: servedHeaders(served, answer.contentType), body: answer.body };
-    const result = answer.type === 'events' ? answer : await answer.events();
-    if (!req.stream) {
-      // Gathered before any byte is written: an error on the way answers with its own status.
-      const whole = wholeMessage(result, req);
-      const body = whole instanceof Promise ? await whole : whole;
-      return { status: 200, headers: servedHeaders(served, JSON_TYPE), body: JSON.stringify(body) };
-    }
-    const headers = servedHeaders(served, 'text/event-stream');
-    headers['cache-control'] = 'no-cache';
-    headers['x-accel-buffering'] = 'no';
-    return { status: 200, headers, body: { chunks: sse(messageEvents(result, req), ctx, log) } };
+    return serveText(
+      await gateway.generate(req, ctx),
+      'anthropic',
+      req.stream,
+      (answer) => wholeMessage(answer, req),
+      (answer) => sse(messageEvents(answer, req), ctx, log),
+    );
   }
 
   const create: ModelCall<MessagesRequest> = {

@@ -5,7 +5,7 @@ import type { RequestContext } from '../../../pipeline/context.js';
 import type { Gateway } from '../../../pipeline/gateway.js';
 import { toApiError } from '../errors.js';
 import { openaiErrorBody } from '../../../protocols/openai/errors.js';
-import { servedHeaders, type HttpResult, type ModelCall } from '../model-calls.js';
+import { servedHeaders, serveText, type HttpResult, type ModelCall } from '../model-calls.js';
 import { ChatRequest, CompletionRequest, EmbeddingRequest } from '../../../protocols/openai/schemas.js';
 import { chatRequest, completionRequest } from '../../../protocols/openai/request.js';
 import { streamChunks, wholeAnswer } from '../../../protocols/openai/encode.js';
@@ -16,22 +16,13 @@ const JSON_TYPE = 'application/json';
 export function openaiCalls(gateway: Gateway, log: Logger) {
   /** Serves a parsed text request: an upstream's bytes as they came, else the events encoded whole or as a stream. */
   async function text(req: TextRequest, ctx: RequestContext): Promise<HttpResult> {
-    const served = await gateway.generate(req, ctx);
-    const answer = served.result;
-    // An upstream's bytes pass on when it spoke OpenAI's protocol; another's (Anthropic's) are read as events.
-    if (answer.type === 'raw' && answer.protocol === 'openai')
-      return { status: 200, headers: servedHeaders(served, answer.contentType), body: answer.body };
-    const result = answer.type === 'events' ? answer : await answer.events();
-    if (!req.stream) {
-      // Gathered before any byte is written: an error on the way answers with its own status.
-      const whole = wholeAnswer(result, req);
-      const body = whole instanceof Promise ? await whole : whole;
-      return { status: 200, headers: servedHeaders(served, JSON_TYPE), body: JSON.stringify(body) };
-    }
-    const headers = servedHeaders(served, 'text/event-stream');
-    headers['cache-control'] = 'no-cache';
-    headers['x-accel-buffering'] = 'no';
-    return { status: 200, headers, body: { chunks: sse(streamChunks(result, req), ctx, log) } };
+    return serveText(
+      await gateway.generate(req, ctx),
+      'openai',
+      req.stream,
+      (answer) => wholeAnswer(answer, req),
+      (answer) => sse(streamChunks(answer, req), ctx, log),
+    );
   }
 
   const chat: ModelCall<ChatRequest> = {

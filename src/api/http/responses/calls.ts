@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { ApiError, fastError } from '../../../core/errors.js';
-import type { TextEvent, TextStream } from '../../../core/text.js';
+import { textStream, type TextEvent, type TextStream } from '../../../core/text.js';
 import type { RequestContext } from '../../../pipeline/context.js';
 import type { Gateway } from '../../../pipeline/gateway.js';
 import { ResponseBuilder, sseEvent, type ResponseStreamEvent } from '../../../protocols/responses/encode.js';
@@ -17,7 +17,7 @@ import { ResponsesRequest } from '../../../protocols/responses/schemas.js';
 import type { ResponseStore } from '../../../store/responses.js';
 import { ANONYMOUS } from '../../../tenancy/tenancy.js';
 import { toApiError } from '../errors.js';
-import { servedHeaders, type HttpResult, type ModelCall } from '../model-calls.js';
+import { eventStreamHeaders, servedHeaders, type HttpResult, type ModelCall } from '../model-calls.js';
 
 /** What the Responses API serves from: `store` null (no database) stores nothing and finds nothing. */
 export interface ResponsesDeps {
@@ -62,7 +62,7 @@ async function createResponse(body: ResponsesRequest, ctx: RequestContext, deps:
   const input = await resolved(withIds(call.input, newId), store, tenant);
   const request = chatRequest(call, history.length === 0 ? input : [...history, ...input]);
   const served = await gateway.generate(request, ctx).catch(inResponsesTerms);
-  const answer = served.result.type === 'events' ? served.result : await served.result.events();
+  const answer = await textStream(served.result);
   const builder = new ResponseBuilder({ id: `resp_${hex}`, createdAt: seconds(), model: call.model, echo: call.echo }, newId, call.stream);
   const save =
     call.store && store !== null
@@ -88,10 +88,7 @@ async function createResponse(body: ResponsesRequest, ctx: RequestContext, deps:
     await save?.();
     return { status: 200, headers: servedHeaders(served, 'application/json'), body: JSON.stringify(builder.response()) };
   }
-  const headers = servedHeaders(served, 'text/event-stream');
-  headers['cache-control'] = 'no-cache';
-  headers['x-accel-buffering'] = 'no';
-  return { status: 200, headers, body: { chunks: events(builder, answer, save, ctx, deps.log) } };
+  return { status: 200, headers: eventStreamHeaders(served), body: { chunks: events(builder, answer, save, ctx, deps.log) } };
 }
 
 /** The conversation of the stored Response `id` a request continues; 404 naming `previous_response_id` when there is none. */
