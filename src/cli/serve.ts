@@ -157,8 +157,13 @@ async function worker(config: Config, log: Logger, file: string, tls: TlsMateria
     log.error({ model: version.model.name, version: version.version, err: error }, 'model failed to load'),
   );
   const address = await app.listen({ host: config.server.host, port: config.server.port });
-  // Fastify names the scheme from its own `https` option, which a serverFactory bypasses.
-  const url = (tls === null ? address : address.replace(/^http:/, 'https:')).replace('[::1]', 'localhost');
+  // Fastify names the scheme from its own `https` option, which a serverFactory bypasses; and on a
+  // wildcard host (a container's 0.0.0.0) it names loopback, where the line should say every interface.
+  const scheme = tls === null ? address : address.replace(/^http:/, 'https:');
+  const wildcard = config.server.host === '0.0.0.0' || config.server.host === '::';
+  const url = wildcard
+    ? scheme.replace(/\/\/.*:(\d+)$/, `//${config.server.host === '::' ? '[::]' : '0.0.0.0'}:$1`)
+    : scheme.replace('[::1]', 'localhost');
   const grpc = config.grpc.enabled
     ? new GrpcServer({
         gateway,
