@@ -4,8 +4,9 @@
 #   docker run -p 8080:8080 -p 8081:8081 infergate
 # Behind a TLS-intercepting proxy, hand the build its CA bundle (never stored in a layer):
 #   docker build --secret id=ca,src=/etc/ssl/certs/ca-certificates.crt -t infergate .
-# CUDA (node-llama-cpp's CUDA binaries, onnxruntime-node's CUDA provider):
-#   docker build --build-arg GPU=cuda --build-arg BASE=nvidia/cuda:12.8.1-runtime-ubuntu24.04 -t infergate:cuda .
+# CUDA (node-llama-cpp's CUDA binaries, onnxruntime-node's CUDA provider), on a base of your own
+# with NVIDIA's CUDA 12 runtime, cuDNN 9 and Node.js 20.19+ as `nodejs` (README: Deploying):
+#   docker build --build-arg GPU=cuda --build-arg BASE=my-cuda-node20 -t infergate:cuda .
 
 # Any Debian-like image with Node.js 20.19+ as `nodejs` in its archive: Debian 13 (trixie) has it.
 ARG BASE=debian:trixie-slim

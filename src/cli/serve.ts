@@ -159,11 +159,12 @@ async function worker(config: Config, log: Logger, file: string, tls: TlsMateria
   const address = await app.listen({ host: config.server.host, port: config.server.port });
   // Fastify names the scheme from its own `https` option, which a serverFactory bypasses; and on a
   // wildcard host (a container's 0.0.0.0) it names loopback, where the line should say every interface.
-  const scheme = tls === null ? address : address.replace(/^http:/, 'https:');
-  const wildcard = config.server.host === '0.0.0.0' || config.server.host === '::';
-  const url = wildcard
-    ? scheme.replace(/\/\/.*:(\d+)$/, `//${config.server.host === '::' ? '[::]' : '0.0.0.0'}:$1`)
-    : scheme.replace('[::1]', 'localhost');
+  const listened = tls === null ? address : address.replace(/^http:/, 'https:');
+  const host = config.server.host;
+  const url =
+    host === '0.0.0.0' || host === '::'
+      ? listened.replace(/\/\/.*:(\d+)$/, `//${host === '::' ? '[::]' : host}:$1`)
+      : listened.replace('[::1]', 'localhost');
   const grpc = config.grpc.enabled
     ? new GrpcServer({
         gateway,

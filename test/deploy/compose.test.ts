@@ -14,7 +14,7 @@ import { after, before, describe, it } from 'node:test';
 import { parse } from 'yaml';
 import { parseConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
-import { get, MODELS, ROOT, startServer, writeConfig, type RunningServer } from '../helpers/server.js';
+import { get, ROOT, startServer, writeImageConfig, type RunningServer } from '../helpers/server.js';
 import { ADMIN_KEY, cli } from '../helpers/tenancy.js';
 
 const COMPOSE = join(ROOT, 'deploy/compose');
@@ -122,7 +122,7 @@ describe('the compose setup (deploy/compose)', () => {
   const services: Record<string, any> = compose.services;
   const replicas = Object.keys(services).filter((name) => /^(localhost\/)?infergate:/.test(services[name].image ?? ''));
   const env = environment(services[replicas[0] as string] ?? {});
-  const localConfig = () => writeConfig(readFileSync(IMAGE_CONFIG, 'utf8').replaceAll('/app/models', MODELS));
+  const localConfig = () => writeImageConfig(readFileSync(IMAGE_CONFIG, 'utf8'));
   let config: Config;
 
   before(() => {

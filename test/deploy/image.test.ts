@@ -10,7 +10,6 @@
 import assert from 'node:assert/strict';
 import { execFile, spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -18,7 +17,7 @@ import { promisify } from 'node:util';
 import { credentials, type Client } from '@grpc/grpc-js';
 import { parse } from 'yaml';
 import { grpcServices } from '../helpers/grpc.js';
-import { get, post, ROOT } from '../helpers/server.js';
+import { freePort, get, post, ROOT } from '../helpers/server.js';
 
 const IMAGE = process.env.INFERGATE_IMAGE ?? '';
 const hasPodman = spawnSync('podman', ['--version']).status === 0;
@@ -42,16 +41,6 @@ async function podman(...args: string[]): Promise<string> {
   return stdout;
 }
 
-/** A TCP port free on loopback now (host networking: the container binds it on the host). */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  assert.ok(address !== null && typeof address === 'object');
-  return address.port;
-}
-
 interface Container {
   readonly name: string;
   readonly url: string;
@@ -63,6 +52,7 @@ const started: string[] = [];
 
 /** Starts the image with `env` (and the two ports) and resolves once /health/ready says ready. */
 async function start(env: Record<string, string>, extra: string[] = []): Promise<Container> {
+  // Host networking: the container binds these on the host.
   const [http, grpc] = [await freePort(), await freePort()];
   const name = `infergate-test-${process.pid}-${started.length}`;
   const vars = Object.entries({ PORT: String(http), INFERGATE_GRPC_PORT: String(grpc), ...env }).flatMap(([k, v]) => ['-e', `${k}=${v}`]);

@@ -20,7 +20,7 @@ import { ConfigMap, PersistentVolumeClaim, Service, ServiceAccount } from 'kuber
 import { parse, parseAllDocuments } from 'yaml';
 import { parseConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
-import { get, MODELS, ROOT, startServer, writeConfig, type RunningServer } from '../helpers/server.js';
+import { get, ROOT, startServer, writeImageConfig, type RunningServer } from '../helpers/server.js';
 import { ADMIN, ADMIN_KEY, cli } from '../helpers/tenancy.js';
 
 const K8S = join(ROOT, 'deploy/kubernetes');
@@ -166,11 +166,6 @@ function envName(value: string): string {
   return m[1] as string;
 }
 
-/** The ConfigMap's config.yaml, with the image's /app/models turned into this checkout's models folder. */
-function localConfig(text: string): string {
-  return writeConfig(text.replaceAll('/app/models', MODELS));
-}
-
 /** What `${VAR}` the ConfigMap's config needs, as the pod provides them (the admin key a test value). */
 function configEnv(): NodeJS.ProcessEnv {
   const data = mkdtempSync(join(tmpdir(), 'infergate-data-'));
@@ -211,7 +206,7 @@ class Rendered {
     assert.ok(typeof text === 'string', `the ConfigMap "${this.configMap.metadata.name}" has the key ${posix.basename(this.configPath)}`);
     this.configText = text;
     this.rawConfig = parse(text);
-    const file = localConfig(text);
+    const file = writeImageConfig(text);
     this.config = parseConfig(readFileSync(file, 'utf8'), file, { env: configEnv() });
   }
 
@@ -305,7 +300,7 @@ function commonChecks(get: () => Rendered): void {
 
   it('mounts a ConfigMap config that `infergate config validate` accepts and that reloads on change', async () => {
     const r = get();
-    const check = await cli(['config', 'validate', localConfig(r.configText)], configEnv());
+    const check = await cli(['config', 'validate', writeImageConfig(r.configText)], configEnv());
     assert.equal(check.code, 0, check.stdout + check.stderr);
     assert.equal(r.config.server.watch_config, true, 'server.watch_config: the kubelet swaps the mounted file');
     assert.equal(r.mountAt(posix.dirname(r.configPath))?.readOnly, true, 'the config folder is mounted read-only');
@@ -528,7 +523,7 @@ describe(
         single = variant('single');
         const { configText } = single;
         const { INFERGATE_ADMIN_KEY, INFERGATE_WORKERS } = configEnv();
-        server = await startServer({ config: localConfig(configText), env: { INFERGATE_ADMIN_KEY, INFERGATE_WORKERS } });
+        server = await startServer({ config: writeImageConfig(configText), env: { INFERGATE_ADMIN_KEY, INFERGATE_WORKERS } });
       });
 
       after(async () => {

@@ -27,6 +27,22 @@ export function writeConfig(yaml: string): string {
   return file;
 }
 
+/** Writes a config made for the container image (models under /app/models) to a temporary file that names this checkout's models. */
+export function writeImageConfig(yaml: string): string {
+  return writeConfig(yaml.replaceAll('/app/models', MODELS));
+}
+
+/** A port nothing listens on right now (for PORT and the like, where port 0 cannot be used). */
+export async function freePort(): Promise<number> {
+  const { createServer } = await import('node:net');
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
 /** The bundled tiny-chat (llama.cpp: one thread, two sequences) as an entry of a config's `models:`, for tests of the text APIs on a real model. */
 export const TINY_CHAT =
   "\n  - name: tiny-chat\n    versions:\n      - version: '1'\n" +
