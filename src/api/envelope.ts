@@ -23,14 +23,30 @@ import type { RequestTrace, Tracing } from '../telemetry/tracing.js';
 import { toApiError, type RequestInfo } from './errors.js';
 import { requestId } from './request-id.js';
 
-/** The authenticate stage: the caller's principal from the key its headers present (`authorization: Bearer`, else `x-api-key`); 401 otherwise. */
-export type Authenticate = (authorization: string | undefined, apiKey: string | string[] | undefined) => Principal;
+/** A request's headers (HTTP) or metadata (gRPC) by lower-case name, as Node gives them. */
+export type RequestHeaders = Readonly<Record<string, string | string[] | undefined>>;
+
+/**
+ * Where a call came from: its connection's socket, whose address only `trusted_header` mode reads
+ * (and only for a call that names a tenant), so other modes pay nothing for it.
+ */
+export interface Peer {
+  readonly remoteAddress?: string | undefined;
+}
+
+/**
+ * The authenticate stage: the caller's principal from the key its headers present
+ * (`authorization: Bearer`, else `x-api-key`) or, in `trusted_header` mode, from a trusted peer's
+ * word (./trusted-header.ts); 401 otherwise.
+ */
+export type Authenticate = (headers: RequestHeaders, peer: Peer) => Principal;
 
 /** The authenticate stage of a key directory (`auth.mode: keys`); null, no authentication, without one. */
 export function keyAuthentication(directory: Directory | null): Authenticate | null {
   if (directory === null) return null;
-  return function authenticate(authorization, apiKey) {
-    return directory.authenticate(presentedKey(authorization, apiKey));
+  return function authenticate(headers) {
+    const authorization = headers.authorization;
+    return directory.authenticate(presentedKey(typeof authorization === 'string' ? authorization : undefined, headers['x-api-key']));
   };
 }
 
@@ -159,6 +175,12 @@ export abstract class CallContext<Request, Answer> extends CallState implements 
   /** The request's URL, for the same log line; undefined where there is none (gRPC). */
   abstract get url(): string | undefined;
 
+  /** The request's headers (HTTP) or metadata (gRPC), for the authenticate stage. */
+  protected abstract get requestHeaders(): RequestHeaders;
+
+  /** The connection the call came on, for the authenticate stage (`trusted_header` mode reads its address). */
+  protected abstract get peer(): Peer;
+
   /** Calls `listener` once if the client goes away before the answer is complete. */
   abstract onAbort(listener: () => void): void;
 
@@ -205,14 +227,12 @@ export abstract class CallContext<Request, Answer> extends CallState implements 
   protected abstract outcome(status: number, code: string): TraceAttributes;
 
   /**
-   * The caller's principal: from the key its headers present, checked now; null without
-   * authentication. A transport that checks keys on arrival (gRPC) returns what it found.
+   * The caller's principal: from the key its headers present (or a trusted peer's headers), checked
+   * now; null without authentication. A transport that checks keys on arrival (gRPC) returns what it found.
    */
   protected authenticate(): Principal | null {
     const authenticate = this.#envelope.authenticate;
-    if (authenticate === null) return null;
-    const authorization = this.header('authorization');
-    return authenticate(typeof authorization === 'string' ? authorization : undefined, this.header('x-api-key'));
+    return authenticate === null ? null : authenticate(this.requestHeaders, this.peer);
   }
 
   /** The ApiError a thrown value stands for; unexpected ones are logged with the request id. */

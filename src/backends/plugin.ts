@@ -8,6 +8,7 @@ import type { Static, TObject } from '@sinclair/typebox';
 import type { Task } from '../core/call.js';
 import type { DeploymentObserver, GenerationObserver } from '../core/observer.js';
 import type { Backend } from './backend.js';
+import type { DiscoveryLog, EndpointSource, RegistryDiscovery } from './discovery.js';
 
 /** What a backend gets besides its config, from the model version it serves. */
 export interface BackendContext {
@@ -19,6 +20,15 @@ export interface BackendContext {
   readonly onGeneration?: GenerationObserver;
   /** Worker processes serving this config (each loads its own backends); in-process backends size their threads by it. */
   readonly workers?: number;
+  /**
+   * The fleet registry's instances of a model, as a live list, for remote versions configured with
+   * `discovery.registry`; the cluster layer provides it when the config has a fleet store. Absent:
+   * no fleet registry, and such a version fails to load saying so. The backend closes the source
+   * it gets when it unloads.
+   */
+  readonly discover?: (spec: RegistryDiscovery) => EndpointSource;
+  /** The server's logger, for what a backend reports as it runs (a DNS lookup that fails); absent: it says nothing. */
+  readonly log?: DiscoveryLog;
 }
 
 /** What a kind can do, as the layers above it ask. */

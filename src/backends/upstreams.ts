@@ -1,22 +1,30 @@
 /**
  * The replicas of one remote version, as every remote kind (openai, anthropic) reaches them: a
- * keep-alive undici pool per endpoint, balancing and passive ejection (./endpoints.ts),
- * active health checks, and one POST whose failures become the catalogue's upstream errors,
- * counted against the endpoint only where they are the upstream's own fault. A kind adds its
- * paths, headers and bodies; the mapping of failures is the same for all of them.
+ * keep-alive undici pool per endpoint, balancing, placement by priority and passive ejection
+ * (./endpoints.ts), active health checks, and one POST whose failures become the catalogue's
+ * upstream errors, counted against the endpoint only where they are the upstream's own fault. The
+ * endpoints are listed in the config, or discovered (./discovery.ts: the fleet registry, DNS) and
+ * followed as they come and go. A kind adds its paths, headers and bodies; the mapping of failures
+ * is the same for all of them.
  */
 import { Pool, errors as undiciErrors } from 'undici';
 import { ClientGoneError, type Cancellation } from '../core/call.js';
 import { ApiError, fastError } from '../core/errors.js';
+import type { UpstreamOutcome } from '../core/observer.js';
 import { TextBackend, type BackendHealth, type Occupancy } from './backend.js';
-import { Endpoint, Endpoints, type Balance, type EndpointStatus } from './endpoints.js';
+import { DnsSource, type DiscoveredEndpoint, type DnsDiscovery, type EndpointSource, type RegistryDiscovery } from './discovery.js';
+import { Endpoint, Endpoints, type Balance, type EndpointStatus, type PoolPreference } from './endpoints.js';
+import type { BackendContext } from './plugin.js';
 import { UpstreamCallError, upstreamCall, type UpstreamResponse } from './upstream-call.js';
 
 /** The options of a remote kind that say where its upstream is and how it is reached (named as in the config). */
 export interface UpstreamOptions {
   readonly base_url?: string | undefined;
-  readonly endpoints?: ReadonlyArray<{ readonly base_url: string; readonly weight: number }> | undefined;
+  readonly endpoints?:
+    ReadonlyArray<{ readonly base_url: string; readonly weight: number; readonly pool?: string | undefined }> | undefined;
+  readonly discovery?: { readonly registry?: RegistryDiscovery | undefined; readonly dns?: DnsDiscovery | undefined } | undefined;
   readonly balance: Balance;
+  readonly pools?: PoolPreference | undefined;
   readonly passive_health: { readonly consecutive_failures: number; readonly ejection_ms: number };
   readonly health_check: { readonly interval_ms: number; readonly path: string; readonly timeout_ms: number };
   readonly timeout_ms: number;
@@ -32,14 +40,15 @@ export abstract class RemoteTextBackend extends TextBackend {
   /** Where the calls go. */
   protected readonly upstreams: Upstreams;
 
-  /** `headers` go with every request (the kind's credentials among them). */
-  constructor(options: UpstreamOptions, headers: Readonly<Record<string, string>>) {
+  /** `headers` go with every request (the kind's credentials among them); `context` gives discovery, the observer and the logger. */
+  constructor(options: UpstreamOptions, headers: Readonly<Record<string, string>>, context: UpstreamContext = {}) {
     super();
-    this.upstreams = new Upstreams(options, headers);
+    this.upstreams = new Upstreams(options, headers, context);
   }
 
+  /** Opens the pools; a discovered version also waits for its source's first answer (never for long: see DnsSource). */
   async load(): Promise<void> {
-    this.upstreams.open();
+    await this.upstreams.open();
   }
 
   async unload(): Promise<void> {
@@ -47,7 +56,7 @@ export abstract class RemoteTextBackend extends TextBackend {
   }
 
   health(): BackendHealth {
-    return { ready: this.upstreams.isOpen, error: null };
+    return this.upstreams.health();
   }
 
   /** Where calls go: each endpoint's URL, calls in flight, and whether it is ejected. */
@@ -86,54 +95,133 @@ interface Upstream {
   readonly basePath: string;
 }
 
+/** What Upstreams takes from the backend context: discovery through the fleet registry, the deployment's observer, the logger. */
+export type UpstreamContext = Pick<BackendContext, 'discover' | 'observer' | 'log'>;
+
+/** The load failure of a version configured with registry discovery where there is no fleet registry. */
+const NO_FLEET_STORE = 'discovery.registry needs a fleet store (state.redis_url or fleet.etcd_url)';
+
+const noop = (): void => undefined;
+
 /**
- * The endpoints of one remote version: `open` makes a pool per endpoint and starts active health
- * checks, `post` sends one call to the endpoint balancing picks, `close` ends them all.
+ * The endpoints of one remote version: `open` makes a pool per endpoint (and, for a discovered
+ * version, follows its source: pools opened for endpoints that come, closed for those that go)
+ * and starts active health checks, `post` sends one call to the endpoint balancing and placement
+ * pick, `close` ends them all.
  */
 export class Upstreams {
   readonly #options: UpstreamOptions;
   readonly #headers: Readonly<Record<string, string>>;
+  readonly #context: UpstreamContext;
+  /** The observer's upstream counter, resolved once (a no-op where nobody counts). */
+  readonly #counted: (pool: string | null, outcome: UpstreamOutcome) => void;
+  /** What the version's endpoints are found by, in messages: null for listed ones. */
+  readonly #discovered: string | null;
+  /** Whether calls are timed (the latency EWMA of `p2c-ewma`); other balancing does not pay for the clock. */
+  readonly #timed: boolean;
   #endpoints: Endpoints<Upstream> | null = null;
+  #source: EndpointSource | null = null;
+  /** Whether the source gave its first answer: until then, no endpoints means still loading. */
+  #answered = false;
   #healthTimer: NodeJS.Timeout | null = null;
 
   /** `headers` go with every request (the kind's credentials among them). */
-  constructor(options: UpstreamOptions, headers: Readonly<Record<string, string>>) {
+  constructor(options: UpstreamOptions, headers: Readonly<Record<string, string>>, context: UpstreamContext = {}) {
     this.#options = options;
     this.#headers = headers;
+    this.#context = context;
+    const observer = context.observer;
+    this.#counted = observer?.upstream === undefined ? noop : observer.upstream.bind(observer);
+    this.#discovered = describeDiscovery(options.discovery);
+    this.#timed = options.balance === 'p2c-ewma';
   }
 
-  /** Opens a pool per endpoint (no connection is made until the first call) and starts the active health checks. */
-  open(): void {
+  /**
+   * Opens a pool per endpoint (no connection is made until the first call) and starts the active
+   * health checks. A discovered version starts its source and waits for its first answer; it
+   * rejects only where the source cannot be had (registry discovery without a fleet registry).
+   */
+  async open(): Promise<void> {
     const options = this.#options;
-    const list = options.endpoints ?? [{ base_url: options.base_url as string, weight: 1 }];
-    const endpoints = list.map((e) => {
-      const url = new URL(e.base_url);
-      const pool = new Pool(url.origin, {
-        connections: options.connections,
-        headersTimeout: options.timeout_ms,
-        connect: { timeout: options.connect_timeout_ms },
-        bodyTimeout: options.timeout_ms,
-        // Shorter than common upstreams' idle time-outs (uvicorn 5 s, nginx 75 s): a POST sent on a socket
-        // the upstream has just closed may have reached it, so it is not retried; better not to reuse one that old.
-        keepAliveTimeout: 4_000,
-      });
-      return new Endpoint<Upstream>(e.base_url, e.weight, { pool, basePath: url.pathname.replace(/\/+$/, '') });
-    });
-    this.#endpoints = new Endpoints(endpoints, {
+    const endpoints = new Endpoints<Upstream>([], {
       balance: options.balance,
       consecutiveFailures: options.passive_health.consecutive_failures,
       ejectionMs: options.passive_health.ejection_ms,
+      pools: options.pools ?? null,
     });
+    const source = this.#sourceOf(options);
+    if (source === null) {
+      const list = options.endpoints ?? [{ base_url: options.base_url as string, weight: 1 }];
+      endpoints.replace(
+        list.map((e) => ({ url: e.base_url, weight: e.weight, pool: e.pool ?? null, load: 0 })),
+        (e) => this.#upstream(e),
+      );
+      this.#answered = true;
+    } else {
+      this.#source = source;
+      source.onChange((list) => this.#follow(list));
+    }
+    this.#endpoints = endpoints;
     if (options.health_check.interval_ms > 0) {
       this.#healthTimer = setInterval(() => void this.#checkHealth(), options.health_check.interval_ms);
       this.#healthTimer.unref();
     }
+    if (source !== null) {
+      this.#follow(source.current());
+      await source.ready?.();
+      this.#answered = true;
+    }
   }
 
-  /** Stops the health checks and closes every pool (calls in flight end first). */
+  /** The version's source of endpoints: null for listed ones; throws where registry discovery has no registry. */
+  #sourceOf(options: UpstreamOptions): EndpointSource | null {
+    const { registry, dns } = options.discovery ?? {};
+    if (dns !== undefined) return new DnsSource(dns, this.#context.log ?? null);
+    if (registry === undefined) return null;
+    const discover = this.#context.discover;
+    if (discover === undefined) throw new Error(NO_FLEET_STORE);
+    return discover(registry);
+  }
+
+  /**
+   * Makes `list` the set: new endpoints get a pool, endpoints that left get no new calls, and
+   * their pools close once the calls they have in flight end (undici's close waits for them).
+   */
+  #follow(list: readonly DiscoveredEndpoint[]): void {
+    const endpoints = this.#endpoints;
+    if (endpoints === null) return;
+    if (list.length > 0) this.#answered = true;
+    // A source's URL that is not an http(s) URL (a registry instance's typo) is left out rather than failing the others.
+    const usable = list.every(isHttpUrl) ? list : list.filter(isHttpUrl);
+    const gone = endpoints.replace(usable, (e) => this.#upstream(e));
+    for (const e of gone) e.pool.pool.close().catch(noop);
+  }
+
+  /** A keep-alive pool for one endpoint. */
+  #upstream(e: DiscoveredEndpoint): Upstream {
+    const options = this.#options;
+    const url = new URL(e.url);
+    const dns = options.discovery?.dns;
+    // An address found for a name is connected to by address; its certificate is for the name.
+    const servername = dns !== undefined && dns.type !== 'SRV' && url.protocol === 'https:' ? dns.name : undefined;
+    const pool = new Pool(url.origin, {
+      connections: options.connections,
+      headersTimeout: options.timeout_ms,
+      connect: servername === undefined ? { timeout: options.connect_timeout_ms } : { timeout: options.connect_timeout_ms, servername },
+      bodyTimeout: options.timeout_ms,
+      // Shorter than common upstreams' idle time-outs (uvicorn 5 s, nginx 75 s): a POST sent on a socket
+      // the upstream has just closed may have reached it, so it is not retried; better not to reuse one that old.
+      keepAliveTimeout: 4_000,
+    });
+    return { pool, basePath: url.pathname.replace(/\/+$/, '') };
+  }
+
+  /** Stops the source and the health checks and closes every pool (calls in flight end first). */
   async close(): Promise<void> {
     const endpoints = this.#endpoints;
     this.#endpoints = null;
+    this.#source?.close();
+    this.#source = null;
     if (this.#healthTimer !== null) clearInterval(this.#healthTimer);
     await Promise.all((endpoints?.list ?? []).map((e) => e.pool.pool.close()));
   }
@@ -141,6 +229,23 @@ export class Upstreams {
   /** Whether the pools are open (between `open` and `close`). */
   get isOpen(): boolean {
     return this.#endpoints !== null;
+  }
+
+  /**
+   * Ready once open with at least one endpoint. A discovered version with none is not ready:
+   * loading (no error) until its source first answered, then with the reason, "no endpoints
+   * discovered for ...", until some come (so /health/ready says why, and a balancer in front
+   * sends its calls elsewhere).
+   */
+  health(): BackendHealth {
+    const endpoints = this.#endpoints;
+    if (endpoints === null) return { ready: false, error: null };
+    if (endpoints.list.length > 0) return { ready: true, error: null };
+    return { ready: false, error: this.#answered ? this.#noEndpoints() : null };
+  }
+
+  #noEndpoints(): string {
+    return `no endpoints discovered for ${this.#discovered ?? 'the version'}`;
   }
 
   /** Where calls go: each endpoint's URL, calls in flight, and whether it is ejected. */
@@ -191,6 +296,13 @@ export class Upstreams {
     }
   }
 
+  /** A call to `endpoint` ended: frees its place (and, where `passive`, counts its outcome toward ejection), and counts it by pool. */
+  #done(endpoints: Endpoints<Upstream>, endpoint: Endpoint<Upstream>, passive: boolean, failed: boolean): void {
+    if (passive) endpoints.done(endpoint, failed);
+    else endpoints.release(endpoint);
+    this.#counted(endpoint.poolName, failed ? 'error' : 'ok');
+  }
+
   /** The upstream request's headers: the configured ones, and the trace the call is part of (W3C traceparent). */
   #headersFor(call: Cancellation): Readonly<Record<string, string>> {
     const scope = call.traceScope;
@@ -209,12 +321,13 @@ export class Upstreams {
     const endpoints = this.#endpoints;
     if (endpoints === null) throw fastError('model_not_ready', 'the upstream connection pool is closed');
     const json = serialise(body);
-    const endpoint = endpoints.pick();
-    // Where the outcome is reported: an uncounted call only frees its place, leaving the failure streak as it was.
-    const health: Pick<Endpoints<Upstream>, 'done'> = options.passiveHealth === false
-      ? { done: (e: Endpoint<Upstream>) => endpoints.release(e) }
-      : endpoints;
+    // Discovery found none (now): not the upstream's failure, and a fallback may serve the call.
+    if (endpoints.list.length === 0) throw fastError('model_not_ready', this.#noEndpoints());
+    const endpoint = endpoints.pick(call.priority);
+    // An uncounted call only frees its place, leaving the failure streak as it was.
+    const passive = options.passiveHealth !== false;
     const upstream = endpoint.pool;
+    const started = this.#timed ? performance.now() : 0;
     let res: UpstreamResponse;
     try {
       res = await upstreamCall(
@@ -227,22 +340,38 @@ export class Upstreams {
       const cause = err instanceof UpstreamCallError ? (err.cause as Error) : err;
       // Cancelled by our side (the client left, or the deadline passed): not the upstream's failure.
       if (cause instanceof undiciErrors.RequestAbortedError || cause instanceof ClientGoneError) {
-        health.done(endpoint, false);
+        this.#done(endpoints, endpoint, passive, false);
         throw new ClientGoneError();
       }
       const e = upstreamFailure(cause, err instanceof UpstreamCallError && err.sent);
-      health.done(endpoint, e !== null && e.code !== 'model_not_ready');
+      this.#done(endpoints, endpoint, passive, e !== null && e.code !== 'model_not_ready');
       throw e ?? cause;
     }
+    // Time to the answer's headers (a whole answer: to its end, which an upstream that answers whole sends right after them).
+    if (this.#timed && res.status < 500) endpoints.observe(endpoint, performance.now() - started);
     if (res.status < 400) {
       // A stream stays outstanding on its endpoint until it ends.
-      if (Buffer.isBuffer(res.body)) health.done(endpoint, false);
-      else res.body.once('close', () => health.done(endpoint, false));
+      if (Buffer.isBuffer(res.body)) this.#done(endpoints, endpoint, passive, false);
+      else res.body.once('close', () => this.#done(endpoints, endpoint, passive, false));
       return res;
     }
-    health.done(endpoint, res.status >= 500);
+    this.#done(endpoints, endpoint, passive, res.status >= 500);
     throw upstreamStatus(res.status, (res.body as Buffer).toString('utf8'), headerValue(res.headers['retry-after']));
   }
+}
+
+/** Whether a discovered endpoint's URL is one a pool can be opened for. */
+function isHttpUrl(e: DiscoveredEndpoint): boolean {
+  return /^https?:\/\//.test(e.url) && URL.canParse(e.url);
+}
+
+/** How a version's endpoints are found, as messages name it ("dns SRV _http._tcp.vllm"); null: they are listed. */
+function describeDiscovery(discovery: UpstreamOptions['discovery']): string | null {
+  const { registry, dns } = discovery ?? {};
+  if (dns !== undefined) return `dns ${dns.type} ${dns.name}`;
+  if (registry === undefined) return null;
+  const pool = registry.pool === undefined ? '' : ` in pool ${registry.pool}`;
+  return `registry model ${registry.model}${registry.version === undefined ? '' : ` version ${registry.version}`}${pool}`;
 }
 
 /** A response header's (first) value. */

@@ -101,9 +101,27 @@ async function worker(config: Config, log: Logger, file: string, tls: TlsMateria
   // Per-generation measurements in the backend (queue, prompt time, tokens/s) go to the debug log.
   const budget = config.server.retry_budget;
   const metrics = config.metrics.enabled ? new Metrics({ tenantLabel: config.metrics.tenant_label }) : null;
+  // The fleet: this process's record in the shared store, cluster-wide weights, discovery and rollouts.
+  const { Fleet } = await import('../cluster/fleet.js');
+  const { openFleetStore, instanceId, advertisedUrl } = await import('../cluster/open-fleet.js');
+  const fleetStore = await openFleetStore(config, log);
+  let gatewayRef: { readonly registry: import('../routing/registry.js').Registry; deployments(): ModelVersionLike[] } | null = null;
+  const fleet = new Fleet({
+    store: fleetStore.store,
+    shared: fleetStore.shared,
+    workers,
+    config,
+    log,
+    instance: instanceId(config),
+    software: VERSION,
+    registry: () => (gatewayRef as NonNullable<typeof gatewayRef>).registry,
+    load: () => (gatewayRef?.deployments() ?? []).map(deploymentLoad),
+    figures: metrics === null ? null : () => metrics.figures(),
+  });
   const context = {
     workers,
     log,
+    discover: fleetStore.shared ? fleet.discover.bind(fleet) : undefined,
     // Each version's retries and breaker, composed when the config loads (and again on reload).
     policies: versionPolicies(new RetryBudget(budget.ratio, budget.min_per_second), log),
     onGeneration: (stats: GenerationStats) => log.debug({ ...stats }, 'generation'),
@@ -114,6 +132,18 @@ async function worker(config: Config, log: Logger, file: string, tls: TlsMateria
   const siblings = cluster.isWorker ? new SiblingFeed(process, config.state.change_ack_timeout_ms, log) : null;
   const tenancy = await setUpTenancy(config, log, siblings);
   const gateway = new Gateway(registry, tenancy.tenancy);
+  gatewayRef = gateway;
+  gateway.onSwap((next) => fleet.applyTo(next));
+  metrics?.watchRollouts(() =>
+    [...fleet.rollouts().values()].map((r) => ({
+      model: r.model,
+      version: r.version,
+      id: r.id,
+      state: r.state,
+      step: r.step,
+      weight: r.weight,
+    })),
+  );
   metrics?.watch(() =>
     gateway.deployments().map((v) => {
       const occupancy = v.backend.occupancy?.() ?? null;
@@ -151,11 +181,21 @@ async function worker(config: Config, log: Logger, file: string, tls: TlsMateria
     accessLog: accessLog ?? undefined,
     tracing: tracing ?? undefined,
     tls: tls ?? undefined,
+    fleet,
   });
   const started = performance.now();
   await registry.load((version, error) =>
     log.error({ model: version.model.name, version: version.version, err: error }, 'model failed to load'),
   );
+  // The fleet's weight overrides are in force before the first call (a canary rolled back stays at 0).
+  await fleet
+    .start()
+    .catch((err: Error) =>
+      log.error(
+        { err: err.message, store: fleetStore.describe },
+        'the fleet store did not answer at start: trying again at each heartbeat',
+      ),
+    );
   const address = await app.listen({ host: config.server.host, port: config.server.port });
   // Fastify names the scheme from its own `https` option, which a serverFactory bypasses; and on a
   // wildcard host (a container's 0.0.0.0) it names loopback, where the line should say every interface.
@@ -171,6 +211,7 @@ async function worker(config: Config, log: Logger, file: string, tls: TlsMateria
         log,
         version: VERSION,
         directory: tenancy.http.directory,
+        trustedHeader: tenancy.http.trustedHeader,
         maxMessageBytes: config.server.body_limit_bytes,
         transport: {
           maxConcurrentStreams: config.grpc.max_concurrent_streams,
@@ -195,15 +236,23 @@ async function worker(config: Config, log: Logger, file: string, tls: TlsMateria
     });
   }
   const grpcAddress = grpc === null || dealt ? null : `${config.server.host}:${await grpc.listen(config.server.host, config.grpc.port)}`;
+  // Registered once it can be called.
+  fleet.advertise(advertisedUrl(config, url), grpcAddress ?? (config.grpc.enabled ? `${config.server.host}:${config.grpc.port}` : null));
   const models = config.models.map((m) => m.name);
   if (cluster.isWorker) process.send?.({ type: 'listening', url, storage: tenancy.describe });
-  else announce(log, config, url, grpcAddress, file, models, 1, performance.now() - started, tenancy.describe);
+  else
+    announce(log, config, url, grpcAddress, file, models, 1, performance.now() - started, {
+      ...tenancy.describe,
+      fleet: fleetStore.describe,
+    });
 
   const shutdown = (signal: string): void => {
     if (lifecycle.draining) return;
     lifecycle.draining = true; // readiness answers 503 from now on
     const { shutdown_grace_ms: grace, shutdown_timeout_ms: drain } = config.server;
     log.info({ signal, grace_ms: grace, drain_ms: drain }, 'shutting down: not ready; draining in-flight requests');
+    // Out of the registry first, so routers stop sending calls while those in flight finish.
+    void fleet.stop();
     setTimeout(() => close(), grace);
   };
   const close = (): void => {
@@ -250,8 +299,11 @@ async function primary(config: Config, workers: number, log: Logger, file: strin
   let listening = 0;
   let stopping = false;
   const relay = new SiblingRelay(config.state.change_ack_timeout_ms, () => Object.values(cluster.workers ?? {}));
+  // Every worker registers under one replica id.
+  const { instanceId, INSTANCE_ENV } = await import('../cluster/open-fleet.js');
+  const instance = instanceId(config);
   const fork = (): void => {
-    const worker = cluster.fork();
+    const worker = cluster.fork({ [INSTANCE_ENV]: instance });
     worker.on('message', (msg: { type?: string; id?: number; url?: string; storage?: StorageFacts }) => {
       if (msg.type === GRPC_CLOSED) return balancer?.closed(worker);
       if (relay.handle(worker, msg)) return;
@@ -308,6 +360,26 @@ interface StorageFacts {
   readonly state: string;
   readonly auth: string;
   readonly usage: boolean;
+  /** Where the fleet registry lives: memory (alone), redis or etcd. */
+  readonly fleet?: string;
+}
+
+/** What the fleet reads of a deployment for its load: its admission slots, else its backend's occupancy. */
+interface ModelVersionLike {
+  readonly model: { readonly name: string };
+  readonly version: string;
+  readonly admission: { readonly active: number; readonly queued: number } | null;
+  readonly backend: { occupancy?(): { running: number; waiting: number } | null };
+}
+
+function deploymentLoad(v: ModelVersionLike): { model: string; version: string; inFlight: number; queued: number } {
+  const occupancy = v.backend.occupancy?.() ?? null;
+  return {
+    model: v.model.name,
+    version: v.version,
+    inFlight: v.admission?.active ?? occupancy?.running ?? 0,
+    queued: v.admission?.queued ?? occupancy?.waiting ?? 0,
+  };
 }
 
 function announce(
@@ -329,7 +401,14 @@ function announce(
         ? 'running WITHOUT authentication: any local process can call every model (bound to loopback only)'
         : 'running WITHOUT authentication on a non-loopback address: anyone who can reach this port can call every model',
     );
-  } else if (storage?.state === 'memory' && workers > 1) {
+  } else if (config.auth.mode === 'trusted_header') {
+    const { tenant_header: tenant, key_header: key, trusted_peers: peers } = config.auth.trusted_header;
+    log.warn(
+      { trusted_peers: peers, tenant_header: tenant, key_header: key },
+      `trusting ${tenant} and ${key} from ${peers.join(', ')}: anything that connects from there can call as any tenant it names (auth.mode: trusted_header)`,
+    );
+  }
+  if (config.auth.mode !== 'none' && storage?.state === 'memory' && workers > 1) {
     log.warn(
       { workers },
       'limits are counted in memory per worker process: set state.redis_url for one exact limit across workers and replicas',

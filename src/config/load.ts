@@ -10,7 +10,10 @@ import { LineCounter, parseDocument } from 'yaml';
 import { pointerToPath } from '../core/errors.js';
 import type { TSchema } from '@sinclair/typebox';
 import { BACKEND_PLUGINS, type BackendPlugin } from '../backends/index.js';
+import { isModelUrl } from '../backends/model-file.js';
 import { ConfigSchema, REMOVED_OPTIONS, configSchemaWith, type Config } from './schema.js';
+import { trustedHeaderProblems } from './trusted-header.js';
+import { rolloutPlanProblems } from './rollout-plan.js';
 
 /** One problem in a config file. */
 export interface ConfigProblem {
@@ -178,9 +181,13 @@ function isBackendPath(segments: ReadonlyArray<string | number>): boolean {
 }
 
 function crossFieldRules(config: Config, byKind: ReadonlyMap<string, BackendPlugin>, problem: Report): void {
-  if (config.auth.mode === 'keys' && config.auth.admin_key === '') {
-    problem(['auth', 'admin_key'], '`keys` mode needs an admin key to manage tenants; set it, e.g. admin_key: ${INFERGATE_ADMIN_KEY}');
+  if (config.auth.mode !== 'none' && config.auth.admin_key === '') {
+    problem(
+      ['auth', 'admin_key'],
+      `\`${config.auth.mode}\` mode needs an admin key to manage tenants; set it, e.g. admin_key: \${INFERGATE_ADMIN_KEY}`,
+    );
   }
+  for (const p of trustedHeaderProblems(config.auth)) problem(p.path, p.message);
   if (config.auth.admin_key !== '' && config.auth.admin_key.length < 16) {
     problem(['auth', 'admin_key'], `the admin key must be at least 16 characters, got ${config.auth.admin_key.length}`);
   }
@@ -214,13 +221,18 @@ function crossFieldRules(config: Config, byKind: ReadonlyMap<string, BackendPlug
       const backend = version.backend as Readonly<Record<string, unknown>>;
       for (const option of plugin.files) {
         const path = backend[option];
-        if (typeof path === 'string' && !existsSync(path)) problem([...at, option], `no such file: ${path}`);
+        if (typeof path !== 'string') continue;
+        const url = isModelUrl(path);
+        if (url ? !URL.canParse(path) : !existsSync(path)) problem([...at, option], `${url ? 'not a valid URL' : 'no such file'}: ${path}`);
       }
       if (versions.has(version.version)) problem(['models', m, 'versions', v, 'version'], `duplicate version "${version.version}"`);
       versions.add(version.version);
     });
     if (model.default_version !== undefined && !versions.has(model.default_version)) {
       problem(['models', m, 'default_version'], `"${model.default_version}" is not one of the versions (${[...versions].join(', ')})`);
+    }
+    if (model.rollout !== undefined) {
+      for (const p of rolloutPlanProblems(model.rollout, [...versions])) problem(['models', m, 'rollout', ...p.path], p.message);
     }
   });
 }
@@ -311,7 +323,8 @@ function resolvePaths(config: Config, byKind: ReadonlyMap<string, BackendPlugin>
       const backend = version.backend as Record<string, unknown>;
       for (const option of byKind.get(version.backend.kind)?.files ?? []) {
         const path = backend[option];
-        if (typeof path === 'string' && !isAbsolute(path)) backend[option] = resolve(base, path);
+        // A URL is downloaded when the version loads (backends/model-file.ts), not a file next to the config.
+        if (typeof path === 'string' && !isModelUrl(path) && !isAbsolute(path)) backend[option] = resolve(base, path);
       }
     }
   }

@@ -160,6 +160,58 @@ function versionSchema<B extends TSchema>(backend: B) {
 /** One version of a model: its share of traffic, its backend and the policies of its calls. */
 export const VersionSchema = versionSchema(BackendSchema);
 
+/** A canary's gradual release: weight steps, the time and calls each step needs, and the gates it must pass against stable. */
+export const RolloutPlanSchema = Type.Object(
+  {
+    version: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$', description: 'The canary: a version of this model. Example: "2".' }),
+    steps: Type.Array(Type.Number({ exclusiveMinimum: 0, maximum: 100 }), {
+      minItems: 1,
+      maxItems: 100,
+      default: [1, 5, 25, 50, 100],
+      description:
+        "The canary's share of unpinned traffic at each step, in percent, ascending; the other versions share the rest in their configured proportions.",
+    }),
+    step_seconds: Type.Number({ minimum: 0, maximum: 86_400, default: 60, description: 'The least time a step lasts before the next.' }),
+    min_calls: Type.Integer({
+      minimum: 0,
+      default: 100,
+      description: 'The least canary calls (every replica together) a step needs before the next.',
+    }),
+    interval_seconds: Type.Number({
+      minimum: 0.1,
+      maximum: 3600,
+      default: 1,
+      description: 'How often the figures are read and the gates checked: a failing gate rolls the canary back within one interval.',
+    }),
+    gates: Type.Object(
+      {
+        max_error_rate: Type.Number({
+          minimum: 0,
+          maximum: 1,
+          default: 0.01,
+          description:
+            "The canary's share of calls that fail by its own fault (upstream errors, time-outs, an open breaker, a failed load; not client errors or limits).",
+        }),
+        max_p99_ratio: Type.Number({
+          exclusiveMinimum: 0,
+          default: 1.5,
+          description: "Canary p99 latency over stable's, once both have `min_calls` calls.",
+        }),
+        max_ttft_p99_ratio: Type.Number({
+          exclusiveMinimum: 0,
+          default: 1.5,
+          description: "Canary p99 time to first token over stable's (streamed text calls), once both have `min_calls` of them.",
+        }),
+      },
+      { ...strict, default: {} },
+    ),
+    webhook_url: Type.Optional(
+      Type.String({ pattern: '^https?://', description: 'POSTed a JSON event at each change of state (promoted, rolled back, ...).' }),
+    ),
+  },
+  strict,
+);
+
 /** A model clients call by name or alias: its versions (each a `version`), fallbacks and last-resort answer. */
 function modelSchema<V extends TSchema>(version: V) {
   return Type.Object(
@@ -184,6 +236,11 @@ function modelSchema<V extends TSchema>(version: V) {
           { ...strict, description: 'A fixed chat or completion answer, the last resort after every fallback failed.' },
         ),
       ),
+      rollout: Type.Optional({
+        ...RolloutPlanSchema,
+        description:
+          'A rollout started when this config is first served with a fleet store (unless one for this version already ran): see POST /admin/models/{name}/rollouts.',
+      }),
     },
     strict,
   );
@@ -301,19 +358,50 @@ export const LimitsSchema = Type.Object(
   strict,
 );
 
-/** Who may call: no authentication on loopback, or API keys per tenant. */
+/** A header name as HTTP and gRPC metadata allow it (RFC 9110 token characters); matched without regard to case. */
+const headerName = (fallback: string, description: string) =>
+  Type.String({ pattern: "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$", default: fallback, description });
+
+/**
+ * `trusted_header` mode: who already identified the caller, and the headers that say who it is.
+ * Read only in that mode; its peers are checked in any mode.
+ */
+export const TrustedHeaderSchema = Type.Object(
+  {
+    tenant_header: headerName(
+      'x-tenant-id',
+      'The header (gRPC: metadata) naming the tenant, which must exist (created through the admin API). Case-insensitive.',
+    ),
+    key_header: headerName(
+      'x-key-id',
+      'The header naming the key (a user or client id of the proxy, 1 to 32 of A-Z a-z 0-9 . _ : @ -) that usage records and the access log name; ' +
+        "absent: `trusted`. Key limits do not apply to it; the tenant's do.",
+    ),
+    trusted_peers: Type.Array(Type.String(), {
+      default: [],
+      description:
+        'The addresses the headers are taken from: IPv4 or IPv6 addresses and CIDR ranges of the proxy or mesh in front. ' +
+        'Required (at least one) in `trusted_header` mode. From any other peer the headers are ignored. Example: [10.0.0.0/8, "fd00::/8"].',
+    }),
+  },
+  { ...strict, default: {} },
+);
+
+/** Who may call: no authentication on loopback, API keys per tenant, or a trusted proxy's word. */
 export const AuthSchema = Type.Object(
   {
-    mode: Type.Union([Type.Literal('none'), Type.Literal('keys')], {
+    mode: Type.Union([Type.Literal('none'), Type.Literal('keys'), Type.Literal('trusted_header')], {
       default: 'none',
       description:
         '`none`: every caller may use every model (allowed only on a loopback host unless `allow_none_on_public_host`). ' +
-        '`keys`: every API call needs `Authorization: Bearer <key>` or `x-api-key` of a tenant.',
+        '`keys`: every API call needs `Authorization: Bearer <key>` or `x-api-key` of a tenant. ' +
+        '`trusted_header`: as `keys`, and a call from one of `trusted_header.trusted_peers` may instead name its tenant in `trusted_header.tenant_header`.',
     }),
+    trusted_header: TrustedHeaderSchema,
     admin_key: Type.String({
       default: '',
       description:
-        'Guards /admin/* (Authorization: Bearer or x-api-key). Required in `keys` mode; in `none` mode, empty leaves /admin/* open on loopback. ' +
+        'Guards /admin/* (Authorization: Bearer or x-api-key). Required in `keys` and `trusted_header` modes; in `none` mode, empty leaves /admin/* open on loopback. ' +
         'Example: ${INFERGATE_ADMIN_KEY}.',
     }),
     allow_none_on_public_host: Type.Boolean({
@@ -341,6 +429,51 @@ export const StorageSchema = Type.Object(
         'postgres://user@host:5432/db for PostgreSQL, or sqlite:PATH. Empty: $DATABASE_URL when set, else sqlite:data/infergate.db (relative to the working directory).',
     }),
     pool_size: Type.Integer({ minimum: 1, maximum: 100, default: 4, description: 'PostgreSQL connections per worker process.' }),
+  },
+  { ...strict, default: {} },
+);
+
+/** The fleet: where replicas register, find each other and share weight overrides and rollouts. */
+export const FleetSchema = Type.Object(
+  {
+    store: Type.Union([Type.Literal('auto'), Type.Literal('none'), Type.Literal('redis'), Type.Literal('etcd')], {
+      default: 'auto',
+      description:
+        '`auto`: etcd when `etcd_url` (or $ETCD_URL) is set, else Redis when `state.redis_url` (or $REDIS_URL) is, else none. ' +
+        '`none`: this replica alone (weight overrides apply to this process only).',
+    }),
+    etcd_url: Type.String({
+      default: '',
+      description: 'etcd endpoints, comma-separated. Example: http://etcd-0:2379,http://etcd-1:2379. Empty: $ETCD_URL when set.',
+    }),
+    instance_id: Type.String({
+      default: '',
+      pattern: '^$|^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$',
+      description: 'This replica in the registry. Empty: $INFERGATE_INSTANCE_ID, else host name, port and a random suffix.',
+    }),
+    advertise_url: Type.String({
+      default: '',
+      pattern: '^$|^https?://',
+      description:
+        "The URL other replicas and routers reach this one at. Empty: the listening address (the host's name on a wildcard address).",
+    }),
+    labels: Type.Record(Type.String({ pattern: '^[A-Za-z0-9_.-]{1,63}$' }), Type.String({ maxLength: 256 }), {
+      default: {},
+      description: 'Labels of this replica, e.g. {pool: gpu, zone: eu-west-1a}; `pool` is what discovery and pool preference match.',
+    }),
+    lease_ms: Type.Integer({
+      minimum: 1000,
+      maximum: 600_000,
+      default: 10_000,
+      description:
+        'A replica that stops renewing (killed, cut off) leaves the registry this long after its last renewal; so does a rollout driver.',
+    }),
+    heartbeat_ms: Type.Integer({
+      minimum: 100,
+      maximum: 60_000,
+      default: 1000,
+      description: 'How often each replica renews its record with its load and counters (what discovery and rollouts read).',
+    }),
   },
   { ...strict, default: {} },
 );
@@ -494,6 +627,7 @@ function configSchema<M extends TSchema>(model: M) {
       auth: AuthSchema,
       storage: StorageSchema,
       state: StateSchema,
+      fleet: FleetSchema,
       usage: UsageSchema,
       responses: ResponsesSchema,
       metrics: MetricsSchema,
@@ -530,10 +664,16 @@ export type VersionConfig = Static<typeof VersionSchema>;
 export type PoliciesConfig = Static<typeof PoliciesSchema>;
 /** The `auth` section, defaults filled. */
 export type AuthConfig = Static<typeof AuthSchema>;
+/** The `auth.trusted_header` section, defaults filled. */
+export type TrustedHeaderConfig = Static<typeof TrustedHeaderSchema>;
 /** The `storage` section, defaults filled. */
 export type StorageConfig = Static<typeof StorageSchema>;
 /** The `state` section, defaults filled. */
 export type StateConfig = Static<typeof StateSchema>;
+/** The `fleet` section, defaults filled. */
+export type FleetConfig = Static<typeof FleetSchema>;
+/** A rollout plan (`rollout:` of a model, or the body of POST /admin/models/{name}/rollouts), defaults filled. */
+export type RolloutPlan = Static<typeof RolloutPlanSchema>;
 /** The `usage` section, defaults filled. */
 export type UsageConfig = Static<typeof UsageSchema>;
 /** The `responses` section, defaults filled. */

@@ -42,6 +42,13 @@ export interface Signature {
   readonly outputs: readonly TensorSpec[];
 }
 
+/**
+ * A call's admission priority (scheduling's `Priority`, named here so that every layer can read it
+ * without importing the scheduler): the order calls leave a queue, and which endpoints of a remote
+ * version a call prefers (`pools.prefer`).
+ */
+export type CallPriority = 'high' | 'normal' | 'low';
+
 /** Span attribute values, as OpenTelemetry takes them. */
 export type TraceAttributes = Readonly<Record<string, string | number | boolean>>;
 
@@ -65,6 +72,11 @@ export interface Cancellation {
   onAbort(listener: () => void): void;
   /** The trace this call is part of; undefined: not traced (not sampled, or tracing is off). */
   readonly traceScope?: TraceScope | undefined;
+  /**
+   * The request's priority, for backends that place calls by it (a remote version's `pools`); the
+   * pipeline's call contexts always carry it. Absent: `normal`.
+   */
+  readonly priority?: CallPriority;
 }
 
 /** An AbortSignal that aborts when `cancellation` does: for the `signal` getters, made on first read. */

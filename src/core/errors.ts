@@ -55,6 +55,10 @@ export const ERROR_CATALOGUE = {
     status: 499,
     doc: 'The client went away (closed the connection, cut the stream, cancelled the gRPC call) first; only recorded, never sent.',
   },
+  fleet_unavailable: {
+    status: 503,
+    doc: 'A fleet operation (weights, rollouts, instances) needs the shared store (Redis or etcd), which cannot be reached or is not configured.',
+  },
   internal_error: { status: 500, doc: 'A bug: the response carries the request id; the cause is logged.' },
 } as const satisfies Record<string, { status: number; doc: string }>;
 

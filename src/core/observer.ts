@@ -21,7 +21,17 @@ export interface DeploymentObserver {
   fellBack(): void;
   /** The backend executed the model once for `requests` requests holding `rows` rows (Triton's exec vs inference counts). */
   executed(rows: number, requests: number): void;
+  /**
+   * A remote backend made one request upstream, to an endpoint of `pool` (null: an endpoint in no
+   * pool); `error` when it failed for the upstream's own fault (unreachable, timed out, 5xx), as
+   * passive health counts failures, else `ok`. Optional, so that observers that count none need
+   * not say so; backends resolve it once, not per call.
+   */
+  upstream?(pool: string | null, outcome: UpstreamOutcome): void;
 }
+
+/** How one upstream request ended, for {@link DeploymentObserver.upstream}. */
+export type UpstreamOutcome = 'ok' | 'error';
 
 const noop = (): void => undefined;
 
@@ -33,6 +43,7 @@ export const NO_OBSERVER: DeploymentObserver = Object.freeze({
   retried: noop,
   fellBack: noop,
   executed: noop,
+  upstream: noop,
 });
 
 /** Measurements of one finished generation, for whoever observes them (logs now, metrics later); backends that generate in process report them. */

@@ -79,6 +79,7 @@ type Caller = { readonly principal: Principal | null };
 export class Gateway {
   #registry: Registry;
   readonly #tenancy: Tenancy | null;
+  readonly #swapListeners: Array<(next: Registry) => void> = [];
 
   /** `tenancy`: authorize, limit and record around every call; null when there is nothing to do (no keys, no ledger). */
   constructor(registry: Registry, tenancy: Tenancy | null = null) {
@@ -108,9 +109,15 @@ export class Gateway {
     return this.#registry;
   }
 
-  /** Serves `next` from now on (a reload). */
+  /** Serves `next` from now on (a reload), after telling whoever listens (the fleet re-applies its weight overrides to it). */
   swap(next: Registry): void {
+    for (const listener of this.#swapListeners) listener(next);
     this.#registry = next;
+  }
+
+  /** Calls `listener` with each registry a reload is about to serve, before its first call. */
+  onSwap(listener: (next: Registry) => void): void {
+    this.#swapListeners.push(listener);
   }
 
   generate(request: TextRequest, ctx: RequestContext): Promise<Served<TextResponse>> {

@@ -15,6 +15,7 @@ import { NO_OBSERVER, type DeploymentObserver } from '../core/observer.js';
 export interface ModelVersion {
   readonly model: Model;
   readonly version: string;
+  /** Its share of unpinned traffic as the config file says. */
   readonly weight: number;
   readonly backend: Backend;
   readonly policies: PoliciesConfig;
@@ -105,14 +106,16 @@ export class Model {
   readonly fallbacks: readonly Fallback[];
   /** The last-resort answer text for chat and completions; null: none. */
   readonly degradedText: string | null;
-  /** Versions with weight > 0 and their cumulative weights, for the weighted pick. */
   /** Each backend's identity (model, version, backend config), for reuse across reloads. */
   readonly #backendKeys = new Map<Backend, string>();
   /** Backends taken over from a previous registry: already loaded. */
   readonly #reused = new Set<Backend>();
-  readonly #weighted: readonly ModelVersion[];
-  readonly #cumulative: readonly number[];
-  readonly #total: number;
+  /** Versions with weight > 0 and their cumulative weights, for the weighted pick; replaced whole when weights change. */
+  #weighted: readonly ModelVersion[] = [];
+  #cumulative: readonly number[] = [];
+  #total = 0;
+  /** Each version's weight in force: the config's, or an override (the fleet's). */
+  #weights: ReadonlyMap<string, number> = new Map();
 
   constructor(config: ModelConfig, context: RegistryContext, created: number) {
     this.name = config.name;
@@ -150,10 +153,29 @@ export class Model {
     }
     this.versions = versions;
     this.defaultVersion = versions.get(config.default_version ?? (config.versions[0]?.version as string)) as ModelVersion;
-    this.#weighted = [...versions.values()].filter((v) => v.weight > 0);
+    this.setWeights(new Map());
+  }
+
+  /**
+   * The weights in force from now on: `overrides` by version (the fleet's cluster-wide settings),
+   * the config file's for every version not in it. Versions this model lacks are ignored. The
+   * pick's tables are rebuilt whole, so a call that is picking sees either the old or the new ones.
+   */
+  setWeights(overrides: ReadonlyMap<string, number>): void {
+    const weights = new Map<string, number>();
+    for (const v of this.versions.values()) weights.set(v.version, overrides.get(v.version) ?? v.weight);
+    const weighted = [...this.versions.values()].filter((v) => (weights.get(v.version) as number) > 0);
     let sum = 0;
-    this.#cumulative = this.#weighted.map((v) => (sum += v.weight));
+    const cumulative = weighted.map((v) => (sum += weights.get(v.version) as number));
+    this.#weights = weights;
+    this.#weighted = weighted;
+    this.#cumulative = cumulative;
     this.#total = sum;
+  }
+
+  /** The weight in force of `version` (the config's, or an override's). */
+  weightOf(version: string): number {
+    return this.#weights.get(version) ?? 0;
   }
 
   /** The version for one request: the pinned one if given, else a weighted random pick, else the default. */

@@ -10,8 +10,9 @@
 import { collectDefaultMetrics, Gauge, Registry, type Metric } from 'prom-client';
 import { CounterFamily, HistogramFamily, type CounterSeries, type HistogramSeries } from './families.js';
 import { performance } from 'node:perf_hooks';
-import type { DeploymentObserver, ShedReason } from '../core/observer.js';
+import type { DeploymentObserver, ShedReason, UpstreamOutcome } from '../core/observer.js';
 import { NO_MODEL } from '../core/call.js';
+import { bucketOf, noFigures, type Figures } from '../core/figures.js';
 
 /** Buckets from 1 ms to 60 s, fit for a tensor call and a long generation alike. */
 export const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
@@ -27,13 +28,27 @@ interface Children {
   readonly promptTokens: CounterSeries;
   readonly completionTokens: CounterSeries;
   readonly deployment: Deployment | null;
+  /** Whether the outcome is the version's own fault (what a rollout's error gate counts). */
+  readonly fault: boolean;
 }
+
+/** The codes of calls that failed by the version's fault, not the client's or a limit's. */
+const FAULTS: ReadonlySet<string> = new Set([
+  'upstream_error',
+  'upstream_unavailable',
+  'upstream_timeout',
+  'circuit_open',
+  'model_not_ready',
+  'internal_error',
+]);
 
 /** Label values of one deployment: a model and version. */
 type DeploymentLabels = { readonly model: string; readonly version: string };
 
 /** The series of one deployment, kept by its version (its {@link DeploymentObserver}) and by the request series. */
 class Deployment implements DeploymentObserver {
+  /** Counters a rollout compares across replicas (not exported to /metrics). */
+  readonly figures: Figures = noFigures();
   readonly ttft: HistogramSeries;
   readonly tpot: HistogramSeries;
   readonly #queue: HistogramSeries;
@@ -44,8 +59,17 @@ class Deployment implements DeploymentObserver {
   readonly #batch: HistogramSeries;
   readonly #inferences: CounterSeries;
   readonly #executions: CounterSeries;
+  readonly #upstreamFamily: CounterFamily;
+  readonly #labels: DeploymentLabels;
+  /** Upstream requests by pool ('' for none): each pool's two series are found once, then only looked up. */
+  readonly #upstream = new Map<string, Record<UpstreamOutcome, CounterSeries>>();
+
+  readonly model: string;
+  readonly version: string;
 
   constructor(f: DeploymentFamilies, labels: DeploymentLabels) {
+    this.model = labels.model;
+    this.version = labels.version;
     this.ttft = f.ttft.series(labels);
     this.tpot = f.tpot.series(labels);
     this.#queue = f.queue.series(labels);
@@ -59,6 +83,8 @@ class Deployment implements DeploymentObserver {
     this.#batch = f.batch.series(labels);
     this.#inferences = f.inferences.series(labels);
     this.#executions = f.executions.series(labels);
+    this.#upstreamFamily = f.upstream;
+    this.#labels = labels;
   }
 
   queued(seconds: number): void {
@@ -79,12 +105,29 @@ class Deployment implements DeploymentObserver {
 
   fellBack(): void {
     this.#fallbacks.value++;
+    // Another deployment answered the call, which is counted there: here it is a failure of this version's.
+    this.figures.calls++;
+    this.figures.faults++;
   }
 
   executed(rows: number, requests: number): void {
     this.#batch.observe(rows);
     this.#inferences.value += requests;
     this.#executions.value++;
+  }
+
+  upstream(pool: string | null, outcome: UpstreamOutcome): void {
+    const key = pool ?? '';
+    let series = this.#upstream.get(key);
+    if (series === undefined) {
+      const labels = { model: this.#labels.model, version: this.#labels.version, pool: key === '' ? 'none' : key };
+      series = {
+        ok: this.#upstreamFamily.series({ ...labels, outcome: 'ok' }),
+        error: this.#upstreamFamily.series({ ...labels, outcome: 'error' }),
+      };
+      this.#upstream.set(key, series);
+    }
+    series[outcome].value++;
   }
 }
 
@@ -100,6 +143,17 @@ interface DeploymentFamilies {
   readonly batch: HistogramFamily;
   readonly inferences: CounterFamily;
   readonly executions: CounterFamily;
+  readonly upstream: CounterFamily;
+}
+
+/** What the rollout gauges read at scrape time. */
+export interface RolloutView {
+  readonly model: string;
+  readonly version: string;
+  readonly id: string;
+  readonly state: string;
+  readonly step: number;
+  readonly weight: number;
 }
 
 /** What the deployment gauges read at scrape time (nothing is counted on the request path for them). */
@@ -208,6 +262,11 @@ export class Metrics {
         'infergate_inference_exec_count_total',
         'Model executions of tensor and embedding models (Triton: exec count): one per batch.',
       ),
+      upstream: new CounterFamily(
+        'infergate_upstream_requests_total',
+        "Requests remote versions sent upstream, by the pool of the endpoint that served them ('none': no pool) and outcome " +
+          '(error: unreachable, timed out or 5xx, as passive health counts failures; ok: anything else).',
+      ),
     };
     for (const family of [
       this.#requests,
@@ -242,6 +301,11 @@ export class Metrics {
     });
   }
 
+  /** Each deployment's rollout counters since this process started, by `model` and `version`. */
+  figures(): Array<{ readonly model: string; readonly version: string; readonly figures: Figures }> {
+    return [...this.#deployments.values()].map((d) => ({ model: d.model, version: d.version, figures: d.figures }));
+  }
+
   /** The observer of one deployment: its queue, policies and backend report to it. */
   deployment(model: string, version: string): DeploymentObserver {
     return this.#deployment(model, version);
@@ -267,6 +331,18 @@ export class Metrics {
     c.duration.observe(seconds);
     c.promptTokens.value += prompt;
     c.completionTokens.value += completion;
+    const d = c.deployment;
+    if (d !== null) {
+      const f = d.figures;
+      f.calls++;
+      if (c.fault) f.faults++;
+      const i = bucketOf(seconds * 1000);
+      f.latency[i] = (f.latency[i] as number) + 1;
+      if (firstToken >= 0) {
+        const t = bucketOf(firstToken * 1000);
+        f.ttft[t] = (f.ttft[t] as number) + 1;
+      }
+    }
     if (firstToken >= 0 && c.deployment !== null) {
       c.deployment.ttft.observe(firstToken);
       if (completion > 1) c.deployment.tpot.observe((seconds - firstToken) / (completion - 1));
@@ -280,6 +356,52 @@ export class Metrics {
     let series = this.#limitedSeries.get(key);
     if (series === undefined) this.#limitedSeries.set(key, (series = this.#limited.series({ tenant: t, limit })));
     series.value++;
+  }
+
+  /**
+   * Gauges of the rollouts this process knows of, read when scraped: `infergate_rollout_state`
+   * (1 on the series of the rollout's current state, 0 on the others), `infergate_rollout_step`
+   * (1-based) and `infergate_rollout_weight` (the canary's percent). Workers' copies agree: `max`.
+   */
+  watchRollouts(rollouts: () => readonly RolloutView[]): void {
+    const registers = [this.registry];
+    new Gauge({
+      name: 'infergate_rollout_state',
+      help: 'Each rollout, 1 on its current state (running, paused, promoted, rolled_back, aborted).',
+      labelNames: ['model', 'version', 'rollout', 'state'],
+      aggregator: 'max',
+      registers,
+      collect() {
+        this.reset();
+        for (const r of rollouts()) {
+          for (const state of ['running', 'paused', 'promoted', 'rolled_back', 'aborted']) {
+            this.set({ model: r.model, version: r.version, rollout: r.id, state }, r.state === state ? 1 : 0);
+          }
+        }
+      },
+    });
+    new Gauge({
+      name: 'infergate_rollout_step',
+      help: 'The step each rollout is at (1-based; after promotion, the last).',
+      labelNames: ['model', 'version', 'rollout'],
+      aggregator: 'max',
+      registers,
+      collect() {
+        this.reset();
+        for (const r of rollouts()) this.set({ model: r.model, version: r.version, rollout: r.id }, r.step);
+      },
+    });
+    new Gauge({
+      name: 'infergate_rollout_weight',
+      help: "The canary's share of unpinned traffic under each rollout, in percent.",
+      labelNames: ['model', 'version', 'rollout'],
+      aggregator: 'max',
+      registers,
+      collect() {
+        this.reset();
+        for (const r of rollouts()) this.set({ model: r.model, version: r.version, rollout: r.id }, r.weight);
+      },
+    });
   }
 
   /** Gauges per deployment, read when scraped: circuit breaker state (0 closed, 1 half-open, 2 open) and admission slots. */
@@ -352,6 +474,7 @@ export class Metrics {
         promptTokens: this.#promptTokens.series({ model, version, tenant, status: s, code }),
         completionTokens: this.#completionTokens.series({ model, version, tenant, status: s, code }),
         deployment: model === NO_MODEL ? null : this.#deployment(model, version),
+        fault: FAULTS.has(code),
       };
       outcomes.set(key, children);
     }

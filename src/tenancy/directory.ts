@@ -29,11 +29,27 @@ export class Principal {
   }
 }
 
-/** Every live key's principal, in memory by key hash: `start` loads it and refreshes it on a timer until `stop`. */
+/** No key limits: a vouched-for key is the proxy's name for its caller, not a key an admin set limits on. */
+const NO_LIMITS = Object.freeze({});
+
+/** A tenant as `trusted_header` mode finds it, with the principal of each key id it was called with (up to VOUCHED_KEYS). */
+interface VouchedTenant {
+  readonly tenant: Tenant;
+  readonly principals: Map<string, Principal>;
+}
+
+/** Key ids whose principal is kept per tenant; past it, each call with a new id makes its own. */
+const VOUCHED_KEYS = 1024;
+
+/**
+ * Every live key's principal, in memory by key hash, and every tenant by id (for `trusted_header`
+ * mode): `start` loads them and refreshes them on a timer until `stop`.
+ */
 export class Directory {
   readonly #store: TenantStore;
   readonly #log: Logger;
   #byHash = new Map<string, Principal>();
+  #byTenant = new Map<string, VouchedTenant>();
   #timer: NodeJS.Timeout | null = null;
   #refreshing: Promise<void> | null = null;
   #again = false;
@@ -75,6 +91,7 @@ export class Directory {
             if (tenant !== undefined) next.set(key.hash, new Principal(tenant, key));
           }
           this.#byHash = next;
+          this.#byTenant = new Map(tenants.map((tenant) => [tenant.id, { tenant, principals: new Map() }]));
         } while (this.#again);
       } finally {
         this.#refreshing = null;
@@ -91,6 +108,33 @@ export class Directory {
     if (secret === null) throw unauthorized('no API key; send Authorization: Bearer <key> or x-api-key');
     const principal = secret === '' ? undefined : this.#byHash.get(hashKey(secret));
     if (principal === undefined) throw unauthorized('the API key is not valid');
+    return principal;
+  }
+
+  /**
+   * The principal of a call that a trusted proxy says comes from tenant `tenantId` and key `keyId`
+   * (`auth.mode: trusted_header`); null when no such tenant exists. The key is made up: its id is
+   * the proxy's, and it has no limits of its own. Principals are kept per key id, so the limiter's
+   * plan of a tenant's caller is made once, not per call.
+   */
+  vouchedFor(tenantId: string, keyId: string): Principal | null {
+    const vouched = this.#byTenant.get(tenantId);
+    if (vouched === undefined) return null;
+    const known = vouched.principals.get(keyId);
+    if (known !== undefined) return known;
+    const { tenant, principals } = vouched;
+    const key: StoredKey = {
+      id: keyId,
+      tenant_id: tenant.id,
+      name: 'trusted header',
+      prefix: '',
+      limits: NO_LIMITS,
+      created_at: 0,
+      revoked_at: null,
+      hash: '',
+    };
+    const principal = new Principal(tenant, key);
+    if (principals.size < VOUCHED_KEYS) principals.set(keyId, principal);
     return principal;
   }
 }

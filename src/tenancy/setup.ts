@@ -4,7 +4,7 @@
  * the HTTP layer take from them. `close` writes the last usage records and disconnects.
  */
 import type { Logger } from 'pino';
-import type { Config } from '../config/schema.js';
+import type { Config, TrustedHeaderConfig } from '../config/schema.js';
 import type { ChangeFeed } from '../cluster/change-feed.js';
 import { MemoryState, type LimitState } from '../cluster/state.js';
 import { RedisState } from '../cluster/redis-state.js';
@@ -20,8 +20,10 @@ import { Tenancy } from './tenancy.js';
 
 /** What the HTTP layer needs of tenancy. */
 export interface TenancyHttp {
-  /** The key directory in `keys` mode; null in `none` mode (no authentication). */
+  /** The key directory in `keys` and `trusted_header` modes; null in `none` mode (no authentication). */
   readonly directory: Directory | null;
+  /** `auth.trusted_header` in `trusted_header` mode, whose peers may name their tenant; null in the other modes. */
+  readonly trustedHeader: TrustedHeaderConfig | null;
   readonly admin: TenantAdmin;
   readonly usage: UsageStore;
   readonly ledger: Ledger | null;
@@ -62,7 +64,8 @@ export async function setUpTenancy(config: Config, log: Logger, siblings: Change
     await redis.ready();
     state = feed = redis;
   }
-  const keys = config.auth.mode === 'keys';
+  // `trusted_header` mode takes its tenants (and still API keys) from the same directory.
+  const keys = config.auth.mode !== 'none';
   const directory = keys ? new Directory(tenants, log) : null;
   // Subscribed before the first load: a change made meanwhile is either in that load or reloaded after it.
   await feed?.subscribe(async () => directory?.refresh());
@@ -87,7 +90,15 @@ export async function setUpTenancy(config: Config, log: Logger, siblings: Change
   });
   return {
     tenancy: limiter === null && ledger === null ? null : new Tenancy(limiter, ledger),
-    http: { directory, admin, usage, ledger, responses, adminKey: config.auth.admin_key },
+    http: {
+      directory,
+      trustedHeader: config.auth.mode === 'trusted_header' ? config.auth.trusted_header : null,
+      admin,
+      usage,
+      ledger,
+      responses,
+      adminKey: config.auth.admin_key,
+    },
     describe: {
       database: database.where,
       state: state.kind === 'redis' ? redisUrl.replace(/\/\/[^@/]*@/, '//***@') : 'memory',

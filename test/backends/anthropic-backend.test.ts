@@ -249,7 +249,9 @@ describe('the anthropic backend config', () => {
 
   it('needs exactly one of base_url and endpoints, each an API root without /v1', () => {
     const at = 'models[0].versions[0].backend';
-    assert.deepEqual(problems('{ kind: anthropic }'), [`${at}: an anthropic backend needs exactly one of \`base_url\` and \`endpoints\``]);
+    assert.deepEqual(problems('{ kind: anthropic }'), [
+      `${at}: an anthropic backend needs exactly one of \`base_url\`, \`endpoints\` and \`discovery\``,
+    ]);
     assert.deepEqual(problems("{ kind: anthropic, base_url: 'https://api.anthropic.com/v1' }"), [
       `${at}.base_url: must be the API root without /v1 (calls go to its /v1/messages), got "https://api.anthropic.com/v1"; e.g. https://api.anthropic.com`,
     ]);

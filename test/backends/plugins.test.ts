@@ -155,7 +155,7 @@ describe('backend plug-ins', () => {
 
     it('leaves the built-in kinds as they were', () => {
       assert.deepEqual(problems("{ kind: openai, base_url: 'http://x/v1', endpoints: [{ base_url: 'http://y/v1' }] }", plugins), [
-        'models[0].versions[0].backend: an openai backend needs exactly one of `base_url` and `endpoints`',
+        'models[0].versions[0].backend: an openai backend needs exactly one of `base_url`, `endpoints` and `discovery`',
       ]);
       assert.deepEqual(
         config(['{ kind: mock }'], plugins).models[0]?.versions[0]?.backend,

@@ -39,7 +39,13 @@ describe('config loading', () => {
       shutdown_timeout_ms: 30_000,
       retry_budget: { ratio: 0.2, min_per_second: 10 },
     });
-    assert.deepEqual(config.auth, { mode: 'none', admin_key: '', allow_none_on_public_host: false, refresh_interval_ms: 5000 });
+    assert.deepEqual(config.auth, {
+      mode: 'none',
+      trusted_header: { tenant_header: 'x-tenant-id', key_header: 'x-key-id', trusted_peers: [] },
+      admin_key: '',
+      allow_none_on_public_host: false,
+      refresh_interval_ms: 5000,
+    });
     assert.deepEqual(config.storage, { database_url: '', pool_size: 4 });
     assert.deepEqual(config.state, { redis_url: '', key_prefix: 'infergate:', change_ack_timeout_ms: 2000 });
     assert.deepEqual(config.usage, { enabled: true, flush_interval_ms: 1000 });
@@ -70,6 +76,7 @@ describe('config loading', () => {
       threads: 1,
       batching: { enabled: true, max_batch_size: 64, max_queue_delay_ms: 1 },
       tokenizer: { kind: 'hashed-words', vocab_size: 4096, max_tokens: 512 },
+      cache_dir: 'data/model-cache',
     });
     assert.deepEqual(config.models[0]?.aliases, []);
   });
@@ -89,6 +96,7 @@ describe('config loading', () => {
       gpu_layers: 'auto',
       flash_attention: 'auto',
       chat_template: 'auto',
+      cache_dir: 'data/model-cache',
     });
     assert.deepEqual(
       problems(`models: [{ name: c, versions: [{ version: '1', backend: { kind: llama, path: /no/such.gguf, gpu: rocm } }] }]`),

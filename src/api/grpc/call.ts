@@ -112,6 +112,16 @@ export class GrpcCall {
     if (timeout !== undefined) this.#timer = setTimeout(() => this.#expire(), timeout);
   }
 
+  /** The request's metadata by lower-case name, as node:http2 gives it (pseudo-headers included). */
+  get headers(): IncomingHttpHeaders {
+    return this.#headers;
+  }
+
+  /** The peer's IP address, as its connection's socket has it; undefined once the session is gone. Read only when asked (`trusted_header` mode). */
+  get remoteAddress(): string | undefined {
+    return this.#stream.session?.socket.remoteAddress;
+  }
+
   /** A request metadata value (the first, if sent several times); undefined when absent. */
   metadata(name: string): string | undefined {
     const value = this.#headers[name];

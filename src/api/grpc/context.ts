@@ -6,7 +6,7 @@
 import type { TraceAttributes } from '../../core/call.js';
 import { clientClosedError, fastError, type ApiError, type ErrorCode } from '../../core/errors.js';
 import type { Principal } from '../../tenancy/directory.js';
-import { CallContext, type CallRoute, type Envelope } from '../envelope.js';
+import { CallContext, type CallRoute, type Envelope, type Peer, type RequestHeaders } from '../envelope.js';
 import { GRPC_STATUS, grpcError } from './errors.js';
 import { Status, type GrpcCall, type MetadataList } from './transport.js';
 
@@ -83,6 +83,14 @@ export class GrpcContext extends CallContext<unknown, unknown> {
 
   protected header(name: string): string | undefined {
     return this.#call.metadata(name);
+  }
+
+  protected get requestHeaders(): RequestHeaders {
+    return this.#call.headers;
+  }
+
+  protected get peer(): Peer {
+    return this.#call;
   }
 
   /** As the transport checked the key on arrival (the server's admission hook), before any message was read. */

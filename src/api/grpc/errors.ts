@@ -26,6 +26,7 @@ export const GRPC_STATUS = {
   upstream_timeout: Status.DEADLINE_EXCEEDED,
   upstream_rate_limited: Status.RESOURCE_EXHAUSTED,
   circuit_open: Status.UNAVAILABLE,
+  fleet_unavailable: Status.UNAVAILABLE,
   client_closed_request: Status.CANCELLED,
   internal_error: Status.INTERNAL,
 } as const satisfies Record<ErrorCode, Status>;

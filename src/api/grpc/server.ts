@@ -13,8 +13,10 @@ import type { Gateway } from '../../pipeline/gateway.js';
 import type { Metrics } from '../../telemetry/metrics.js';
 import type { Tracing } from '../../telemetry/tracing.js';
 import type { AccessLog } from '../../telemetry/access-log.js';
+import type { TrustedHeaderConfig } from '../../config/schema.js';
 import type { Directory, Principal } from '../../tenancy/directory.js';
-import { Envelope, keyAuthentication } from '../envelope.js';
+import { Envelope } from '../envelope.js';
+import { authentication } from '../trusted-header.js';
 import { toApiError } from '../errors.js';
 import { requestId } from '../request-id.js';
 import { admitted, cancellation, failCall, GrpcContext, GrpcMethod, versionOf, type AnyMethod, type Work } from './context.js';
@@ -32,8 +34,10 @@ export interface GrpcServerOptions {
   readonly gateway: Gateway;
   readonly log: Logger;
   readonly version: string;
-  /** The key directory in `keys` mode; null: no authentication. */
+  /** The key directory in `keys` and `trusted_header` modes; null: no authentication. */
   readonly directory: Directory | null;
+  /** In `trusted_header` mode, its settings: calls from its peers may name their tenant in metadata; absent or null: keys alone. */
+  readonly trustedHeader?: TrustedHeaderConfig | null;
   /** The largest message accepted, in bytes (as `server.body_limit_bytes` for HTTP bodies). */
   readonly maxMessageBytes: number;
   /** The port's connection limits, time-outs and TLS (the `grpc` settings and `server.tls`); defaults as TransportOptions'. */
@@ -70,7 +74,8 @@ export class GrpcServer {
   constructor(options: GrpcServerOptions) {
     this.#options = options;
     const { log, metrics, accessLog, tracing } = options;
-    this.#envelope = new Envelope({ log, metrics, accessLog, tracing, authenticate: keyAuthentication(options.directory) });
+    const authenticate = authentication(options.directory, options.trustedHeader ?? null);
+    this.#envelope = new Envelope({ log, metrics, accessLog, tracing, authenticate });
     this.#transport = new GrpcTransport({
       ...options.transport,
       maxMessageBytes: options.maxMessageBytes,
@@ -99,10 +104,9 @@ export class GrpcServer {
 
   #serve(service: ServiceDefinition, handlers: Record<string, RequestHandler>): void {
     const authenticate = this.#envelope.authenticate;
-    // In `keys` mode the key is checked from the call's headers, before any of its request is read:
-    // a client without one cannot make the server hold its messages. Only the health probes are open.
-    const admit: Admit | null =
-      authenticate === null ? null : (call) => authenticate(call.metadata('authorization'), call.metadata('x-api-key'));
+    // With authentication the caller is checked from the call's headers, before any of its request is
+    // read: a client without a key cannot make the server hold its messages. Only the health probes are open.
+    const admit: Admit | null = authenticate === null ? null : (call) => authenticate(call.headers, call);
     for (const [name, handler] of Object.entries(handlers)) {
       const method = service[name];
       if (method === undefined) throw new Error(`the proto has no method ${name}`);

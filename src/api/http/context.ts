@@ -12,7 +12,7 @@ import { parseJsonBody, type JsonBodyOptions } from '../../core/json.js';
 import type { RequestContext } from '../../pipeline/context.js';
 import type { Principal } from '../../tenancy/directory.js';
 import { drained } from '../drain.js';
-import { CallContext, type CallRoute, type Envelope } from '../envelope.js';
+import { CallContext, type CallRoute, type Envelope, type Peer, type RequestHeaders } from '../envelope.js';
 import { validationError, type AjvError } from '../errors.js';
 import { errorHeaders, kserveErrorBody } from './errors.js';
 import { openaiErrorBody } from '../../protocols/openai/errors.js';
@@ -110,6 +110,14 @@ export class HttpContext extends CallContext<string, HttpResult> {
     return this.#req.headers[name];
   }
 
+  protected get requestHeaders(): RequestHeaders {
+    return this.#req.headers;
+  }
+
+  protected get peer(): Peer {
+    return this.#req.socket;
+  }
+
   // Authentication came first (CallContext.run): an unknown caller costs no reading or parsing.
   protected read(): Promise<string> {
     return readBody(this.#req, this.#wire.bodyLimit);
@@ -120,7 +128,9 @@ export class HttpContext extends CallContext<string, HttpResult> {
     const body = parse(text, this.#wire.json);
     if (!route.validate(body)) throw validationError(route.validate.errors as AjvError[]);
     if (this.trace !== null) this.trace.span.setAttributes(requestAttributes(body));
-    const header = this.#req.headers['x-model-version'];
+    // `Model-Version` is the design's name for the pin; `x-model-version` the one this server answers with.
+    const headers = this.#req.headers;
+    const header = headers['x-model-version'] ?? headers['model-version'];
     this.open(principal, this.#params.version ?? (typeof header === 'string' && header !== '' ? header : undefined));
     return route.handle(body, this, this.#params);
   }

@@ -19,7 +19,8 @@ import { registerResponses } from './responses/routes.js';
 import { registerAnthropic } from './anthropic/routes.js';
 import { registerAdmin } from './admin/routes.js';
 import type { ReloadResult } from '../../config/reload-result.js';
-import { Envelope, keyAuthentication } from '../envelope.js';
+import { Envelope } from '../envelope.js';
+import { authentication } from '../trusted-header.js';
 import { requestId } from '../request-id.js';
 import { ApiError } from '../../core/errors.js';
 import type { Principal } from '../../tenancy/directory.js';
@@ -28,6 +29,7 @@ import type { Tracing } from '../../telemetry/tracing.js';
 import type { AccessLog } from '../../telemetry/access-log.js';
 import type { TlsMaterial } from '../../config/tls.js';
 import type { TenancyHttp } from '../../tenancy/setup.js';
+import type { Fleet } from '../../cluster/fleet.js';
 
 /** What the HTTP server serves and with what; each optional part left out turns its feature off. */
 export interface HttpServerOptions {
@@ -50,6 +52,8 @@ export interface HttpServerOptions {
   readonly tracing?: Tracing;
   /** The certificate and key (`server.tls`, read by loadTls): HTTPS on the port; absent: cleartext HTTP. */
   readonly tls?: TlsMaterial;
+  /** This process in the fleet: the admin API's instances, models, weights and rollouts; absent: none. */
+  readonly fleet?: Fleet;
 }
 
 declare module 'fastify' {
@@ -62,7 +66,7 @@ declare module 'fastify' {
 /** The HTTP app with every route registered, not yet listening: the caller runs `listen` (and `close`). */
 export function createHttpServer(options: HttpServerOptions): FastifyInstance {
   const { config, log, gateway, lifecycle, tenancy, metrics, tls } = options;
-  const authenticate = keyAuthentication(tenancy?.directory ?? null);
+  const authenticate = authentication(tenancy?.directory ?? null, tenancy?.trustedHeader ?? null);
   const envelope = new Envelope({
     log,
     authenticate,
@@ -119,7 +123,7 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
     app.addHook('onRequest', async (request) => {
       const url = request.url;
       if ((url.startsWith('/v1/') || url.startsWith('/v2')) && !url.startsWith('/v2/health/'))
-        request.principal = authenticate(request.headers.authorization, request.headers['x-api-key']);
+        request.principal = authenticate(request.headers, request.socket);
     });
   }
   registerOpenAI(app, calls, { gateway, log, usage: tenancy?.usage ?? null, ledger: tenancy?.ledger ?? null });

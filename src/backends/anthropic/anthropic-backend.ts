@@ -9,6 +9,7 @@ import { ApiError } from '../../core/errors.js';
 import type { Cancellation, EmbedResult, Task } from '../../core/call.js';
 import type { ChatRequest, RawText, TextRequest } from '../../core/text.js';
 import { unsupported } from '../backend.js';
+import type { BackendContext } from '../plugin.js';
 import { RemoteTextBackend, headerValue, upstreamJson } from '../upstreams.js';
 import type { AnthropicBackendConfig } from './config.js';
 import { countTokensBody, messagesBody } from './request-body.js';
@@ -24,16 +25,16 @@ export class AnthropicBackend extends RemoteTextBackend {
   readonly #modelName: string;
   readonly #maxTokens: number;
 
-  /** `modelName` is used upstream unless the config names another. */
-  constructor(config: AnthropicBackendConfig, modelName: string) {
+  /** The context's `modelName` is used upstream unless the config names another; its discovery, observer and logger serve the upstreams. */
+  constructor(config: AnthropicBackendConfig, context: BackendContext) {
     const headers: Record<string, string> = {
       'content-type': 'application/json',
       'anthropic-version': config.anthropic_version,
       ...config.headers,
     };
     if (config.api_key !== undefined && config.api_key !== '') headers['x-api-key'] = config.api_key;
-    super(config, headers);
-    this.#modelName = config.model ?? modelName;
+    super(config, headers, context);
+    this.#modelName = config.model ?? context.modelName;
     this.#maxTokens = config.max_tokens;
   }
 

@@ -8,8 +8,10 @@ import {
   BalanceOption,
   ConnectTimeoutOption,
   ConnectionsOption,
+  DiscoveryOption,
   HeadersOption,
   PassiveHealthOption,
+  PoolsOption,
   TimeoutOption,
   endpointsOption,
   healthCheckOption,
@@ -20,7 +22,7 @@ const strict = { additionalProperties: false } as const;
 /** Anthropic's API version header, as its SDKs send it. */
 export const DEFAULT_ANTHROPIC_VERSION = '2023-06-01';
 
-/** `kind: anthropic`: an upstream Anthropic Messages API, or replicas of one; its plug-in requires exactly one of `base_url` and `endpoints`. */
+/** `kind: anthropic`: an upstream Anthropic Messages API, or replicas of one; its plug-in requires exactly one of `base_url`, `endpoints` and `discovery`. */
 export const AnthropicBackendSchema = Type.Object(
   {
     kind: Type.Literal('anthropic'),
@@ -28,11 +30,13 @@ export const AnthropicBackendSchema = Type.Object(
       Type.String({
         pattern: '^https?://',
         description:
-          "The upstream API root, without /v1 (as the Anthropic SDK's baseURL): calls go to its /v1/messages. Example: https://api.anthropic.com. Or give `endpoints`.",
+          "The upstream API root, without /v1 (as the Anthropic SDK's baseURL): calls go to its /v1/messages. Example: https://api.anthropic.com. Or give `endpoints` or `discovery`.",
       }),
     ),
     endpoints: Type.Optional(endpointsOption("One replica's API root, without /v1. Example: http://10.0.0.6:8080")),
+    discovery: Type.Optional(DiscoveryOption),
     balance: BalanceOption,
+    pools: Type.Optional(PoolsOption),
     passive_health: PassiveHealthOption,
     health_check: healthCheckOption('/v1/models'),
     api_key: Type.Optional(Type.String({ description: 'Sent as `x-api-key`. Use ${ENV_VAR} to keep it out of the file.' })),

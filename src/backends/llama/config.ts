@@ -7,7 +7,27 @@ const strict = { additionalProperties: false } as const;
 export const LlamaBackendSchema = Type.Object(
   {
     kind: Type.Literal('llama'),
-    path: Type.String({ minLength: 1, description: 'The .gguf file, relative to the config file. Example: models/tiny-chat/1/model.gguf' }),
+    path: Type.String({
+      minLength: 1,
+      description:
+        'The .gguf file, relative to the config file, or an http(s) URL downloaded into `cache_dir` when the version loads. ' +
+        'Example: models/tiny-chat/1/model.gguf, https://models.example.com/tiny-chat/1/model.gguf',
+    }),
+    sha256: Type.Optional(
+      Type.String({
+        pattern: '^[0-9a-f]{64}$',
+        description:
+          'SHA-256 of the file (64 lowercase hex digits, as `sha256sum` prints it), checked before the model loads; ' +
+          'a mismatch fails the load and the version is not ready. Default: not checked.',
+      }),
+    ),
+    cache_dir: Type.String({
+      minLength: 1,
+      default: 'data/model-cache',
+      description:
+        'Where a `path` URL is downloaded to, relative to the working directory; a cached copy (with `sha256`: one that matches) ' +
+        'is used without downloading again. Example: /var/cache/infergate.',
+    }),
     context_size: Type.Optional(
       Type.Integer({
         minimum: 32,

@@ -37,6 +37,7 @@ import { availableFunctions, boundedSchema, CallSyntax, chatHistory, namesGramma
 import { GenerationChain, toolAnswer, type CallPlan, type StartGeneration } from './tool-answer.js';
 import { samplingParams, type SamplingParams } from './params.js';
 import { getLlama, loadNodeLlamaCpp, type NodeLlamaCpp } from './runtime.js';
+import { resolveModelFile } from '../model-file.js';
 
 /** A prompt ready to evaluate, with what ends its generation besides the client's `stop`. */
 interface Prompt {
@@ -100,9 +101,10 @@ export class LlamaBackend extends TextBackend {
   async load(): Promise<void> {
     const config = this.#config;
     try {
+      const modelPath = await resolveModelFile({ path: config.path, sha256: config.sha256, cacheDir: config.cache_dir });
       const lib = (this.#lib = await loadNodeLlamaCpp());
       const llama = (this.#llama = await getLlama(config.gpu));
-      const model = (this.#model = await llama.loadModel({ modelPath: config.path, gpuLayers: config.gpu_layers }));
+      const model = (this.#model = await llama.loadModel({ modelPath, gpuLayers: config.gpu_layers }));
       this.#wrapper = this.#chatWrapper(lib, model);
       this.#callSyntax = new CallSyntax(lib, this.#wrapper, model);
       this.#vocabSize = vocabularySize(model);

@@ -23,6 +23,7 @@ import type { TextResponse } from '../../core/text.js';
 import { concatRows, fromOrt, splitRows, toOrt } from './tensors.js';
 import { loadOrt, type OrtModule, type OrtSession, type OrtTensor, type OrtValueMetadata } from './runtime.js';
 import { createTokenizer } from './tokenizer.js';
+import { resolveModelFile } from '../model-file.js';
 
 /** Submits to a batcher; a traced call gets a `batch` span: its wait for the batch, the batch's size, and its run. */
 function submitTraced<Item, Result>(batcher: Batcher<Item, Result>, item: Item, scope: TraceScope | undefined): Promise<Result> {
@@ -61,8 +62,10 @@ export class OnnxBackend implements Backend {
 
   async load(): Promise<void> {
     try {
+      const { path, sha256, cache_dir } = this.#config;
+      const file = await resolveModelFile({ path, sha256, cacheDir: cache_dir });
       const ort = (this.#ort = await loadOrt());
-      const session = await ort.InferenceSession.create(this.#config.path, {
+      const session = await ort.InferenceSession.create(file, {
         intraOpNumThreads: this.#config.threads,
         interOpNumThreads: 1,
         executionMode: 'sequential',

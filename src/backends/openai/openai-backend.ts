@@ -9,6 +9,7 @@ import { ApiError } from '../../core/errors.js';
 import type { Cancellation, EmbedRequest, EmbedResult } from '../../core/call.js';
 import type { RawText, TextRequest } from '../../core/text.js';
 import { upstreamBody } from './request-body.js';
+import type { BackendContext } from '../plugin.js';
 import { RemoteTextBackend, headerValue, upstreamJson } from '../upstreams.js';
 import { openaiText } from './wire.js';
 
@@ -20,12 +21,12 @@ export class OpenAIBackend extends RemoteTextBackend {
   readonly kind = 'openai';
   readonly #modelName: string;
 
-  /** `modelName` is used upstream unless the config names another. */
-  constructor(config: OpenAIBackendConfig, modelName: string) {
+  /** The context's `modelName` is used upstream unless the config names another; its discovery, observer and logger serve the upstreams. */
+  constructor(config: OpenAIBackendConfig, context: BackendContext) {
     const headers: Record<string, string> = { 'content-type': 'application/json', ...config.headers };
     if (config.api_key !== undefined && config.api_key !== '') headers.authorization = `Bearer ${config.api_key}`;
-    super(config, headers);
-    this.#modelName = config.model ?? modelName;
+    super(config, headers, context);
+    this.#modelName = config.model ?? context.modelName;
   }
 
   /** The upstream's answer as it sent it (bytes, untouched), with the decoder that reads it as typed events. */

@@ -1,5 +1,6 @@
 /** `kind: openai` as a plug-in: an upstream OpenAI-compatible server, or replicas of one, called over HTTP. */
 import { backendPlugin } from '../plugin.js';
+import { placementProblems } from '../remote-config.js';
 import { OpenAIBackendSchema } from './config.js';
 import { OpenAIBackend } from './openai-backend.js';
 
@@ -9,10 +10,7 @@ export const openaiPlugin = backendPlugin({
   schema: OpenAIBackendSchema,
   capabilities: { tasks: new Set(['chat', 'completion', 'embedding']), remote: true, kservePlatform: 'openai', provider: 'openai' },
   files: [],
-  // A schema cannot say "exactly one of two optional options" in words a user reads, so it is checked here.
-  check: (config) =>
-    (config.base_url === undefined) === (config.endpoints === undefined)
-      ? [{ path: [], message: 'an openai backend needs exactly one of `base_url` and `endpoints`' }]
-      : [],
-  create: (config, context) => new OpenAIBackend(config, context.modelName),
+  // A schema cannot say "exactly one of three optional options" in words a user reads, so it is checked here.
+  check: (config) => placementProblems(config, 'openai'),
+  create: (config, context) => new OpenAIBackend(config, context),
 });

@@ -41,6 +41,7 @@ export const ANTHROPIC_ERROR_TYPES = {
   upstream_timeout: 'timeout_error',
   upstream_rate_limited: 'rate_limit_error',
   circuit_open: 'overloaded_error',
+  fleet_unavailable: 'api_error',
   client_closed_request: 'invalid_request_error',
   internal_error: 'api_error',
 } as const satisfies Record<ErrorCode, AnthropicErrorType>;

@@ -27,6 +27,7 @@ export const OPENAI_ERROR_TYPES = {
   upstream_timeout: 'server_error',
   upstream_rate_limited: 'rate_limit_error',
   circuit_open: 'server_error',
+  fleet_unavailable: 'server_error',
   client_closed_request: 'invalid_request_error',
   internal_error: 'server_error',
 } as const satisfies Record<ErrorCode, OpenAIErrorType>;

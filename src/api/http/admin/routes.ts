@@ -1,6 +1,7 @@
 /**
  * The operator's API over HTTP, registered in one place: process health (/health, open), metrics
- * (/metrics) and the admin API (/admin: breakers, reload, profiles, tenants, keys and usage), the
+ * (/metrics) and the admin API (/admin: breakers, reload, profiles, tenants, keys, usage, and the
+ * fleet's instances, weights and rollouts), the
  * last two guarded by the admin key (guard.ts).
  */
 import type { FastifyInstance } from 'fastify';
@@ -15,6 +16,8 @@ import type { TenancyHttp } from '../../../tenancy/setup.js';
 import { adminDebugRoutes } from './debug.js';
 import { adminGuard } from './guard.js';
 import { adminTenantRoutes } from './tenants.js';
+import { adminFleetRoutes } from './fleet.js';
+import type { Fleet } from '../../../cluster/fleet.js';
 
 /** What the operator's API serves from; each optional part left out leaves its routes out. */
 export interface AdminDeps {
@@ -28,6 +31,8 @@ export interface AdminDeps {
   readonly tenancy?: TenancyHttp;
   /** Metrics to read, all of them (every worker's); absent: no /metrics. */
   readonly metrics?: { readonly metrics: Metrics; readonly scrape: () => Promise<string> };
+  /** This process in the fleet (registry, weights, rollouts); absent: no /admin/instances or /admin/models. */
+  readonly fleet?: Fleet;
 }
 
 /** Registers every route of the operator's API on `app`. */
@@ -58,6 +63,7 @@ export function registerAdmin(app: FastifyInstance, deps: AdminDeps): void {
       adminRoutes(admin, deps);
       admin.register(adminDebugRoutes);
       if (tenancy !== undefined) admin.register(adminTenantRoutes(tenancy.admin, tenancy.usage, tenancy.ledger));
+      if (deps.fleet !== undefined) admin.register(adminFleetRoutes(deps.fleet, deps.gateway));
     },
     { prefix: '/admin' },
   );
