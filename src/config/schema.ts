@@ -458,6 +458,7 @@ export const FleetSchema = Type.Object(
         "The URL other replicas and routers reach this one at. Empty: the listening address (the host's name on a wildcard address).",
     }),
     labels: Type.Record(Type.String({ pattern: '^[A-Za-z0-9_.-]{1,63}$' }), Type.String({ maxLength: 256 }), {
+      additionalProperties: false,
       default: {},
       description: 'Labels of this replica, e.g. {pool: gpu, zone: eu-west-1a}; `pool` is what discovery and pool preference match.',
     }),

@@ -35,12 +35,15 @@ const Register = Type.Object(
     grpc: Type.Optional(Type.String({ maxLength: 512 })),
     models: Type.Array(
       Type.Object(
-        { name: Type.String({ minLength: 1, maxLength: 256 }), version: Type.String({ minLength: 1, maxLength: 128, default: '1' }) },
+        {
+          name: Type.String({ minLength: 1, maxLength: 256 }),
+          version: Type.Optional(Type.String({ minLength: 1, maxLength: 128, description: 'Default 1.' })),
+        },
         strict,
       ),
       { minItems: 1, maxItems: 1000 },
     ),
-    labels: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z0-9_.-]{1,63}$' }), Type.String({ maxLength: 256 }))),
+    labels: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z0-9_.-]{1,63}$' }), Type.String({ maxLength: 256 }), strict)),
     ttl_seconds: Type.Optional(
       Type.Integer({ minimum: 1, maximum: 86_400, description: 'Gone this long after the last registration; default 30.' }),
     ),
