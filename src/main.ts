@@ -6,6 +6,7 @@ import { validateConfig } from './cli/config-validate.js';
 import { serve } from './cli/serve.js';
 import { VERSION } from './cli/version.js';
 import { ADMIN_HELP, AdminCliError, adminCommand } from './cli/admin.js';
+import { FLEET_COMMANDS, FLEET_HELP, fleetCommand } from './cli/fleet.js';
 import { ConfigError } from './config/load.js';
 import { UsageError } from './cli/usage-error.js';
 
@@ -20,9 +21,13 @@ Usage:
       Check a config file; prints each problem as FILE:LINE:COL path: message, exits 1 if any.
   infergate tenants|keys|usage ...
       Manage tenants and API keys and read usage through a running server (see below).
+  infergate instances|models|weight|rollout|register ...
+      See the fleet, set weights, run rollouts, register external model servers (see below).
   infergate --help | --version
 
 ${ADMIN_HELP}
+
+${FLEET_HELP}
 
 Docs: README.md. Config schema: config/infergate.schema.json.`;
 
@@ -34,6 +39,7 @@ function defaultConfig(): string {
 
 async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'tenants' || argv[0] === 'keys' || argv[0] === 'usage') return adminCommand(argv);
+  if (argv[0] !== undefined && FLEET_COMMANDS.has(argv[0])) return fleetCommand(argv);
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,

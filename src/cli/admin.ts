@@ -30,9 +30,63 @@ const LIMIT_FLAGS = {
 /** A usage mistake or an unreachable server: main prints its message alone and exits 2. */
 export class AdminCliError extends Error {}
 
-interface Answer {
+/** The flags every admin command takes: which server, its admin key, and raw JSON output. */
+export const CONNECTION_FLAGS = {
+  url: { type: 'string' },
+  'admin-key': { type: 'string' },
+  json: { type: 'boolean' },
+} as const;
+
+/** An admin API answer: its status and its JSON body (null when empty). */
+export interface Answer {
   readonly status: number;
   readonly body: unknown;
+}
+
+/** Calls one admin route; throws AdminCliError when the server cannot be reached. */
+export type AdminCall = (method: string, path: string, body?: unknown) => Promise<Answer>;
+
+/**
+ * A caller of the admin API at `url` (else $INFERGATE_URL, else http://127.0.0.1:8080) with `key`
+ * (else $INFERGATE_ADMIN_KEY). `timeoutMs` bounds each call, for loops that must not hang on one.
+ */
+export function adminCaller(url: string | undefined, key: string | undefined, timeoutMs?: number): AdminCall {
+  const base = (url ?? process.env.INFERGATE_URL ?? 'http://127.0.0.1:8080').replace(/\/+$/, '');
+  const secret = key ?? process.env.INFERGATE_ADMIN_KEY ?? '';
+  return async function callAdmin(method, path, body) {
+    const headers: Record<string, string> = {};
+    if (secret !== '') headers.authorization = `Bearer ${secret}`;
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    let res: Response;
+    try {
+      res = await fetch(base + path, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: timeoutMs === undefined ? undefined : AbortSignal.timeout(timeoutMs),
+      });
+    } catch (err) {
+      throw new AdminCliError(
+        `cannot reach ${base}: ${(err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message}`,
+      );
+    }
+    const text = await res.text();
+    return { status: res.status, body: text === '' ? null : (JSON.parse(text) as unknown) };
+  };
+}
+
+/** Prints a refusal as `infergate: STATUS message` on stderr; returns the exit code 1. */
+export function refused(a: Answer): number {
+  const e = (a.body as { error?: { message?: string } } | null)?.error;
+  console.error(`infergate: ${a.status} ${e?.message ?? JSON.stringify(a.body)}`);
+  return 1;
+}
+
+/** Warns on stderr when a change is done but some replicas have not confirmed it yet (`unconfirmed_replicas`). */
+export function warnUnconfirmed(body: unknown): void {
+  const unconfirmed = (body as { unconfirmed_replicas?: unknown } | null)?.unconfirmed_replicas;
+  if (Array.isArray(unconfirmed) && unconfirmed.length > 0)
+    console.error(`infergate: warning: done, but not yet confirmed by ${unconfirmed.join(', ')} (they apply it when they next reload)`);
 }
 
 /** Runs one admin command; returns the exit code (0 done, 1 the server refused). */
@@ -41,9 +95,7 @@ export async function adminCommand(argv: string[], out: (line: string) => void =
     args: argv,
     allowPositionals: true,
     options: {
-      url: { type: 'string' },
-      'admin-key': { type: 'string' },
-      json: { type: 'boolean' },
+      ...CONNECTION_FLAGS,
       models: { type: 'string' },
       priority: { type: 'string' },
       name: { type: 'string' },
@@ -58,23 +110,7 @@ export async function adminCommand(argv: string[], out: (line: string) => void =
     },
   });
   const [noun, verb, id] = positionals;
-  const base = (values.url ?? process.env.INFERGATE_URL ?? 'http://127.0.0.1:8080').replace(/\/+$/, '');
-  const key = values['admin-key'] ?? process.env.INFERGATE_ADMIN_KEY ?? '';
-  const call = async (method: string, path: string, body?: unknown): Promise<Answer> => {
-    const headers: Record<string, string> = {};
-    if (key !== '') headers.authorization = `Bearer ${key}`;
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    let res: Response;
-    try {
-      res = await fetch(base + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-    } catch (err) {
-      throw new AdminCliError(
-        `cannot reach ${base}: ${(err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message}`,
-      );
-    }
-    const text = await res.text();
-    return { status: res.status, body: text === '' ? null : (JSON.parse(text) as unknown) };
-  };
+  const call = adminCaller(values.url, values['admin-key']);
   const need = (what: string): string => {
     if (id === undefined) throw new AdminCliError(`usage: infergate ${noun} ${verb} ${what}`);
     return encodeURIComponent(id);
@@ -95,14 +131,8 @@ export async function adminCommand(argv: string[], out: (line: string) => void =
     .map((m) => m.trim())
     .filter((m) => m !== '');
   const show = (a: Answer, columns?: readonly string[]): number => {
-    if (a.status >= 400) {
-      const e = (a.body as { error?: { message?: string } } | null)?.error;
-      console.error(`infergate: ${a.status} ${e?.message ?? JSON.stringify(a.body)}`);
-      return 1;
-    }
-    const unconfirmed = (a.body as { unconfirmed_replicas?: unknown } | null)?.unconfirmed_replicas;
-    if (Array.isArray(unconfirmed) && unconfirmed.length > 0)
-      console.error(`infergate: warning: done, but not yet confirmed by ${unconfirmed.join(', ')} (they apply it when they next reload)`);
+    if (a.status >= 400) return refused(a);
+    warnUnconfirmed(a.body);
     const data = (a.body as { data?: unknown } | null)?.data;
     if (columns !== undefined && Array.isArray(data) && values.json !== true) out(table(data as Array<Record<string, unknown>>, columns));
     else out(a.body === null ? 'done' : JSON.stringify(a.body, null, 2));
@@ -181,7 +211,7 @@ function dropNulls(o: Record<string, number | null>): Record<string, number> {
 }
 
 /** Rows as an aligned text table; objects and arrays as compact JSON. */
-function table(rows: ReadonlyArray<Record<string, unknown>>, columns: readonly string[]): string {
+export function table(rows: ReadonlyArray<Record<string, unknown>>, columns: readonly string[]): string {
   const cell = (v: unknown): string => (v === null || v === undefined ? '-' : typeof v === 'object' ? JSON.stringify(v) : String(v));
   const cells = rows.map((r) => columns.map((c) => cell(r[c])));
   const widths = columns.map((c, i) => Math.max(c.length, ...cells.map((r) => (r[i] as string).length)));
