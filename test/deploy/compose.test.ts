@@ -51,7 +51,7 @@ function interpolateAll(node: unknown, env: Record<string, string>): any {
 
 /** compose.yaml as compose sees it with INFERGATE_ADMIN_KEY (and nothing else) in the environment. */
 function loadCompose(env: Record<string, string> = { INFERGATE_ADMIN_KEY: ADMIN_KEY }): any {
-  return interpolateAll(parse(readFileSync(join(COMPOSE, 'compose.yaml'), 'utf8')), env);
+  return interpolateAll(parse(readFileSync(join(COMPOSE, 'compose.yaml'), 'utf8'), { merge: true }), env);
 }
 
 /** A service's `environment`, written as a map or as a list of `NAME=value`. */
@@ -139,7 +139,13 @@ describe('the compose setup (deploy/compose)', () => {
       const dockerfile = typeof build === 'string' ? 'Dockerfile' : (build.dockerfile ?? 'Dockerfile');
       assert.ok(existsSync(join(context, dockerfile)), `${name}: ${dockerfile} exists in the build context`);
     }
-    assert.deepEqual(services[replicas[1] as string], services[replicas[0] as string], 'both replicas are the same service');
+    // The same service but for its host name, which is its name: what the fleet registry advertises.
+    const [a, b] = replicas.map((name) => {
+      const { hostname, ...rest } = services[name];
+      assert.equal(hostname, name, `${name}: its host name is its service name`);
+      return rest;
+    });
+    assert.deepEqual(b, a, 'both replicas are the same service');
   });
 
   it('has postgres, redis, an nginx lb, prometheus and grafana', () => {
