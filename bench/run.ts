@@ -19,6 +19,7 @@ import { overloadScenario } from './overload.js';
 import { tenancyTargets } from './tenancy.js';
 import { observabilityTargets } from './observability.js';
 import { grpcScenario } from './grpc.js';
+import { registryTargets, STATIC_TARGET } from './registry.js';
 import { measure } from './proc.js';
 import { ROOT, external, peer, startInfergate, type Target } from './targets.js';
 import { renderTable } from './table.js';
@@ -70,7 +71,7 @@ const { values } = parseArgs({
 });
 
 const HELP = `npm run bench -- [options]
-  --scenario NAME     chat | tenancy | observability | grpc | proxy | batching | batching-model | generate | overload (repeatable; default: all)
+  --scenario NAME     chat | tenancy | observability | grpc | proxy | registry | batching | batching-model | generate | overload (repeatable; default: all)
   --connections LIST  concurrency levels, e.g. 64,1000,5000 (default per scenario; generate: streams, 1,4)
   --duration S        seconds per measurement (default 10)
   --warmup S          seconds of unrecorded load per target first, for the JIT (default 5)
@@ -149,6 +150,15 @@ const SCENARIOS: Scenario[] = [
         await peer('portkey :8787', 8787, '/v1/chat/completions', 'portkey.pid', portkeyHeaders),
       ].filter((t): t is Target => t !== null);
     },
+  },
+  {
+    name: 'registry',
+    description:
+      'the proxy path to two infergate replicas (mock model, Redis fleet): endpoints found in the registry vs listed in the config',
+    body: join(bodies, 'chat.json'),
+    levels: [64],
+    reference: STATIC_TARGET,
+    targets: () => registryTargets(workers, join(bodies, 'chat.json')),
   },
   {
     name: 'batching',
