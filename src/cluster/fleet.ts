@@ -336,7 +336,10 @@ export class Fleet {
       let pending: string[];
       try {
         const members = (await this.#store.list('members/')).map((e) => parse<MemberRecord>(e.value)).filter(isMember);
+        // Only members that serve the version have anything to apply (a replica with other models never would).
+        const [model, version] = [id.slice(0, id.lastIndexOf('/')), id.slice(id.lastIndexOf('/') + 1)];
         pending = members
+          .filter((m) => m.models.some((v) => v.name === model && v.version === version))
           .filter((m) => (at === null ? m.applied[id] !== undefined : !((m.applied[id] ?? -1) >= at)))
           .map((m) => `${m.instance}/${m.member}`);
       } catch {

@@ -154,7 +154,15 @@ for (const open of [redisStore, etcdStore]) {
       }
       store = s;
       prefix = `fleet-${randomBytes(4).toString('hex')}:`;
-      servers = await startServers(['a', 'b', 'c'].map((p) => ({ config: replicaConfig(prefix, p), env: { ...s.env } })));
+      // Only the third replica serves `solo`: a change to it waits for that one alone.
+      const solo = `
+  - name: solo
+    versions:
+      - { version: '1', weight: 1, backend: { kind: mock } }
+      - { version: '2', weight: 0, backend: { kind: mock } }`;
+      servers = await startServers(
+        ['a', 'b', 'c'].map((p) => ({ config: replicaConfig(prefix, p, p === 'c' ? solo : ''), env: { ...s.env } })),
+      );
     });
 
     after(async () => {
@@ -252,6 +260,13 @@ for (const open of [redisStore, etcdStore]) {
       assert.equal(v2.replicas.length, 3);
       assert.ok(v2.replicas.every((r: { ready: boolean; weight: number }) => r.ready && r.weight === 3));
       assert.equal(echo.versions.find((v: { version: string }) => v.version === '1').weight_source.from, 'config');
+
+      // A version only one replica serves is confirmed by that one, at once: the others have nothing to apply.
+      const started = Date.now();
+      const solo = await admin(c, 'PATCH', '/admin/models/solo/versions/2', { weight: 1 });
+      assert.equal(solo.status, 200, JSON.stringify(solo.body));
+      assert.deepEqual(solo.body.unconfirmed_replicas, []);
+      assert.ok(Date.now() - started < 2000, `took ${Date.now() - started} ms: it waited for replicas without the model`);
 
       // Cleared: the config's weights again, everywhere.
       const cleared = await admin(a, 'DELETE', '/admin/models/echo/versions/2/weight');
