@@ -237,7 +237,10 @@ async function worker(config: Config, log: Logger, file: string, tls: TlsMateria
   }
   const grpcAddress = grpc === null || dealt ? null : `${config.server.host}:${await grpc.listen(config.server.host, config.grpc.port)}`;
   // Registered once it can be called.
-  fleet.advertise(advertisedUrl(config, url), grpcAddress ?? (config.grpc.enabled ? `${config.server.host}:${config.grpc.port}` : null));
+  const advertised = advertisedUrl(config, url);
+  // gRPC on the advertised host: at the port this process listens on, or (a worker) the primary's.
+  const grpcPort = grpcAddress === null ? config.grpc.port : Number(grpcAddress.slice(grpcAddress.lastIndexOf(':') + 1));
+  fleet.advertise(advertised, config.grpc.enabled ? `${new URL(advertised).hostname}:${grpcPort}` : null);
   const models = config.models.map((m) => m.name);
   if (cluster.isWorker) process.send?.({ type: 'listening', url, storage: tenancy.describe });
   else

@@ -14,6 +14,7 @@
 import { Etcd3, Range, type IKeyValue, type Watcher } from 'etcd3';
 import type { Logger } from 'pino';
 import type { Entry, FleetStore, Unwatch } from './fleet-store.js';
+import { within } from '../core/within.js';
 
 /** How long one call, retries included, may take before it rejects. */
 const CALL_TIMEOUT_MS = 3000;
@@ -238,21 +239,4 @@ export class EtcdFleetStore implements FleetStore {
   #deadline(): { deadline: number } {
     return { deadline: Date.now() + CALL_TIMEOUT_MS };
   }
-}
-
-/** `promise`, or a rejection after `ms`; a later rejection of `promise` is handled. */
-function within<T>(promise: Promise<T>, ms: number): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-    promise.then(
-      (value) => {
-        clearTimeout(timer);
-        resolve(value);
-      },
-      (err: unknown) => {
-        clearTimeout(timer);
-        reject(err as Error);
-      },
-    );
-  });
 }

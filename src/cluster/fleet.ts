@@ -12,6 +12,7 @@
  */
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { request } from 'undici';
 import type { DiscoveredEndpoint, EndpointSource, RegistryDiscovery } from '../backends/discovery.js';
 import type { Config, RolloutPlan } from '../config/schema.js';
@@ -48,8 +49,8 @@ export interface MemberRecord {
   readonly renewed_at: number;
   readonly lease_ms: number;
   readonly models: readonly MemberModel[];
-  /** `model/version` -> the `at` of the override applied (absent: none applied). */
-  readonly applied: Readonly<Record<string, number>>;
+  /** `model/version` -> the id of the override applied (absent: none applied). */
+  readonly applied: Readonly<Record<string, string>>;
   /** `model/version` -> counters since the member started. */
   readonly figures: Readonly<Record<string, { calls: number; faults: number; latency: Packed; ttft: Packed }>>;
 }
@@ -71,6 +72,8 @@ export interface WeightOverride {
   readonly weight: number;
   readonly by: string;
   readonly at: number;
+  /** This change, uniquely (`<at>-<random>`): what a member's record says it applied. */
+  readonly id: string;
 }
 
 /** A rollout as stored and shown (`rollout` in GET /admin/models). */
@@ -151,7 +154,7 @@ export interface FleetDeps {
 const enc = encodeURIComponent;
 
 /** How long a rollout's change lock is held at most (a holder that died frees it after this). */
-const LOCK_MS = 5000;
+const LOCK_MS = 15_000;
 
 /** A person's action on a rollout. */
 export type RolloutAction = 'pause' | 'resume' | 'abort' | 'promote';
@@ -164,7 +167,7 @@ export class Fleet {
   readonly #log: Logger;
   readonly #now: () => number;
   readonly #started: number;
-  readonly #applied = new Map<string, number>();
+  readonly #applied = new Map<string, string>();
   readonly #sources = new Set<RegistrySource>();
   readonly #unwatch: Array<() => void> = [];
   #members: MemberRecord[] = [];
@@ -174,6 +177,12 @@ export class Fleet {
   #overridesRead = new Map<string, Map<string, WeightOverride>>();
   #timer: NodeJS.Timeout | null = null;
   #ticking = false;
+  /** Whether the config's rollouts are still to be looked at (the store did not answer yet). */
+  #configuredPending = true;
+  #refreshTimer: NodeJS.Timeout | null = null;
+  #refreshing: Promise<void> = Promise.resolve();
+  /** The heartbeat in flight (or the last one). */
+  #ticked: Promise<void> = Promise.resolve();
   #applying: Promise<void> | null = null;
   #reapply = false;
   #down = false;
@@ -225,14 +234,21 @@ export class Fleet {
   async #watch(): Promise<void> {
     if (this.#unwatch.length > 0) return;
     const store = this.#store;
-    const refresh = (): void => void this.#refreshInstances();
-    const all = await Promise.all([
+    const refresh = (): void => this.#refreshSoon();
+    // All or none: a watch that failed is not left behind with its siblings running (they would pile up at each retry).
+    const all = await Promise.allSettled([
       store.watch('weights/', () => void this.applyWeights()),
       store.watch('rollouts/', () => void this.#refreshRollouts()),
-      store.watch('members/', refresh),
+      store.watch('members/', (key) => key !== this.#memberKey() && refresh()),
       store.watch('external/', refresh),
     ]);
-    this.#unwatch.push(...all);
+    const failed = all.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    const started = all.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    if (failed !== undefined) {
+      for (const u of started) u();
+      throw failed.reason;
+    }
+    this.#unwatch.push(...started);
   }
 
   /** Leaves the registry (graceful shutdown): the record is deleted and the driver leases given up. */
@@ -240,7 +256,10 @@ export class Fleet {
     if (this.#stopped) return;
     this.#stopped = true;
     if (this.#timer !== null) clearInterval(this.#timer);
+    if (this.#refreshTimer !== null) clearTimeout(this.#refreshTimer);
     for (const u of this.#unwatch) u();
+    // A renewal in flight would put the record back after the delete: let it land first.
+    await Promise.allSettled([this.#ticked, this.#applying]);
     for (const s of this.#sources) s.close();
     const store = this.#store;
     await Promise.allSettled([
@@ -284,7 +303,7 @@ export class Fleet {
       for (const [version, o] of this.#overridesRead.get(model.name) ?? []) {
         if (!model.versions.has(version)) continue;
         weights.set(version, o.weight);
-        this.#applied.set(`${model.name}/${version}`, o.at);
+        this.#applied.set(`${model.name}/${version}`, o.id ?? String(o.at));
       }
       model.setWeights(weights);
     }
@@ -317,8 +336,17 @@ export class Fleet {
     by: string,
   ): Promise<{ override: WeightOverride | null; unconfirmed: string[] }> {
     this.#needShared();
+    const going = this.#rollouts.get(model.name);
+    if (going !== undefined && !isFinished(going.state)) {
+      throw fastError(
+        'invalid_request',
+        `model "${model.name}" has rollout ${going.id} ${going.state}: it sets the weights; abort or promote it first`,
+        'weight',
+      );
+    }
     const key = `weights/${enc(model.name)}/${enc(version)}`;
-    const override: WeightOverride | null = weight === null ? null : { weight, by, at: this.#now() };
+    const at = this.#now();
+    const override: WeightOverride | null = weight === null ? null : { weight, by, at, id: changeId(at) };
     try {
       if (override === null) await this.#store.delete(key);
       else await this.#store.put(key, JSON.stringify(override));
@@ -326,11 +354,19 @@ export class Fleet {
       throw this.#unreachable(err);
     }
     await this.applyWeights();
-    return { override, unconfirmed: await this.#acknowledged(`${model.name}/${version}`, override?.at ?? null) };
+    return { override, unconfirmed: await this.#acknowledged(`${model.name}/${version}`, override?.id ?? null, at) };
   }
 
-  /** Waits until every live member's record says it applied the override of `at` for `id` (null: that it has none). */
-  async #acknowledged(id: string, at: number | null): Promise<string[]> {
+  /**
+   * Waits until every live member that serves `id` (model/version) says it applied override
+   * `change` (null: that it has none), or one written after it (`at`): a change id of its own is
+   * compared exactly, so a replica whose clock is ahead cannot confirm a change it has not seen.
+   */
+  async #acknowledged(id: string, change: string | null, at: number): Promise<string[]> {
+    const applied = (seen: string | undefined): boolean =>
+      change === null
+        ? seen === undefined || Number.parseInt(seen, 10) > at
+        : seen === change || (seen !== undefined && Number.parseInt(seen, 10) > at);
     const deadline = this.#now() + this.#deps.config.state.change_ack_timeout_ms;
     for (;;) {
       let pending: string[];
@@ -340,7 +376,7 @@ export class Fleet {
         const [model, version] = [id.slice(0, id.lastIndexOf('/')), id.slice(id.lastIndexOf('/') + 1)];
         pending = members
           .filter((m) => m.models.some((v) => v.name === model && v.version === version))
-          .filter((m) => (at === null ? m.applied[id] !== undefined : !((m.applied[id] ?? -1) >= at)))
+          .filter((m) => !applied(m.applied[id]))
           .map((m) => `${m.instance}/${m.member}`);
       } catch {
         pending = ['*'];
@@ -475,6 +511,21 @@ export class Fleet {
     return source;
   }
 
+  /**
+   * A re-read of the registry soon, for a change the feed told of: one at a time, and the changes
+   * of 100 ms (every member's renewals among them) read together, so N members do not read N times each.
+   */
+  #refreshSoon(): void {
+    if (this.#refreshTimer !== null) return;
+    this.#refreshTimer = setTimeout(() => {
+      void this.#refreshing.then(() => {
+        this.#refreshTimer = null;
+        this.#refreshing = this.#refreshInstances();
+      });
+    }, 100);
+    this.#refreshTimer.unref();
+  }
+
   async #refreshInstances(strict = false): Promise<void> {
     try {
       const [members, external] = await Promise.all([this.#store.list('members/'), this.#store.list('external/')]);
@@ -492,6 +543,16 @@ export class Fleet {
   /** Writes this member's record, renewing its lease. */
   async #publish(): Promise<void> {
     if (this.#stopped || this.#url === '') return;
+    const record = this.#record();
+    await this.#store.put(this.#memberKey(), JSON.stringify(record), this.#deps.config.fleet.lease_ms);
+    if (this.#down) {
+      this.#down = false;
+      this.#log.info('fleet store reachable again');
+    }
+  }
+
+  /** This member's record as of now. */
+  #record(): MemberRecord {
     const registry = this.#deps.registry();
     const load = new Map(this.#deps.load().map((l) => [`${l.model}/${l.version}`, l]));
     const models: MemberModel[] = [];
@@ -534,11 +595,7 @@ export class Fleet {
       applied: Object.fromEntries(this.#applied),
       figures,
     };
-    await this.#store.put(this.#memberKey(), JSON.stringify(record), fleet.lease_ms);
-    if (this.#down) {
-      this.#down = false;
-      this.#log.info('fleet store reachable again');
-    }
+    return record;
   }
 
   #memberKey(): string {
@@ -566,12 +623,23 @@ export class Fleet {
   }
 
   /** Starts a rollout of `plan.version` on `model` (replacing a finished one); 409-like error if one is going. */
-  async startRollout(model: Model, plan: RolloutPlan, by: string, id: string = `r-${randomUUID().slice(0, 8)}`): Promise<RolloutRecord> {
+  /** `marker`: a key written with the rollout, under the same lock (a configured plan's: it ran). */
+  async startRollout(
+    model: Model,
+    plan: RolloutPlan,
+    by: string,
+    id: string = `r-${randomUUID().slice(0, 8)}`,
+    marker?: string,
+  ): Promise<RolloutRecord> {
     this.#needShared();
     if (this.#deps.figures === null) {
       throw fastError('invalid_request', 'rollouts compare figures that come from metrics: set metrics.enabled: true', 'version');
     }
     return this.#locked(model.name, async () => {
+      // Under the lock: of replicas starting a configured plan together, one does.
+      if (marker !== undefined && (await this.#store.get(marker)) !== null) {
+        throw fastError('invalid_request', `the configured rollout ${id} of "${model.name}" already ran`, 'version');
+      }
       const current = await this.#read(model.name);
       if (current !== null && !isFinished(current.state)) {
         throw fastError(
@@ -602,6 +670,7 @@ export class Fleet {
       };
       await this.#setRolloutWeights(model, plan.version, weight, `rollout ${id}`);
       await this.#write(record);
+      if (marker !== undefined) await this.#store.put(marker, JSON.stringify({ id, at: now }));
       this.#log.info({ model: model.name, version: plan.version, rollout: id, weight }, 'rollout started');
       void this.#notify(record);
       return record;
@@ -648,30 +717,45 @@ export class Fleet {
   }
 
   /** Rollouts in the config file (`rollout:` of a model) that have not run yet start now, once across the fleet. */
+  /**
+   * Rollouts in the config file (`rollout:` of a model) start once across the fleet: a marker in
+   * the store (`rollouts-started/<model>/<plan id>`) says a plan already ran, whatever came after
+   * it. Tried at start and at each heartbeat until the store answered.
+   */
   async #startConfiguredRollouts(): Promise<void> {
-    if (!this.#deps.shared && this.#deps.workers > 1) return;
+    if (!this.#configuredPending) return;
+    if (!this.#deps.shared && this.#deps.workers > 1) {
+      this.#configuredPending = false;
+      return;
+    }
     const registry = this.#deps.registry();
     for (const m of this.#deps.config.models) {
-      if (m.rollout === undefined) continue;
+      if (m.rollout === undefined || !registry.models.some((x) => x.name === m.name)) continue;
       const id = `cfg-${createHash('sha256')
         .update(JSON.stringify([m.name, m.rollout]))
         .digest('hex')
         .slice(0, 10)}`;
-      const current = this.#rollouts.get(m.name);
-      if (current !== undefined && (current.id === id || !isFinished(current.state))) continue;
+      const marker = `rollouts-started/${enc(m.name)}/${id}`;
+      if ((await this.#store.get(marker)) !== null) continue;
       try {
-        await this.startRollout(registry.get(m.name), m.rollout, 'config', id);
+        await this.startRollout(registry.get(m.name), m.rollout, 'config', id, marker);
       } catch (err) {
-        // Another replica started it first, or one is going: either way, not this one's to start.
-        this.#log.debug({ err, model: m.name }, 'configured rollout not started');
+        // One is going (started by a person, or by another replica a moment ago): not this one's to start.
+        this.#log.warn({ err: (err as Error).message, model: m.name }, 'the configured rollout did not start');
       }
     }
+    this.#configuredPending = false;
     await this.#refreshRollouts();
   }
 
   /** One heartbeat: apply the weights and renew, re-read the fleet, drive rollouts. */
-  async #tick(): Promise<void> {
-    if (this.#ticking || this.#stopped) return;
+  #tick(): Promise<void> {
+    if (this.#ticking || this.#stopped) return this.#ticked;
+    this.#ticked = this.#beat();
+    return this.#ticked;
+  }
+
+  async #beat(): Promise<void> {
     this.#ticking = true;
     try {
       // Read every heartbeat, not only when the feed says: a change missed while the feed was down (or a reload's new registry) is applied now. Renews the record too.
@@ -679,6 +763,7 @@ export class Fleet {
       await this.applyWeights();
       await this.#refreshInstances();
       await this.#refreshRollouts();
+      await this.#startConfiguredRollouts();
       for (const r of this.#rollouts.values()) if (r.state === 'running') await this.#drive(r.model);
     } catch (err) {
       this.#outage(err);
@@ -691,13 +776,10 @@ export class Fleet {
   async #drive(modelName: string): Promise<void> {
     const store = this.#store;
     const lease = `leases/rollouts/${enc(modelName)}`;
+    // A member that does not serve the model leaves the lease to one that does (it could never drive it).
+    const model = this.#deps.registry().models.find((m) => m.name === modelName);
+    if (model === undefined) return;
     if (!(await store.acquire(lease, this.member, this.#deps.config.fleet.lease_ms))) return;
-    let model: Model;
-    try {
-      model = this.#deps.registry().get(modelName);
-    } catch {
-      return; // not served here: another member drives it
-    }
     await this.#locked(modelName, async () => {
       const r = await this.#read(modelName);
       if (r === null || r.state !== 'running') {
@@ -800,7 +882,10 @@ export class Fleet {
     const weights = stepWeights(canary, percent, configured, model.defaultVersion.version);
     await Promise.all(
       [...weights].map(([version, weight]) =>
-        this.#store.put(`weights/${enc(model.name)}/${enc(version)}`, JSON.stringify({ weight, by, at } satisfies WeightOverride)),
+        this.#store.put(
+          `weights/${enc(model.name)}/${enc(version)}`,
+          JSON.stringify({ weight, by, at, id: changeId(at) } satisfies WeightOverride),
+        ),
       ),
     );
     await this.applyWeights();
@@ -819,18 +904,21 @@ export class Fleet {
   async #locked<T>(model: string, change: () => Promise<T>): Promise<T> {
     const key = `locks/rollouts/${enc(model)}`;
     const holder = `${this.member}-${randomBytes(3).toString('hex')}`;
-    const deadline = this.#now() + LOCK_MS;
+    const deadline = this.#now() + 5000;
     try {
-      while (!(await this.#store.acquire(key, holder, LOCK_MS))) {
+      // Backing off: in etcd each try is a lease granted and revoked.
+      for (let wait = 10; !(await this.#store.acquire(key, holder, LOCK_MS)); wait = Math.min(200, wait * 2)) {
         if (this.#now() > deadline)
           throw fastError('fleet_unavailable', `the rollout of "${model}" is being changed by another replica; try again`);
-        await sleep(25);
+        await sleep(wait);
       }
     } catch (err) {
       throw this.#unreachable(err);
     }
     try {
       return await change();
+    } catch (err) {
+      throw this.#unreachable(err);
     } finally {
       await this.#store.release(key, holder).catch(() => undefined);
     }
@@ -946,8 +1034,8 @@ class RegistrySource implements EndpointSource {
     }
     const list = [...byUrl.values()].sort((a, b) => a.url.localeCompare(b.url));
     this.#list = list;
-    // Load alone changing is no new set: the list is replaced, listeners are told only of membership.
-    const signature = list.map((e) => `${e.url} ${e.pool ?? ''}`).join('\n');
+    // Load is part of it: balancing counts each endpoint's reported calls in flight, kept in place by Endpoints.replace.
+    const signature = list.map((e) => `${e.url} ${e.pool ?? ''} ${e.load}`).join('\n');
     if (signature === this.#signature) return;
     this.#signature = signature;
     for (const l of this.#listeners) l(list);
@@ -985,6 +1073,7 @@ function parse<T>(text: string): T | null {
   }
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+/** A change's id: when it was made, and a random part that makes it unique. */
+function changeId(at: number): string {
+  return `${at}-${randomBytes(4).toString('hex')}`;
 }

@@ -15,6 +15,7 @@
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Entry, FleetStore, Unwatch } from './fleet-store.js';
+import { within } from '../core/within.js';
 
 /** KEYS: the key. ARGV: value, TTL in ms (0: none), channel, relative key. Writes, then announces. */
 const PUT = `
@@ -220,21 +221,4 @@ export class RedisFleetStore implements FleetStore {
     this.#down = true;
     this.#log.warn({ err: err.message }, 'redis unreachable: fleet store calls fail until it is back');
   }
-}
-
-/** `promise`, or a rejection with `message` after `ms`; a later rejection of `promise` is handled. */
-function within<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(message)), ms);
-    promise.then(
-      (value) => {
-        clearTimeout(timer);
-        resolve(value);
-      },
-      (err: unknown) => {
-        clearTimeout(timer);
-        reject(err as Error);
-      },
-    );
-  });
 }

@@ -13,6 +13,7 @@ import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { Confirmations, type ChangeFeed } from './change-feed.js';
 import { WINDOW_MS, type Admitted, type Check, type LimitState, type WindowCounts } from './state.js';
+import { within } from '../core/within.js';
 
 /** KEYS: current window, previous window. ARGV: amount, window TTL. Counts spent tokens; returns both windows' counts. */
 const ADD = `
@@ -322,21 +323,4 @@ function parseChange(message: string): ChangeMessage | null {
   } catch {
     return null;
   }
-}
-
-/** `promise`, or a rejection with `message` after `ms`; a later rejection of `promise` is handled. */
-function within<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(message)), ms);
-    promise.then(
-      (value) => {
-        clearTimeout(timer);
-        resolve(value);
-      },
-      (err: unknown) => {
-        clearTimeout(timer);
-        reject(err as Error);
-      },
-    );
-  });
 }

@@ -198,6 +198,13 @@ function crossFieldRules(config: Config, byKind: ReadonlyMap<string, BackendPlug
       `must be <= server.request_timeout_ms (${config.server.request_timeout_ms}), got ${config.server.headers_timeout_ms}`,
     );
   }
+  // A record renewed less often than twice a lease would lapse between renewals.
+  if (config.fleet.heartbeat_ms * 2 > config.fleet.lease_ms) {
+    problem(
+      ['fleet', 'heartbeat_ms'],
+      `must be at most half of fleet.lease_ms (${config.fleet.lease_ms}), got ${config.fleet.heartbeat_ms}`,
+    );
+  }
   const buffer = config.grpc.max_connection_buffer_bytes;
   if (buffer !== undefined && buffer < config.server.body_limit_bytes) {
     problem(

@@ -13,6 +13,7 @@ import { performance } from 'node:perf_hooks';
 import type { DeploymentObserver, ShedReason, UpstreamOutcome } from '../core/observer.js';
 import { NO_MODEL } from '../core/call.js';
 import { bucketOf, noFigures, type Figures } from '../core/figures.js';
+import { ROLLOUT_STATES } from '../routing/rollout.js';
 
 /** Buckets from 1 ms to 60 s, fit for a tensor call and a long generation alike. */
 export const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
@@ -332,7 +333,8 @@ export class Metrics {
     c.promptTokens.value += prompt;
     c.completionTokens.value += completion;
     const d = c.deployment;
-    if (d !== null) {
+    // A rollout judges the version: calls the client or a limit ended (4xx, 499) say nothing of it.
+    if (d !== null && (status < 400 || c.fault)) {
       const f = d.figures;
       f.calls++;
       if (c.fault) f.faults++;
@@ -374,7 +376,7 @@ export class Metrics {
       collect() {
         this.reset();
         for (const r of rollouts()) {
-          for (const state of ['running', 'paused', 'promoted', 'rolled_back', 'aborted']) {
+          for (const state of ROLLOUT_STATES) {
             this.set({ model: r.model, version: r.version, rollout: r.id, state }, r.state === state ? 1 : 0);
           }
         }

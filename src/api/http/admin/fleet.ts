@@ -62,6 +62,9 @@ const Plan = Type.Object(
   strict,
 );
 
+/** A person's action on a rollout: no body, or who takes it. */
+const Action = Type.Union([Type.Null(), Type.Object({ by: By }, strict)]);
+
 interface ModelParams {
   name: string;
 }
@@ -118,6 +121,7 @@ export function adminFleetRoutes(fleet: Fleet, gateway: Gateway) {
 
     app.post<{ Body: Static<typeof Register> }>('/instances', { schema: { body: Register } }, async (request, reply) => {
       const b = request.body;
+      if (!URL.canParse(b.url)) throw fastError('invalid_request', `\`url\` is not a URL: ${JSON.stringify(b.url.slice(0, 100))}`, 'url');
       const id = b.id ?? new URL(b.url).host;
       const record = await fleet.register({
         id,
@@ -194,11 +198,11 @@ export function adminFleetRoutes(fleet: Fleet, gateway: Gateway) {
       },
     );
 
-    app.post<{ Params: RolloutParams; Body: { by?: string } | null }>('/models/:name/rollouts/:id/:action', async (request) => {
+    const actionBody = { schema: { body: Action } };
+    app.post<{ Params: RolloutParams; Body: Static<typeof Action> }>('/models/:name/rollouts/:id/:action', actionBody, async (request) => {
       const { action, id } = request.params;
       if (!ACTIONS.has(action)) throw fastError('not_found', `no rollout action "${action.slice(0, 40)}": pause, resume, abort or promote`);
-      const by =
-        request.body !== null && typeof request.body === 'object' && typeof request.body.by === 'string' ? request.body.by : undefined;
+      const by = request.body?.by;
       return publicRollout(await fleet.act(model(request.params.name), id, action as RolloutAction, actor(by, request)));
     });
   };
