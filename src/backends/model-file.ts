@@ -178,10 +178,15 @@ async function followRedirects(url: URL, shown: string): Promise<IncomingMessage
     if (REDIRECT_STATUSES.has(status) && location !== undefined) {
       res.resume();
       if (redirects === MAX_REDIRECTIONS) throw new ModelFileError(`download of ${shown} failed: more than ${MAX_REDIRECTIONS} redirects`);
-      url = new URL(location, url);
-      if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-        throw new ModelFileError(`download of ${shown} failed: redirected to a ${url.protocol} URL`);
+      const next = new URL(location, url);
+      if (next.protocol !== 'http:' && next.protocol !== 'https:') {
+        throw new ModelFileError(`download of ${shown} failed: redirected to a ${next.protocol} URL`);
       }
+      // Weights fetched over TLS stay on TLS: a redirect to cleartext would let anyone on the path swap them.
+      if (url.protocol === 'https:' && next.protocol === 'http:') {
+        throw new ModelFileError(`download of ${shown} failed: redirected from https to cleartext http`);
+      }
+      url = next;
       continue;
     }
     if (status < 200 || status > 299) {
