@@ -1,5 +1,6 @@
 /** The options of `kind: llama` backends: the GGUF file, context, sequences, queue, threads and GPU. */
 import { Type, type Static } from '@sinclair/typebox';
+import { CacheDirOption, Sha256Option } from '../model-file-options.js';
 
 const strict = { additionalProperties: false } as const;
 
@@ -13,21 +14,8 @@ export const LlamaBackendSchema = Type.Object(
         'The .gguf file, relative to the config file, or an http(s) URL downloaded into `cache_dir` when the version loads. ' +
         'Example: models/tiny-chat/1/model.gguf, https://models.example.com/tiny-chat/1/model.gguf',
     }),
-    sha256: Type.Optional(
-      Type.String({
-        pattern: '^[0-9a-f]{64}$',
-        description:
-          'SHA-256 of the file (64 lowercase hex digits, as `sha256sum` prints it), checked before the model loads; ' +
-          'a mismatch fails the load and the version is not ready. Default: not checked.',
-      }),
-    ),
-    cache_dir: Type.String({
-      minLength: 1,
-      default: 'data/model-cache',
-      description:
-        'Where a `path` URL is downloaded to, relative to the working directory; a cached copy (with `sha256`: one that matches) ' +
-        'is used without downloading again. Example: /var/cache/infergate.',
-    }),
+    sha256: Type.Optional(Sha256Option),
+    cache_dir: CacheDirOption,
     context_size: Type.Optional(
       Type.Integer({
         minimum: 32,

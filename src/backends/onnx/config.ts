@@ -1,5 +1,6 @@
 /** The options of `kind: onnx` backends: the model file, its task, threads, batching and tokenizer. */
 import { Type, type Static } from '@sinclair/typebox';
+import { CacheDirOption, Sha256Option } from '../model-file-options.js';
 
 const strict = { additionalProperties: false } as const;
 
@@ -50,21 +51,8 @@ export const OnnxBackendSchema = Type.Object(
         'The .onnx file, relative to the config file, or an http(s) URL downloaded into `cache_dir` when the version loads. ' +
         'Example: models/tiny-mlp/1/model.onnx, https://models.example.com/tiny-mlp/1/model.onnx',
     }),
-    sha256: Type.Optional(
-      Type.String({
-        pattern: '^[0-9a-f]{64}$',
-        description:
-          'SHA-256 of the file (64 lowercase hex digits, as `sha256sum` prints it), checked before the model loads; ' +
-          'a mismatch fails the load and the version is not ready. Default: not checked.',
-      }),
-    ),
-    cache_dir: Type.String({
-      minLength: 1,
-      default: 'data/model-cache',
-      description:
-        'Where a `path` URL is downloaded to, relative to the working directory; a cached copy (with `sha256`: one that matches) ' +
-        'is used without downloading again. Example: /var/cache/infergate.',
-    }),
+    sha256: Type.Optional(Sha256Option),
+    cache_dir: CacheDirOption,
     task: Type.Union([Type.Literal('tensor'), Type.Literal('embedding')], {
       default: 'tensor',
       description: '`tensor`: served by the KServe v2 API. `embedding`: also serves /v1/embeddings (inputs input_ids, attention_mask).',
