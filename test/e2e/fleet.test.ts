@@ -461,6 +461,42 @@ for (const open of [redisStore, etcdStore])
       assert.ok(r.history.some((h: { step: number }) => h.step === 3));
     });
 
+    test('a plan in the config starts once across the fleet, and not again when a replica restarts', async (t) => {
+      if (skip) return t.skip(skip);
+      await Promise.all(servers.map((s) => s.stop()));
+      prefix = `configured-${randomBytes(4).toString('hex')}:`;
+      const model = `
+  - name: cr
+    versions:
+      - { version: '1', weight: 1, backend: { kind: mock, text: one } }
+      - { version: '2', weight: 0, backend: { kind: mock, text: two } }
+    rollout: { version: '2', steps: [50, 100], step_seconds: 0.3, min_calls: 10, interval_seconds: 0.2, gates: { max_p99_ratio: 50, max_ttft_p99_ratio: 50 } }`;
+      const options = (p: string) => ({ config: replicaConfig(prefix, p, model), env: { ...(store as Store).env } });
+      servers = await startServers([options('a'), options('b')]);
+      const [a, b] = servers as [RunningServer, RunningServer];
+      let r: any;
+      const deadline = Date.now() + 30_000;
+      while (Date.now() < deadline) {
+        await load(servers, 'cr', { ms: 300, count: 200, concurrency: 4 });
+        r = (await admin(b, 'GET', '/admin/models/cr')).body.rollout;
+        if (r !== null && r.state !== 'running') break;
+      }
+      assert.equal(r?.state, 'promoted', JSON.stringify(r));
+      assert.equal(r.by, 'config');
+      assert.match(r.id, /^cfg-/);
+      // Both replicas started with the plan; one rollout ran: its history begins once.
+      assert.equal(r.history.filter((h: { step: number; state: string }) => h.step === 1 && h.state === 'running').length, 1);
+      // A replica started again with the same config does not start the plan again.
+      await a.stop();
+      const again = await startServers([options('a')]);
+      servers = [b, ...again];
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      const after = (await admin(again[0] as RunningServer, 'GET', '/admin/models/cr')).body;
+      assert.equal(after.rollout.id, r.id);
+      assert.equal(after.rollout.state, 'promoted');
+      assert.equal(after.versions.find((v: { version: string }) => v.version === '2').weight, 100);
+    });
+
     test('people pause, resume, abort and promote', async (t) => {
       if (skip) return t.skip(skip);
       const replicas = await fleet();
