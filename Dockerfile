@@ -69,6 +69,8 @@ COPY bin bin
 COPY proto proto
 COPY models models
 COPY config config
+# The dashboard's static files (served at /ui; its chart library, uPlot, is in node_modules).
+COPY ui ui
 COPY config/infergate.schema.json /etc/infergate/infergate.schema.json
 COPY deploy/image/config.yaml /etc/infergate/config.yaml
 

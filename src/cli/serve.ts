@@ -169,6 +169,16 @@ async function worker(config: Config, log: Logger, file: string, tls: TlsMateria
     if (cluster.isWorker) process.send?.({ type: 'reload' });
     return reloader.reload('POST /admin/reload');
   };
+  // What the dashboard's GET /admin/ui/info says; start-up time is known once listening.
+  let startupMs: number | null = null;
+  const dashboard = () => ({
+    version: VERSION,
+    startedAt: performance.timeOrigin,
+    startupMs,
+    workers,
+    storage: { database: tenancy.describe.database, state: tenancy.describe.state, fleet: fleetStore.describe },
+    warnings: startupWarnings(config, workers, tenancy.describe.state).map((w) => w.message),
+  });
   const app = createHttpServer({
     config,
     log,
@@ -182,6 +192,7 @@ async function worker(config: Config, log: Logger, file: string, tls: TlsMateria
     tracing: tracing ?? undefined,
     tls: tls ?? undefined,
     fleet,
+    dashboard,
   });
   const started = performance.now();
   await registry.load((version, error) =>
@@ -242,9 +253,10 @@ async function worker(config: Config, log: Logger, file: string, tls: TlsMateria
   const grpcPort = grpcAddress === null ? config.grpc.port : Number(grpcAddress.slice(grpcAddress.lastIndexOf(':') + 1));
   fleet.advertise(advertised, config.grpc.enabled ? `${new URL(advertised).hostname}:${grpcPort}` : null);
   const models = config.models.map((m) => m.name);
+  startupMs = Math.round(performance.now() - started);
   if (cluster.isWorker) process.send?.({ type: 'listening', url, storage: tenancy.describe });
   else
-    announce(log, config, url, grpcAddress, file, models, 1, performance.now() - started, {
+    announce(log, config, url, grpcAddress, file, models, 1, startupMs, {
       ...tenancy.describe,
       fleet: fleetStore.describe,
     });
@@ -396,31 +408,42 @@ function announce(
   ms: number,
   storage: StorageFacts | null,
 ): void {
-  const host = config.server.host;
-  if (config.auth.mode === 'none') {
-    log.warn(
-      { host },
-      isLoopbackHost(host)
-        ? 'running WITHOUT authentication: any local process can call every model (bound to loopback only)'
-        : 'running WITHOUT authentication on a non-loopback address: anyone who can reach this port can call every model',
-    );
-  } else if (config.auth.mode === 'trusted_header') {
-    const { tenant_header: tenant, key_header: key, trusted_peers: peers } = config.auth.trusted_header;
-    log.warn(
-      { trusted_peers: peers, tenant_header: tenant, key_header: key },
-      `trusting ${tenant} and ${key} from ${peers.join(', ')}: anything that connects from there can call as any tenant it names (auth.mode: trusted_header)`,
-    );
-  }
-  if (config.auth.mode !== 'none' && storage?.state === 'memory' && workers > 1) {
-    log.warn(
-      { workers },
-      'limits are counted in memory per worker process: set state.redis_url for one exact limit across workers and replicas',
-    );
-  }
+  for (const w of startupWarnings(config, workers, storage?.state ?? null)) log.warn(w.fields, w.message);
   // Last: the listening line is what scripts and tests wait for, so everything above is already out.
   const where = grpc === null ? url : `${url} (gRPC ${grpc})`;
+  const ui = `${url}/ui/`;
   log.info(
-    { url, grpc, config: file, models, workers, startup_ms: Math.round(ms), ...storage },
-    `infergate ${VERSION} listening on ${where}`,
+    { url, grpc, ui, config: file, models, workers, startup_ms: Math.round(ms), ...storage },
+    `infergate ${VERSION} listening on ${where}, dashboard ${ui}`,
   );
+}
+
+/**
+ * What the start-up warns about (and the dashboard shows): no authentication, trusting headers,
+ * limits counted per worker. `state` is where limit counters live (memory, redis); null: not known.
+ */
+function startupWarnings(config: Config, workers: number, state: string | null): Array<{ fields: object; message: string }> {
+  const out: Array<{ fields: object; message: string }> = [];
+  const host = config.server.host;
+  if (config.auth.mode === 'none') {
+    out.push({
+      fields: { host },
+      message: isLoopbackHost(host)
+        ? 'running WITHOUT authentication: any local process can call every model (bound to loopback only)'
+        : 'running WITHOUT authentication on a non-loopback address: anyone who can reach this port can call every model',
+    });
+  } else if (config.auth.mode === 'trusted_header') {
+    const { tenant_header: tenant, key_header: key, trusted_peers: peers } = config.auth.trusted_header;
+    out.push({
+      fields: { trusted_peers: peers, tenant_header: tenant, key_header: key },
+      message: `trusting ${tenant} and ${key} from ${peers.join(', ')}: anything that connects from there can call as any tenant it names (auth.mode: trusted_header)`,
+    });
+  }
+  if (config.auth.mode !== 'none' && state === 'memory' && workers > 1) {
+    out.push({
+      fields: { workers },
+      message: 'limits are counted in memory per worker process: set state.redis_url for one exact limit across workers and replicas',
+    });
+  }
+  return out;
 }

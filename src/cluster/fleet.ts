@@ -130,6 +130,17 @@ export interface InstanceView {
   readonly lease_ms: number;
 }
 
+/** One live member's counters summed over its versions, and its load, as its record last said (the dashboard's fleet figures). */
+export interface MemberTotals {
+  readonly instance: string;
+  readonly member: string;
+  /** When the member last renewed its record, epoch ms: the counters are as of then. */
+  readonly renewed_at: number;
+  readonly figures: Figures;
+  readonly in_flight: number;
+  readonly queued: number;
+}
+
 /** What a fleet member reads of its process. */
 export interface FleetDeps {
   readonly store: FleetStore;
@@ -456,6 +467,21 @@ export class Fleet {
       });
     }
     return out.sort((a, b) => a.id.localeCompare(b.id));
+  }
+
+  /** Each live member's counters and load as last read from the store (no store call: the heartbeat re-reads it). */
+  memberTotals(): MemberTotals[] {
+    return this.#members.map((m) => {
+      const figures = noFigures();
+      for (const f of Object.values(m.figures ?? {})) addFigures(figures, unpackFigures(f));
+      let inFlight = 0;
+      let queued = 0;
+      for (const v of m.models) {
+        inFlight += v.in_flight;
+        queued += v.queued;
+      }
+      return { instance: m.instance, member: m.member, renewed_at: m.renewed_at, figures, in_flight: inFlight, queued };
+    });
   }
 
   /** Registers (or renews) an external model server for `ttlMs`. */

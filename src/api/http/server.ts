@@ -18,6 +18,8 @@ import { registerOpenAI } from './openai/routes.js';
 import { registerResponses } from './responses/routes.js';
 import { registerAnthropic } from './anthropic/routes.js';
 import { registerAdmin } from './admin/routes.js';
+import type { DashboardFacts } from './admin/dashboard.js';
+import { registerUi } from './ui/routes.js';
 import type { ReloadResult } from '../../config/reload-result.js';
 import { Envelope } from '../envelope.js';
 import { authentication } from '../trusted-header.js';
@@ -54,6 +56,8 @@ export interface HttpServerOptions {
   readonly tls?: TlsMaterial;
   /** This process in the fleet: the admin API's instances, models, weights and rollouts; absent: none. */
   readonly fleet?: Fleet;
+  /** What the dashboard's GET /admin/ui/info says of the running server; absent: that route answers 404. */
+  readonly dashboard?: () => DashboardFacts;
 }
 
 declare module 'fastify' {
@@ -131,6 +135,7 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
   registerResponses(app, calls, { gateway, log, store: tenancy?.responses ?? null, storeByDefault: config.responses.store });
   registerKServe(app, calls, { gateway, log, version: options.version });
   registerAdmin(app, options);
+  registerUi(app);
 
   app.setErrorHandler((error, request, reply) => sendHttpError(toApiError(error, request, log), request, reply));
   app.setNotFoundHandler((request, reply) => sendHttpError(routeNotFound(request), request, reply));

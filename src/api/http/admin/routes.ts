@@ -1,7 +1,7 @@
 /**
  * The operator's API over HTTP, registered in one place: process health (/health, open), metrics
  * (/metrics) and the admin API (/admin: breakers, reload, profiles, tenants, keys, usage, and the
- * fleet's instances, weights and rollouts), the
+ * fleet's instances, weights and rollouts, and the dashboard's info and live stream), the
  * last two guarded by the admin key (guard.ts).
  */
 import type { FastifyInstance } from 'fastify';
@@ -17,6 +17,9 @@ import { adminDebugRoutes } from './debug.js';
 import { adminGuard } from './guard.js';
 import { adminTenantRoutes } from './tenants.js';
 import { adminFleetRoutes } from './fleet.js';
+import { adminDashboardRoutes, type DashboardFacts } from './dashboard.js';
+import type { Logger } from 'pino';
+import { liveReadingFor } from '../../../telemetry/cluster-metrics.js';
 import type { Fleet } from '../../../cluster/fleet.js';
 
 /** What the operator's API serves from; each optional part left out leaves its routes out. */
@@ -33,6 +36,10 @@ export interface AdminDeps {
   readonly metrics?: { readonly metrics: Metrics; readonly scrape: () => Promise<string> };
   /** This process in the fleet (registry, weights, rollouts); absent: no /admin/instances or /admin/models. */
   readonly fleet?: Fleet;
+  /** Where the dashboard's stream logs a failed reading. */
+  readonly log: Logger;
+  /** What GET /admin/ui/info says of the running server; absent: that route answers 404. */
+  readonly dashboard?: () => DashboardFacts;
 }
 
 /** Registers every route of the operator's API on `app`. */
@@ -64,6 +71,8 @@ export function registerAdmin(app: FastifyInstance, deps: AdminDeps): void {
       admin.register(adminDebugRoutes);
       if (tenancy !== undefined) admin.register(adminTenantRoutes(tenancy.admin, tenancy.usage, tenancy.ledger));
       if (deps.fleet !== undefined) admin.register(adminFleetRoutes(deps.fleet, deps.gateway));
+      const read = metrics === undefined ? undefined : liveReadingFor(metrics.metrics.registry);
+      admin.register(adminDashboardRoutes({ ...deps, authMode: config.auth.mode, read, facts: deps.dashboard }));
     },
     { prefix: '/admin' },
   );
