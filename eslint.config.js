@@ -38,4 +38,20 @@ export default tseslint.config(
   },
   // Tests read JSON bodies whose shape is the assertion itself.
   { files: ['test/**'], rules: { '@typescript-eslint/no-explicit-any': 'off' } },
+  // The dashboard (ui/): browser ES modules served as written, outside the TypeScript project.
+  { files: ['ui/**/*.js'], ...tseslint.configs.disableTypeChecked },
+  {
+    files: ['ui/**/*.js'],
+    languageOptions: {
+      sourceType: 'module',
+      globals: Object.fromEntries(
+        (
+          'AbortController Blob clearTimeout document fetch getComputedStyle history localStorage location matchMedia navigator Node ' +
+          'performance ResizeObserver sessionStorage setTimeout TextDecoderStream URLSearchParams window'
+        )
+          .split(' ')
+          .map((name) => [name, 'readonly']),
+      ),
+    },
+  },
 );

@@ -18,6 +18,8 @@ export interface ModelVersion {
   /** Its share of unpinned traffic as the config file says. */
   readonly weight: number;
   readonly backend: Backend;
+  /** Its backend's kind (`onnx`, `llama`, `openai`, ...), as the config names it. */
+  readonly kind: BackendKind;
   readonly policies: PoliciesConfig;
   /** Its retries and breaker, for their status; null when it has neither. */
   readonly governor: CallPolicy | null;
@@ -139,6 +141,7 @@ export class Model {
         version: v.version,
         weight: v.weight,
         backend,
+        kind: v.backend.kind,
         policies: v.policies,
         governor: policies.governor,
         admission: policies.admission,

@@ -102,6 +102,7 @@ export function adminFleetRoutes(fleet: Fleet, gateway: Gateway) {
         const o = overrides?.get(v.version);
         return {
           version: v.version,
+          backend: v.kind,
           weight: m.weightOf(v.version),
           config_weight: v.weight,
           weight_source: o === undefined ? { from: 'config' } : { from: 'override', by: o.by, at: new Date(o.at).toISOString() },
