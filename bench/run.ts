@@ -19,6 +19,7 @@ import { overloadScenario } from './overload.js';
 import { tenancyTargets } from './tenancy.js';
 import { observabilityTargets } from './observability.js';
 import { grpcScenario } from './grpc.js';
+import { dashboardScenario } from './dashboard.js';
 import { registryTargets, STATIC_TARGET } from './registry.js';
 import { measure } from './proc.js';
 import { ROOT, external, peer, startInfergate, type Target } from './targets.js';
@@ -71,7 +72,8 @@ const { values } = parseArgs({
 });
 
 const HELP = `npm run bench -- [options]
-  --scenario NAME     chat | tenancy | observability | grpc | proxy | registry | batching | batching-model | generate | overload (repeatable; default: all)
+  --scenario NAME     chat | tenancy | observability | grpc | proxy | registry | batching | batching-model | generate | overload | dashboard
+                      (repeatable; default: all)
   --connections LIST  concurrency levels, e.g. 64,1000,5000 (default per scenario; generate: streams, 1,4)
   --duration S        seconds per measurement (default 10)
   --warmup S          seconds of unrecorded load per target first, for the JIT (default 5)
@@ -217,6 +219,16 @@ SCENARIOS.push({
   reference: '',
   targets: async () => [],
   own: (_levels, seconds) => overloadScenario(seconds),
+});
+
+SCENARIOS.push({
+  name: 'dashboard',
+  description: 'the chat scenario with and without 3 clients reading /admin/ui/stream (the dashboard), interleaved rounds on one server',
+  body: '',
+  levels: [64],
+  reference: 'no dashboard',
+  targets: async () => [],
+  own: (levels, seconds, rounds) => dashboardScenario(ROOT, workers, levels, seconds, rounds, Number(values.warmup)),
 });
 
 function mlpConfig(batching: boolean): string {
