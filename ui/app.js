@@ -118,7 +118,8 @@ function route() {
   const hash = location.hash;
   if (!hash.startsWith('#/')) return; // an in-page link (the skip link), not a page
   const name = hash.slice(2).split(/[/?]/)[0] || 'overview';
-  const next = PAGES[name] ?? overview;
+  // Own keys only: `#/constructor` must not find an inherited function.
+  const next = Object.hasOwn(PAGES, name) ? PAGES[name] : overview;
   current?.unmount();
   clearNotice();
   const el = h('div', { class: `page page-${name}` });

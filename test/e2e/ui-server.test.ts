@@ -272,6 +272,37 @@ describe('dashboard: static files and the live stream (one worker, no authentica
     assert.equal(body.ui, '/ui/');
   });
 
+  it('keeps the open admin API (no admin key, loopback) from other web pages: a cross-site fetch, a foreign Origin or Host', async () => {
+    const info = `${server.url}/admin/ui/info`;
+    const foreign: Array<Record<string, string>> = [
+      { 'sec-fetch-site': 'cross-site' },
+      { 'sec-fetch-site': 'same-site' },
+      { origin: 'http://evil.example' },
+      { origin: 'null' },
+    ];
+    for (const headers of foreign) {
+      const { status, body } = await get(info, headers);
+      assert.equal(status, 403, JSON.stringify(headers));
+      assert.equal(body.error.code, 'permission_denied');
+    }
+    // A name that resolves to loopback only by DNS rebinding: refused by its Host.
+    const rebound = await new Promise<number>((resolve, reject) => {
+      const { port } = new URL(server.url);
+      request({ host: '127.0.0.1', port, path: '/admin/ui/info', headers: { host: `evil.example:${port}` } }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      })
+        .on('error', reject)
+        .end();
+    });
+    assert.equal(rebound, 403);
+    // The dashboard's own calls (same origin) and command-line clients (neither header) pass.
+    assert.equal((await get(info, { 'sec-fetch-site': 'same-origin', origin: new URL(server.url).origin })).status, 200);
+    assert.equal((await get(info)).status, 200);
+    // Dot-files under ui/ are never served.
+    assert.equal((await fetch(`${server.url}/ui/.eslintrc.json`)).status, 404);
+  });
+
   it('streams each second the calls per model and in total, to every client, and lets a client go', async () => {
     const { client: first } = await StreamClient.open(server.url);
     const { client: second } = await StreamClient.open(server.url);

@@ -276,7 +276,12 @@ export const playground = {
           ['Total', ms(total), 'total'],
           ['Completion tokens', int(tokens), 'tokens'],
           ['Prompt tokens', int(usage?.prompt_tokens ?? null), 'prompt'],
-          ['Tokens/s', first === null || tokens === 0 ? '–' : num(tokens / (total / 1000), 1), 'tps'],
+          // The generation's own rate: the tokens after the first, over the time after it.
+          [
+            'Tokens/s',
+            first === null || tokens < 2 || total <= first - t0 ? '–' : num((tokens - 1) / ((total - (first - t0)) / 1000), 1),
+            'tps',
+          ],
           ['Version', version ?? '–', 'version'],
         ];
         if (serverTimings !== null) {

@@ -94,12 +94,15 @@ export function adminDashboardRoutes(deps: DashboardDeps) {
         if (res.writableLength > MAX_BUFFERED) res.destroy();
         else res.write(chunk);
       };
-      const unsubscribe = feed.subscribe(listener);
-      ends.set(listener, () => res.end());
+      // The close listener first: a client gone before it was attached would leave the subscription (and the timer) for good.
+      let unsubscribe: (() => void) | null = null;
       res.once('close', () => {
         ends.delete(listener);
-        unsubscribe();
+        unsubscribe?.();
       });
+      if (res.destroyed) return;
+      unsubscribe = feed.subscribe(listener);
+      ends.set(listener, () => res.end());
     });
   };
 }

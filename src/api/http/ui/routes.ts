@@ -63,8 +63,8 @@ export function uiFile(root: string, url: string): string | null {
   }
   const segments = decoded.split('/');
   for (const s of segments) {
-    // '' (a double slash, or a trailing one: a folder), dot segments, and anything a file system reads as a separator or an end.
-    if (s === '' || s === '.' || s === '..' || /[\\\0:]/.test(s)) return null;
+    // '' (a double slash, or a trailing one: a folder), dot segments and dot-files, and anything a file system reads as a separator or an end.
+    if (s === '' || s.startsWith('.') || /[\\\0:]/.test(s)) return null;
   }
   if (TYPES[extname(decoded).toLowerCase()] === undefined) return null;
   return join(root, ...segments);
