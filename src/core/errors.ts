@@ -13,7 +13,10 @@ export const ERROR_CATALOGUE = {
     status: 401,
     doc: 'No API key, or one that is unknown or revoked (`Authorization: Bearer <key>` or `x-api-key`); for /admin/*, not the admin key.',
   },
-  permission_denied: { status: 403, doc: 'A tenant key was sent to /admin/*, which only the admin key may use; or another web page called the open admin API (no admin key, loopback).' },
+  permission_denied: {
+    status: 403,
+    doc: 'A tenant key was sent to /admin/*, which only the admin key may use; or another web page called the open admin API (no admin key, loopback).',
+  },
   rate_limited: {
     status: 429,
     doc: "The tenant's or key's requests, tokens or concurrent requests per its limits are spent; retry after `Retry-After` seconds.",
