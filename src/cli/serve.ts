@@ -104,7 +104,7 @@ async function worker(config: Config, log: Logger, file: string, tls: TlsMateria
   // The fleet: this process's record in the shared store, cluster-wide weights, discovery and rollouts.
   const { Fleet } = await import('../cluster/fleet.js');
   const { openFleetStore, instanceId, advertisedUrl } = await import('../cluster/open-fleet.js');
-  const fleetStore = await openFleetStore(config, log);
+  const fleetStore = await openFleetStore(config, log, cluster.isWorker);
   let gatewayRef: { readonly registry: import('../routing/registry.js').Registry; deployments(): ModelVersionLike[] } | null = null;
   const fleet = new Fleet({
     store: fleetStore.store,
@@ -121,7 +121,7 @@ async function worker(config: Config, log: Logger, file: string, tls: TlsMateria
   const context = {
     workers,
     log,
-    discover: fleetStore.shared ? fleet.discover.bind(fleet) : undefined,
+    discover: fleetStore.fleetWide ? fleet.discover.bind(fleet) : undefined,
     // Each version's retries and breaker, composed when the config loads (and again on reload).
     policies: versionPolicies(new RetryBudget(budget.ratio, budget.min_per_second), log),
     onGeneration: (stats: GenerationStats) => log.debug({ ...stats }, 'generation'),
@@ -314,6 +314,9 @@ async function primary(config: Config, workers: number, log: Logger, file: strin
   let listening = 0;
   let stopping = false;
   const relay = new SiblingRelay(config.state.change_ack_timeout_ms, () => Object.values(cluster.workers ?? {}));
+  // Without Redis or etcd, the workers' fleet store lives here (weights and rollouts shared by this replica's workers).
+  const { FleetStoreHost } = await import('../cluster/ipc-fleet-store.js');
+  const fleetHost = new FleetStoreHost(() => Object.values(cluster.workers ?? {}));
   // Every worker registers under one replica id.
   const { instanceId, INSTANCE_ENV } = await import('../cluster/open-fleet.js');
   const instance = instanceId(config);
@@ -322,6 +325,7 @@ async function primary(config: Config, workers: number, log: Logger, file: strin
     worker.on('message', (msg: { type?: string; id?: number; url?: string; storage?: StorageFacts }) => {
       if (msg.type === GRPC_CLOSED) return balancer?.closed(worker);
       if (relay.handle(worker, msg)) return;
+      if (fleetHost.handle(worker, msg)) return;
       if (msg.type === 'reload') {
         for (const w of Object.values(cluster.workers ?? {})) if (w !== undefined && w !== worker) w.process.kill('SIGHUP');
       }

@@ -9,10 +9,13 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { MemoryFleetStore, type FleetStore } from './fleet-store.js';
 
-/** A store, whether other replicas share it, and how the start-up line names it. */
+/** A store, who shares it, and how the start-up line names it. */
 export interface OpenedFleetStore {
   readonly store: FleetStore;
+  /** Whether every process of this replica sees it (a store in the primary, Redis, etcd). */
   readonly shared: boolean;
+  /** Whether other replicas see it too (Redis, etcd): registry discovery needs that. */
+  readonly fleetWide: boolean;
   readonly describe: string;
 }
 
@@ -29,22 +32,30 @@ function urls(config: Config): { etcd: string[]; redis: string } {
   };
 }
 
-/** Opens the store `fleet.store` names (`auto`: etcd, else Redis, else memory). A store named but not configured is an error. */
-export async function openFleetStore(config: Config, log: Logger): Promise<OpenedFleetStore> {
+/**
+ * Opens the store `fleet.store` names (`auto`: etcd, else Redis, else memory). A store named but
+ * not configured is an error. Memory under node:cluster is the primary's, reached over IPC, so the
+ * workers of one replica share their overrides and rollouts without Redis.
+ */
+export async function openFleetStore(config: Config, log: Logger, worker = false): Promise<OpenedFleetStore> {
   const { etcd, redis } = urls(config);
   const choice = config.fleet.store === 'auto' ? (etcd.length > 0 ? 'etcd' : redis !== '' ? 'redis' : 'none') : config.fleet.store;
   if (choice === 'etcd') {
     if (etcd.length === 0) throw new Error('fleet.store is etcd but neither fleet.etcd_url nor $ETCD_URL is set');
     const { EtcdFleetStore } = await import('./etcd-fleet-store.js');
     const prefix = `/${config.state.key_prefix.replace(/:$/, '')}/fleet/`;
-    return { store: new EtcdFleetStore(etcd, prefix, log), shared: true, describe: `etcd ${etcd.join(',')}` };
+    return { store: new EtcdFleetStore(etcd, prefix, log), shared: true, fleetWide: true, describe: `etcd ${etcd.join(',')}` };
   }
   if (choice === 'redis') {
     if (redis === '') throw new Error('fleet.store is redis but neither state.redis_url nor $REDIS_URL is set');
     const { RedisFleetStore } = await import('./redis-fleet-store.js');
-    return { store: new RedisFleetStore(redis, `${config.state.key_prefix}fleet:`, log), shared: true, describe: 'redis' };
+    return { store: new RedisFleetStore(redis, `${config.state.key_prefix}fleet:`, log), shared: true, fleetWide: true, describe: 'redis' };
   }
-  return { store: new MemoryFleetStore(), shared: false, describe: 'memory' };
+  if (worker) {
+    const { IpcFleetStore } = await import('./ipc-fleet-store.js');
+    return { store: new IpcFleetStore(process), shared: true, fleetWide: false, describe: 'memory' };
+  }
+  return { store: new MemoryFleetStore(), shared: false, fleetWide: false, describe: 'memory' };
 }
 
 /** The environment variable a cluster primary hands its workers their replica's id in. */

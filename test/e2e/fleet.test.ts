@@ -524,3 +524,40 @@ for (const open of [redisStore, etcdStore])
       assert.equal(falling.body.error.param, 'steps.1');
     });
   });
+
+describe('without a shared store, the workers of one replica share weights through the primary', { timeout: 120_000 }, () => {
+  let server: RunningServer;
+
+  before(async () => {
+    [server] = await startServers([{ config: replicaConfig(`solo-${randomBytes(4).toString('hex')}:`, 'a'), args: ['--workers', '2'] }]);
+  });
+
+  after(async () => {
+    await server.stop();
+  });
+
+  test('a weight set through one worker is in force in both when the call returns', async () => {
+    const listed = await until(5000, 'both workers registered', async () => {
+      const { body } = await admin(server, 'GET', '/admin/instances');
+      return body.data.length === 1 && body.data[0].workers === 2 ? body : undefined;
+    });
+    assert.equal(listed.store, 'memory');
+    const off = await admin(server, 'PATCH', '/admin/models/echo/versions/2', { weight: 0 });
+    assert.equal(off.status, 200, JSON.stringify(off.body));
+    assert.deepEqual(off.body.unconfirmed_replicas, []);
+    // Each call on a connection of its own, so both workers answer some.
+    const versions = new Map<string, number>();
+    for (let i = 0; i < 200; i++) {
+      const res = await fetch(`${server.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', connection: 'close' },
+        body: JSON.stringify({ model: 'echo', messages: [{ role: 'user', content: 'hi' }] }),
+      });
+      await res.arrayBuffer();
+      const v = res.headers.get('x-model-version') ?? `status ${res.status}`;
+      versions.set(v, (versions.get(v) ?? 0) + 1);
+    }
+    assert.deepEqual([...versions], [['1', 200]]);
+    assert.equal((await admin(server, 'DELETE', '/admin/models/echo/versions/2/weight')).status, 200);
+  });
+});
