@@ -43,6 +43,26 @@ export interface FleetStore {
   close(): Promise<void>;
 }
 
+/** The watchers of a store that tells them itself (memory, the primary's over IPC): who hears which prefix. */
+export class PrefixWatchers {
+  readonly #all = new Set<{ prefix: string; changed: (key: string) => void }>();
+
+  add(prefix: string, changed: (key: string) => void): Unwatch {
+    const watcher = { prefix, changed };
+    this.#all.add(watcher);
+    return () => this.#all.delete(watcher);
+  }
+
+  /** Tells every watcher of a prefix of `key`; `defer` runs each call (default: at once). */
+  notify(key: string, defer: (call: () => void) => void = (call) => call()): void {
+    for (const w of this.#all) if (key.startsWith(w.prefix)) defer(() => w.changed(key));
+  }
+
+  clear(): void {
+    this.#all.clear();
+  }
+}
+
 interface Held {
   value: string;
   /** Epoch ms; Infinity: no expiry. */
@@ -53,7 +73,7 @@ interface Held {
 export class MemoryFleetStore implements FleetStore {
   readonly kind = 'memory';
   readonly #entries = new Map<string, Held>();
-  readonly #watchers = new Set<{ prefix: string; changed: (key: string) => void }>();
+  readonly #watchers = new PrefixWatchers();
   readonly #now: () => number;
 
   constructor(now: () => number = Date.now) {
@@ -94,9 +114,7 @@ export class MemoryFleetStore implements FleetStore {
   }
 
   async watch(prefix: string, changed: (key: string) => void): Promise<Unwatch> {
-    const watcher = { prefix, changed };
-    this.#watchers.add(watcher);
-    return () => this.#watchers.delete(watcher);
+    return this.#watchers.add(prefix, changed);
   }
 
   async close(): Promise<void> {
@@ -113,6 +131,6 @@ export class MemoryFleetStore implements FleetStore {
 
   #notify(key: string): void {
     // Asynchronously, as a shared store's feed would: a writer never runs its watchers inside its own write.
-    for (const w of this.#watchers) if (key.startsWith(w.prefix)) queueMicrotask(() => w.changed(key));
+    this.#watchers.notify(key, queueMicrotask);
   }
 }

@@ -7,7 +7,7 @@
  * `fleet-store-changed {key}` after each write or delete.
  */
 import type { Entry, FleetStore, Unwatch } from './fleet-store.js';
-import { MemoryFleetStore } from './fleet-store.js';
+import { MemoryFleetStore, PrefixWatchers } from './fleet-store.js';
 
 type Op = 'put' | 'get' | 'list' | 'delete' | 'acquire' | 'release';
 
@@ -35,7 +35,7 @@ export class IpcFleetStore implements FleetStore {
   readonly kind = 'memory';
   readonly #channel: StoreChannel;
   readonly #pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
-  readonly #watchers = new Set<{ prefix: string; changed: (key: string) => void }>();
+  readonly #watchers = new PrefixWatchers();
   #next = 0;
 
   constructor(channel: StoreChannel) {
@@ -49,7 +49,7 @@ export class IpcFleetStore implements FleetStore {
         if (msg.error !== undefined) p.reject(new Error(msg.error));
         else p.resolve(msg.result);
       } else if (msg?.type === 'fleet-store-changed' && typeof msg.key === 'string') {
-        for (const w of this.#watchers) if (msg.key.startsWith(w.prefix)) w.changed(msg.key);
+        this.#watchers.notify(msg.key);
       }
     });
   }
@@ -79,9 +79,7 @@ export class IpcFleetStore implements FleetStore {
   }
 
   async watch(prefix: string, changed: (key: string) => void): Promise<Unwatch> {
-    const watcher = { prefix, changed };
-    this.#watchers.add(watcher);
-    return () => this.#watchers.delete(watcher);
+    return this.#watchers.add(prefix, changed);
   }
 
   async close(): Promise<void> {

@@ -38,6 +38,12 @@ async function redisStore(): Promise<Store | string> {
   return { name: 'redis', env: { REDIS_URL: url, ETCD_URL: '' }, close: async () => undefined };
 }
 
+/** Opens a store with `open`, or says why the suite skips. */
+async function storeOrSkip(open: () => Promise<Store | string>): Promise<{ store: Store | null; skip: string | false }> {
+  const s = await open();
+  return typeof s === 'string' ? { store: null, skip: s } : { store: s, skip: false };
+}
+
 async function etcdStore(): Promise<Store | string> {
   const etcd: RunningEtcd | null = await startEtcd();
   if (etcd === null) return 'etcd is not installed (Debian: etcd-server)';
@@ -147,12 +153,9 @@ for (const open of [redisStore, etcdStore]) {
     let prefix = '';
 
     before(async () => {
-      const s = await open();
-      if (typeof s === 'string') {
-        skip = s;
-        return;
-      }
-      store = s;
+      ({ store, skip } = await storeOrSkip(open));
+      if (store === null) return;
+      const s = store;
       prefix = `fleet-${randomBytes(4).toString('hex')}:`;
       // Only the third replica serves `solo`: a change to it waits for that one alone.
       const solo = `
@@ -323,12 +326,8 @@ for (const open of [redisStore, etcdStore])
       - { version: '2', weight: 0, backend: { kind: openai, base_url: '${canary.url}/v1' }, policies: { breaker: { consecutive_failures: 0, failure_rate: 0 } } }`;
 
     before(async () => {
-      const s = await open();
-      if (typeof s === 'string') {
-        skip = s;
-        return;
-      }
-      store = s;
+      ({ store, skip } = await storeOrSkip(open));
+      if (store === null) return;
       [stable, canary] = await Promise.all([startUpstream(), startUpstream()]);
     });
 
