@@ -25,12 +25,16 @@ export interface GenerateRow {
   requests: number;
   ttft_p50_ms: number;
   ttft_p99_ms: number;
+  /** This bench process's CPU over the measurement (user + system), % of one core; for direct it includes llama.cpp's. */
+  bench_cpu_pct: number;
 }
 
 interface Sample {
   tokens: number;
   ttftMs: number[];
   seconds: number;
+  /** process.cpuUsage() over the measurement, user + system, µs. */
+  cpuUs: number;
 }
 
 function percentile(sorted: readonly number[], p: number): number {
@@ -48,6 +52,7 @@ function row(target: string, streams: number, s: Sample): GenerateRow {
     requests: s.ttftMs.length,
     ttft_p50_ms: percentile(ttft, 50),
     ttft_p99_ms: percentile(ttft, 99),
+    bench_cpu_pct: (100 * s.cpuUs) / (s.seconds * 1e6),
   };
 }
 
@@ -58,8 +63,9 @@ async function drive(
   one: (stream: number) => Promise<{ tokens: number; ttftMs: number }>,
 ): Promise<Sample> {
   const started = performance.now();
+  const cpu = process.cpuUsage();
   const deadline = started + seconds * 1000;
-  const sample: Sample = { tokens: 0, ttftMs: [], seconds: 0 };
+  const sample: Sample = { tokens: 0, ttftMs: [], seconds: 0, cpuUs: 0 };
   await Promise.all(
     Array.from({ length: streams }, async (_, stream) => {
       while (performance.now() < deadline) {
@@ -70,6 +76,8 @@ async function drive(
     }),
   );
   sample.seconds = (performance.now() - started) / 1000;
+  const used = process.cpuUsage(cpu);
+  sample.cpuUs = used.user + used.system;
   return sample;
 }
 
@@ -95,16 +103,38 @@ async function direct(model: string): Promise<{ run: Runner; close: () => Promis
     { type: 'model' as const, response: [] },
   ];
   const prompt = lib.resolveChatWrapper(m).generateContextState({ chatHistory: history }).contextText.tokenize(m.tokenizer);
+  // The server's erase policy too (see LlamaBackend.withContext): while a new request waits to erase its
+  // sequence's old tail, which takes the context's lock, the others ask for their next token after it.
+  let erasing = 0;
+  let erased: Promise<void> | null = null;
+  let resume = (): void => undefined;
   const generate = async (sequence: LlamaContextSequence): Promise<{ tokens: number; ttftMs: number }> => {
     const started = performance.now();
     const keep = Math.min(sequence.compareContextTokens(prompt).firstDifferentIndex, prompt.length - 1);
-    if (keep < sequence.nextTokenIndex) await sequence.eraseContextTokenRanges([{ start: keep, end: sequence.nextTokenIndex }]);
+    if (keep < sequence.nextTokenIndex) {
+      if (erasing++ === 0) erased = new Promise<void>((r) => (resume = r));
+      try {
+        await sequence.eraseContextTokenRanges([{ start: keep, end: sequence.nextTokenIndex }]);
+      } finally {
+        if (--erasing === 0) {
+          erased = null;
+          resume();
+        }
+      }
+    }
     let tokens = 0;
     let ttftMs = 0;
-    for await (const token of sequence.evaluate(prompt.slice(keep) as Token[], { temperature: 0 })) {
-      void token;
-      if (tokens++ === 0) ttftMs = performance.now() - started;
-      if (tokens >= SETTINGS.maxTokens) break;
+    const iterator = sequence.evaluate(prompt.slice(keep) as Token[], { temperature: 0 })[Symbol.asyncIterator]();
+    try {
+      for (;;) {
+        if (erased !== null) await erased;
+        const step = await iterator.next();
+        if (step.done === true) break;
+        if (tokens++ === 0) ttftMs = performance.now() - started;
+        if (tokens >= SETTINGS.maxTokens) break;
+      }
+    } finally {
+      await iterator.return?.();
     }
     return { tokens, ttftMs };
   };
@@ -307,7 +337,11 @@ export async function generateScenario(
   return rows;
 }
 
-/** The scenario's table; with baseline rows, a `vs baseline` column gives this build's server over the baseline's, tokens/s. */
+/**
+ * The scenario's table; with baseline rows, a `vs baseline` column gives this build's server over the baseline's, tokens/s.
+ * `bench CPU` is this process's CPU over the measurement, % of one core: for the HTTP rows the load generator's
+ * (it limits near 100 %), for direct node-llama-cpp's own (its evaluation thread included).
+ */
 export function generateTable(rows: readonly GenerateRow[]): string {
   const one = new Map(rows.filter((r) => r.streams === 1).map((r) => [r.target, r.tokens_per_s]));
   const direct = new Map(rows.filter((r) => r.target.startsWith('node-llama-cpp')).map((r) => [r.streams, r]));
@@ -323,6 +357,7 @@ export function generateTable(rows: readonly GenerateRow[]): string {
     'TTFT p50 ms',
     'TTFT p99 ms',
     'requests',
+    'bench CPU',
   ];
   if (base.size > 0) head.splice(5, 0, 'vs baseline');
   const body = rows.map((r) => {
@@ -338,6 +373,7 @@ export function generateTable(rows: readonly GenerateRow[]): string {
       r.ttft_p50_ms.toFixed(2),
       r.ttft_p99_ms.toFixed(2),
       String(r.requests),
+      `${r.bench_cpu_pct.toFixed(0)}%`,
     ];
     if (base.size > 0) cells.splice(5, 0, r.target === SERVER && b !== undefined ? `${(r.tokens_per_s / b).toFixed(2)}x` : '-');
     return cells;

@@ -78,6 +78,13 @@ export interface GenerationOptions {
   readonly logprobs: number | null;
   /** Resolves once the evaluation just requested is under way; null: do not wait (see LlamaBackend.afterDispatch). */
   readonly afterDispatch: () => Promise<void> | null;
+  /**
+   * Runs an erase of the sequence's old context (see LlamaBackend.withContext); absent: runs it as
+   * is. `paused` then says when the other generations may ask for their next token.
+   */
+  readonly withContext?: (erase: () => Promise<void>) => Promise<void>;
+  /** Resolves when no erase waits for the context; null: none waits (see LlamaBackend.paused). */
+  readonly paused?: () => Promise<void> | null;
   /** OpenAI's presence and frequency penalties over the tokens generated so far; null: none. */
   readonly penalties: { readonly presence: number; readonly frequency: number } | null;
   readonly evaluate: SequenceEvaluateOptions;
@@ -167,7 +174,9 @@ export class Generation {
         ? this.#sequence.evaluate(input, evaluate)
         : this.#sequence.evaluateWithMetadata(input, { confidence: true, probabilities: true }, evaluate);
     const iterator = tokens[Symbol.asyncIterator]();
-    let next: ReturnType<typeof iterator.next> | null = iterator.next();
+    type Step = Promise<Awaited<ReturnType<typeof iterator.next>>>;
+    const ask = (): Step => iterator.next();
+    let next: Step | null = ask();
     let stopToken = false;
     try {
       while (next !== null) {
@@ -191,9 +200,13 @@ export class Generation {
         // Ask for the next token at once: llama.cpp evaluates it while this one is detokenized and sent.
         // At most one token is evaluated in vain (after a stop sequence or a client leaving).
         if (!last && !this.#aborted) {
-          next = iterator.next();
-          const dispatched = this.#options.afterDispatch();
-          if (dispatched !== null) await Promise.race([dispatched, next]);
+          // A new request waits to erase its sequence's old tail: ask once it has (LlamaBackend.withContext).
+          const paused = this.#options.paused?.() ?? null;
+          if (paused === null) {
+            next = ask();
+            const dispatched = this.#options.afterDispatch();
+            if (dispatched !== null) await Promise.race([dispatched, next]);
+          } else next = paused.then(ask);
         }
         let text = '';
         const pending = generated.length - decoded;
@@ -246,7 +259,10 @@ export class Generation {
     const sequence = this.#sequence;
     const { firstDifferentIndex } = sequence.compareContextTokens(prompt as Token[]);
     const keep = Math.min(firstDifferentIndex, prompt.length - 1);
-    if (keep < sequence.nextTokenIndex) await sequence.eraseContextTokenRanges([{ start: keep, end: sequence.nextTokenIndex }]);
+    if (keep < sequence.nextTokenIndex) {
+      const erase = (): Promise<void> => sequence.eraseContextTokenRanges([{ start: keep, end: sequence.nextTokenIndex }]);
+      await (this.#options.withContext === undefined ? erase() : this.#options.withContext(erase));
+    }
     return prompt.slice(keep);
   }
 }
