@@ -66,3 +66,49 @@ export async function measure<T>(
     clearInterval(timer);
   }
 }
+
+/** One process's resident memory: RSS (shared pages counted in full) and PSS (shared pages divided among their sharers), MiB. */
+export interface ProcessMemory {
+  readonly pid: number;
+  readonly rssMiB: number;
+  readonly pssMiB: number | null;
+}
+
+/**
+ * RSS and PSS of each process of the tree (the primary first, then its workers). RSS counts a page
+ * shared by the primary and its workers (the node binary, forked-off heap) once per process; PSS,
+ * from /proc/PID/smaps_rollup, divides it among them, so the PSS sum is the tree's real footprint.
+ * PSS is null where smaps_rollup cannot be read (kernels before 4.14, another user's process).
+ */
+export function memoryTree(pid: number): ProcessMemory[] {
+  const out: ProcessMemory[] = [];
+  for (const p of tree(pid)) {
+    let rss: number | null = null;
+    let pss: number | null = null;
+    try {
+      const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, 'utf8'));
+      if (m) rss = Number(m[1]) / 1024;
+    } catch {
+      continue; // exited
+    }
+    try {
+      const m = /^Pss:\s+(\d+)/m.exec(readFileSync(`/proc/${p}/smaps_rollup`, 'utf8'));
+      if (m) pss = Number(m[1]) / 1024;
+    } catch {
+      // not readable
+    }
+    if (rss !== null) out.push({ pid: p, rssMiB: rss, pssMiB: pss });
+  }
+  return out;
+}
+
+/** The sums of a {@link memoryTree}: RSS and PSS (null if any process's PSS is unknown), MiB. */
+export function memoryTotals(list: readonly ProcessMemory[]): { rssMiB: number; pssMiB: number | null } {
+  let rss = 0;
+  let pss: number | null = 0;
+  for (const m of list) {
+    rss += m.rssMiB;
+    pss = pss === null || m.pssMiB === null ? null : pss + m.pssMiB;
+  }
+  return { rssMiB: rss, pssMiB: pss };
+}

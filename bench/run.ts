@@ -14,7 +14,9 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadGenerator, runLoad, type LoadResult } from './load.js';
 import { generateScenario } from './generate.js';
-import { inprocLoad } from './inproc.js';
+import { batchingModelScenario } from './inproc.js';
+import { memoryScenario } from './idle.js';
+import { designTable } from './design.js';
 import { overloadScenario } from './overload.js';
 import { tenancyTargets } from './tenancy.js';
 import { observabilityTargets } from './observability.js';
@@ -27,8 +29,6 @@ import { renderTable } from './table.js';
 
 interface Scenario {
   readonly name: string;
-  /** Runs in this process instead of loading servers (the `batching-model` scenario). */
-  readonly inproc?: (connections: number, seconds: number) => Promise<Array<{ target: string; load: LoadResult }>>;
   /** Runs its own measurement and table (the `generate` scenario, whose unit is tokens, not requests). */
   readonly own?: (levels: readonly number[], seconds: number, rounds: number) => Promise<object[]>;
   readonly description: string;
@@ -37,6 +37,8 @@ interface Scenario {
   /** Targets in table order; the last one named in `reference` is what ratios compare against. */
   readonly targets: () => Promise<Target[]>;
   readonly reference: string;
+  /** Printed after the scenario's table, from its rows (the chat scenario's table in the design's shape). */
+  readonly summary?: (rows: readonly Row[]) => string;
 }
 
 interface Row {
@@ -72,8 +74,8 @@ const { values } = parseArgs({
 });
 
 const HELP = `npm run bench -- [options]
-  --scenario NAME     chat | tenancy | observability | grpc | proxy | registry | batching | batching-model | generate | overload | dashboard
-                      (repeatable; default: all)
+  --scenario NAME     chat | tenancy | observability | grpc | proxy | registry | batching | batching-model | generate | overload
+                      | dashboard | memory (repeatable; default: all)
   --connections LIST  concurrency levels, e.g. 64,1000,5000 (default per scenario; generate: streams, 1,4)
   --duration S        seconds per measurement (default 10)
   --warmup S          seconds of unrecorded load per target first, for the JIT (default 5)
@@ -102,8 +104,10 @@ const SCENARIOS: Scenario[] = [
     name: 'chat',
     description: 'POST /v1/chat/completions on a mock model that answers at once (the gateway alone)',
     body: join(bodies, 'chat.json'),
-    levels: [64, 1000, 5000],
+    // 1,000, 3,000 and 5,000 are the levels of the design's own table (printed in its shape after the usual one).
+    levels: [64, 1000, 3000, 5000],
     reference: 'go-handler :9102',
+    summary: (rows) => designTable(rows, 'infergate mock', 'go-handler :9102', cpus().length),
     targets: async () =>
       [
         await startInfergate('infergate mock', join(configs, 'mock.yaml'), '/v1/chat/completions', workers),
@@ -164,14 +168,17 @@ const SCENARIOS: Scenario[] = [
   },
   {
     name: 'batching',
-    description: 'POST /v2/models/tiny-mlp/infer (KServe v2, ONNX Runtime), dynamic batching on vs off',
+    description:
+      'POST /v2/models/tiny-mlp/infer (KServe v2, ONNX Runtime), dynamic batching on vs off, and the same path on a mock tensor model that answers at no cost (the ceiling)',
     body: join(bodies, 'mlp.json'),
     levels: [64],
     reference: 'batching off',
     targets: async () => [
       await startInfergate('batching on', mlpConfig(true), '/v2/models/tiny-mlp/infer', workers),
       await startInfergate('batching off', mlpConfig(false), '/v2/models/tiny-mlp/infer', workers),
+      await startInfergate(CEILING, mockTensorConfig(), '/v2/models/tiny-mlp/infer', workers),
     ],
+    summary: ceilingSummary,
   },
   {
     name: 'batching-model',
@@ -180,10 +187,8 @@ const SCENARIOS: Scenario[] = [
     levels: [64],
     reference: 'batching off',
     targets: async () => [],
-    inproc: async (connections, seconds) => [
-      { target: 'batching on', load: await inprocLoad(join(ROOT, 'models/tiny-mlp/1/model.onnx'), true, connections, seconds) },
-      { target: 'batching off', load: await inprocLoad(join(ROOT, 'models/tiny-mlp/1/model.onnx'), false, connections, seconds) },
-    ],
+    own: (levels, seconds, rounds) =>
+      batchingModelScenario(join(ROOT, 'models/tiny-mlp/1/model.onnx'), levels, seconds, rounds, Number(values.warmup)),
   },
   {
     name: 'grpc',
@@ -230,6 +235,58 @@ SCENARIOS.push({
   targets: async () => [],
   own: (levels, seconds, rounds) => dashboardScenario(ROOT, workers, levels, seconds, rounds, Number(values.warmup)),
 });
+
+SCENARIOS.push({
+  name: 'memory',
+  description:
+    'memory of the whole server (primary and workers) on bench/configs/mock.yaml: idle, holding N idle keep-alive connections, and under wrk load at N',
+  body: '',
+  levels: [5000],
+  reference: '',
+  targets: async () => [],
+  own: (levels, seconds) =>
+    memoryScenario(join(configs, 'mock.yaml'), join(bodies, 'chat.json'), levels, seconds, Number(values.warmup), workers, loadGenerator()),
+});
+
+/** The batching scenario's mock tensor target: the same name, path and bodies as tiny-mlp, answered at no cost. */
+const CEILING = 'ceiling (mock)';
+
+/** The batching scenario's figure: batched tiny-mlp as a fraction of the same path on the mock (goal: at least 80 % at 64 connections). */
+function ceilingSummary(rows: readonly Row[]): string {
+  const lines: string[] = [];
+  for (const r of rows.filter((x) => x.target === 'batching on')) {
+    const ceiling = rows.find((x) => x.target === CEILING && x.connections === r.connections);
+    if (ceiling === undefined) continue;
+    const share = (r.qps / ceiling.qps) * 100;
+    const goal = r.connections === 64 ? ` (goal: at least 80 % at 64 connections; ${share >= 80 ? 'met' : 'not met'})` : '';
+    lines.push(
+      `batching on at ${r.connections} connections: ${share.toFixed(1)} % of the ceiling (${fmt(r.qps)} of ${fmt(ceiling.qps)} req/s)${goal}`,
+    );
+  }
+  return lines.join('\n');
+}
+
+/** tiny-mlp's signature on a mock tensor model (`kind: mock` with `tensor`): the ceiling of the KServe HTTP path. */
+function mockTensorConfig(): string {
+  const dir = join(tmpdir(), 'infergate-bench');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, 'mlp-mock-tensor.yaml');
+  writeFileSync(
+    file,
+    `server: { workers: auto, log_level: warn }
+models:
+  - name: tiny-mlp
+    versions:
+      - version: '1'
+        backend:
+          kind: mock
+          tensor:
+            inputs: [{ name: input, datatype: FP32, shape: [-1, 32] }]
+            outputs: [{ name: output, datatype: FP32, shape: [-1, 8] }]
+`,
+  );
+  return file;
+}
 
 function mlpConfig(batching: boolean): string {
   const dir = join(tmpdir(), 'infergate-bench');
@@ -388,16 +445,6 @@ async function runScenario(scenario: Scenario, tool: 'wrk' | 'autocannon'): Prom
   console.log(`\n## ${scenario.name}: ${scenario.description}`);
   if (scenario.own !== undefined) return scenario.own(levels, seconds, rounds);
   const rows: Row[] = [];
-  if (scenario.inproc !== undefined) {
-    for (const connections of levels) {
-      for (const { target, load } of await scenario.inproc(connections, seconds)) {
-        console.log(`  ${target} @ ${connections} concurrent: ${fmt(load.qps)} req/s`);
-        rows.push(toRow(scenario.name, target, connections, load, null, process.memoryUsage.rss() / 2 ** 20));
-      }
-    }
-    console.log(`\n${table(rows, scenario.reference)}`);
-    return rows;
-  }
   const targets = await scenario.targets();
   try {
     for (const t of targets) {
@@ -429,6 +476,8 @@ async function runScenario(scenario: Scenario, tool: 'wrk' | 'autocannon'): Prom
     for (const t of targets) await t.stop();
   }
   if (rows.length > 0) console.log(`\n${table(rows, scenario.reference)}`);
+  const summary = scenario.summary?.(rows) ?? '';
+  if (summary !== '') console.log(`\n${summary}`);
   return rows;
 }
 

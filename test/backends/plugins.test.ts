@@ -76,6 +76,7 @@ describe('backend plug-ins', () => {
       "{ kind: openai, base_url: 'http://127.0.0.1:1/v1' }",
       "{ kind: anthropic, base_url: 'http://127.0.0.1:1' }",
       '{ kind: mock }',
+      '{ kind: mock, tensor: { inputs: [{ name: i, datatype: FP32, shape: [-1] }], outputs: [{ name: o, datatype: FP32, shape: [-1] }] } }',
     ]).models[0]?.versions;
     const served = new Map<string, Set<Task>>();
     for (const version of versions ?? []) {

@@ -1,20 +1,25 @@
 /**
  * A model that answers at once (or after `latency_ms`) with fixed text and deterministic
- * embeddings: for benchmarks of the gateway itself and for tests.
+ * embeddings, and with `tensor` also zero tensors over KServe v2: for benchmarks of the gateway
+ * itself and for tests.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { MockBackendConfig } from './config.js';
 import { checkDimensions, TextBackend, type BackendHealth } from '../backend.js';
-import type { Cancellation, EmbedRequest, EmbedResult } from '../../core/call.js';
+import type { Cancellation, EmbedRequest, EmbedResult, InferRequest, InferResult, Signature, Task } from '../../core/call.js';
+import { allocate, elementCount, type DataType, type Tensor, type TensorSpec } from '../../core/tensor.js';
 import type { ChatMessage, ChatRequest, Prompt, TextEvent, TextRequest, TextStream } from '../../core/text.js';
 
 /**
  * The mock backend: every chat or completion answers `text` (streamed in `stream_chunks` pieces),
  * whatever the request asks; embeddings are unit vectors hashed from the text. Tokens are words.
+ * With `tensor`, infer requests (checked against its inputs by the gateway) answer zeros of its outputs' shapes.
  */
 export class MockBackend extends TextBackend {
   readonly kind = 'mock';
+  override readonly tasks: ReadonlySet<Task>;
   readonly #config: MockBackendConfig;
+  readonly #signature: Signature | null;
   readonly #completionTokens: number;
   readonly #chunks: readonly TextEvent[];
   /** A whole answer's text in one event: the transport gathers it anyway, and a meter counts one piece. */
@@ -23,6 +28,9 @@ export class MockBackend extends TextBackend {
   constructor(config: MockBackendConfig) {
     super();
     this.#config = config;
+    const tensor = config.tensor;
+    this.#signature = tensor === undefined ? null : { inputs: tensor.inputs.map(toSpec), outputs: tensor.outputs.map(toSpec) };
+    this.tasks = new Set<Task>(tensor === undefined ? ['chat', 'completion', 'embedding'] : ['chat', 'completion', 'embedding', 'tensor']);
     this.#completionTokens = countWords(config.text);
     this.#chunks = textEvents(splitInto(config.text, config.stream_chunks));
     this.#whole = textEvents(config.text === '' ? [] : [config.text]);
@@ -33,6 +41,24 @@ export class MockBackend extends TextBackend {
 
   health(): BackendHealth {
     return { ready: true, error: null };
+  }
+
+  override signature(): Signature | null {
+    return this.#signature;
+  }
+
+  /** Zeros of each output's shape (those asked for, in that order), a leading -1 being the first input's first dimension. */
+  // `request` is optional only because TextBackend's infer (which refuses) takes no arguments; the gateway always gives one.
+  override async infer(request?: InferRequest, call?: Cancellation): Promise<InferResult> {
+    const signature = this.#signature;
+    if (signature === null || request === undefined) return super.infer();
+    if (this.#config.latency_ms > 0) await sleep(this.#config.latency_ms, undefined, { signal: call?.signal });
+    const batch = request.inputs[0]?.shape[0] ?? 1;
+    const specs =
+      request.outputs === null
+        ? signature.outputs
+        : request.outputs.map((name) => signature.outputs.find((o) => o.name === name) as TensorSpec);
+    return { outputs: specs.map((spec) => zeros(spec, batch)) };
   }
 
   async generate(request: TextRequest, call: Cancellation): Promise<TextStream> {
@@ -60,6 +86,18 @@ export class MockBackend extends TextBackend {
     });
     return { vectors, promptTokens: tokens };
   }
+}
+
+function toSpec(spec: { readonly name: string; readonly datatype: string; readonly shape: readonly number[] }): TensorSpec {
+  return { name: spec.name, datatype: spec.datatype as DataType, shape: [...spec.shape] };
+}
+
+/** A tensor of zeros (BYTES: empty strings) of `spec`'s shape, -1 answered as `batch`. */
+function zeros(spec: TensorSpec, batch: number): Tensor {
+  const shape = spec.shape.map((d) => (d < 0 ? batch : d));
+  const data = allocate(spec.datatype, elementCount(shape));
+  if (Array.isArray(data)) data.fill('');
+  return { name: spec.name, datatype: spec.datatype, shape, data };
 }
 
 /** The text of `pieces` as events, then `stop`; shared by every answer (events are read-only). */
