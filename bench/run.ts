@@ -74,7 +74,7 @@ const { values } = parseArgs({
 });
 
 const HELP = `npm run bench -- [options]
-  --scenario NAME     chat | tenancy | observability | grpc | proxy | registry | batching | batching-model | generate | overload
+  --scenario NAME     chat | tenancy | observability | grpc | proxy | proxy-latency | registry | batching | batching-model | generate | overload
                       | dashboard | memory (repeatable; default: all)
   --connections LIST  concurrency levels, e.g. 64,1000,5000 (default per scenario; generate: streams, 1,4)
   --duration S        seconds per measurement (default 10)
@@ -137,25 +137,17 @@ const SCENARIOS: Scenario[] = [
     body: join(bodies, 'chat.json'),
     levels: [64, 1000, 5000],
     reference: 'go-proxy :9103',
-    targets: async () => {
-      const upstream = await peer('upstream', 9100, '/', 'nginx.pid');
-      if (upstream === null) {
-        console.log('  skipped: nothing answers on :9100; run ../shared/peers/peers.sh start');
-        return [];
-      }
-      const portkeyHeaders = {
-        'x-portkey-provider': 'openai',
-        'x-portkey-custom-host': 'http://127.0.0.1:9100/v1',
-        authorization: 'Bearer sk-lab',
-      };
-      return [
-        await startInfergate('infergate proxy', join(configs, 'proxy.yaml'), '/v1/chat/completions', workers),
-        ...(await baselineTarget('baseline proxy', join(configs, 'proxy.yaml'), '/v1/chat/completions')),
-        await peer('nginx-proxy :9101', 9101, '/v1/chat/completions', 'nginx.pid'),
-        await peer('go-proxy :9103', 9103, '/v1/chat/completions', 'goref.pid'),
-        await peer('portkey :8787', 8787, '/v1/chat/completions', 'portkey.pid', portkeyHeaders),
-      ].filter((t): t is Target => t !== null);
-    },
+    targets: () => proxyTargets(false),
+  },
+  {
+    name: 'proxy-latency',
+    description:
+      'the proxy scenario at one connection, with the upstream called directly: what each proxy adds to a call (p50 and p99 over direct)',
+    body: join(bodies, 'chat.json'),
+    levels: [1],
+    reference: 'go-proxy :9103',
+    targets: () => proxyTargets(true),
+    summary: (rows) => addedLatency(rows, DIRECT_TARGET),
   },
   {
     name: 'registry',
@@ -288,6 +280,46 @@ models:
   return file;
 }
 
+/** The nginx upstream itself, as a target of `proxy-latency`: what each proxy's figures are compared with. */
+const DIRECT_TARGET = 'upstream :9100 (direct)';
+
+/** The proxies in table order (infergate, its baseline, nginx, Go, Portkey); with `direct`, the upstream itself first. */
+async function proxyTargets(direct: boolean): Promise<Target[]> {
+  const upstream = await peer(DIRECT_TARGET, 9100, '/v1/chat/completions', 'nginx.pid');
+  if (upstream === null) {
+    console.log('  skipped: nothing answers on :9100; run ../shared/peers/peers.sh start');
+    return [];
+  }
+  const portkeyHeaders = {
+    'x-portkey-provider': 'openai',
+    'x-portkey-custom-host': 'http://127.0.0.1:9100/v1',
+    authorization: 'Bearer sk-lab',
+  };
+  return [
+    ...(direct ? [upstream] : []),
+    await startInfergate('infergate proxy', join(configs, 'proxy.yaml'), '/v1/chat/completions', workers),
+    ...(await baselineTarget('baseline proxy', join(configs, 'proxy.yaml'), '/v1/chat/completions')),
+    await peer('nginx-proxy :9101', 9101, '/v1/chat/completions', 'nginx.pid'),
+    await peer('go-proxy :9103', 9103, '/v1/chat/completions', 'goref.pid'),
+    await peer('portkey :8787', 8787, '/v1/chat/completions', 'portkey.pid', portkeyHeaders),
+  ].filter((t): t is Target => t !== null);
+}
+
+/** What each proxy adds to a call at one connection: its p50 and p99 less the direct upstream's, in microseconds. */
+function addedLatency(rows: readonly Row[], direct: string): string {
+  const base = rows.find((r) => r.target === direct);
+  if (base === undefined) return '';
+  const us = (ms: number): string => fmt(ms * 1000);
+  const added = (ms: number): string => (ms >= 0 ? `+${us(ms)}` : `-${us(-ms)}`);
+  const body = rows
+    .filter((r) => r.target !== direct && r.connections === base.connections)
+    .map((r) => [r.target, us(r.p50_ms), us(r.p99_ms), added(r.p50_ms - base.p50_ms), added(r.p99_ms - base.p99_ms)]);
+  return [
+    `added latency at ${base.connections} connection (direct: p50 ${us(base.p50_ms)} µs, p99 ${us(base.p99_ms)} µs)`,
+    renderTable(['proxy', 'p50 µs', 'p99 µs', 'added p50 µs', 'added p99 µs'], body),
+  ].join('\n');
+}
+
 function mlpConfig(batching: boolean): string {
   const dir = join(tmpdir(), 'infergate-bench');
   mkdirSync(dir, { recursive: true });
@@ -330,7 +362,7 @@ function fmt(n: number | null, digits = 0): string {
 }
 
 /** The scenarios that run the baseline build (--baseline) as a target. */
-const BASELINE_SCENARIOS: readonly string[] = ['chat', 'proxy', 'grpc', 'generate'];
+const BASELINE_SCENARIOS: readonly string[] = ['chat', 'proxy', 'proxy-latency', 'grpc', 'generate'];
 
 /** The baseline build's name for a target of this build: 'infergate mock' -> 'baseline mock', 'HTTP/JSON 1x32' -> 'baseline HTTP/JSON 1x32'. */
 function baselineName(target: string): string {
