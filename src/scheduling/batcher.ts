@@ -1,11 +1,20 @@
 /**
  * Dynamic batching: concurrent requests are merged into one model call of up to `maxBatchSize`
- * rows. A request waits at most `maxQueueDelayMs` for others to join; while a call runs, new
- * requests queue and go together as soon as it returns, so batches grow with load by themselves.
+ * rows. While a call runs, new requests queue and go together as soon as it returns, so batches
+ * grow with load by themselves. A request that finds the model idle waits for company only after
+ * a quiet spell: if a batch returned within the last {@link QUIET_MS} ms (or `maxQueueDelayMs`,
+ * if longer) the model is under load, the next batch forms during the call anyway, and the
+ * request runs at the end of the current event-loop turn with whatever else arrived in it; after
+ * a quieter spell (a lone request, or the first of a burst) it waits up to `maxQueueDelayMs` for
+ * others. A queue of `maxBatchSize` rows runs at once. No request waits longer than
+ * `maxQueueDelayMs` plus the call in front of it.
  *
  * The batcher owns its queue and is driven only through `submit`; `execute` runs one batch and
  * returns one result per item, in order.
  */
+
+/** A batcher whose last batch returned within this many ms is under load (see the module comment). */
+export const QUIET_MS = 100;
 
 /** `maxBatchSize` is in rows; `maxQueueDelayMs` in ms (0: wait only for the current event-loop turn). */
 export interface BatcherOptions<Item, Result> {
@@ -37,6 +46,8 @@ export class Batcher<Item, Result> {
   #queuedRows = 0;
   #running = false;
   #timer: NodeJS.Timeout | NodeJS.Immediate | null = null;
+  /** When the last batch returned (`performance.now()`); -Infinity before the first. */
+  #lastEnded = Number.NEGATIVE_INFINITY;
 
   constructor(options: BatcherOptions<Item, Result>) {
     this.#options = options;
@@ -59,10 +70,22 @@ export class Batcher<Item, Result> {
     });
   }
 
+  /**
+   * Under load (a batch returned within the last QUIET_MS) the queue runs at the end of this
+   * event-loop turn instead of after the delay: the requests of the last batch come back while the
+   * model is idle, and holding them for the delay only added latency, while those that arrive
+   * during the call are batched anyway. Measured (wrk, tiny-mlp over KServe HTTP, 64 connections,
+   * 2 workers, max_batch_size 64, max_queue_delay_ms 1, 5 interleaved 4 s rounds on the shared
+   * 2-core machine): median 20.2k req/s before, 23.2k with this rule, 26.4k with no wait at all,
+   * mock ceiling 31.1k. A window of only `maxQueueDelayMs` (1 ms) left the mean batch at the old
+   * batcher's (about 24 rows, against about 13 with no wait): the next requests often came back
+   * more than 1 ms after a batch returned, and still waited.
+   */
   #arm(): void {
     if (this.#timer !== null) return;
     const delay = this.#options.maxQueueDelayMs;
-    this.#timer = delay > 0 ? setTimeout(this.#onTimer, delay) : setImmediate(this.#onTimer);
+    const busy = performance.now() - this.#lastEnded < Math.max(delay, QUIET_MS);
+    this.#timer = delay > 0 && !busy ? setTimeout(this.#onTimer, delay) : setImmediate(this.#onTimer);
   }
 
   readonly #onTimer = (): void => {
@@ -82,6 +105,7 @@ export class Batcher<Item, Result> {
     // #run settles every item itself and never rejects.
     void this.#run(batch).finally(() => {
       this.#running = false;
+      this.#lastEnded = performance.now();
       if (this.#queue.length > 0) this.#flush();
     });
   }

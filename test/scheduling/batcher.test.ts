@@ -1,7 +1,7 @@
 /** The dynamic batcher's logic, with a fake model call. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Batcher } from '../../src/scheduling/batcher.js';
+import { Batcher, QUIET_MS } from '../../src/scheduling/batcher.js';
 
 function recorder(delayMs = 0) {
   const batches: number[][] = [];
@@ -44,6 +44,35 @@ describe('dynamic batcher', () => {
     const rest = [2, 3, 4].map((x) => batcher.submit(x));
     await Promise.all([first, ...rest]);
     assert.deepEqual(batches, [[1], [2, 3, 4]]);
+  });
+
+  it('under load, does not hold a request that finds the model idle for max_queue_delay_ms', async () => {
+    const batches: number[][] = [];
+    const batcher = new Batcher<number, number>({
+      maxBatchSize: 4,
+      maxQueueDelayMs: 200,
+      rows: () => 1,
+      execute: async (items) => (batches.push(items), items),
+    });
+    await batcher.submit(1); // a lone request after idle: waits for company (200 ms)
+    const t = performance.now();
+    // A batch has just returned: the next requests run at the end of this event-loop turn, together.
+    assert.deepEqual(await Promise.all([2, 3].map((x) => batcher.submit(x))), [2, 3]);
+    assert.ok(performance.now() - t < 100, `not held for max_queue_delay_ms (${(performance.now() - t).toFixed(1)} ms)`);
+    assert.deepEqual(batches, [[1], [2, 3]]);
+  });
+
+  it('waits for company again after a quiet spell', async () => {
+    const { batcher, batches } = recorder();
+    await batcher.submit(1);
+    await new Promise((r) => setTimeout(r, QUIET_MS + 10)); // no batch for longer than the quiet spell
+    const t = performance.now();
+    const first = batcher.submit(2);
+    await new Promise((r) => setTimeout(r, 1));
+    const second = batcher.submit(3); // joins the first's batch while it waits
+    assert.deepEqual(await Promise.all([first, second]), [20, 30]);
+    assert.ok(performance.now() - t >= 4, 'waited for company');
+    assert.deepEqual(batches, [[1], [2, 3]]);
   });
 
   it('counts rows, not requests, and never splits a request', async () => {
