@@ -2,13 +2,15 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { validateConfig } from './cli/config-validate.js';
-import { serve } from './cli/serve.js';
 import { VERSION } from './cli/version.js';
 import { ADMIN_HELP, AdminCliError, adminCommand } from './cli/admin.js';
 import { FLEET_COMMANDS, FLEET_HELP, fleetCommand } from './cli/fleet.js';
-import { ConfigError } from './config/load.js';
+import { ConfigError } from './config/config-error.js';
 import { UsageError } from './cli/usage-error.js';
+// `serve` and `config validate` are imported where they run: the config schema (TypeBox, yaml,
+// every backend kind) is the largest part of what the process loads, which the admin and fleet
+// commands (admin.ts and fleet.ts import nothing heavy) and --help need not. ConfigError comes
+// from its own module, which imports nothing.
 
 const HELP = `infergate ${VERSION}: a model-serving backend and gateway
 
@@ -58,6 +60,7 @@ async function main(argv: string[]): Promise<number> {
   if (values.help || command === undefined || command === 'help') return print(HELP);
   switch (command) {
     case 'serve': {
+      const { serve } = await import('./cli/serve.js');
       await serve({
         configFile: values.config ?? process.env.INFERGATE_CONFIG ?? defaultConfig(),
         host: values.host,
@@ -67,10 +70,11 @@ async function main(argv: string[]): Promise<number> {
       });
       return -1; // keeps running
     }
-    case 'config':
-      if (sub === 'validate' && arg !== undefined) return validateConfig(arg);
-      if (sub === 'validate' && values.config !== undefined) return validateConfig(values.config);
+    case 'config': {
+      const file = sub === 'validate' ? (arg ?? values.config) : undefined;
+      if (file !== undefined) return (await import('./cli/config-validate.js')).validateConfig(file);
       throw new UsageError('usage: infergate config validate FILE');
+    }
     default:
       throw new UsageError(`unknown command "${command}"; see infergate --help`);
   }

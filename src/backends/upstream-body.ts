@@ -5,10 +5,10 @@
  * becomes the catalogue's upstream error.
  */
 import type { Readable } from 'node:stream';
-import { errors as undiciErrors } from 'undici';
 import { ClientGoneError, isClientGone } from '../core/call.js';
 import { ApiError } from '../core/errors.js';
 import { SseParser } from '../core/sse.js';
+import { undici } from './upstream-call.js';
 
 /** The data of each event of a Server-Sent Events body, in order (what ends the stream, such as `[DONE]`, is the reader's to say). */
 export async function* sseData(body: Buffer | Readable): AsyncGenerator<string, void, undefined> {
@@ -52,6 +52,7 @@ export async function* wholeData(body: Buffer | Readable): AsyncGenerator<string
  */
 function streamFailure(err: unknown): unknown {
   if (err instanceof ApiError || isClientGone(err)) return err;
+  const undiciErrors = undici().errors;
   if (err instanceof undiciErrors.RequestAbortedError) return new ClientGoneError();
   if (err instanceof undiciErrors.BodyTimeoutError) {
     return new ApiError('upstream_timeout', 'the upstream model server stopped sending its answer (no data within the time-out)', null, {

@@ -7,7 +7,7 @@
  * followed as they come and go. A kind adds its paths, headers and bodies; the mapping of failures
  * is the same for all of them.
  */
-import { Pool, errors as undiciErrors } from 'undici';
+import type { Pool } from 'undici';
 import { ClientGoneError, type Cancellation } from '../core/call.js';
 import { ApiError, fastError } from '../core/errors.js';
 import type { UpstreamOutcome } from '../core/observer.js';
@@ -15,7 +15,7 @@ import { TextBackend, type BackendHealth, type Occupancy } from './backend.js';
 import { DnsSource, type DiscoveredEndpoint, type DnsDiscovery, type EndpointSource, type RegistryDiscovery } from './discovery.js';
 import { Endpoint, Endpoints, type Balance, type EndpointStatus, type PoolPreference } from './endpoints.js';
 import type { BackendContext } from './plugin.js';
-import { UpstreamCallError, upstreamCall, type UpstreamResponse } from './upstream-call.js';
+import { UpstreamCallError, undici, upstreamCall, type UpstreamResponse } from './upstream-call.js';
 
 /** The options of a remote kind that say where its upstream is and how it is reached (named as in the config). */
 export interface UpstreamOptions {
@@ -204,7 +204,7 @@ export class Upstreams {
     const dns = options.discovery?.dns;
     // An address found for a name is connected to by address; its certificate is for the name.
     const servername = dns !== undefined && dns.type !== 'SRV' && url.protocol === 'https:' ? dns.name : undefined;
-    const pool = new Pool(url.origin, {
+    const pool = new (undici().Pool)(url.origin, {
       connections: options.connections,
       headersTimeout: options.timeout_ms,
       connect: servername === undefined ? { timeout: options.connect_timeout_ms } : { timeout: options.connect_timeout_ms, servername },
@@ -339,7 +339,7 @@ export class Upstreams {
     } catch (err) {
       const cause = err instanceof UpstreamCallError ? (err.cause as Error) : err;
       // Cancelled by our side (the client left, or the deadline passed): not the upstream's failure.
-      if (cause instanceof undiciErrors.RequestAbortedError || cause instanceof ClientGoneError) {
+      if (cause instanceof undici().errors.RequestAbortedError || cause instanceof ClientGoneError) {
         this.#done(endpoints, endpoint, passive, false);
         throw new ClientGoneError();
       }
@@ -416,6 +416,7 @@ function serialisable(value: unknown): boolean {
  * is `model_not_ready`.
  */
 function upstreamFailure(err: unknown, sent: boolean): ApiError | null {
+  const undiciErrors = undici().errors;
   if (
     err instanceof undiciErrors.InvalidArgumentError ||
     err instanceof undiciErrors.InvalidReturnValueError ||

@@ -74,7 +74,7 @@ async function worker(config: Config, log: Logger, file: string, tls: TlsMateria
   // Imported here, not at the top: the cluster primary only forks and supervises, and stays small.
   const [
     { createHttpServer },
-    { GrpcServer },
+    grpcModule,
     { Gateway },
     { Registry },
     { RetryBudget },
@@ -83,7 +83,8 @@ async function worker(config: Config, log: Logger, file: string, tls: TlsMateria
     { versionPolicies },
   ] = await Promise.all([
     import('../api/http/server.js'),
-    import('../api/grpc/server.js'),
+    // The KServe gRPC server (grpc-js, protobufjs, the protos) only where gRPC is on.
+    config.grpc.enabled ? import('../api/grpc/server.js') : null,
     import('../pipeline/gateway.js'),
     import('../routing/registry.js'),
     import('../policies/retry-budget.js'),
@@ -216,29 +217,30 @@ async function worker(config: Config, log: Logger, file: string, tls: TlsMateria
     host === '0.0.0.0' || host === '::'
       ? listened.replace(/\/\/.*:(\d+)$/, `//${host === '::' ? '[::]' : host}:$1`)
       : listened.replace('[::1]', 'localhost');
-  const grpc = config.grpc.enabled
-    ? new GrpcServer({
-        gateway,
-        log,
-        version: VERSION,
-        directory: tenancy.http.directory,
-        trustedHeader: tenancy.http.trustedHeader,
-        maxMessageBytes: config.server.body_limit_bytes,
-        transport: {
-          maxConcurrentStreams: config.grpc.max_concurrent_streams,
-          maxConnectionBufferBytes: config.grpc.max_connection_buffer_bytes ?? 2 * config.server.body_limit_bytes,
-          maxConnections: config.server.max_connections,
-          idleTimeoutMs: config.grpc.idle_timeout_ms,
-          handshakeTimeoutMs: config.grpc.handshake_timeout_ms,
-          keepaliveMs: config.grpc.keepalive_ms,
-          tls,
-        },
-        lifecycle,
-        metrics,
-        accessLog,
-        tracing,
-      })
-    : null;
+  const grpc =
+    config.grpc.enabled && grpcModule !== null
+      ? new grpcModule.GrpcServer({
+          gateway,
+          log,
+          version: VERSION,
+          directory: tenancy.http.directory,
+          trustedHeader: tenancy.http.trustedHeader,
+          maxMessageBytes: config.server.body_limit_bytes,
+          transport: {
+            maxConcurrentStreams: config.grpc.max_concurrent_streams,
+            maxConnectionBufferBytes: config.grpc.max_connection_buffer_bytes ?? 2 * config.server.body_limit_bytes,
+            maxConnections: config.server.max_connections,
+            idleTimeoutMs: config.grpc.idle_timeout_ms,
+            handshakeTimeoutMs: config.grpc.handshake_timeout_ms,
+            keepaliveMs: config.grpc.keepalive_ms,
+            tls,
+          },
+          lifecycle,
+          metrics,
+          accessLog,
+          tracing,
+        })
+      : null;
   // Under workers the primary holds the gRPC port and hands each worker its share of connections.
   const dealt = grpc !== null && cluster.isWorker;
   if (dealt) {

@@ -13,7 +13,6 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { request } from 'undici';
 import type { DiscoveredEndpoint, EndpointSource, RegistryDiscovery } from '../backends/discovery.js';
 import type { Config, RolloutPlan } from '../config/schema.js';
 import { fastError } from '../core/errors.js';
@@ -956,6 +955,8 @@ export class Fleet {
     if (url === undefined) return;
     const event = { event: `rollout.${r.state}`, rollout: publicRollout(r) };
     try {
+      // undici loads on a rollout's first webhook, not with the fleet (see backends/upstream-call.ts).
+      const { request } = await import('undici');
       const res = await request(url, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },

@@ -14,34 +14,10 @@ import { isModelUrl } from '../backends/model-file.js';
 import { ConfigSchema, REMOVED_OPTIONS, configSchemaWith, type Config } from './schema.js';
 import { trustedHeaderProblems } from './trusted-header.js';
 import { rolloutPlanProblems } from './rollout-plan.js';
+import { ConfigError, type ConfigProblem } from './config-error.js';
 
-/** One problem in a config file. */
-export interface ConfigProblem {
-  /** Dotted path in the document, e.g. `models[0].versions[1].weight`. */
-  readonly path: string;
-  readonly message: string;
-  /** 1-based line and column in the file, where known. */
-  readonly line: number | null;
-  readonly column: number | null;
-}
-
-/** Thrown when a config cannot be used; `problems` lists every one found, not only the first. */
-export class ConfigError extends Error {
-  readonly file: string;
-  readonly problems: readonly ConfigProblem[];
-  constructor(file: string, problems: readonly ConfigProblem[]) {
-    super(`${file}: ${problems.length} problem(s)\n${problems.map((p) => '  ' + formatProblem(file, p)).join('\n')}`);
-    this.name = 'ConfigError';
-    this.file = file;
-    this.problems = problems;
-  }
-}
-
-/** A problem as `file:line:column path: message` (the file alone when the line is unknown; `(root)` for an empty path). */
-export function formatProblem(file: string, p: ConfigProblem): string {
-  const where = p.line === null ? file : `${file}:${p.line}:${p.column}`;
-  return `${where} ${p.path || '(root)'}: ${p.message}`;
-}
+// In their own module, which imports nothing: the cluster primary and config/tls.ts name them without loading the schema.
+export { ConfigError, formatProblem, type ConfigProblem } from './config-error.js';
 
 /** A loaded config plus where it came from. */
 export interface LoadedConfig {

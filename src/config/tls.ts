@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { createSecureContext } from 'node:tls';
 import type { ServerConfig } from './schema.js';
-import { ConfigError } from './load.js';
+import { ConfigError } from './config-error.js';
 
 /** What node:tls takes: PEM bytes of the certificate chain and the private key. */
 export interface TlsMaterial {

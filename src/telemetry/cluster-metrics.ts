@@ -4,8 +4,16 @@
  * gauges as each declares) and answers with the whole. Without workers, the registry answers alone.
  */
 import cluster, { type Worker } from 'node:cluster';
-import { AggregatorRegistry, type Registry } from 'prom-client';
+import { createRequire } from 'node:module';
+import type { AggregatorRegistry, Registry } from 'prom-client';
 import { addPacked, packReading, readingOf, type PackedReading, type Reading } from './live-stats.js';
+
+/**
+ * prom-client, loaded on first use: the cluster primary imports this module to answer scrapes, and
+ * loading prom-client there at start cost about 3 MiB of its RSS though most primaries are never
+ * scraped. A require (prom-client is CommonJS) gives the same instance as the workers' `import`.
+ */
+const promClient = (): typeof import('prom-client') => createRequire(import.meta.url)('prom-client') as typeof import('prom-client');
 
 interface ScrapeRequest {
   readonly type: 'metrics-scrape';
@@ -22,6 +30,7 @@ interface ScrapeAnswer {
 /** In a worker: how /metrics reads the metrics of every worker. */
 export function scrapeFor(registry: Registry): () => Promise<string> {
   if (!cluster.isWorker) return () => registry.metrics();
+  const { AggregatorRegistry } = promClient();
   AggregatorRegistry.setRegistries(registry);
   // Constructing one installs prom-client's listener that answers the primary's requests.
   new AggregatorRegistry();
@@ -49,7 +58,7 @@ export function answerScrape(worker: Worker, message: { type?: string; id?: numb
   if (answerLive(worker, message)) return true;
   if (message.type !== 'metrics-scrape' || message.id === undefined) return false;
   const id = message.id;
-  aggregator ??= new AggregatorRegistry();
+  aggregator ??= new (promClient().AggregatorRegistry)();
   aggregator.clusterMetrics().then(
     (text: string) => worker.send({ type: 'metrics', id, text } satisfies ScrapeAnswer),
     (err: Error) => worker.send({ type: 'metrics', id, error: err.message } satisfies ScrapeAnswer),

@@ -6,6 +6,9 @@
  * reads: name, help, type, aggregator and `get()`), so exposition and cluster aggregation stay its own.
  */
 
+/** Buckets from 1 ms to 60 s, fit for a tensor call and a long generation alike (metrics.ts exports it too). */
+export const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
 type Labels = Readonly<Record<string, string>>;
 
 /** What prom-client's Registry reads from a metric to write it out and to aggregate it over workers. */

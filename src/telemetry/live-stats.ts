@@ -9,7 +9,7 @@ import { NO_MODEL } from '../core/call.js';
 import { addFigures, countOf, noFigures, quantileMs, type Figures } from '../core/figures.js';
 import type { MemberTotals } from '../cluster/fleet.js';
 import type { Registry } from 'prom-client';
-import { DURATION_BUCKETS } from './metrics.js';
+import { DURATION_BUCKETS } from './families.js';
 
 /** One deployment's (or the total's) figures over the last window. */
 export interface LiveFigures {

@@ -8,15 +8,15 @@
  * series once and keeps them, so recording a call is four map lookups and a few additions.
  */
 import { collectDefaultMetrics, Gauge, Registry, type Metric } from 'prom-client';
-import { CounterFamily, HistogramFamily, type CounterSeries, type HistogramSeries } from './families.js';
+import { CounterFamily, DURATION_BUCKETS, HistogramFamily, type CounterSeries, type HistogramSeries } from './families.js';
 import { performance } from 'node:perf_hooks';
 import type { DeploymentObserver, ShedReason, UpstreamOutcome } from '../core/observer.js';
 import { NO_MODEL } from '../core/call.js';
 import { bucketOf, noFigures, type Figures } from '../core/figures.js';
 import { ROLLOUT_STATES } from '../routing/rollout.js';
 
-/** Buckets from 1 ms to 60 s, fit for a tensor call and a long generation alike. */
-export const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+// In families.ts (which imports nothing), so the primary's live-stats.ts need not load prom-client.
+export { DURATION_BUCKETS };
 /** Time per output token: 1 ms (a tiny model) to 2.5 s (a large one on a busy CPU), as vLLM's. */
 const TOKEN_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1, 2.5];
 /** Rows per model execution: powers of two up to 256, as batch sizes are configured. */

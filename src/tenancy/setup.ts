@@ -7,7 +7,6 @@ import type { Logger } from 'pino';
 import type { Config, TrustedHeaderConfig } from '../config/schema.js';
 import type { ChangeFeed } from '../cluster/change-feed.js';
 import { MemoryState, type LimitState } from '../cluster/state.js';
-import { RedisState } from '../cluster/redis-state.js';
 import { databaseUrl, openDatabase } from '../store/database.js';
 import { TenantStore } from '../store/tenants.js';
 import { UsageStore } from '../store/usage.js';
@@ -60,6 +59,8 @@ export async function setUpTenancy(config: Config, log: Logger, siblings: Change
   let feed = siblings;
   if (redisUrl === '') state = new MemoryState();
   else {
+    // ioredis loads only with a Redis URL (about 1 MiB of heap per worker otherwise).
+    const { RedisState } = await import('../cluster/redis-state.js');
     const redis = new RedisState(redisUrl, config.state.key_prefix, log, ackTimeoutMs);
     await redis.ready();
     state = feed = redis;
