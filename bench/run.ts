@@ -260,9 +260,21 @@ function ceilingSummary(rows: readonly Row[]): string {
 
 /** tiny-mlp's signature on a mock tensor model (`kind: mock` with `tensor`): the ceiling of the KServe HTTP path. */
 function mockTensorConfig(): string {
+  return tinyMlpConfig(
+    'mlp-mock-tensor.yaml',
+    `backend:
+          kind: mock
+          tensor:
+            inputs: [{ name: input, datatype: FP32, shape: [-1, 32] }]
+            outputs: [{ name: output, datatype: FP32, shape: [-1, 8] }]`,
+  );
+}
+
+/** A config file (in the bench's temp folder) serving `tiny-mlp` version 1 with `backend`, the YAML of its backend key. */
+function tinyMlpConfig(name: string, backend: string): string {
   const dir = join(tmpdir(), 'infergate-bench');
   mkdirSync(dir, { recursive: true });
-  const file = join(dir, 'mlp-mock-tensor.yaml');
+  const file = join(dir, name);
   writeFileSync(
     file,
     `server: { workers: auto, log_level: warn }
@@ -270,11 +282,7 @@ models:
   - name: tiny-mlp
     versions:
       - version: '1'
-        backend:
-          kind: mock
-          tensor:
-            inputs: [{ name: input, datatype: FP32, shape: [-1, 32] }]
-            outputs: [{ name: output, datatype: FP32, shape: [-1, 8] }]
+        ${backend}
 `,
   );
   return file;
@@ -321,21 +329,11 @@ function addedLatency(rows: readonly Row[], direct: string): string {
 }
 
 function mlpConfig(batching: boolean): string {
-  const dir = join(tmpdir(), 'infergate-bench');
-  mkdirSync(dir, { recursive: true });
-  const file = join(dir, `mlp-batching-${batching ? 'on' : 'off'}.yaml`);
   const model = join(ROOT, 'models/tiny-mlp/1/model.onnx');
-  writeFileSync(
-    file,
-    `server: { workers: auto, log_level: warn }
-models:
-  - name: tiny-mlp
-    versions:
-      - version: '1'
-        backend: { kind: onnx, path: '${model}', batching: { enabled: ${batching}, max_batch_size: 64, max_queue_delay_ms: 1 } }
-`,
+  return tinyMlpConfig(
+    `mlp-batching-${batching ? 'on' : 'off'}.yaml`,
+    `backend: { kind: onnx, path: '${model}', batching: { enabled: ${batching}, max_batch_size: 64, max_queue_delay_ms: 1 } }`,
   );
-  return file;
 }
 
 function customScenario(): Scenario {
