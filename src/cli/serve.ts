@@ -15,6 +15,7 @@ import { VERSION } from './version.js';
 import { GRPC_CLOSED, GRPC_CONNECTION, GrpcBalancer } from './grpc-balancer.js';
 import { loadTls, type TlsMaterial } from '../config/tls.js';
 import { UsageError } from './usage-error.js';
+import { CpuPinning } from './cpu-affinity.js';
 import { SiblingFeed, SiblingRelay } from '../cluster/siblings.js';
 
 /** `infergate serve`'s flags; each one given overrides the config file's setting (`port` also overrides PORT). */
@@ -322,6 +323,7 @@ async function primary(config: Config, workers: number, log: Logger, file: strin
   // Every worker registers under one replica id.
   const { instanceId, INSTANCE_ENV } = await import('../cluster/open-fleet.js');
   const instance = instanceId(config);
+  const pinning = new CpuPinning(config.server.cpu_affinity, workers);
   const fork = (): void => {
     const worker = cluster.fork({ [INSTANCE_ENV]: instance });
     worker.on('message', (msg: { type?: string; id?: number; url?: string; storage?: StorageFacts }) => {
@@ -333,6 +335,8 @@ async function primary(config: Config, workers: number, log: Logger, file: strin
       }
       if (answerScrape(worker, msg)) return;
       if (msg.type === 'listening') balancer?.add(worker);
+      // Pinned once listening: its models' threads exist by then and keep their own CPUs (only the event loop's thread is pinned).
+      if (msg.type === 'listening') pinning.pin(worker.id, worker.process.pid, (message) => log.warn(message));
       if (msg.type === 'listening' && ++listening === workers) {
         announce(
           log,
@@ -352,6 +356,7 @@ async function primary(config: Config, workers: number, log: Logger, file: strin
   cluster.on('exit', (w, code, signal) => {
     balancer?.remove(w);
     relay.gone(w);
+    pinning.release(w.id);
     if (stopping) {
       if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(0);
       return;

@@ -264,6 +264,12 @@ export const ServerSchema = Type.Object(
         'With workers > 1: `direct`, each worker accepts from the shared socket (no wait, but a few connections may split unevenly); ' +
         '`round-robin`, the primary deals connections out evenly, but a burst of new connections waits seconds while workers are busy.',
     }),
+    cpu_affinity: Type.Union([Type.Literal('auto'), Type.Literal('off')], {
+      default: 'auto',
+      description:
+        "With as many workers as the CPUs this process may use: `auto` pins each worker's event loop to a CPU of its own " +
+        '(taskset, once it listens); `off` leaves them to the kernel. Fewer or more workers than CPUs are never pinned.',
+    }),
     body_limit_bytes: Type.Integer({ minimum: 1024, default: 4 * 1024 * 1024, description: 'Largest request body; larger ones get 413.' }),
     max_json_depth: Type.Integer({
       minimum: 1,

@@ -26,6 +26,7 @@ describe('config loading', () => {
       port: 8080,
       workers: 1,
       accept_policy: 'direct',
+      cpu_affinity: 'auto',
       body_limit_bytes: 4 * 1024 * 1024,
       max_json_depth: 64,
       max_connections: 10_000,
