@@ -72,7 +72,7 @@ export abstract class TextBackend implements Backend {
     return null;
   }
 
-  infer(): Promise<InferResult> {
+  infer(_request: InferRequest, _call: Cancellation): Promise<InferResult> {
     return unsupported(this.kind, 'tensor');
   }
 }

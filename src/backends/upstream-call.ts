@@ -4,22 +4,17 @@
  * a whole body is gathered into one Buffer; a stream is a Readable whose backpressure pauses
  * the upstream socket, and whose destruction (client gone) aborts the upstream request.
  */
-import { createRequire } from 'node:module';
 import { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { ClientGoneError, type Cancellation } from '../core/call.js';
-
-let undiciModule: typeof import('undici') | null = null;
+import { lazyModule } from '../core/lazy-module.js';
 
 /**
- * undici, loaded when the first upstream pool is made (a require: it is CommonJS, the same instance
- * an `import` gets). Every process that reads a config loads the backend kinds, and undici's 400
+ * undici, loaded when the first upstream pool is made. Every process that reads a config loads the backend kinds, and undici's 400
  * modules cost about 4 MiB of heap (8 MiB RSS) in each, the cluster primary's too, where no config calls out.
  * Its errors are only ever tested after a pool made one, when it is loaded already.
  */
-export function undici(): typeof import('undici') {
-  return (undiciModule ??= createRequire(import.meta.url)('undici') as typeof import('undici'));
-}
+export const undici = lazyModule<typeof import('undici')>('undici');
 
 /** An upstream's answer, whatever its status: one of 400 or more always comes with its whole body. */
 export interface UpstreamResponse {

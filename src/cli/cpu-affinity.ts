@@ -51,7 +51,7 @@ export class CpuPinning {
 
   /** Pins the worker `id` (process `pid`) to a free CPU; `onError` hears why it could not be. */
   pin(id: number, pid: number | undefined, onError: (message: string) => void): void {
-    if (!this.active || pid === undefined) return;
+    if (!this.active || pid === undefined || this.#taken.has(id)) return;
     const used = new Set(this.#taken.values());
     const cpu = this.#cpus.find((c) => !used.has(c));
     if (cpu === undefined) return;

@@ -4,16 +4,16 @@
  * gauges as each declares) and answers with the whole. Without workers, the registry answers alone.
  */
 import cluster, { type Worker } from 'node:cluster';
-import { createRequire } from 'node:module';
 import type { AggregatorRegistry, Registry } from 'prom-client';
+import { lazyModule } from '../core/lazy-module.js';
 import { addPacked, packReading, readingOf, type PackedReading, type Reading } from './live-stats.js';
 
 /**
  * prom-client, loaded on first use: the cluster primary imports this module to answer scrapes, and
  * loading prom-client there at start cost about 3 MiB of its RSS though most primaries are never
- * scraped. A require (prom-client is CommonJS) gives the same instance as the workers' `import`.
+ * scraped.
  */
-const promClient = (): typeof import('prom-client') => createRequire(import.meta.url)('prom-client') as typeof import('prom-client');
+const promClient = lazyModule<typeof import('prom-client')>('prom-client');
 
 interface ScrapeRequest {
   readonly type: 'metrics-scrape';

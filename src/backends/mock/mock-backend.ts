@@ -48,11 +48,10 @@ export class MockBackend extends TextBackend {
   }
 
   /** Zeros of each output's shape (those asked for, in that order), a leading -1 being the first input's first dimension. */
-  // `request` is optional only because TextBackend's infer (which refuses) takes no arguments; the gateway always gives one.
-  override async infer(request?: InferRequest, call?: Cancellation): Promise<InferResult> {
+  override async infer(request: InferRequest, call: Cancellation): Promise<InferResult> {
     const signature = this.#signature;
-    if (signature === null || request === undefined) return super.infer();
-    if (this.#config.latency_ms > 0) await sleep(this.#config.latency_ms, undefined, { signal: call?.signal });
+    if (signature === null) return super.infer(request, call);
+    if (this.#config.latency_ms > 0) await sleep(this.#config.latency_ms, undefined, { signal: call.signal });
     const batch = request.inputs[0]?.shape[0] ?? 1;
     const specs =
       request.outputs === null
