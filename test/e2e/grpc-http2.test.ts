@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { connect as http2Connect, constants, type ClientHttp2Session, type IncomingHttpHeaders } from 'node:http2';
 import { connect as tcpConnect, type Socket } from 'node:net';
-import { after, before, describe, it } from 'node:test';
+import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { post, startServer, writeConfig, type RunningServer } from '../helpers/server.js';
 import { grpcServices } from '../helpers/grpc.js';
@@ -181,11 +181,17 @@ models:
     versions: [{ version: '1', backend: { kind: mock, latency_ms: 5000 } }]
 `);
     server = await startServer({ config });
-    session = http2Connect(`http://${server.grpc}`);
   });
 
+  // A connection of its own per test: with grpc.keepalive_ms at 300, the server closes an idle one
+  // whose PING goes unanswered while this process is busy (the large-request test blocks it for
+  // longer), and a shared one then failed the next test with ERR_HTTP2_INVALID_SESSION.
+  beforeEach(() => {
+    session = http2Connect(`http://${server.grpc}`);
+  });
+  afterEach(() => session?.close());
+
   after(async () => {
-    session?.close();
     await server?.stop();
   });
 
